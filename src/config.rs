@@ -1,0 +1,475 @@
+//! One validated `Config`: the built-in `config/default.toml`, then an optional file (or the
+//! dev overlay), then `TONGZHENG_SECTION__KEY` environment variables. `validate()` runs at boot
+//! and fails fast naming the offending field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const DEV: &str = include_str!("../config/dev.toml");
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a field of the wrong type or name.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value that parses but is not allowed.
+    #[error("invalid configuration field `{field}`: {reason}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Issuer identifier; derived from `server.listen` in dev mode when empty.
+    pub issuer: String,
+    /// Listener and HTTP settings.
+    pub server: ServerConfig,
+    /// TLS certificate and key.
+    pub tls: TlsConfig,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// Signing keys.
+    pub keys: KeysConfig,
+    /// Token and code lifetimes.
+    pub tokens: TokensConfig,
+    /// SSO session settings.
+    pub session: SessionConfig,
+    /// Security knobs.
+    pub security: SecurityConfig,
+    /// Data created at start when missing.
+    pub seed: SeedConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: String,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// Maximum request body size in bytes.
+    pub body_limit: usize,
+    /// Plain HTTP allowed because a proxy terminates TLS.
+    pub behind_tls_proxy: bool,
+    /// Development mode.
+    pub dev: bool,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain path.
+    pub cert: String,
+    /// PEM private key path.
+    pub key: String,
+}
+
+/// Which storage backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded, in-process.
+    Memory,
+    /// Redis, shared by instances.
+    Redis,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// Production must opt in to the memory store.
+    pub allow_memory: bool,
+    /// Redis URL.
+    pub redis_url: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Per-call deadline in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Key directory.
+    pub dir: PathBuf,
+}
+
+/// `[tokens]`, all in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Access token lifetime.
+    pub access_token_ttl: i64,
+    /// ID token lifetime.
+    pub id_token_ttl: i64,
+    /// Refresh token (family) lifetime.
+    pub refresh_token_ttl: i64,
+    /// Authorization code lifetime (at most 60).
+    pub code_ttl: i64,
+    /// Grace window for concurrent refresh retries.
+    pub refresh_grace: i64,
+    /// Lifetime of a remembered authorization request during login.
+    pub login_ttl: i64,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Idle timeout, seconds.
+    pub idle_timeout: i64,
+    /// Absolute timeout, seconds.
+    pub absolute_timeout: i64,
+    /// Session cookie name.
+    pub cookie_name: String,
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Concurrent password hashes (0: cores - 1, at least 1).
+    pub password_hash_concurrency: usize,
+    /// How long a login waits for a hashing slot.
+    pub password_queue_timeout_ms: u64,
+    /// RFC 7591 initial access token; empty disables `/register`.
+    pub initial_access_token: String,
+    /// Scope that authorizes the admin API.
+    pub admin_scope: String,
+    /// Default page locale.
+    pub default_locale: String,
+}
+
+/// `[seed]`: clients and users created at start when missing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedConfig {
+    /// Clients.
+    pub clients: Vec<SeedClient>,
+    /// Users.
+    pub users: Vec<SeedUser>,
+}
+
+/// A client to create at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedClient {
+    /// client_id.
+    pub client_id: String,
+    /// Plain secret (dev only); hashed before it is stored.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// SHA-256 (hex) of the secret, for production configs.
+    #[serde(default)]
+    pub client_secret_sha256: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Registered redirect URIs.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// Client authentication method.
+    pub token_endpoint_auth_method: String,
+}
+
+/// A user to create at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedUser {
+    /// Login name.
+    pub username: String,
+    /// Plain password, hashed with argon2id before it is stored.
+    pub password: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Phone number.
+    #[serde(default)]
+    pub phone_number: Option<String>,
+}
+
+fn parse_table(text: &str, what: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::Parse(format!("{what}: {e}")))
+}
+
+/// Deep-merges `over` into `base`; arrays and scalars replace, tables merge.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Applies `TONGZHENG_A__B=value` variables: the value is read as TOML when it parses
+/// (numbers, booleans, arrays), else as a string.
+fn apply_env(base: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) {
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix("TONGZHENG_") else {
+            continue;
+        };
+        let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        set_path(base, &parts, value);
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the dev overlay when `dev`, then `file`, then the environment.
+    pub fn load(file: Option<&Path>, dev: bool) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, dev, std::env::vars())
+    }
+
+    /// As [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        dev: bool,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse_table(DEFAULTS, "config/default.toml")?;
+        if dev {
+            merge(&mut table, parse_table(DEV, "config/dev.toml")?);
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            merge(&mut table, parse_table(&text, &path.display().to_string())?);
+        }
+        apply_env(&mut table, env);
+        Self::from_table(table)
+    }
+
+    /// Parses an already-merged table and validates it.
+    pub fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The built-in defaults merged with `overlay` (TOML text), validated. For tests and tools.
+    pub fn from_overlay(overlay: &str, dev: bool) -> Result<Self, ConfigError> {
+        let mut table = parse_table(DEFAULTS, "config/default.toml")?;
+        if dev {
+            merge(&mut table, parse_table(DEV, "config/dev.toml")?);
+        }
+        merge(&mut table, parse_table(overlay, "overlay")?);
+        Self::from_table(table)
+    }
+
+    /// Checks every cross-field rule; fills the issuer from the listen address in dev mode.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        let listen: SocketAddr = self
+            .server
+            .listen
+            .parse()
+            .map_err(|_| invalid("server.listen", "not an IP:port address"))?;
+        if self.server.dev && !listen.ip().is_loopback() {
+            return Err(invalid(
+                "server.listen",
+                "dev mode serves plain HTTP on loopback only",
+            ));
+        }
+        if self.issuer.is_empty() {
+            if !self.server.dev {
+                return Err(invalid("issuer", "required outside dev mode"));
+            }
+            self.issuer = format!("http://{listen}");
+        }
+        let issuer = url::Url::parse(&self.issuer).map_err(|_| invalid("issuer", "not a URL"))?;
+        if self.issuer.ends_with('/') || issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(invalid(
+                "issuer",
+                "no trailing slash, query or fragment (OIDC Discovery s2)",
+            ));
+        }
+        if issuer.scheme() != "https" && !self.server.dev {
+            return Err(invalid("issuer", "must be https outside dev mode"));
+        }
+        let tls = !self.tls.cert.is_empty() || !self.tls.key.is_empty();
+        if tls && (self.tls.cert.is_empty() || self.tls.key.is_empty()) {
+            return Err(invalid("tls", "cert and key go together"));
+        }
+        if !self.server.dev && !tls && !self.server.behind_tls_proxy {
+            return Err(invalid(
+                "tls.cert",
+                "production needs TLS (tls.cert and tls.key) or server.behind_tls_proxy = true",
+            ));
+        }
+        if self.store.backend == Backend::Memory && !self.server.dev && !self.store.allow_memory {
+            return Err(invalid(
+                "store.backend",
+                "the memory store loses everything on restart; set store.allow_memory = true to use it outside dev",
+            ));
+        }
+        if !(1..=60).contains(&self.tokens.code_ttl) {
+            return Err(invalid("tokens.code_ttl", "must be 1..=60 seconds"));
+        }
+        for (field, v) in [
+            ("tokens.access_token_ttl", self.tokens.access_token_ttl),
+            ("tokens.id_token_ttl", self.tokens.id_token_ttl),
+            ("tokens.refresh_token_ttl", self.tokens.refresh_token_ttl),
+            ("tokens.login_ttl", self.tokens.login_ttl),
+            ("session.idle_timeout", self.session.idle_timeout),
+            ("session.absolute_timeout", self.session.absolute_timeout),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "must be positive".into(),
+                });
+            }
+        }
+        if !(0..=300).contains(&self.tokens.refresh_grace) {
+            return Err(invalid("tokens.refresh_grace", "must be 0..=300 seconds"));
+        }
+        if self.store.timeout_ms == 0 || self.store.timeout_ms > 5_000 {
+            return Err(invalid("store.timeout_ms", "must be 1..=5000"));
+        }
+        if !matches!(self.security.default_locale.as_str(), "zh-CN" | "en") {
+            return Err(invalid("security.default_locale", "zh-CN or en"));
+        }
+        if !self.security.initial_access_token.is_empty()
+            && self.security.initial_access_token.len() < 16
+        {
+            return Err(invalid(
+                "security.initial_access_token",
+                "at least 16 characters",
+            ));
+        }
+        if self.server.body_limit < 1024 {
+            return Err(invalid("server.body_limit", "at least 1024 bytes"));
+        }
+        for c in &self.seed.clients {
+            if c.client_secret.is_some() && !self.server.dev {
+                return Err(invalid(
+                    "seed.clients.client_secret",
+                    "plain secrets are for dev; use client_secret_sha256",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Concurrent password hashes allowed.
+    pub fn hash_concurrency(&self) -> usize {
+        match self.security.password_hash_concurrency {
+            0 => {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+            }
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_config_loads_and_derives_issuer() {
+        let c = Config::load_with_env(None, true, std::iter::empty()).unwrap();
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.store.backend, Backend::Memory);
+        assert_eq!(c.seed.users.len(), 1);
+    }
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let env = [
+            (
+                "TONGZHENG_SERVER__LISTEN".to_owned(),
+                "127.0.0.1:9999".to_owned(),
+            ),
+            (
+                "TONGZHENG_TOKENS__ACCESS_TOKEN_TTL".to_owned(),
+                "120".to_owned(),
+            ),
+        ];
+        let c = Config::load_with_env(None, true, env.into_iter()).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+        assert_eq!(c.tokens.access_token_ttl, 120);
+    }
+
+    #[test]
+    fn production_refuses_plain_http_and_memory() {
+        let e = Config::from_overlay("issuer = \"https://id.example.gov.cn\"", false).unwrap_err();
+        assert!(e.to_string().contains("tls.cert"), "{e}");
+        let e = Config::from_overlay(
+            "issuer = \"https://id.example.gov.cn\"\n[server]\nbehind_tls_proxy = true\n[store]\nbackend = \"memory\"",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("store.backend"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = Config::from_overlay("[server]\nlisten_addr = \"x\"", true).unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+}

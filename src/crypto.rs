@@ -1,0 +1,97 @@
+//! Small cryptographic helpers over ring: random tokens, SHA-256, constant-time comparison,
+//! base64url. Every secret tongzheng hands out comes from [`random_token`].
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
+/// base64url without padding (RFC 7515 s2).
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding; `None` on bad input.
+pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// `n` random bytes from the system CSPRNG, base64url-encoded (n=32 gives 256 bits).
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    // SystemRandom only fails if the OS has no entropy source, which we cannot recover from;
+    // an all-zero token would be a security hole, so abort loudly instead.
+    if SystemRandom::new().fill(&mut buf).is_err() {
+        tracing::error!("system random source failed");
+        std::process::abort();
+    }
+    b64(&buf)
+}
+
+/// SHA-256 digest.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// SHA-256 as lowercase hex, the form client secrets are stored in.
+pub fn sha256_hex(data: &[u8]) -> String {
+    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 as base64url: the key under which codes and tokens are stored.
+pub fn token_key(token: &str) -> String {
+    b64(&sha256(token.as_bytes()))
+}
+
+/// Constant-time equality of two byte strings (length may leak, content does not).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A secret string with a redacting `Debug` and no `Display`, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    /// The secret's text, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_long() {
+        let a = random_token(32);
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token(32));
+    }
+
+    #[test]
+    fn sha256_matches_known_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", Secret("hunter2".into())),
+            "Secret(<redacted>)"
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! Protocol error codes as closed enums (RFC 6749 s4.1.2.1 and s5.2, RFC 6750 s3.1, OIDC Core
+//! s3.1.2.6, RFC 7591 s3.2.2, RFC 8693 s2.2.2) and the one place that maps errors to HTTP.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// Error codes of the OAuth and OpenID endpoints. Each variant's wire value is the spec's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// RFC 6749 s5.2: the request is missing a parameter, repeats one, or is otherwise malformed.
+    InvalidRequest,
+    /// RFC 6749 s5.2: client authentication failed.
+    InvalidClient,
+    /// RFC 6749 s5.2: the grant or refresh token is invalid, expired, revoked or mismatched.
+    InvalidGrant,
+    /// RFC 6749 s5.2: the client may not use this grant type.
+    UnauthorizedClient,
+    /// RFC 6749 s5.2: the grant type is not supported.
+    UnsupportedGrantType,
+    /// RFC 6749 s5.2: the scope is invalid, unknown, or exceeds what was granted.
+    InvalidScope,
+    /// RFC 6749 s4.1.2.1: the resource owner or server denied the request.
+    AccessDenied,
+    /// RFC 6749 s4.1.2.1: this response type is not supported.
+    UnsupportedResponseType,
+    /// RFC 6749 s4.1.2.1: the server met an unexpected condition.
+    ServerError,
+    /// RFC 6749 s4.1.2.1: the server is temporarily unable to handle the request.
+    TemporarilyUnavailable,
+    /// OIDC Core s3.1.2.6: the user must log in but `prompt=none` was asked.
+    LoginRequired,
+    /// OIDC Core s3.1.2.6: the user must consent but `prompt=none` was asked.
+    ConsentRequired,
+    /// OIDC Core s3.1.2.6: some interaction is needed but `prompt=none` was asked.
+    InteractionRequired,
+    /// OIDC Core s6: the `request` parameter is not supported.
+    RequestNotSupported,
+    /// OIDC Core s6: the `request_uri` parameter is not supported.
+    RequestUriNotSupported,
+    /// RFC 6750 s3.1: the access token is missing, expired, revoked or malformed.
+    InvalidToken,
+    /// RFC 6750 s3.1: the token lacks the scope this resource needs.
+    InsufficientScope,
+    /// RFC 7009 s2.2.1: revocation of this token type is not supported.
+    UnsupportedTokenType,
+    /// RFC 7591 s3.2.2: a redirect URI is invalid.
+    InvalidRedirectUri,
+    /// RFC 7591 s3.2.2: a metadata field is invalid.
+    InvalidClientMetadata,
+    /// RFC 8693 s2.2.2: the audience or resource is not acceptable.
+    InvalidTarget,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidTarget => "invalid_target",
+        }
+    }
+}
+
+/// An OAuth/OIDC protocol error: a code and a human-readable description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The spec's error code.
+    pub code: ErrorCode,
+    /// `error_description`: safe to show to the client, never contains secrets.
+    pub description: Cow<'static, str>,
+}
+
+impl OAuthError {
+    /// A new error with a description.
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+    /// `invalid_request`.
+    pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+    /// `invalid_client`.
+    pub fn invalid_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+    /// `invalid_grant`.
+    pub fn invalid_grant(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, d)
+    }
+    /// `invalid_scope`.
+    pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, d)
+    }
+    /// `unauthorized_client`.
+    pub fn unauthorized_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, d)
+    }
+    /// `invalid_token`.
+    pub fn invalid_token(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidToken, d)
+    }
+    /// `server_error` with an opaque description.
+    pub fn server_error() -> Self {
+        Self::new(ErrorCode::ServerError, "internal error")
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "storage is unavailable, retry later",
+                )
+            }
+            StoreError::Corrupt { key, reason } => {
+                tracing::error!(%key, %reason, "corrupt stored value");
+                Self::server_error()
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error_description: &'a str,
+}
+
+fn no_store(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// JSON error response of the token-style endpoints (RFC 6749 s5.2, RFC 7009, RFC 7662,
+/// RFC 7591): status 400 (401 for `invalid_client`, 503 when storage is down), no-store.
+#[derive(Debug)]
+pub struct JsonError {
+    /// The protocol error.
+    pub error: OAuthError,
+    /// True when the client tried HTTP Basic authentication (RFC 6749 s5.2: answer 401 with a
+    /// matching `WWW-Authenticate`).
+    pub basic_challenge: bool,
+}
+
+impl From<OAuthError> for JsonError {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            error,
+            basic_challenge: false,
+        }
+    }
+}
+
+impl From<StoreError> for JsonError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::from(e).into()
+    }
+}
+
+impl IntoResponse for JsonError {
+    fn into_response(self) -> Response {
+        let code = self.error.code;
+        let body = ErrorBody {
+            error: code.as_str(),
+            error_description: &self.error.description,
+        };
+        let mut resp = (status_of(code), axum::Json(body)).into_response();
+        no_store(&mut resp);
+        if code == ErrorCode::InvalidClient {
+            let challenge = if self.basic_challenge {
+                HeaderValue::from_static("Basic realm=\"tongzheng\"")
+            } else {
+                HeaderValue::from_static("Bearer realm=\"tongzheng\"")
+            };
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if code == ErrorCode::TemporarilyUnavailable {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// A protected-resource error (RFC 6750 s3): 401/403 with a `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No credentials at all: RFC 6750 s3.1 says answer with a bare challenge and no error code.
+    Missing,
+    /// Credentials were sent and rejected.
+    Rejected(OAuthError),
+}
+
+impl From<StoreError> for BearerError {
+    fn from(e: StoreError) -> Self {
+        Self::Rejected(e.into())
+    }
+}
+
+impl From<OAuthError> for BearerError {
+    fn from(e: OAuthError) -> Self {
+        Self::Rejected(e)
+    }
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let mut resp = match &self {
+            Self::Missing => StatusCode::UNAUTHORIZED.into_response(),
+            Self::Rejected(e) => {
+                let body = ErrorBody {
+                    error: e.code.as_str(),
+                    error_description: &e.description,
+                };
+                (status_of(e.code), axum::Json(body)).into_response()
+            }
+        };
+        let challenge = match &self {
+            Self::Missing => "Bearer realm=\"tongzheng\"".to_owned(),
+            Self::Rejected(e) => {
+                let d = e.description.replace(['"', '\\'], "'");
+                format!(
+                    "Bearer realm=\"tongzheng\", error=\"{}\", error_description=\"{d}\"",
+                    e.code.as_str()
+                )
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        no_store(&mut resp);
+        resp
+    }
+}
+
+/// An RFC 7807 problem document, used by the admin API.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// HTTP status code.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// Occurrence-specific explanation.
+    pub detail: String,
+    /// The HTTP status, repeated in the body as RFC 7807 s3.1 allows.
+    #[serde(rename = "status")]
+    pub status_code: u16,
+}
+
+impl Problem {
+    /// A problem with the given status, type slug, title and detail.
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind: slug,
+            title,
+            detail: detail.into(),
+            status_code: status.as_u16(),
+        }
+    }
+    /// 400 validation failure.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "urn:tongzheng:problem:invalid-input",
+            "Invalid input",
+            detail,
+        )
+    }
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "urn:tongzheng:problem:not-found",
+            "Not found",
+            detail,
+        )
+    }
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "urn:tongzheng:problem:conflict",
+            "Conflict",
+            detail,
+        )
+    }
+    /// 401.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "urn:tongzheng:problem:unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+    /// 403.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "urn:tongzheng:problem:forbidden",
+            "Forbidden",
+            detail,
+        )
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match OAuthError::from(e).code {
+            ErrorCode::TemporarilyUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:tongzheng:problem:unavailable",
+                "Service unavailable",
+                "storage is unavailable, retry later",
+            ),
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "urn:tongzheng:problem:internal",
+                "Internal error",
+                "internal error",
+            ),
+        }
+    }
+}
+
+impl From<OAuthError> for Problem {
+    fn from(e: OAuthError) -> Self {
+        match e.code {
+            ErrorCode::InvalidToken | ErrorCode::InvalidClient => Self::unauthorized(e.description),
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => {
+                Self::forbidden(e.description)
+            }
+            ErrorCode::TemporarilyUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:tongzheng:problem:unavailable",
+                "Service unavailable",
+                e.description,
+            ),
+            ErrorCode::ServerError => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "urn:tongzheng:problem:internal",
+                "Internal error",
+                "internal error",
+            ),
+            _ => Self::bad_request(e.description),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(&self)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tongzheng\""),
+            );
+        }
+        no_store(&mut resp);
+        resp
+    }
+}

@@ -1,0 +1,55 @@
+//! Every stored type's key, in one place. Backends add their own prefix (Redis: `tz:` by
+//! default). Secrets are never part of a key: codes and tokens are keyed by their SHA-256.
+
+/// A registered client, by client_id.
+pub fn client(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+/// The set of all client ids.
+pub const CLIENT_INDEX: &str = "clients";
+/// A user, by user id.
+pub fn user(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+/// Username -> user id (unique).
+pub fn username(name: &str) -> String {
+    format!("username:{}", name.to_lowercase())
+}
+/// The set of all user ids.
+pub const USER_INDEX: &str = "users";
+/// An SSO session, by sid.
+pub fn session(sid: &str) -> String {
+    format!("session:{sid}")
+}
+/// The clients an SSO session issued tokens to.
+pub fn session_clients(sid: &str) -> String {
+    format!("session:{sid}:clients")
+}
+/// A pending authorization request waiting for login or consent.
+pub fn auth_request(id: &str) -> String {
+    format!("authreq:{id}")
+}
+/// An authorization code, by the SHA-256 of the code.
+pub fn code(code_hash: &str) -> String {
+    format!("code:{code_hash}")
+}
+/// A refresh token, by the SHA-256 of the token.
+pub fn refresh_token(token_hash: &str) -> String {
+    format!("rt:{token_hash}")
+}
+/// Marker: the grant (token family) is revoked.
+pub fn revoked_grant(grant_id: &str) -> String {
+    format!("revoked:grant:{grant_id}")
+}
+/// Marker: one access token (by jti) is revoked.
+pub fn revoked_jti(jti: &str) -> String {
+    format!("revoked:jti:{jti}")
+}
+/// A user's consent to a client (the scopes granted).
+pub fn consent(subject: &str, client_id: &str) -> String {
+    format!("consent:{subject}:{client_id}")
+}
+/// A private_key_jwt assertion id already used (replay guard, RFC 7523 s3).
+pub fn assertion_jti(client_id: &str, jti: &str) -> String {
+    format!("assertion:{client_id}:{jti}")
+}

@@ -1,0 +1,263 @@
+//! The embedded in-memory backend: the zero-setup default for `serve --dev` and unit tests.
+//! One mutex-guarded map; each entry carries its own deadline (monotonic), swept lazily on
+//! access and periodically by a cheap partial sweep on writes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Redeemed, Store, StoreError};
+
+#[derive(Debug)]
+enum Value {
+    Bytes(Vec<u8>),
+    Redeemable { value: Vec<u8>, first: Option<i64> },
+    Set(HashSet<String>),
+    Counter(i64),
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    deadline: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, at: Instant) -> bool {
+        self.deadline.is_none_or(|d| d > at)
+    }
+}
+
+/// In-process store; all data is lost when the process exits.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    map: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    writes: u64,
+}
+
+fn deadline(ttl: Option<u64>) -> Option<Instant> {
+    ttl.map(|s| monotonic_now() + Duration::from_secs(s))
+}
+
+fn monotonic_now() -> Instant {
+    Instant::now()
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> Result<R, StoreError> {
+        let mut inner = self
+            .map
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        Ok(f(&mut inner, monotonic_now()))
+    }
+}
+
+impl Inner {
+    fn live(&mut self, key: &str, at: Instant) -> Option<&mut Entry> {
+        let expired = self.entries.get(key).is_some_and(|e| !e.live(at));
+        if expired {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, entry: Entry, at: Instant) {
+        self.writes = self.writes.wrapping_add(1);
+        // Every 1024 writes, drop expired entries so an idle key space does not grow forever.
+        if self.writes % 1024 == 0 {
+            self.entries.retain(|_, e| e.live(at));
+        }
+        self.entries.insert(key.to_owned(), entry);
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
+            Some(Value::Bytes(b)) => Some(b.clone()),
+            _ => None,
+        })
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.with(|m, at| {
+            keys.iter()
+                .map(|k| match m.live(k, at).map(|e| &e.value) {
+                    Some(Value::Bytes(b)) => Some(b.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            let entry = Entry {
+                value: Value::Bytes(value.to_vec()),
+                deadline: deadline(ttl),
+            };
+            m.insert(key, entry, at);
+        })
+    }
+
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
+        self.with(|m, at| {
+            if m.live(key, at).is_some() {
+                return false;
+            }
+            let entry = Entry {
+                value: Value::Bytes(value.to_vec()),
+                deadline: deadline(ttl),
+            };
+            m.insert(key, entry, at);
+            true
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.with(|m, at| {
+            let was_live = m.live(key, at).is_some();
+            m.entries.remove(key);
+            was_live
+        })
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|m, at| {
+            if !matches!(m.live(key, at).map(|e| &e.value), Some(Value::Bytes(_))) {
+                return None;
+            }
+            match m.entries.remove(key).map(|e| e.value) {
+                Some(Value::Bytes(b)) => Some(b),
+                _ => None,
+            }
+        })
+    }
+
+    async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            let value = Value::Redeemable {
+                value: value.to_vec(),
+                first: None,
+            };
+            m.insert(
+                key,
+                Entry {
+                    value,
+                    deadline: deadline(Some(ttl)),
+                },
+                at,
+            );
+        })
+    }
+
+    async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
+        self.with(|m, at| match m.live(key, at).map(|e| &mut e.value) {
+            Some(Value::Redeemable { value, first }) => {
+                let first_redeemed_at = *first;
+                if first.is_none() {
+                    *first = Some(now);
+                }
+                Some(Redeemed {
+                    value: value.clone(),
+                    first_redeemed_at,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {
+        self.with(|m, at| match m.live(key, at) {
+            Some(e) => {
+                e.deadline = deadline(Some(ttl));
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            if let Some(e) = m.live(key, at) {
+                if let Value::Set(s) = &mut e.value {
+                    s.insert(member.to_owned());
+                    if ttl.is_some() {
+                        e.deadline = deadline(ttl);
+                    }
+                    return;
+                }
+            }
+            let set = HashSet::from([member.to_owned()]);
+            m.insert(
+                key,
+                Entry {
+                    value: Value::Set(set),
+                    deadline: deadline(ttl),
+                },
+                at,
+            );
+        })
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, StoreError> {
+        self.with(|m, at| {
+            let Some(e) = m.live(key, at) else {
+                return false;
+            };
+            let Value::Set(s) = &mut e.value else {
+                return false;
+            };
+            let removed = s.remove(member);
+            if s.is_empty() {
+                m.entries.remove(key);
+            }
+            removed
+        })
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
+            Some(Value::Set(s)) => s.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError> {
+        self.with(|m, at| {
+            if let Some(e) = m.live(key, at) {
+                if let Value::Counter(n) = &mut e.value {
+                    *n = n.saturating_add(1);
+                    return *n;
+                }
+            }
+            m.insert(
+                key,
+                Entry {
+                    value: Value::Counter(1),
+                    deadline: deadline(Some(ttl)),
+                },
+                at,
+            );
+            1
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|_, _| ())
+    }
+}

@@ -1,0 +1,117 @@
+//! One storage interface, two backends. The interface is a small key-value vocabulary (values,
+//! single-use redemption, sets, counters) that both the embedded memory backend and Redis
+//! implement identically; `keys` names every stored type's key so nothing builds keys by hand.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time; retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded (schema drift or corruption).
+    #[error("stored value for {key} is corrupt: {reason}")]
+    Corrupt {
+        /// The key whose value failed to decode.
+        key: String,
+        /// The decoder's message.
+        reason: String,
+    },
+}
+
+/// Result of [`Store::redeem`]: the stored value and when it was first redeemed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    /// The value as stored by [`Store::put_redeemable`].
+    pub value: Vec<u8>,
+    /// `None` when this call was the first redemption, else the `now` passed by the first one.
+    pub first_redeemed_at: Option<i64>,
+}
+
+/// The storage interface every backend implements. TTLs are whole seconds; `None` keeps the
+/// value until deleted. Expiry here is garbage collection only: records carry their own expiry
+/// and domain code checks it against the clock.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads a value.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads several values in one round trip, in the order given.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    /// Writes a value, replacing any old one.
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError>;
+    /// Writes a value only if the key is absent; true when written.
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError>;
+    /// Deletes a key of any kind; true when something was deleted.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Reads and deletes a value atomically: exactly one caller gets it.
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes a value that is later read only through [`Store::redeem`].
+    async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError>;
+    /// Reads a redeemable value and atomically records the first redemption time, so exactly
+    /// one caller sees `first_redeemed_at == None` and later callers learn when that was.
+    async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError>;
+    /// Sets a new TTL on an existing key; false when the key does not exist.
+    async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError>;
+    /// Adds a member to a set, and (re)sets the set's TTL when one is given.
+    async fn set_add(&self, key: &str, member: &str, ttl: Option<u64>) -> Result<(), StoreError>;
+    /// Removes a member from a set; true when it was there.
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, StoreError>;
+    /// All members of a set, in no particular order.
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Increments a counter, creating it with `ttl` when new; returns the new value.
+    async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError>;
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A shared handle to whichever backend the config chose.
+pub type DynStore = Arc<dyn Store>;
+
+/// Encodes a record for storage.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Decodes a stored record, naming the key on failure.
+pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads and decodes a JSON record.
+pub async fn get_json<T: DeserializeOwned>(
+    store: &dyn Store,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match store.get(key).await? {
+        Some(bytes) => decode(key, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes a JSON record.
+pub async fn put_json<T: Serialize>(
+    store: &dyn Store,
+    key: &str,
+    value: &T,
+    ttl: Option<u64>,
+) -> Result<(), StoreError> {
+    store.put(key, &encode(value), ttl).await
+}
+
+/// A TTL in seconds from an absolute expiry, never zero (zero would mean "expire now" to Redis).
+pub fn ttl_until(exp: i64, now: i64) -> u64 {
+    u64::try_from(exp.saturating_sub(now)).unwrap_or(0).max(1)
+}

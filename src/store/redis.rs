@@ -1,0 +1,243 @@
+//! The Redis backend: one multiplexed `ConnectionManager` (auto-reconnect) shared by every
+//! request, every key under a configurable prefix, atomic single-use operations as GETDEL and
+//! Lua scripts. Every call is bounded by a deadline so a dead Redis yields a fast
+//! [`StoreError::Unavailable`] (answered as 503) instead of a hung request.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, Script};
+
+use super::{Redeemed, Store, StoreError};
+
+/// Redis-backed store shared by any number of tongzheng instances.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    deadline: Duration,
+    redeem: Script,
+    set_add: Script,
+    incr: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+// KEYS[1] = value hash. ARGV[1] = now. Returns {value, first-or-false} or nil.
+const REDEEM_LUA: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return nil end
+local first = redis.call('HGET', KEYS[1], 'u')
+if not first then redis.call('HSET', KEYS[1], 'u', ARGV[1]) end
+return {v, first or ''}
+";
+
+// KEYS[1] = set. ARGV[1] = member, ARGV[2] = ttl seconds or 0 for none.
+const SET_ADD_LUA: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1
+";
+
+// KEYS[1] = counter. ARGV[1] = ttl seconds, applied when the counter is created.
+const INCR_LUA: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Creates the store; the connection is made lazily and re-made after failures, so the
+    /// server can start (and report not-ready) while Redis is still down.
+    pub fn connect(url: &str, prefix: &str, deadline: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(deadline))
+            .set_response_timeout(Some(deadline))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            deadline,
+            redeem: Script::new(REDEEM_LUA),
+            set_add: Script::new(SET_ADD_LUA),
+            incr: Script::new(INCR_LUA),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.deadline, cmd.query_async(&mut conn)).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "redis did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn script<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = script.key(self.key(key));
+        for a in args {
+            invocation.arg(*a);
+        }
+        match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "redis did not answer in time".into(),
+            )),
+        }
+    }
+}
+
+fn with_ttl(cmd: &mut Cmd, ttl: Option<u64>) {
+    if let Some(ttl) = ttl {
+        cmd.arg("EX").arg(ttl.max(1));
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(redis::cmd("GET").arg(self.key(key)).clone()).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(self.key(k));
+        }
+        self.run(cmd).await
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value);
+        with_ttl(&mut cmd, ttl);
+        self.run::<()>(cmd).await
+    }
+
+    async fn put_new(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("NX");
+        with_ttl(&mut cmd, ttl);
+        let reply: Option<String> = self.run(cmd).await?;
+        Ok(reply.is_some())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(redis::cmd("DEL").arg(self.key(key)).clone())
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(redis::cmd("GETDEL").arg(self.key(key)).clone())
+            .await
+    }
+
+    async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
+        let k = self.key(key);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(&k)
+            .ignore()
+            .cmd("HSET")
+            .arg(&k)
+            .arg("v")
+            .arg(value)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&k)
+            .arg(ttl.max(1))
+            .ignore();
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "redis did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
+        let now = now.to_string();
+        let reply: Option<(Vec<u8>, String)> = self.script(&self.redeem, key, &[&now]).await?;
+        Ok(reply.map(|(value, first)| Redeemed {
+            value,
+            first_redeemed_at: first.parse().ok(),
+        }))
+    }
+
+    async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(
+                redis::cmd("EXPIRE")
+                    .arg(self.key(key))
+                    .arg(ttl.max(1))
+                    .clone(),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn set_add(&self, key: &str, member: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+        let ttl = ttl.unwrap_or(0).to_string();
+        self.script::<i64>(&self.set_add, key, &[member, &ttl])
+            .await
+            .map(|_| ())
+    }
+
+    async fn set_remove(&self, key: &str, member: &str) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .run(redis::cmd("SREM").arg(self.key(key)).arg(member).clone())
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.run(redis::cmd("SMEMBERS").arg(self.key(key)).clone())
+            .await
+    }
+
+    async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError> {
+        let ttl = ttl.max(1).to_string();
+        self.script(&self.incr, key, &[&ttl]).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self.run(redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(unavailable(format!("unexpected PING reply {pong}")))
+        }
+    }
+}
