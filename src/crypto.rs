@@ -16,6 +16,11 @@ pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
+/// Decodes standard base64 (with padding), as HTTP Basic uses.
+pub fn b64_decode_std(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
 /// `n` random bytes from the system CSPRNG, base64url-encoded (n=32 gives 256 bits).
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];

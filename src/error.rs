@@ -182,14 +182,13 @@ pub struct JsonError {
     /// True when the client tried HTTP Basic authentication (RFC 6749 s5.2: answer 401 with a
     /// matching `WWW-Authenticate`).
     pub basic_challenge: bool,
+    /// A status other than the code's usual one (413 for an oversized body).
+    pub status: Option<StatusCode>,
 }
 
 impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
-        Self {
-            error,
-            basic_challenge: false,
-        }
+        Self { error, basic_challenge: false, status: None }
     }
 }
 
@@ -206,7 +205,8 @@ impl IntoResponse for JsonError {
             error: code.as_str(),
             error_description: &self.error.description,
         };
-        let mut resp = (status_of(code), axum::Json(body)).into_response();
+        let status = self.status.unwrap_or_else(|| status_of(code));
+        let mut resp = (status, axum::Json(body)).into_response();
         no_store(&mut resp);
         if code == ErrorCode::InvalidClient {
             let challenge = if self.basic_challenge {

@@ -3,16 +3,27 @@
 //!
 //! Layers, dependencies pointing down only:
 //! - [`http`]: axum handlers; extract, make one domain call, map the result through [`error`].
-//! - domain: [`grant`] (token minting per grant type), [`session`], [`clients`], [`users`],
-//!   [`tokens`] (access/ID token claims and validation), [`keys`] (JWS, JWKS). No axum, no Redis.
+//! - domain: [`authorize`], [`grant`] (token minting per grant type), [`session`], [`clients`],
+//!   [`users`], [`registration`], [`tokens`] (claims and validation), [`keys`] and [`jwt`]
+//!   (JWS, JWKS). No axum here, no Redis types; time is passed in from [`clock`].
 //! - [`store`]: one storage interface, memory and Redis backends.
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
+pub mod authorize;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod grant;
+pub mod http;
+pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
+pub mod registration;
+pub mod server;
+pub mod session;
 pub mod store;
+pub mod tokens;
+pub mod users;

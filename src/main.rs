@@ -1,1 +1,153 @@
-fn main() {}
+//! The `tongzheng` binary: parses the CLI, sets up logging, binds the listener and hands it
+//! to `server::run`. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tongzheng::clock::Clock;
+use tongzheng::config::Config;
+use tongzheng::jwt::Alg;
+use tongzheng::keys::Keys;
+
+#[derive(Parser)]
+#[command(name = "tongzheng", version, about = "Unified identity authentication server (OAuth 2.0 / OpenID Connect)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Development mode: HTTP on loopback, in-memory store, demo data from config/dev.toml.
+        #[arg(long)]
+        dev: bool,
+        /// Configuration file (production mode unless --dev).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Measure the raw single-core ES256 signing rate (the benchmark baseline).
+    BenchSign {
+        /// How long to sign, in seconds.
+        #[arg(long, default_value_t = 2)]
+        seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add a new active key per algorithm; old keys stay published until their tokens expire.
+    Rotate {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Use the dev configuration.
+        #[arg(long)]
+        dev: bool,
+    },
+}
+
+fn load(config: Option<&PathBuf>, dev: bool) -> Result<Config, String> {
+    Config::load(config.map(PathBuf::as_path), dev).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TONGZHENG_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match real_main(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tongzheng: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { dev, config, listen } => {
+            let mut cfg = load(config.as_ref(), dev)?;
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+                if dev && !config.as_ref().is_some() {
+                    cfg.issuer.clear();
+                }
+                cfg.validate().map_err(|e| e.to_string())?;
+            }
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if cfg.server.workers > 0 {
+                rt.worker_threads(cfg.server.workers);
+            }
+            let rt = rt.enable_all().build().map_err(|e| e.to_string())?;
+            rt.block_on(serve(cfg))
+        }
+        Command::Keys { action: KeysAction::Rotate { config, dev } } => {
+            let cfg = load(config.as_ref(), dev)?;
+            let now = Clock::system().now();
+            let keys = Keys::load_or_generate(&cfg.keys.dir, now).map_err(|e| e.to_string())?;
+            let keep = cfg.tokens.access_token_ttl.max(cfg.tokens.id_token_ttl) + 3600;
+            let kids = keys.rotate(now, keep).map_err(|e| e.to_string())?;
+            println!("new active keys: {}", kids.join(", "));
+            println!("running servers pick them up on their next rotation or restart");
+            Ok(())
+        }
+        Command::BenchSign { seconds } => {
+            let keys = Keys::ephemeral(0).map_err(|e| e.to_string())?;
+            let msg = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9";
+            let start = std::time::Instant::now();
+            let mut n: u64 = 0;
+            while start.elapsed().as_secs() < seconds {
+                for _ in 0..100 {
+                    keys.sign_raw(Alg::ES256, msg).map_err(|e| e.to_string())?;
+                }
+                n += 100;
+            }
+            println!("{:.0}", n as f64 / start.elapsed().as_secs_f64());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
+    let issuer = cfg.issuer.clone();
+    if cfg.server.dev {
+        println!("tongzheng dev server (in-memory store, HTTP on loopback; not for production)");
+        println!("  issuer:     {issuer}");
+        println!("  discovery:  {issuer}/.well-known/openid-configuration");
+        for c in &cfg.seed.clients {
+            println!(
+                "  client:     {} ({}) secret: {}",
+                c.client_id,
+                c.token_endpoint_auth_method,
+                c.client_secret.as_deref().unwrap_or("none (public, PKCE)")
+            );
+        }
+        for u in &cfg.seed.users {
+            println!("  user:       {} / {}", u.username, u.password);
+        }
+        if !cfg.security.initial_access_token.is_empty() {
+            println!("  RFC 7591 initial access token: {}", cfg.security.initial_access_token);
+        }
+    } else {
+        tracing::info!(%issuer, listen = %cfg.server.listen, "tongzheng starting");
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    tongzheng::server::run(listener, cfg, shutdown).await.map_err(|e| e.to_string())
+}

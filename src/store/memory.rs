@@ -181,6 +181,13 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
+        self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
+            Some(Value::Redeemable { value, first }) => Some(Redeemed { value: value.clone(), first_redeemed_at: *first }),
+            _ => None,
+        })
+    }
+
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {
         self.with(|m, at| match m.live(key, at) {
             Some(e) => {

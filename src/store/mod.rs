@@ -59,6 +59,8 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a redeemable value and atomically records the first redemption time, so exactly
     /// one caller sees `first_redeemed_at == None` and later callers learn when that was.
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError>;
+    /// Reads a redeemable value without redeeming it (introspection of refresh tokens).
+    async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError>;
     /// Sets a new TTL on an existing key; false when the key does not exist.
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError>;
     /// Adds a member to a set, and (re)sets the set's TTL when one is given.

@@ -1,0 +1,478 @@
+//! The client registry: client records, secrets (random, stored as SHA-256, compared in
+//! constant time), and client authentication at the token-style endpoints (RFC 6749 s2.3,
+//! RFC 7523 s2.2 / OIDC Core s9 private_key_jwt).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, Secret, ct_eq, sha256_hex};
+use crate::error::OAuthError;
+use crate::jwks_cache::JwksCache;
+use crate::jwt::{Alg, JwkSet, Unverified, VerifyKey};
+use crate::store::{self, DynStore, StoreError, keys};
+
+/// Grant types a client may be allowed (RFC 7591 s2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantType {
+    /// RFC 6749 s4.1.
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    /// RFC 6749 s6.
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    /// RFC 6749 s4.4.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authorization_code" => Some(Self::AuthorizationCode),
+            "refresh_token" => Some(Self::RefreshToken),
+            "client_credentials" => Some(Self::ClientCredentials),
+            _ => None,
+        }
+    }
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// Token endpoint authentication methods (RFC 7591 s2, OIDC Core s9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// HTTP Basic with client_id and secret.
+    ClientSecretBasic,
+    /// client_id and client_secret in the form body.
+    ClientSecretPost,
+    /// A JWT assertion signed with the client's private key (RFC 7523).
+    PrivateKeyJwt,
+    /// Public client: no authentication, PKCE required.
+    None,
+}
+
+impl AuthMethod {
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+    /// True for methods that use a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+/// Where a client came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Seeded from configuration.
+    Config,
+    /// Created through the admin API.
+    Admin,
+    /// Dynamic registration (RFC 7591).
+    Dynamic,
+}
+
+/// A stored client secret: SHA-256 of a high-entropy random string, optionally expiring (for
+/// rotation with an overlap window).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSecret {
+    /// Lowercase hex SHA-256 of the secret.
+    pub sha256: String,
+    /// Unix time after which the secret stops working.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// client_id.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Secrets (empty for public and private_key_jwt clients).
+    #[serde(default)]
+    pub secrets: Vec<StoredSecret>,
+    /// Registered redirect URIs, matched exactly.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<GrantType>,
+    /// Scopes the client was granted (AY-7.1 least privilege).
+    pub scopes: Vec<String>,
+    /// How it authenticates at the token endpoint.
+    pub auth_method: AuthMethod,
+    /// ID token signing algorithm (RS256 unless registered otherwise, OIDC Registration s2).
+    pub id_token_alg: Alg,
+    /// Inline public keys for private_key_jwt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<JwkSet>,
+    /// URL of the client's public keys for private_key_jwt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// OpenID Back-Channel Logout s2.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the logout token must carry `sid`.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+    /// OpenID Front-Channel Logout s2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// Whether the front-channel URI gets `iss` and `sid`.
+    #[serde(default)]
+    pub frontchannel_logout_session_required: bool,
+    /// Ask the user before releasing claims (dynamic clients default to true).
+    #[serde(default)]
+    pub consent_required: bool,
+    /// Whether the client may be used at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where it came from.
+    pub origin: Origin,
+    /// SHA-256 of the RFC 7592 registration access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token_sha256: Option<String>,
+    /// Per-client access token lifetime override, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Client {
+    /// True when the client authenticates with nothing (public client).
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+    /// Whether the client may use a grant type.
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+    /// Whether `uri` is registered, by exact string comparison (RFC 9700 s2.1, OIDC Core s3.1.2.1).
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri)
+    }
+    /// Whether the client holds a scope.
+    pub fn holds_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Generates a new client secret (256 bits) and its stored form.
+pub fn new_secret(expires_at: Option<i64>) -> (Secret, StoredSecret) {
+    let secret = crypto::random_token(32);
+    let stored = StoredSecret { sha256: sha256_hex(secret.as_bytes()), expires_at };
+    (Secret(secret), stored)
+}
+
+/// Reads a client.
+pub async fn get(store: &DynStore, client_id: &str) -> Result<Option<Client>, StoreError> {
+    if client_id.is_empty() || client_id.len() > 256 {
+        return Ok(None);
+    }
+    store::get_json(store.as_ref(), &keys::client(client_id)).await
+}
+
+/// Writes a client (create or replace) and indexes it.
+pub async fn put(store: &DynStore, client: &Client) -> Result<(), StoreError> {
+    store::put_json(store.as_ref(), &keys::client(&client.client_id), client, None).await?;
+    store.set_add(keys::CLIENT_INDEX, &client.client_id, None).await
+}
+
+/// Creates a client only if the id is free; false when taken.
+pub async fn create(store: &DynStore, client: &Client) -> Result<bool, StoreError> {
+    let created = store.put_new(&keys::client(&client.client_id), &store::encode(client), None).await?;
+    if created {
+        store.set_add(keys::CLIENT_INDEX, &client.client_id, None).await?;
+    }
+    Ok(created)
+}
+
+/// Deletes a client; true when it existed.
+pub async fn delete(store: &DynStore, client_id: &str) -> Result<bool, StoreError> {
+    store.set_remove(keys::CLIENT_INDEX, client_id).await?;
+    store.delete(&keys::client(client_id)).await
+}
+
+/// Lists all clients, sorted by id.
+pub async fn list(store: &DynStore) -> Result<Vec<Client>, StoreError> {
+    let mut ids = store.set_members(keys::CLIENT_INDEX).await?;
+    ids.sort();
+    let keys: Vec<String> = ids.iter().map(|id| keys::client(id)).collect();
+    let values = store.get_many(&keys).await?;
+    let mut out = Vec::with_capacity(values.len());
+    for (k, v) in keys.iter().zip(values) {
+        if let Some(bytes) = v {
+            out.push(store::decode(k, &bytes)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Credentials a request presented, as parsed from headers and form by the HTTP layer.
+#[derive(Debug)]
+pub enum Credentials {
+    /// HTTP Basic (RFC 6749 s2.3.1), already form-url-decoded.
+    Basic {
+        /// client_id.
+        client_id: String,
+        /// The secret.
+        secret: Secret,
+    },
+    /// client_id and client_secret in the body.
+    Post {
+        /// client_id.
+        client_id: String,
+        /// The secret.
+        secret: Secret,
+    },
+    /// RFC 7523 s2.2 client assertion.
+    Assertion {
+        /// client_id from the body, if sent (must match the assertion's `sub`).
+        client_id: Option<String>,
+        /// The JWT.
+        assertion: String,
+    },
+    /// Only a client_id (public clients).
+    Id(String),
+    /// Nothing at all.
+    Missing,
+}
+
+impl Credentials {
+    /// True when the request tried HTTP Basic (affects the 401 challenge, RFC 6749 s5.2).
+    pub fn used_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+}
+
+/// What an authenticated request proved about its client.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The client record.
+    pub client: Client,
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    exp: i64,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    iat: Option<i64>,
+}
+
+/// Longest lifetime we accept for a client assertion, seconds.
+const MAX_ASSERTION_LIFETIME: i64 = 300;
+
+/// Authenticates a client at a token-style endpoint. `audiences` are the values a client
+/// assertion's `aud` may name (the endpoint URL and the issuer). Every failure is the same
+/// `invalid_client` to the caller; the reason is logged without secrets.
+pub async fn authenticate(
+    store: &DynStore,
+    jwks: &JwksCache,
+    creds: Credentials,
+    audiences: &[&str],
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
+    let fail = |why: &'static str| {
+        tracing::info!(reason = why, "client authentication failed");
+        OAuthError::invalid_client("client authentication failed")
+    };
+    match creds {
+        Credentials::Missing => Err(fail("no client credentials")),
+        Credentials::Basic { client_id, secret } => {
+            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretBasic, now).await?.map_err(fail)
+        }
+        Credentials::Post { client_id, secret } => {
+            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretPost, now).await?.map_err(fail)
+        }
+        Credentials::Id(client_id) => {
+            let client = get(store, &client_id).await?.ok_or_else(|| fail("unknown client"))?;
+            if !client.enabled {
+                return Err(fail("client disabled"));
+            }
+            if client.auth_method != AuthMethod::None {
+                return Err(fail("confidential client sent no credentials"));
+            }
+            Ok(Authenticated { client })
+        }
+        Credentials::Assertion { client_id, assertion } => {
+            authenticate_assertion(store, jwks, client_id, &assertion, audiences, now).await.map_err(fail)
+        }
+    }
+}
+
+/// Checks a shared secret. The outer `Result` is a store failure, the inner one the verdict.
+async fn authenticate_secret(
+    store: &DynStore,
+    client_id: &str,
+    secret: &Secret,
+    method: AuthMethod,
+    now: i64,
+) -> Result<Result<Authenticated, &'static str>, OAuthError> {
+    let Some(client) = get(store, client_id).await? else {
+        return Ok(Err("unknown client"));
+    };
+    if !client.enabled {
+        return Ok(Err("client disabled"));
+    }
+    if client.auth_method != method {
+        return Ok(Err("authentication method differs from the registered one"));
+    }
+    let presented = crypto::sha256(secret.expose().as_bytes());
+    let mut matched = false;
+    for s in &client.secrets {
+        let live = s.expires_at.is_none_or(|e| e > now);
+        let stored = hex_decode(&s.sha256).unwrap_or_default();
+        // Compare every live secret so timing does not tell which one matched.
+        matched |= live & ct_eq(&stored, &presented);
+    }
+    Ok(if matched { Ok(Authenticated { client }) } else { Err("wrong secret") })
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// RFC 7523 s3 and OIDC Core s9: `iss` = `sub` = client_id, `aud` names us, not expired, `jti`
+/// used once, signed by a key the client registered.
+async fn authenticate_assertion(
+    store: &DynStore,
+    jwks: &JwksCache,
+    client_id: Option<String>,
+    assertion: &str,
+    audiences: &[&str],
+    now: i64,
+) -> Result<Authenticated, &'static str> {
+    let parsed = Unverified::parse(assertion).map_err(|_| "malformed client assertion")?;
+    let unverified: AssertionClaims = parsed.claims().map_err(|_| "malformed assertion claims")?;
+    if let Some(id) = &client_id {
+        if *id != unverified.sub {
+            return Err("client_id differs from assertion sub");
+        }
+    }
+    let client = get(store, &unverified.sub)
+        .await
+        .map_err(|_| "store unavailable")?
+        .ok_or("unknown client")?;
+    if !client.enabled || client.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err("client not registered for private_key_jwt");
+    }
+    parsed.alg.ok_or("unsupported assertion alg")?;
+    let candidates = client_keys(jwks, &client, parsed.header.kid.as_deref(), false).await;
+    let mut claims = None;
+    for key in &candidates {
+        if let Ok(c) = parsed.verify::<AssertionClaims>(key) {
+            claims = Some(c);
+            break;
+        }
+    }
+    if claims.is_none() && client.jwks_uri.is_some() {
+        // Unknown kid or rotated keys: refetch once (rate-limited by the cache).
+        for key in &client_keys(jwks, &client, parsed.header.kid.as_deref(), true).await {
+            if let Ok(c) = parsed.verify::<AssertionClaims>(key) {
+                claims = Some(c);
+                break;
+            }
+        }
+    }
+    let claims = claims.ok_or("assertion signature does not verify")?;
+    if claims.iss != client.client_id || claims.sub != client.client_id {
+        return Err("assertion iss/sub must be the client_id");
+    }
+    let aud_ok = match &claims.aud {
+        serde_json::Value::String(a) => audiences.contains(&a.as_str()),
+        serde_json::Value::Array(list) => list.iter().any(|a| a.as_str().is_some_and(|a| audiences.contains(&a))),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("assertion aud does not name this server");
+    }
+    if claims.exp <= now {
+        return Err("assertion expired");
+    }
+    if claims.exp > now + MAX_ASSERTION_LIFETIME + 60 || claims.iat.is_some_and(|iat| iat > now + 60) {
+        return Err("assertion lifetime too long or issued in the future");
+    }
+    let jti = claims.jti.ok_or("assertion has no jti")?;
+    let ttl = store::ttl_until(claims.exp, now);
+    let fresh = store
+        .put_new(&keys::assertion_jti(&client.client_id, &jti), b"1", Some(ttl))
+        .await
+        .map_err(|_| "store unavailable")?;
+    if !fresh {
+        return Err("assertion jti replayed");
+    }
+    Ok(Authenticated { client })
+}
+
+/// The client's registered verification keys matching `kid` (all keys when no kid).
+async fn client_keys(jwks: &JwksCache, client: &Client, kid: Option<&str>, refresh: bool) -> Vec<VerifyKey> {
+    let set = match (&client.jwks, &client.jwks_uri) {
+        (Some(set), _) => Some(set.clone()),
+        (None, Some(uri)) => jwks.get(uri, refresh).await.ok(),
+        (None, None) => None,
+    };
+    set.map(|s| {
+        s.keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+            .filter_map(VerifyKey::from_jwk)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_roundtrip() {
+        assert_eq!(hex_decode("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(hex_decode("0"), None);
+        assert_eq!(hex_decode("zz"), None);
+    }
+}

@@ -1,0 +1,189 @@
+//! Request extraction in our own error format: form and query parameters with the RFC 6749
+//! s3.1 rules (each at most once, form bodies only as application/x-www-form-urlencoded),
+//! client credentials (RFC 6749 s2.3.1, RFC 7523 s2.2), bearer tokens (RFC 6750 s2) and cookies.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use crate::clients::Credentials;
+use crate::crypto::Secret;
+use crate::error::{BearerError, JsonError, OAuthError};
+
+/// Parameters of a request, each at most once.
+pub type Params = HashMap<String, String>;
+
+/// Parses `application/x-www-form-urlencoded` text, refusing repeated names (RFC 6749 s3.1)
+/// and dropping empty values ("parameters sent without a value MUST be treated as if they
+/// were omitted").
+pub fn parse_params(raw: &[u8]) -> Result<Params, OAuthError> {
+    let mut out = Params::new();
+    for (k, v) in url::form_urlencoded::parse(raw) {
+        if out.contains_key(k.as_ref()) {
+            return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
+        }
+        if !v.is_empty() {
+            out.insert(k.into_owned(), v.into_owned());
+        } else {
+            out.insert(k.into_owned(), String::new());
+        }
+    }
+    out.retain(|_, v| !v.is_empty());
+    Ok(out)
+}
+
+/// A form body parsed by [`parse_params`]; rejections are RFC 6749 s5.2 JSON.
+pub struct Form(pub Params);
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// Reads a whole body, mapping "too large" to 413 with an OAuth-shaped error.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, JsonError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            JsonError { error: OAuthError::invalid_request("request body too large"), basic_challenge: false, status: Some(StatusCode::PAYLOAD_TOO_LARGE) }
+        } else {
+            OAuthError::invalid_request("the request body could not be read").into()
+        }
+    })
+}
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = JsonError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_form(req.headers()) {
+            return Err(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into());
+        }
+        let bytes = body_bytes(req, state).await?;
+        Ok(Self(parse_params(&bytes)?))
+    }
+}
+
+/// Query parameters parsed by [`parse_params`].
+pub struct Query(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = JsonError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parse_params(parts.uri.query().unwrap_or_default().as_bytes())?))
+    }
+}
+
+/// Percent-decodes one component of HTTP Basic credentials (RFC 6749 s2.3.1 form-encodes them).
+fn form_decode(s: &str) -> Option<String> {
+    let joined = format!("x={s}");
+    url::form_urlencoded::parse(joined.as_bytes()).next().map(|(_, v)| v.into_owned())
+}
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Picks the client credentials out of headers and form. Using more than one method at once
+/// is an error (RFC 6749 s2.3).
+pub fn credentials(headers: &HeaderMap, form: &mut Params) -> Result<Credentials, JsonError> {
+    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(v) if v.len() > 6 && v.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
+            let bad = || JsonError { error: OAuthError::invalid_client("malformed Basic credentials"), basic_challenge: true, status: None };
+            let decoded = crate::crypto::b64_decode_std(v.get(6..).unwrap_or_default().trim()).ok_or_else(bad)?;
+            let text = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+            Some((form_decode(id).ok_or_else(bad)?, form_decode(secret).ok_or_else(bad)?))
+        }
+        _ => None,
+    };
+    let post_secret = form.remove("client_secret");
+    let assertion = form.remove("client_assertion");
+    let assertion_type = form.remove("client_assertion_type");
+    let form_id = form.get("client_id").cloned();
+    let methods = usize::from(basic.is_some()) + usize::from(post_secret.is_some()) + usize::from(assertion.is_some());
+    if methods > 1 {
+        return Err(OAuthError::invalid_request("use exactly one client authentication method").into());
+    }
+    if let Some((client_id, secret)) = basic {
+        if form_id.as_ref().is_some_and(|f| *f != client_id) {
+            return Err(OAuthError::invalid_request("client_id differs from the authenticated client").into());
+        }
+        return Ok(Credentials::Basic { client_id, secret: Secret(secret) });
+    }
+    if let Some(secret) = post_secret {
+        let client_id = form_id.ok_or_else(|| JsonError::from(OAuthError::invalid_request("client_id is missing")))?;
+        return Ok(Credentials::Post { client_id, secret: Secret(secret) });
+    }
+    if let Some(assertion) = assertion {
+        if assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_request("client_assertion_type must be the jwt-bearer type").into());
+        }
+        return Ok(Credentials::Assertion { client_id: form_id, assertion });
+    }
+    Ok(form_id.map_or(Credentials::Missing, Credentials::Id))
+}
+
+/// The bearer token of a request (RFC 6750 s2.1 header, or s2.2 form body when given).
+pub fn bearer(headers: &HeaderMap, form: Option<&Params>) -> Result<String, BearerError> {
+    let header_token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
+    let body_token = form.and_then(|f| f.get("access_token").cloned());
+    match (header_token, body_token) {
+        (Some(_), Some(_)) => Err(BearerError::Rejected(OAuthError::invalid_request("send the token once (RFC 6750 s2)"))),
+        (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
+        _ => Err(BearerError::Missing),
+    }
+}
+
+/// A cookie's value from the `Cookie` header.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        // RFC 6749 s3.1
+        assert!(parse_params(b"a=1&a=2").is_err());
+        let p = parse_params(b"a=1&b=&c=x%20y").unwrap();
+        assert_eq!(p.get("c").map(String::as_str), Some("x y"));
+        assert!(!p.contains_key("b"));
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        // RFC 6749 s2.3.1: "client%3Aid" : "p%40ss"
+        let mut h = HeaderMap::new();
+        let v = format!("Basic {}", base64_std("client%3Aid:p%40ss"));
+        h.insert(header::AUTHORIZATION, v.parse().unwrap());
+        match credentials(&h, &mut Params::new()).unwrap() {
+            Credentials::Basic { client_id, secret } => {
+                assert_eq!(client_id, "client:id");
+                assert_eq!(secret.expose(), "p@ss");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn base64_std(s: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+}

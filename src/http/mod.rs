@@ -1,0 +1,152 @@
+//! The HTTP surface: one `AppState`, the router, and cross-cutting layers (body limit, request
+//! id, security headers). Handlers live one file per area, each ending in `routes()`.
+
+pub mod admin;
+pub mod authorize;
+pub mod extract;
+pub mod health;
+pub mod introspect;
+pub mod oidc;
+pub mod pages;
+pub mod registration;
+pub mod token;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::grant::Ctx;
+use crate::jwks_cache::JwksCache;
+use crate::keys::Keys;
+use crate::session::Timeouts;
+use crate::store::DynStore;
+use crate::users::PasswordPool;
+
+/// Shared state of one tongzheng instance. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What the state holds.
+pub struct Inner {
+    /// Validated configuration.
+    pub config: Config,
+    /// Storage backend.
+    pub store: DynStore,
+    /// Signing keys.
+    pub keys: Keys,
+    /// Time source.
+    pub clock: Clock,
+    /// Password hashing pool.
+    pub passwords: PasswordPool,
+    /// Remote JWKS cache.
+    pub jwks: JwksCache,
+    /// Endpoint URLs derived from the issuer.
+    pub urls: Urls,
+}
+
+/// Absolute URLs of our endpoints.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// Authorization endpoint.
+    pub authorize: String,
+    /// Token endpoint.
+    pub token: String,
+    /// UserInfo endpoint.
+    pub userinfo: String,
+    /// JWKS.
+    pub jwks: String,
+    /// Introspection endpoint.
+    pub introspect: String,
+    /// Revocation endpoint.
+    pub revoke: String,
+    /// Registration endpoint.
+    pub register: String,
+}
+
+impl Urls {
+    fn new(issuer: &str) -> Self {
+        Self {
+            authorize: format!("{issuer}/authorize"),
+            token: format!("{issuer}/token"),
+            userinfo: format!("{issuer}/userinfo"),
+            jwks: format!("{issuer}/jwks"),
+            introspect: format!("{issuer}/introspect"),
+            revoke: format!("{issuer}/revoke"),
+            register: format!("{issuer}/register"),
+        }
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(config: Config, store: DynStore, keys: Keys, clock: Clock, passwords: PasswordPool, http: reqwest::Client) -> Self {
+        let urls = Urls::new(&config.issuer);
+        Self(Arc::new(Inner { config, store, keys, clock, passwords, jwks: JwksCache::new(http), urls }))
+    }
+
+    /// The grant context at the current time.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx { store: &self.store, keys: &self.keys, issuer: &self.config.issuer, tokens: &self.config.tokens, now: self.clock.now() }
+    }
+
+    /// Session timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts { idle: self.config.session.idle_timeout, absolute: self.config.session.absolute_timeout }
+    }
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Tags each request with an id (kept from `X-Request-Id` when the proxy sent a sane one),
+/// records it in a tracing span, and adds security headers every response should carry.
+async fn layers(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(|| format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)), str::to_owned);
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.server.body_limit;
+    Router::new()
+        .merge(oidc::routes())
+        .merge(authorize::routes())
+        .merge(token::routes())
+        .merge(introspect::routes())
+        .merge(registration::routes())
+        .merge(admin::routes())
+        .merge(health::routes())
+        .fallback(|| async { crate::error::Problem::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(layers))
+        .with_state(state)
+}

@@ -1,0 +1,131 @@
+//! OpenID Provider metadata (OIDC Discovery s3, RFC 8414 s2), the JWKS (RFC 7517 s5) and the
+//! UserInfo endpoint (OIDC Core s5.3) with claims released by scope (OIDC Core s5.4, SH-8.2).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::extract::{Params, bearer, parse_params};
+use crate::error::{BearerError, ErrorCode, OAuthError};
+use crate::tokens;
+use crate::users;
+
+/// The provider metadata document.
+pub fn metadata(state: &AppState) -> Value {
+    let issuer = &state.config.issuer;
+    let u = &state.urls;
+    let mut m = json!({
+        "issuer": issuer,
+        "authorization_endpoint": u.authorize,
+        "token_endpoint": u.token,
+        "userinfo_endpoint": u.userinfo,
+        "jwks_uri": u.jwks,
+        "introspection_endpoint": u.introspect,
+        "revocation_endpoint": u.revoke,
+        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
+            "name", "preferred_username", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "ui_locales_supported": ["zh-CN", "en"],
+        "claim_types_supported": ["normal"],
+    });
+    if !state.config.security.initial_access_token.is_empty() {
+        if let Some(obj) = m.as_object_mut() {
+            obj.insert("registration_endpoint".into(), Value::String(u.register.clone()));
+        }
+    }
+    m
+}
+
+fn cached_json(body: String) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    r
+}
+
+async fn discovery(State(state): State<AppState>) -> Response {
+    cached_json(metadata(&state).to_string())
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    cached_json(state.keys.current().jwks_json().to_string())
+}
+
+async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, BearerError> {
+    userinfo(&state, &headers, None).await
+}
+
+async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, BearerError> {
+    // RFC 6750 s2.2: a form-encoded body may carry the token.
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form = if is_form { Some(parse_params(&body).map_err(BearerError::Rejected)?) } else { None };
+    userinfo(&state, &headers, form.as_ref()).await
+}
+
+/// OIDC Core s5.3.1: claims of the token's user, by the scopes the token carries.
+async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) -> Result<Response, BearerError> {
+    let token = bearer(headers, form)?;
+    let now = state.clock.now();
+    let (claims, _) = tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await?;
+    if !claims.has_scope("openid") || !claims.has_user() {
+        return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
+    }
+    let user = users::get(&state.store, &claims.sub)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| OAuthError::invalid_token("the user no longer exists or is disabled"))?;
+    let mut out = Map::new();
+    out.insert("sub".into(), json!(user.id));
+    if claims.has_scope("profile") {
+        out.insert("name".into(), json!(user.name));
+        out.insert("preferred_username".into(), json!(user.username));
+        out.insert("updated_at".into(), json!(user.updated_at));
+    }
+    if claims.has_scope("email") {
+        if let Some(e) = &user.email {
+            out.insert("email".into(), json!(e));
+            out.insert("email_verified".into(), json!(user.email_verified));
+        }
+    }
+    if claims.has_scope("phone") {
+        if let Some(p) = &user.phone_number {
+            out.insert("phone_number".into(), json!(p));
+            out.insert("phone_number_verified".into(), json!(false));
+        }
+    }
+    let mut r = axum::Json(Value::Object(out)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/userinfo", get(userinfo_get).post(userinfo_post))
+}

@@ -1,0 +1,285 @@
+//! Server-rendered pages: login, consent, error and the form_post auto-submit page. Plain HTML
+//! forms that work without JavaScript and on phones; zh-CN by default, English on request
+//! (`ui_locales`, then `Accept-Language`). Every value is HTML-escaped.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::crypto::{b64, sha256};
+
+/// Page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    /// Simplified Chinese.
+    ZhCn,
+    /// English.
+    En,
+}
+
+impl Locale {
+    /// Picks the locale: first match in `ui_locales` (OIDC Core s3.1.2.1), then the
+    /// Accept-Language header, then the configured default.
+    pub fn choose(ui_locales: Option<&str>, headers: &HeaderMap, default: &str) -> Self {
+        let pick = |tag: &str| {
+            let tag = tag.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            if tag.starts_with("zh") {
+                Some(Self::ZhCn)
+            } else if tag.starts_with("en") {
+                Some(Self::En)
+            } else {
+                None
+            }
+        };
+        if let Some(l) = ui_locales.and_then(|u| u.split(' ').find_map(pick)) {
+            return l;
+        }
+        let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        if let Some(l) = accept.and_then(|a| a.split(',').find_map(pick)) {
+            return l;
+        }
+        if default == "en" { Self::En } else { Self::ZhCn }
+    }
+
+    fn lang(self) -> &'static str {
+        match self {
+            Self::ZhCn => "zh-CN",
+            Self::En => "en",
+        }
+    }
+}
+
+/// The strings of the pages.
+struct Texts {
+    login_title: &'static str,
+    username: &'static str,
+    password: &'static str,
+    submit: &'static str,
+    signing_in_to: &'static str,
+    bad_credentials: &'static str,
+    consent_title: &'static str,
+    consent_intro: &'static str,
+    allow: &'static str,
+    deny: &'static str,
+    error_title: &'static str,
+    error_hint: &'static str,
+    continue_: &'static str,
+    busy: &'static str,
+}
+
+const ZH: Texts = Texts {
+    login_title: "统一身份认证登录",
+    username: "用户名",
+    password: "密码",
+    submit: "登录",
+    signing_in_to: "登录到",
+    bad_credentials: "用户名或密码错误。",
+    consent_title: "授权确认",
+    consent_intro: "以下应用请求访问您的信息：",
+    allow: "同意",
+    deny: "拒绝",
+    error_title: "请求无法处理",
+    error_hint: "请返回原应用重新发起登录。如问题持续，请联系系统管理员。",
+    continue_: "继续",
+    busy: "系统繁忙，请稍后再试。",
+};
+
+const EN: Texts = Texts {
+    login_title: "Sign in",
+    username: "Username",
+    password: "Password",
+    submit: "Sign in",
+    signing_in_to: "Signing in to",
+    bad_credentials: "Wrong username or password.",
+    consent_title: "Allow access",
+    consent_intro: "This application asks to access your information:",
+    allow: "Allow",
+    deny: "Deny",
+    error_title: "The request cannot be processed",
+    error_hint: "Go back to the application and sign in again. If this keeps happening, contact the administrator.",
+    continue_: "Continue",
+    busy: "The service is busy. Please try again shortly.",
+};
+
+fn texts(l: Locale) -> &'static Texts {
+    match l {
+        Locale::ZhCn => &ZH,
+        Locale::En => &EN,
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;background:#f3f5f8;margin:0;color:#1f2937}\
+main{max-width:24rem;margin:8vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.1)}\
+h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .3rem}\
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px}\
+button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;border:0;border-radius:4px;background:#b91c1c;color:#fff;cursor:pointer}\
+button.secondary{background:#e5e7eb;color:#111}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
+.client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}";
+
+const AUTOSUBMIT: &str = "document.forms[0].submit();";
+
+fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: bool) -> Response {
+    let script_tag = if script { format!("<script>{AUTOSUBMIT}</script>") } else { String::new() };
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main>{script_tag}</body></html>",
+        locale.lang(),
+        esc(title)
+    );
+    let mut resp = (status, Html(html)).into_response();
+    let script_hash = b64(&sha256(AUTOSUBMIT.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; frame-ancestors 'none'; base-uri 'none'",
+        base64_std_of_b64url(&script_hash)
+    );
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
+/// CSP hashes are standard base64 with padding.
+fn base64_std_of_b64url(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| match c {
+        '-' => '+',
+        '_' => '/',
+        c => c,
+    }).collect();
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
+}
+
+/// What the login form needs.
+pub struct LoginForm<'a> {
+    /// Pending request id.
+    pub req: &'a str,
+    /// CSRF token.
+    pub csrf: &'a str,
+    /// Client display name.
+    pub client_name: &'a str,
+    /// Username to prefill.
+    pub username: Option<&'a str>,
+    /// Show the generic failure message.
+    pub failed: bool,
+    /// Show the "busy" message.
+    pub busy: bool,
+}
+
+/// The login page (HL-5.3): a plain form posting `username` and `password`.
+pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
+    let t = texts(locale);
+    let error = if f.failed {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", t.bad_credentials)
+    } else if f.busy {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>{title}</h1><p class=\"client\">{to} {client}</p>{error}\
+         <form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"username\">{u}</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{user}\">\
+         <label for=\"password\">{p}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">{submit}</button></form>",
+        title = t.login_title,
+        to = t.signing_in_to,
+        client = esc(f.client_name),
+        req = esc(f.req),
+        csrf = esc(f.csrf),
+        u = t.username,
+        p = t.password,
+        user = esc(f.username.unwrap_or_default()),
+        submit = t.submit,
+    );
+    let status = if f.busy { StatusCode::SERVICE_UNAVAILABLE } else if f.failed { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    page(locale, t.login_title, &body, status, false)
+}
+
+/// The consent page.
+pub fn consent(locale: Locale, req: &str, csrf: &str, client_name: &str, scopes: &[String]) -> Response {
+    let t = texts(locale);
+    let items: String = scopes.iter().map(|s| format!("<li>{}</li>", esc(s))).collect();
+    let body = format!(
+        "<h1>{title}</h1><p>{intro}</p><p class=\"client\"><strong>{client}</strong></p><ul>{items}</ul>\
+         <form method=\"post\" action=\"/consent\"><input type=\"hidden\" name=\"req\" value=\"{req}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">{allow}</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">{deny}</button></form>",
+        title = t.consent_title,
+        intro = t.consent_intro,
+        client = esc(client_name),
+        req = esc(req),
+        csrf = esc(csrf),
+        allow = t.allow,
+        deny = t.deny,
+    );
+    page(locale, t.consent_title, &body, StatusCode::OK, false)
+}
+
+/// An error page for requests that must not redirect (RFC 6749 s4.1.2.1).
+pub fn error(locale: Locale, status: StatusCode, code: &str, description: &str) -> Response {
+    let t = texts(locale);
+    let body = format!(
+        "<h1>{title}</h1><p class=\"error\" role=\"alert\">{code}: {desc}</p><p>{hint}</p>",
+        title = t.error_title,
+        code = esc(code),
+        desc = esc(description),
+        hint = t.error_hint,
+    );
+    page(locale, t.error_title, &body, status, false)
+}
+
+/// The form_post response (OAuth 2.0 Form Post Response Mode s2): an auto-submitting form,
+/// with a visible button for browsers without JavaScript.
+pub fn form_post(locale: Locale, action: &str, params: &[(&str, String)]) -> Response {
+    let t = texts(locale);
+    let inputs: String = params
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
+        .collect();
+    let body = format!(
+        "<form method=\"post\" action=\"{}\">{inputs}<noscript><button type=\"submit\">{}</button></noscript></form>",
+        esc(action),
+        t.continue_
+    );
+    page(locale, t.continue_, &body, StatusCode::OK, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locale_selection_order() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Locale::choose(None, &h, "zh-CN"), Locale::ZhCn);
+        h.insert(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9".parse().unwrap());
+        assert_eq!(Locale::choose(None, &h, "zh-CN"), Locale::En);
+        assert_eq!(Locale::choose(Some("fr zh-CN"), &h, "en"), Locale::ZhCn);
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(esc("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+    }
+}

@@ -1,0 +1,165 @@
+//! Dynamic client registration (RFC 7591) guarded by the initial access token, and client
+//! configuration read/update/delete with the registration access token (RFC 7592).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::extract::bearer;
+use crate::clients::{self, AuthMethod, Client};
+use crate::crypto::{self, ct_eq};
+use crate::error::{BearerError, ErrorCode, JsonError, OAuthError};
+use crate::registration::{Metadata, Registrar};
+
+fn parse_json(body: &[u8]) -> Result<Metadata, JsonError> {
+    serde_json::from_slice(body)
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidClientMetadata, format!("the body is not valid client metadata JSON: {e}")).into())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
+}
+
+fn response(state: &AppState, c: &Client, secret: Option<&str>, rat: Option<&str>, status: StatusCode) -> Response {
+    let mut body = serde_json::to_value(Metadata::of(c)).unwrap_or(Value::Null);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("client_id".into(), json!(c.client_id));
+        obj.insert("client_id_issued_at".into(), json!(c.created_at));
+        obj.insert("registration_client_uri".into(), json!(format!("{}/{}", state.urls.register, c.client_id)));
+        if let Some(s) = secret {
+            obj.insert("client_secret".into(), json!(s));
+            obj.insert("client_secret_expires_at".into(), json!(0));
+        }
+        if let Some(t) = rat {
+            obj.insert("registration_access_token".into(), json!(t));
+        }
+    }
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn check_initial_token(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let expected = &state.config.security.initial_access_token;
+    if expected.is_empty() {
+        return Err(JsonError::from(OAuthError::new(ErrorCode::AccessDenied, "dynamic registration is disabled")).into_response());
+    }
+    let token = bearer(headers, None).map_err(IntoResponse::into_response)?;
+    if !ct_eq(crypto::sha256(token.as_bytes()).as_slice(), crypto::sha256(expected.as_bytes()).as_slice()) {
+        return Err(BearerError::Rejected(OAuthError::invalid_token("the initial access token is invalid")).into_response());
+    }
+    Ok(())
+}
+
+/// POST /register (RFC 7591 s3.1).
+async fn register(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = check_initial_token(&state, &headers) {
+        return r;
+    }
+    if !is_json(&headers) {
+        return JsonError::from(OAuthError::invalid_request("Content-Type must be application/json")).into_response();
+    }
+    let meta = match parse_json(&body) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let now = state.clock.now();
+    let mut client = match meta.into_client(crypto::random_token(16), Registrar::Dynamic, state.config.server.dev, now) {
+        Ok(c) => c,
+        Err(e) => return JsonError::from(e).into_response(),
+    };
+    let secret = if client.auth_method.uses_secret() {
+        let (secret, stored) = clients::new_secret(None);
+        client.secrets.push(stored);
+        Some(secret)
+    } else {
+        None
+    };
+    let rat = crypto::random_token(32);
+    client.registration_token_sha256 = Some(crypto::sha256_hex(rat.as_bytes()));
+    match clients::create(&state.store, &client).await {
+        Ok(true) => {}
+        Ok(false) => return JsonError::from(OAuthError::server_error()).into_response(),
+        Err(e) => return JsonError::from(e).into_response(),
+    }
+    tracing::info!(client_id = %client.client_id, "client registered");
+    response(&state, &client, secret.as_ref().map(|s| s.expose()), Some(&rat), StatusCode::CREATED)
+}
+
+/// Resolves the client a registration access token manages (RFC 7592 s3: 401 on any mismatch,
+/// without telling whether the client exists).
+async fn managed(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Client, Response> {
+    let token = bearer(headers, None).map_err(IntoResponse::into_response)?;
+    let deny = || BearerError::Rejected(OAuthError::invalid_token("the registration access token is invalid")).into_response();
+    let client = clients::get(&state.store, client_id).await.map_err(|e| JsonError::from(e).into_response())?.ok_or_else(deny)?;
+    let expected = client.registration_token_sha256.clone().ok_or_else(deny)?;
+    if !ct_eq(expected.as_bytes(), crypto::sha256_hex(token.as_bytes()).as_bytes()) {
+        return Err(deny());
+    }
+    Ok(client)
+}
+
+async fn read(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match managed(&state, &headers, &id).await {
+        Ok(c) => response(&state, &c, None, None, StatusCode::OK),
+        Err(r) => r,
+    }
+}
+
+/// PUT /register/{id} (RFC 7592 s2.2): replaces the metadata; secrets stay.
+async fn update(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    let old = match managed(&state, &headers, &id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if !is_json(&headers) {
+        return JsonError::from(OAuthError::invalid_request("Content-Type must be application/json")).into_response();
+    }
+    let raw: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return JsonError::from(OAuthError::new(ErrorCode::InvalidClientMetadata, "body is not JSON")).into_response(),
+    };
+    if raw.get("client_id").and_then(Value::as_str) != Some(id.as_str()) {
+        return JsonError::from(OAuthError::invalid_request("client_id in the body must match the URL (RFC 7592 s2.2)")).into_response();
+    }
+    let meta = match parse_json(&body) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let mut client = match meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at) {
+        Ok(c) => c,
+        Err(e) => return JsonError::from(e).into_response(),
+    };
+    if client.auth_method.uses_secret() != old.auth_method.uses_secret() || (client.auth_method == AuthMethod::None) != old.is_public() {
+        return JsonError::from(OAuthError::new(ErrorCode::InvalidClientMetadata, "changing between secret, key and public authentication needs a new registration")).into_response();
+    }
+    client.secrets = old.secrets;
+    client.registration_token_sha256 = old.registration_token_sha256;
+    client.enabled = old.enabled;
+    if let Err(e) = clients::put(&state.store, &client).await {
+        return JsonError::from(e).into_response();
+    }
+    response(&state, &client, None, None, StatusCode::OK)
+}
+
+async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = managed(&state, &headers, &id).await {
+        return r;
+    }
+    match clients::delete(&state.store, &id).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => JsonError::from(e).into_response(),
+    }
+}
+
+/// Routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/register", post(register)).route("/register/{id}", get(read).put(update).delete(remove))
+}

@@ -1,0 +1,223 @@
+//! Assembles an instance and serves it: open the store, load or generate keys, seed data from
+//! config, then serve HTTP (dev, or behind a TLS proxy) or HTTPS via rustls with the ring
+//! provider, TLS 1.2 and 1.3 only. `run` never picks its own address: the caller binds.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::clients::{self, AuthMethod, Client, GrantType, Origin, StoredSecret};
+use crate::clock::Clock;
+use crate::config::{Backend, Config};
+use crate::crypto::Secret;
+use crate::http::{AppState, app};
+use crate::jwt::Alg;
+use crate::keys::Keys;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{DynStore, StoreError};
+use crate::users::{self, PasswordPool, User};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Store could not be opened or seeded.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Keys could not be loaded or generated.
+    #[error("keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+    /// TLS material is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// Seed data in the config is invalid.
+    #[error("seed: {0}")]
+    Seed(String),
+    /// Socket error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the configured store.
+pub fn open_store(config: &Config) -> Result<DynStore, ServerError> {
+    Ok(match config.store.backend {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis => Arc::new(RedisStore::connect(
+            &config.store.redis_url,
+            &config.store.prefix,
+            Duration::from_millis(config.store.timeout_ms),
+        )?),
+    })
+}
+
+/// Builds the state of an instance: store, keys (from `keys` or the configured directory),
+/// password pool, and the seed data.
+pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<Keys>) -> Result<AppState, ServerError> {
+    let keys = match keys {
+        Some(k) => k,
+        None => Keys::load_or_generate(&config.keys.dir, clock.now())?,
+    };
+    let passwords = PasswordPool::new(config.hash_concurrency(), Duration::from_millis(config.security.password_queue_timeout_ms))
+        .map_err(|e| ServerError::Seed(e.to_string()))?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let state = AppState::new(config, store, keys, clock, passwords, http);
+    if let Err(e) = seed(&state).await {
+        match e {
+            // Redis may come up after us; seeding is retried at the next start, and /readyz tells.
+            ServerError::Store(StoreError::Unavailable(reason)) => tracing::warn!(%reason, "store unavailable; seed data not written"),
+            other => return Err(other),
+        }
+    }
+    Ok(state)
+}
+
+/// Creates the configured clients and users. Config-defined clients are rewritten at every
+/// start (config is their source of truth); users are only created when missing.
+async fn seed(state: &AppState) -> Result<(), ServerError> {
+    let now = state.clock.now();
+    for c in &state.config.seed.clients {
+        let grant_types = c
+            .grant_types
+            .iter()
+            .map(|g| GrantType::parse(g).ok_or_else(|| ServerError::Seed(format!("client {}: unknown grant type {g}", c.client_id))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let auth_method = AuthMethod::parse(&c.token_endpoint_auth_method)
+            .ok_or_else(|| ServerError::Seed(format!("client {}: unknown auth method", c.client_id)))?;
+        let secrets = match (&c.client_secret, &c.client_secret_sha256) {
+            (Some(s), _) => vec![StoredSecret { sha256: crate::crypto::sha256_hex(s.as_bytes()), expires_at: None }],
+            (None, Some(h)) => vec![StoredSecret { sha256: h.to_lowercase(), expires_at: None }],
+            (None, None) => Vec::new(),
+        };
+        if auth_method.uses_secret() && secrets.is_empty() {
+            return Err(ServerError::Seed(format!("client {} needs a secret", c.client_id)));
+        }
+        let created_at = clients::get(&state.store, &c.client_id).await?.map_or(now, |old| old.created_at);
+        let client = Client {
+            client_id: c.client_id.clone(),
+            name: c.name.clone(),
+            secrets,
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            grant_types,
+            scopes: c.scopes.clone(),
+            auth_method,
+            id_token_alg: Alg::RS256,
+            jwks: None,
+            jwks_uri: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            frontchannel_logout_uri: None,
+            frontchannel_logout_session_required: false,
+            consent_required: false,
+            enabled: true,
+            origin: Origin::Config,
+            registration_token_sha256: None,
+            access_token_ttl: None,
+            created_at,
+        };
+        clients::put(&state.store, &client).await?;
+    }
+    for u in &state.config.seed.users {
+        if users::by_username(&state.store, &u.username).await?.is_some() {
+            continue;
+        }
+        let hash = state.passwords.hash(Secret(u.password.clone())).await.map_err(|e| ServerError::Seed(e.to_string()))?;
+        let user = User {
+            id: users::new_id(),
+            username: u.username.clone(),
+            password_hash: hash,
+            name: u.name.clone(),
+            email: u.email.clone(),
+            email_verified: u.email.is_some(),
+            phone_number: u.phone_number.clone(),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        users::create(&state.store, &user).await?;
+    }
+    Ok(())
+}
+
+/// Loads the rustls server config: TLS 1.2 and 1.3 only, ring provider, h2 and http/1.1.
+pub fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+    if config.tls.cert.is_empty() {
+        return Ok(None);
+    }
+    let read = |p: &str| std::fs::read(p).map_err(|e| ServerError::Tls(format!("{p}: {e}")));
+    let cert_pem = read(&config.tls.cert)?;
+    let key_pem = read(&config.tls.key)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServerError::Tls(format!("certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(format!("{}: no certificate found", config.tls.cert)));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| ServerError::Tls(format!("private key: {e}")))?
+        .ok_or_else(|| ServerError::Tls(format!("{}: no private key found", config.tls.key)))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(server)))
+}
+
+/// Serves `state` on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let router = app(state);
+    let Some(tls) = tls else {
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        return Ok(());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+                return;
+            };
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// Builds an instance from `config` with the system clock and serves it on `listener`.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let tls = tls_config(&config)?;
+    let store = open_store(&config)?;
+    let state = build(config, Clock::system(), store, None).await?;
+    serve(listener, state, tls, shutdown).await
+}

@@ -1,0 +1,164 @@
+//! SSO sessions: one record per browser login, keyed by `sid`, with idle and absolute timeouts,
+//! the authentication facts (auth_time, acr, amr) and the set of clients it issued tokens to.
+//! The browser holds `sid.secret`; only the secret's SHA-256 is stored, so knowing a `sid`
+//! (it appears in ID tokens) is not enough to ride the session.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, ct_eq};
+use crate::store::{self, DynStore, StoreError, keys};
+
+/// Stored session record. Field names are short: there is one per logged-in browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Session id (the `sid` claim).
+    pub sid: String,
+    /// SHA-256 (base64url) of the cookie secret.
+    #[serde(rename = "h")]
+    pub secret_hash: String,
+    /// The user.
+    pub sub: String,
+    /// When the user authenticated (unix seconds).
+    #[serde(rename = "at")]
+    pub auth_time: i64,
+    /// Authentication context class reference.
+    pub acr: String,
+    /// Authentication methods used.
+    pub amr: Vec<String>,
+    /// Last activity; the idle timeout counts from here.
+    #[serde(rename = "seen")]
+    pub last_seen: i64,
+    /// Absolute expiry.
+    #[serde(rename = "exp")]
+    pub expires_at: i64,
+}
+
+/// Session timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Idle timeout, seconds.
+    pub idle: i64,
+    /// Absolute lifetime, seconds.
+    pub absolute: i64,
+}
+
+/// How often a busy session's `last_seen` is written back (avoids a write per request).
+const TOUCH_EVERY: i64 = 60;
+
+impl Session {
+    /// Whether the session is still valid at `now`.
+    pub fn live(&self, now: i64, t: Timeouts) -> bool {
+        now < self.expires_at && now < self.last_seen + t.idle
+    }
+
+    fn ttl(&self, now: i64, t: Timeouts) -> u64 {
+        store::ttl_until(self.expires_at.min(self.last_seen + t.idle), now)
+    }
+}
+
+/// Creates a session and returns it with the cookie value to set.
+pub async fn create(
+    store: &DynStore,
+    sub: &str,
+    acr: &str,
+    amr: Vec<String>,
+    now: i64,
+    t: Timeouts,
+) -> Result<(Session, String), StoreError> {
+    let sid = crypto::random_token(16);
+    let secret = crypto::random_token(32);
+    let session = Session {
+        sid: sid.clone(),
+        secret_hash: crypto::token_key(&secret),
+        sub: sub.to_owned(),
+        auth_time: now,
+        acr: acr.to_owned(),
+        amr,
+        last_seen: now,
+        expires_at: now + t.absolute,
+    };
+    store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
+    Ok((session, format!("{sid}.{secret}")))
+}
+
+/// Resolves a cookie value to a live session, refreshing its idle timer now and then.
+pub async fn from_cookie(
+    store: &DynStore,
+    cookie: &str,
+    now: i64,
+    t: Timeouts,
+) -> Result<Option<Session>, StoreError> {
+    let Some((sid, secret)) = cookie.split_once('.') else { return Ok(None) };
+    if sid.len() > 64 || secret.len() > 128 {
+        return Ok(None);
+    }
+    let Some(mut s) = get(store, sid).await? else { return Ok(None) };
+    if !ct_eq(s.secret_hash.as_bytes(), crypto::token_key(secret).as_bytes()) || !s.live(now, t) {
+        return Ok(None);
+    }
+    if now - s.last_seen >= TOUCH_EVERY {
+        s.last_seen = now;
+        store::put_json(store.as_ref(), &keys::session(sid), &s, Some(s.ttl(now, t))).await?;
+    }
+    Ok(Some(s))
+}
+
+/// Reads a session by sid (no secret check: for server-side use only).
+pub async fn get(store: &DynStore, sid: &str) -> Result<Option<Session>, StoreError> {
+    store::get_json(store.as_ref(), &keys::session(sid)).await
+}
+
+/// Records that the session issued tokens to `client_id` (for logout broadcast).
+pub async fn add_client(store: &DynStore, s: &Session, client_id: &str, now: i64, t: Timeouts) -> Result<(), StoreError> {
+    let ttl = store::ttl_until(s.expires_at, now).max(s.ttl(now, t));
+    store.set_add(&keys::session_clients(&s.sid), client_id, Some(ttl)).await
+}
+
+/// The clients the session issued tokens to.
+pub async fn clients(store: &DynStore, sid: &str) -> Result<Vec<String>, StoreError> {
+    store.set_members(&keys::session_clients(sid)).await
+}
+
+/// Ends a session: removes the record and its client set. True when it existed.
+pub async fn end(store: &DynStore, sid: &str) -> Result<bool, StoreError> {
+    store.delete(&keys::session_clients(sid)).await?;
+    store.delete(&keys::session(sid)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use std::sync::Arc;
+
+    const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
+
+    #[tokio::test]
+    async fn cookie_resolves_only_with_the_secret() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let (s, cookie) = create(&store, "u1", "1", vec!["pwd".into()], 1_000, T).await.unwrap();
+        assert_eq!(from_cookie(&store, &cookie, 1_001, T).await.unwrap().unwrap().sid, s.sid);
+        let forged = format!("{}.{}", s.sid, crypto::random_token(32));
+        assert!(from_cookie(&store, &forged, 1_001, T).await.unwrap().is_none());
+        assert!(from_cookie(&store, "garbage", 1_001, T).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn idle_and_absolute_timeouts() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let (_, cookie) = create(&store, "u1", "1", vec![], 0, T).await.unwrap();
+        // Activity keeps it alive past the first idle window...
+        assert!(from_cookie(&store, &cookie, 1_700, T).await.unwrap().is_some());
+        assert!(from_cookie(&store, &cookie, 3_400, T).await.unwrap().is_some());
+        // ...but not past idle without activity...
+        assert!(from_cookie(&store, &cookie, 3_400 + 1_800, T).await.unwrap().is_none());
+        // ...and never past the absolute limit.
+        let (_, c2) = create(&store, "u2", "1", vec![], 0, T).await.unwrap();
+        let mut now = 0;
+        while now < 43_000 {
+            now += 1_000;
+            assert!(from_cookie(&store, &c2, now, T).await.unwrap().is_some());
+        }
+        assert!(from_cookie(&store, &c2, 43_200, T).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,224 @@
+//! People who log in: user records, unique usernames, and passwords hashed with argon2id on a
+//! bounded blocking pool (a login storm waits for a slot or gets 503; it never starves the
+//! async workers that serve the token endpoint).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::crypto::{self, Secret};
+use crate::store::{self, DynStore, StoreError, keys};
+
+/// A person who can log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable subject identifier (`sub`).
+    pub id: String,
+    /// Login name, unique case-insensitively.
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Display name (`name` claim).
+    pub name: String,
+    /// E-mail (`email` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether the e-mail was verified.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Phone number (`phone_number` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// Disabled users cannot log in.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a password operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Every hashing slot stayed busy for the whole queue timeout.
+    #[error("password hashing is saturated")]
+    Busy,
+    /// The hasher itself failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The bounded argon2id pool.
+#[derive(Debug, Clone)]
+pub struct PasswordPool {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    dummy: Arc<str>,
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_now(password: &str) -> Result<String, PasswordError> {
+    let salt = SaltString::encode_b64(crypto::random_token(16).as_bytes()).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+impl PasswordPool {
+    /// A pool running at most `slots` hashes at once, queueing at most `wait` for a slot.
+    pub fn new(slots: usize, wait: Duration) -> Result<Self, PasswordError> {
+        let dummy = hash_now(&crypto::random_token(16))?;
+        Ok(Self { slots: Arc::new(Semaphore::new(slots.max(1))), wait, dummy: dummy.into() })
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+        let permit = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Busy)?;
+        let out = tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// Hashes a password with a fresh salt.
+    pub async fn hash(&self, password: Secret) -> Result<String, PasswordError> {
+        self.run(move || hash_now(password.expose())).await?
+    }
+
+    /// Verifies a password against a PHC string; with `None` it verifies against a dummy hash
+    /// so an unknown username costs the same time as a wrong password.
+    pub async fn verify(&self, password: Secret, phc: Option<String>) -> Result<bool, PasswordError> {
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| self.dummy.to_string());
+        let ok = self
+            .run(move || match PasswordHash::new(&phc) {
+                Ok(parsed) => argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+                Err(_) => false,
+            })
+            .await?;
+        Ok(ok && known)
+    }
+}
+
+/// Validation rules for a new password.
+pub fn check_password_policy(password: &str) -> Result<(), &'static str> {
+    if password.chars().count() < 8 {
+        return Err("password must have at least 8 characters");
+    }
+    if password.len() > 256 {
+        return Err("password must have at most 256 bytes");
+    }
+    Ok(())
+}
+
+/// Checks a username's shape.
+pub fn check_username(username: &str) -> Result<(), &'static str> {
+    let ok_len = (1..=64).contains(&username.chars().count());
+    let ok_chars = username.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok_len && ok_chars { Ok(()) } else { Err("username must be 1-64 letters, digits, '.', '_', '-' or '@'") }
+}
+
+/// Reads a user by id.
+pub async fn get(store: &DynStore, id: &str) -> Result<Option<User>, StoreError> {
+    if id.is_empty() || id.len() > 128 {
+        return Ok(None);
+    }
+    store::get_json(store.as_ref(), &keys::user(id)).await
+}
+
+/// Reads a user by username.
+pub async fn by_username(store: &DynStore, username: &str) -> Result<Option<User>, StoreError> {
+    if check_username(username).is_err() {
+        return Ok(None);
+    }
+    match store.get(&keys::username(username)).await? {
+        Some(id) => get(store, &String::from_utf8_lossy(&id)).await,
+        None => Ok(None),
+    }
+}
+
+/// Creates a user; false when the username is taken.
+pub async fn create(store: &DynStore, user: &User) -> Result<bool, StoreError> {
+    if !store.put_new(&keys::username(&user.username), user.id.as_bytes(), None).await? {
+        return Ok(false);
+    }
+    store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
+    store.set_add(keys::USER_INDEX, &user.id, None).await?;
+    Ok(true)
+}
+
+/// Replaces a user record (the username must not change through this call).
+pub async fn update(store: &DynStore, user: &User) -> Result<(), StoreError> {
+    store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await
+}
+
+/// Deletes a user and frees the username; true when it existed.
+pub async fn delete(store: &DynStore, id: &str) -> Result<bool, StoreError> {
+    let Some(user) = get(store, id).await? else { return Ok(false) };
+    store.delete(&keys::username(&user.username)).await?;
+    store.set_remove(keys::USER_INDEX, id).await?;
+    store.delete(&keys::user(id)).await
+}
+
+/// Lists users sorted by username.
+pub async fn list(store: &DynStore) -> Result<Vec<User>, StoreError> {
+    let ids = store.set_members(keys::USER_INDEX).await?;
+    let keys: Vec<String> = ids.iter().map(|id| keys::user(id)).collect();
+    let mut out: Vec<User> = Vec::with_capacity(keys.len());
+    for (k, v) in keys.iter().zip(store.get_many(&keys).await?) {
+        if let Some(bytes) = v {
+            out.push(store::decode(k, &bytes)?);
+        }
+    }
+    out.sort_by(|a, b| a.username.cmp(&b.username));
+    Ok(out)
+}
+
+/// A new user id.
+pub fn new_id() -> String {
+    crypto::random_token(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let pool = PasswordPool::new(1, Duration::from_secs(5)).unwrap();
+        let h = pool.hash(Secret("correct horse".into())).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(pool.verify(Secret("correct horse".into()), Some(h.clone())).await.unwrap());
+        assert!(!pool.verify(Secret("wrong".into()), Some(h)).await.unwrap());
+        assert!(!pool.verify(Secret("anything".into()), None).await.unwrap());
+    }
+
+    #[test]
+    fn policies() {
+        assert!(check_password_policy("short").is_err());
+        assert!(check_password_policy("long enough").is_ok());
+        assert!(check_username("zhang.san").is_ok());
+        assert!(check_username("bad name").is_err());
+    }
+}
