@@ -309,11 +309,18 @@ impl Config {
 
     /// The built-in defaults merged with `overlay` (TOML text), validated. For tests and tools.
     pub fn from_overlay(overlay: &str, dev: bool) -> Result<Self, ConfigError> {
+        Self::from_overlays(&[overlay], dev)
+    }
+
+    /// The built-in defaults merged with each overlay in turn (later ones win), validated.
+    pub fn from_overlays(overlays: &[&str], dev: bool) -> Result<Self, ConfigError> {
         let mut table = parse_table(DEFAULTS, "config/default.toml")?;
         if dev {
             merge(&mut table, parse_table(DEV, "config/dev.toml")?);
         }
-        merge(&mut table, parse_table(overlay, "overlay")?);
+        for overlay in overlays {
+            merge(&mut table, parse_table(overlay, "overlay")?);
+        }
         Self::from_table(table)
     }
 

@@ -188,7 +188,11 @@ pub struct JsonError {
 
 impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
-        Self { error, basic_challenge: false, status: None }
+        Self {
+            error,
+            basic_challenge: false,
+            status: None,
+        }
     }
 }
 

@@ -11,7 +11,11 @@ use tongzheng::jwt::Alg;
 use tongzheng::keys::Keys;
 
 #[derive(Parser)]
-#[command(name = "tongzheng", version, about = "Unified identity authentication server (OAuth 2.0 / OpenID Connect)")]
+#[command(
+    name = "tongzheng",
+    version,
+    about = "Unified identity authentication server (OAuth 2.0 / OpenID Connect)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,8 @@ fn load(config: Option<&PathBuf>, dev: bool) -> Result<Config, String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TONGZHENG_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("TONGZHENG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     match real_main(Cli::parse()) {
@@ -78,11 +83,15 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { dev, config, listen } => {
+        Command::Serve {
+            dev,
+            config,
+            listen,
+        } => {
             let mut cfg = load(config.as_ref(), dev)?;
             if let Some(l) = listen {
                 cfg.server.listen = l;
-                if dev && !config.as_ref().is_some() {
+                if dev && config.as_ref().is_none() {
                     cfg.issuer.clear();
                 }
                 cfg.validate().map_err(|e| e.to_string())?;
@@ -94,7 +103,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let rt = rt.enable_all().build().map_err(|e| e.to_string())?;
             rt.block_on(serve(cfg))
         }
-        Command::Keys { action: KeysAction::Rotate { config, dev } } => {
+        Command::Keys {
+            action: KeysAction::Rotate { config, dev },
+        } => {
             let cfg = load(config.as_ref(), dev)?;
             let now = Clock::system().now();
             let keys = Keys::load_or_generate(&cfg.keys.dir, now).map_err(|e| e.to_string())?;
@@ -122,7 +133,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
     let issuer = cfg.issuer.clone();
     if cfg.server.dev {
         println!("tongzheng dev server (in-memory store, HTTP on loopback; not for production)");
@@ -140,7 +153,10 @@ async fn serve(cfg: Config) -> Result<(), String> {
             println!("  user:       {} / {}", u.username, u.password);
         }
         if !cfg.security.initial_access_token.is_empty() {
-            println!("  RFC 7591 initial access token: {}", cfg.security.initial_access_token);
+            println!(
+                "  RFC 7591 initial access token: {}",
+                cfg.security.initial_access_token
+            );
         }
     } else {
         tracing::info!(%issuer, listen = %cfg.server.listen, "tongzheng starting");
@@ -149,5 +165,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
-    tongzheng::server::run(listener, cfg, shutdown).await.map_err(|e| e.to_string())
+    tongzheng::server::run(listener, cfg, shutdown)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -57,13 +57,21 @@ pub fn open_store(config: &Config) -> Result<DynStore, ServerError> {
 
 /// Builds the state of an instance: store, keys (from `keys` or the configured directory),
 /// password pool, and the seed data.
-pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<Keys>) -> Result<AppState, ServerError> {
+pub async fn build(
+    config: Config,
+    clock: Clock,
+    store: DynStore,
+    keys: Option<Keys>,
+) -> Result<AppState, ServerError> {
     let keys = match keys {
         Some(k) => k,
         None => Keys::load_or_generate(&config.keys.dir, clock.now())?,
     };
-    let passwords = PasswordPool::new(config.hash_concurrency(), Duration::from_millis(config.security.password_queue_timeout_ms))
-        .map_err(|e| ServerError::Seed(e.to_string()))?;
+    let passwords = PasswordPool::new(
+        config.hash_concurrency(),
+        Duration::from_millis(config.security.password_queue_timeout_ms),
+    )
+    .map_err(|e| ServerError::Seed(e.to_string()))?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(5))
@@ -74,7 +82,9 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     if let Err(e) = seed(&state).await {
         match e {
             // Redis may come up after us; seeding is retried at the next start, and /readyz tells.
-            ServerError::Store(StoreError::Unavailable(reason)) => tracing::warn!(%reason, "store unavailable; seed data not written"),
+            ServerError::Store(StoreError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "store unavailable; seed data not written")
+            }
             other => return Err(other),
         }
     }
@@ -89,19 +99,35 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         let grant_types = c
             .grant_types
             .iter()
-            .map(|g| GrantType::parse(g).ok_or_else(|| ServerError::Seed(format!("client {}: unknown grant type {g}", c.client_id))))
+            .map(|g| {
+                GrantType::parse(g).ok_or_else(|| {
+                    ServerError::Seed(format!("client {}: unknown grant type {g}", c.client_id))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let auth_method = AuthMethod::parse(&c.token_endpoint_auth_method)
-            .ok_or_else(|| ServerError::Seed(format!("client {}: unknown auth method", c.client_id)))?;
+        let auth_method = AuthMethod::parse(&c.token_endpoint_auth_method).ok_or_else(|| {
+            ServerError::Seed(format!("client {}: unknown auth method", c.client_id))
+        })?;
         let secrets = match (&c.client_secret, &c.client_secret_sha256) {
-            (Some(s), _) => vec![StoredSecret { sha256: crate::crypto::sha256_hex(s.as_bytes()), expires_at: None }],
-            (None, Some(h)) => vec![StoredSecret { sha256: h.to_lowercase(), expires_at: None }],
+            (Some(s), _) => vec![StoredSecret {
+                sha256: crate::crypto::sha256_hex(s.as_bytes()),
+                expires_at: None,
+            }],
+            (None, Some(h)) => vec![StoredSecret {
+                sha256: h.to_lowercase(),
+                expires_at: None,
+            }],
             (None, None) => Vec::new(),
         };
         if auth_method.uses_secret() && secrets.is_empty() {
-            return Err(ServerError::Seed(format!("client {} needs a secret", c.client_id)));
+            return Err(ServerError::Seed(format!(
+                "client {} needs a secret",
+                c.client_id
+            )));
         }
-        let created_at = clients::get(&state.store, &c.client_id).await?.map_or(now, |old| old.created_at);
+        let created_at = clients::get(&state.store, &c.client_id)
+            .await?
+            .map_or(now, |old| old.created_at);
         let client = Client {
             client_id: c.client_id.clone(),
             name: c.name.clone(),
@@ -128,10 +154,17 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         clients::put(&state.store, &client).await?;
     }
     for u in &state.config.seed.users {
-        if users::by_username(&state.store, &u.username).await?.is_some() {
+        if users::by_username(&state.store, &u.username)
+            .await?
+            .is_some()
+        {
             continue;
         }
-        let hash = state.passwords.hash(Secret(u.password.clone())).await.map_err(|e| ServerError::Seed(e.to_string()))?;
+        let hash = state
+            .passwords
+            .hash(Secret(u.password.clone()))
+            .await
+            .map_err(|e| ServerError::Seed(e.to_string()))?;
         let user = User {
             id: users::new_id(),
             username: u.username.clone(),
@@ -161,7 +194,10 @@ pub fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::Tls(format!("certificate: {e}")))?;
     if certs.is_empty() {
-        return Err(ServerError::Tls(format!("{}: no certificate found", config.tls.cert)));
+        return Err(ServerError::Tls(format!(
+            "{}: no certificate found",
+            config.tls.cert
+        )));
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| ServerError::Tls(format!("private key: {e}")))?
@@ -186,7 +222,9 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let router = app(state);
     let Some(tls) = tls else {
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         return Ok(());
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -206,16 +244,24 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
-            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
                 return;
             };
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
 /// Builds an instance from `config` with the system clock and serves it on `listener`.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let tls = tls_config(&config)?;
     let store = open_store(&config)?;
     let state = build(config, Clock::system(), store, None).await?;

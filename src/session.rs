@@ -77,7 +77,13 @@ pub async fn create(
         last_seen: now,
         expires_at: now + t.absolute,
     };
-    store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
+    store::put_json(
+        store.as_ref(),
+        &keys::session(&sid),
+        &session,
+        Some(session.ttl(now, t)),
+    )
+    .await?;
     Ok((session, format!("{sid}.{secret}")))
 }
 
@@ -88,12 +94,20 @@ pub async fn from_cookie(
     now: i64,
     t: Timeouts,
 ) -> Result<Option<Session>, StoreError> {
-    let Some((sid, secret)) = cookie.split_once('.') else { return Ok(None) };
+    let Some((sid, secret)) = cookie.split_once('.') else {
+        return Ok(None);
+    };
     if sid.len() > 64 || secret.len() > 128 {
         return Ok(None);
     }
-    let Some(mut s) = get(store, sid).await? else { return Ok(None) };
-    if !ct_eq(s.secret_hash.as_bytes(), crypto::token_key(secret).as_bytes()) || !s.live(now, t) {
+    let Some(mut s) = get(store, sid).await? else {
+        return Ok(None);
+    };
+    if !ct_eq(
+        s.secret_hash.as_bytes(),
+        crypto::token_key(secret).as_bytes(),
+    ) || !s.live(now, t)
+    {
         return Ok(None);
     }
     if now - s.last_seen >= TOUCH_EVERY {
@@ -109,9 +123,17 @@ pub async fn get(store: &DynStore, sid: &str) -> Result<Option<Session>, StoreEr
 }
 
 /// Records that the session issued tokens to `client_id` (for logout broadcast).
-pub async fn add_client(store: &DynStore, s: &Session, client_id: &str, now: i64, t: Timeouts) -> Result<(), StoreError> {
+pub async fn add_client(
+    store: &DynStore,
+    s: &Session,
+    client_id: &str,
+    now: i64,
+    t: Timeouts,
+) -> Result<(), StoreError> {
     let ttl = store::ttl_until(s.expires_at, now).max(s.ttl(now, t));
-    store.set_add(&keys::session_clients(&s.sid), client_id, Some(ttl)).await
+    store
+        .set_add(&keys::session_clients(&s.sid), client_id, Some(ttl))
+        .await
 }
 
 /// The clients the session issued tokens to.
@@ -131,16 +153,38 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use std::sync::Arc;
 
-    const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
+    const T: Timeouts = Timeouts {
+        idle: 1800,
+        absolute: 43200,
+    };
 
     #[tokio::test]
     async fn cookie_resolves_only_with_the_secret() {
         let store: DynStore = Arc::new(MemoryStore::new());
-        let (s, cookie) = create(&store, "u1", "1", vec!["pwd".into()], 1_000, T).await.unwrap();
-        assert_eq!(from_cookie(&store, &cookie, 1_001, T).await.unwrap().unwrap().sid, s.sid);
+        let (s, cookie) = create(&store, "u1", "1", vec!["pwd".into()], 1_000, T)
+            .await
+            .unwrap();
+        assert_eq!(
+            from_cookie(&store, &cookie, 1_001, T)
+                .await
+                .unwrap()
+                .unwrap()
+                .sid,
+            s.sid
+        );
         let forged = format!("{}.{}", s.sid, crypto::random_token(32));
-        assert!(from_cookie(&store, &forged, 1_001, T).await.unwrap().is_none());
-        assert!(from_cookie(&store, "garbage", 1_001, T).await.unwrap().is_none());
+        assert!(
+            from_cookie(&store, &forged, 1_001, T)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            from_cookie(&store, "garbage", 1_001, T)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -148,10 +192,25 @@ mod tests {
         let store: DynStore = Arc::new(MemoryStore::new());
         let (_, cookie) = create(&store, "u1", "1", vec![], 0, T).await.unwrap();
         // Activity keeps it alive past the first idle window...
-        assert!(from_cookie(&store, &cookie, 1_700, T).await.unwrap().is_some());
-        assert!(from_cookie(&store, &cookie, 3_400, T).await.unwrap().is_some());
+        assert!(
+            from_cookie(&store, &cookie, 1_700, T)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            from_cookie(&store, &cookie, 3_400, T)
+                .await
+                .unwrap()
+                .is_some()
+        );
         // ...but not past idle without activity...
-        assert!(from_cookie(&store, &cookie, 3_400 + 1_800, T).await.unwrap().is_none());
+        assert!(
+            from_cookie(&store, &cookie, 3_400 + 1_800, T)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // ...and never past the absolute limit.
         let (_, c2) = create(&store, "u2", "1", vec![], 0, T).await.unwrap();
         let mut now = 0;

@@ -116,7 +116,10 @@ pub async fn validate_access_token(
     if typ.as_deref() != Some(AT_TYP) || claims.iss != issuer || claims.exp <= now {
         return Err(invalid());
     }
-    let mut lookups = vec![keys::client(&claims.client_id), keys::revoked_jti(&claims.jti)];
+    let mut lookups = vec![
+        keys::client(&claims.client_id),
+        keys::revoked_jti(&claims.jti),
+    ];
     if let Some(gid) = &claims.gid {
         lookups.push(keys::revoked_grant(gid));
     }
@@ -140,6 +143,9 @@ mod tests {
     #[test]
     fn at_hash_matches_oidc_example() {
         // OIDC Core A.3: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" is "77QmUPtjPfzWtF2AnpK9RQ".
-        assert_eq!(at_hash(Alg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash(Alg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

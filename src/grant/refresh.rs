@@ -2,16 +2,25 @@
 //! (RFC 9700 s4.14.2): a rotated token presented again after the grace window revokes the whole
 //! family; within the window (a client's concurrent retry) it is honoured.
 
-use super::{Ctx, Mint, RefreshRecord, TokenResponse, check_granted, mint, parse_scope, revoke_grant};
+use super::{
+    Ctx, Mint, RefreshRecord, TokenResponse, check_granted, mint, parse_scope, revoke_grant,
+};
 use crate::clients::{Client, GrantType};
 use crate::crypto;
 use crate::error::OAuthError;
 use crate::store::{self, keys};
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
-pub async fn grant(ctx: Ctx<'_>, client: &Client, token: &str, scope: Option<&str>) -> Result<TokenResponse, OAuthError> {
+pub async fn grant(
+    ctx: Ctx<'_>,
+    client: &Client,
+    token: &str,
+    scope: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::RefreshToken) {
-        return Err(OAuthError::unauthorized_client("refresh_token is not allowed for this client"));
+        return Err(OAuthError::unauthorized_client(
+            "refresh_token is not allowed for this client",
+        ));
     }
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     if token.is_empty() || token.len() > 128 {
@@ -24,14 +33,20 @@ pub async fn grant(ctx: Ctx<'_>, client: &Client, token: &str, scope: Option<&st
     if record.client_id != client.client_id {
         return Err(invalid());
     }
-    if let Some(first) = redeemed.first_redeemed_at {
-        if ctx.now - first > ctx.tokens.refresh_grace {
-            tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking the family");
-            revoke_grant(ctx.store, &record.gid, record.family_exp, ctx.now).await?;
-            return Err(invalid());
-        }
+    if let Some(first) = redeemed.first_redeemed_at
+        && ctx.now - first > ctx.tokens.refresh_grace
+    {
+        tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking the family");
+        revoke_grant(ctx.store, &record.gid, record.family_exp, ctx.now).await?;
+        return Err(invalid());
     }
-    if record.family_exp <= ctx.now || ctx.store.get(&keys::revoked_grant(&record.gid)).await?.is_some() {
+    if record.family_exp <= ctx.now
+        || ctx
+            .store
+            .get(&keys::revoked_grant(&record.gid))
+            .await?
+            .is_some()
+    {
         return Err(invalid());
     }
     // RFC 6749 s6: a narrower scope may be asked for, never a wider one; the client must still
@@ -40,7 +55,9 @@ pub async fn grant(ctx: Ctx<'_>, client: &Client, token: &str, scope: Option<&st
         Some(raw) => {
             let requested = parse_scope(raw)?;
             if let Some(s) = requested.iter().find(|s| !record.scope.contains(s)) {
-                return Err(OAuthError::invalid_scope(format!("scope '{s}' was not part of the original grant")));
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope '{s}' was not part of the original grant"
+                )));
             }
             requested
         }

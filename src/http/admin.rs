@@ -29,12 +29,24 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let token = bearer(&parts.headers, None).map_err(|e| match e {
-            BearerError::Missing => Problem::unauthorized("a bearer token with the admin scope is required"),
+            BearerError::Missing => {
+                Problem::unauthorized("a bearer token with the admin scope is required")
+            }
             BearerError::Rejected(e) => Problem::from(e),
         })?;
-        let (claims, _) = tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, state.clock.now()).await?;
+        let (claims, _) = tokens::validate_access_token(
+            &state.keys,
+            &state.store,
+            &state.config.issuer,
+            &token,
+            state.clock.now(),
+        )
+        .await?;
         if !claims.has_scope(&state.config.security.admin_scope) {
-            return Err(Problem::forbidden(format!("the token lacks the '{}' scope", state.config.security.admin_scope)));
+            return Err(Problem::forbidden(format!(
+                "the token lacks the '{}' scope",
+                state.config.security.admin_scope
+            )));
         }
         Ok(Self(claims))
     }
@@ -49,9 +61,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "urn:tongzheng:problem:too-large", "Body too large", "request body too large"))
-            }
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:tongzheng:problem:too-large",
+                "Body too large",
+                "request body too large",
+            )),
             Err(rej) if rej.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "urn:tongzheng:problem:media-type",
@@ -92,8 +107,17 @@ struct ClientBody {
 }
 
 fn check_client_id(id: &str) -> Result<(), Problem> {
-    let ok = (3..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok { Ok(()) } else { Err(Problem::bad_request("client_id must be 3-64 characters of letters, digits, '-', '_' or '.'")) }
+    let ok = (3..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "client_id must be 3-64 characters of letters, digits, '-', '_' or '.'",
+        ))
+    }
 }
 
 fn apply_extras(c: &mut Client, b: &ClientBody) -> Result<(), Problem> {
@@ -105,17 +129,31 @@ fn apply_extras(c: &mut Client, b: &ClientBody) -> Result<(), Problem> {
     }
     if let Some(ttl) = b.access_token_ttl {
         if !(60..=86_400).contains(&ttl) {
-            return Err(Problem::bad_request("access_token_ttl must be 60..=86400 seconds"));
+            return Err(Problem::bad_request(
+                "access_token_ttl must be 60..=86400 seconds",
+            ));
         }
         c.access_token_ttl = Some(ttl);
     }
     Ok(())
 }
 
-async fn create_client(State(state): State<AppState>, _: Admin, Json(body): Json<ClientBody>) -> Result<Response, Problem> {
-    let id = body.client_id.clone().unwrap_or_else(|| crate::crypto::random_token(12));
+async fn create_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Json(body): Json<ClientBody>,
+) -> Result<Response, Problem> {
+    let id = body
+        .client_id
+        .clone()
+        .unwrap_or_else(|| crate::crypto::random_token(12));
     check_client_id(&id)?;
-    let mut client = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, state.clock.now())?;
+    let mut client = body.metadata.clone().into_client(
+        id,
+        Registrar::Admin,
+        state.config.server.dev,
+        state.clock.now(),
+    )?;
     client.consent_required = false;
     apply_extras(&mut client, &body)?;
     let secret = if client.auth_method.uses_secret() {
@@ -126,7 +164,10 @@ async fn create_client(State(state): State<AppState>, _: Admin, Json(body): Json
         None
     };
     if !clients::create(&state.store, &client).await? {
-        return Err(Problem::conflict(format!("client '{}' already exists", client.client_id)));
+        return Err(Problem::conflict(format!(
+            "client '{}' already exists",
+            client.client_id
+        )));
     }
     tracing::info!(client_id = %client.client_id, "admin created client");
     let mut view = client_view(&client);
@@ -138,21 +179,43 @@ async fn create_client(State(state): State<AppState>, _: Admin, Json(body): Json
 }
 
 async fn list_clients(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let list: Vec<Value> = clients::list(&state.store).await?.iter().map(client_view).collect();
+    let list: Vec<Value> = clients::list(&state.store)
+        .await?
+        .iter()
+        .map(client_view)
+        .collect();
     Ok(axum::Json(json!({ "clients": list })).into_response())
 }
 
-async fn get_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, Problem> {
-    let c = clients::get(&state.store, &id).await?.ok_or_else(|| Problem::not_found(format!("no client '{id}'")))?;
+async fn get_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let c = clients::get(&state.store, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no client '{id}'")))?;
     Ok(axum::Json(client_view(&c)).into_response())
 }
 
-async fn update_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>, Json(body): Json<ClientBody>) -> Result<Response, Problem> {
-    let old = clients::get(&state.store, &id).await?.ok_or_else(|| Problem::not_found(format!("no client '{id}'")))?;
+async fn update_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    Json(body): Json<ClientBody>,
+) -> Result<Response, Problem> {
+    let old = clients::get(&state.store, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no client '{id}'")))?;
     if body.client_id.as_ref().is_some_and(|b| *b != id) {
         return Err(Problem::bad_request("client_id cannot be changed"));
     }
-    let mut c = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, old.created_at)?;
+    let mut c = body.metadata.clone().into_client(
+        id,
+        Registrar::Admin,
+        state.config.server.dev,
+        old.created_at,
+    )?;
     c.secrets = old.secrets;
     c.origin = old.origin;
     c.registration_token_sha256 = old.registration_token_sha256;
@@ -160,15 +223,25 @@ async fn update_client(State(state): State<AppState>, _: Admin, Path(id): Path<S
     c.consent_required = old.consent_required;
     c.access_token_ttl = old.access_token_ttl;
     if c.auth_method.uses_secret() && c.secrets.is_empty() {
-        return Err(Problem::bad_request("switching to a secret method needs a secret; create a new client"));
+        return Err(Problem::bad_request(
+            "switching to a secret method needs a secret; create a new client",
+        ));
     }
     apply_extras(&mut c, &body)?;
     clients::put(&state.store, &c).await?;
     Ok(axum::Json(client_view(&c)).into_response())
 }
 
-async fn delete_client(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, Problem> {
-    if clients::delete(&state.store, &id).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(Problem::not_found(format!("no client '{id}'"))) }
+async fn delete_client(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if clients::delete(&state.store, &id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found(format!("no client '{id}'")))
+    }
 }
 
 fn user_view(u: &User) -> Value {
@@ -201,14 +274,27 @@ async fn hash(state: &AppState, password: String) -> Result<String, Problem> {
     users::check_password_policy(&password).map_err(Problem::bad_request)?;
     state.passwords.hash(Secret(password)).await.map_err(|e| {
         tracing::warn!(error = %e, "password hashing unavailable");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "urn:tongzheng:problem:unavailable", "Service unavailable", "password hashing is busy, retry")
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:tongzheng:problem:unavailable",
+            "Service unavailable",
+            "password hashing is busy, retry",
+        )
     })
 }
 
-async fn create_user(State(state): State<AppState>, _: Admin, Json(b): Json<UserBody>) -> Result<Response, Problem> {
-    let username = b.username.ok_or_else(|| Problem::bad_request("username is required"))?;
+async fn create_user(
+    State(state): State<AppState>,
+    _: Admin,
+    Json(b): Json<UserBody>,
+) -> Result<Response, Problem> {
+    let username = b
+        .username
+        .ok_or_else(|| Problem::bad_request("username is required"))?;
     users::check_username(&username).map_err(Problem::bad_request)?;
-    let password = b.password.ok_or_else(|| Problem::bad_request("password is required"))?;
+    let password = b
+        .password
+        .ok_or_else(|| Problem::bad_request("password is required"))?;
     let now = state.clock.now();
     let user = User {
         id: users::new_id(),
@@ -223,23 +309,43 @@ async fn create_user(State(state): State<AppState>, _: Admin, Json(b): Json<User
         updated_at: now,
     };
     if !users::create(&state.store, &user).await? {
-        return Err(Problem::conflict(format!("username '{}' is taken", user.username)));
+        return Err(Problem::conflict(format!(
+            "username '{}' is taken",
+            user.username
+        )));
     }
     Ok((StatusCode::CREATED, axum::Json(user_view(&user))).into_response())
 }
 
 async fn list_users(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let list: Vec<Value> = users::list(&state.store).await?.iter().map(user_view).collect();
+    let list: Vec<Value> = users::list(&state.store)
+        .await?
+        .iter()
+        .map(user_view)
+        .collect();
     Ok(axum::Json(json!({ "users": list })).into_response())
 }
 
-async fn get_user(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, Problem> {
-    let u = users::get(&state.store, &id).await?.ok_or_else(|| Problem::not_found(format!("no user '{id}'")))?;
+async fn get_user(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let u = users::get(&state.store, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no user '{id}'")))?;
     Ok(axum::Json(user_view(&u)).into_response())
 }
 
-async fn update_user(State(state): State<AppState>, _: Admin, Path(id): Path<String>, Json(b): Json<UserBody>) -> Result<Response, Problem> {
-    let mut u = users::get(&state.store, &id).await?.ok_or_else(|| Problem::not_found(format!("no user '{id}'")))?;
+async fn update_user(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    Json(b): Json<UserBody>,
+) -> Result<Response, Problem> {
+    let mut u = users::get(&state.store, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no user '{id}'")))?;
     if b.username.as_ref().is_some_and(|n| *n != u.username) {
         return Err(Problem::bad_request("username cannot be changed"));
     }
@@ -266,15 +372,33 @@ async fn update_user(State(state): State<AppState>, _: Admin, Path(id): Path<Str
     Ok(axum::Json(user_view(&u)).into_response())
 }
 
-async fn delete_user(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, Problem> {
-    if users::delete(&state.store, &id).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(Problem::not_found(format!("no user '{id}'"))) }
+async fn delete_user(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if users::delete(&state.store, &id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found(format!("no user '{id}'")))
+    }
 }
 
 async fn rotate_keys(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let keep = state.config.tokens.access_token_ttl.max(state.config.tokens.id_token_ttl) + 3600;
+    let keep = state
+        .config
+        .tokens
+        .access_token_ttl
+        .max(state.config.tokens.id_token_ttl)
+        + 3600;
     let kids = state.keys.rotate(state.clock.now(), keep).map_err(|e| {
         tracing::error!(error = %e, "key rotation failed");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "urn:tongzheng:problem:internal", "Internal error", "key rotation failed")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "urn:tongzheng:problem:internal",
+            "Internal error",
+            "key rotation failed",
+        )
     })?;
     Ok(axum::Json(json!({ "active_kids": kids })).into_response())
 }
@@ -283,8 +407,14 @@ async fn rotate_keys(State(state): State<AppState>, _: Admin) -> Result<Response
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/clients", get(list_clients).post(create_client))
-        .route("/admin/v1/clients/{id}", get(get_client).put(update_client).delete(delete_client))
+        .route(
+            "/admin/v1/clients/{id}",
+            get(get_client).put(update_client).delete(delete_client),
+        )
         .route("/admin/v1/users", get(list_users).post(create_user))
-        .route("/admin/v1/users/{id}", get(get_user).put(update_user).delete(delete_user))
+        .route(
+            "/admin/v1/users/{id}",
+            get(get_user).put(update_user).delete(delete_user),
+        )
         .route("/admin/v1/keys/rotate", post(rotate_keys))
 }

@@ -94,19 +94,43 @@ impl Deref for AppState {
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(config: Config, store: DynStore, keys: Keys, clock: Clock, passwords: PasswordPool, http: reqwest::Client) -> Self {
+    pub fn new(
+        config: Config,
+        store: DynStore,
+        keys: Keys,
+        clock: Clock,
+        passwords: PasswordPool,
+        http: reqwest::Client,
+    ) -> Self {
         let urls = Urls::new(&config.issuer);
-        Self(Arc::new(Inner { config, store, keys, clock, passwords, jwks: JwksCache::new(http), urls }))
+        Self(Arc::new(Inner {
+            config,
+            store,
+            keys,
+            clock,
+            passwords,
+            jwks: JwksCache::new(http),
+            urls,
+        }))
     }
 
     /// The grant context at the current time.
     pub fn ctx(&self) -> Ctx<'_> {
-        Ctx { store: &self.store, keys: &self.keys, issuer: &self.config.issuer, tokens: &self.config.tokens, now: self.clock.now() }
+        Ctx {
+            store: &self.store,
+            keys: &self.keys,
+            issuer: &self.config.issuer,
+            tokens: &self.config.tokens,
+            now: self.clock.now(),
+        }
     }
 
     /// Session timeouts.
     pub fn timeouts(&self) -> Timeouts {
-        Timeouts { idle: self.config.session.idle_timeout, absolute: self.config.session.absolute_timeout }
+        Timeouts {
+            idle: self.config.session.idle_timeout,
+            absolute: self.config.session.absolute_timeout,
+        }
     }
 }
 
@@ -121,15 +145,25 @@ async fn layers(req: Request, next: Next) -> Response {
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map_or_else(|| format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)), str::to_owned);
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        .map_or_else(
+            || format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)),
+            str::to_owned,
+        );
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }

@@ -48,18 +48,34 @@ pub fn metadata(state: &AppState) -> Value {
         "ui_locales_supported": ["zh-CN", "en"],
         "claim_types_supported": ["normal"],
     });
-    if !state.config.security.initial_access_token.is_empty() {
-        if let Some(obj) = m.as_object_mut() {
-            obj.insert("registration_endpoint".into(), Value::String(u.register.clone()));
-        }
+    if !state.config.security.initial_access_token.is_empty()
+        && let Some(obj) = m.as_object_mut()
+    {
+        obj.insert(
+            "registration_endpoint".into(),
+            Value::String(u.register.clone()),
+        );
     }
     m
 }
 
 fn cached_json(body: String) -> Response {
-    let mut r = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let mut r = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     r
 }
 
@@ -71,27 +87,48 @@ async fn jwks(State(state): State<AppState>) -> Response {
     cached_json(state.keys.current().jwks_json().to_string())
 }
 
-async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, BearerError> {
+async fn userinfo_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, BearerError> {
     userinfo(&state, &headers, None).await
 }
 
-async fn userinfo_post(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Response, BearerError> {
+async fn userinfo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, BearerError> {
     // RFC 6750 s2.2: a form-encoded body may carry the token.
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let form = if is_form { Some(parse_params(&body).map_err(BearerError::Rejected)?) } else { None };
+    let form = if is_form {
+        Some(parse_params(&body).map_err(BearerError::Rejected)?)
+    } else {
+        None
+    };
     userinfo(&state, &headers, form.as_ref()).await
 }
 
 /// OIDC Core s5.3.1: claims of the token's user, by the scopes the token carries.
-async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) -> Result<Response, BearerError> {
+async fn userinfo(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Option<&Params>,
+) -> Result<Response, BearerError> {
     let token = bearer(headers, form)?;
     let now = state.clock.now();
-    let (claims, _) = tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await?;
+    let (claims, _) =
+        tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now)
+            .await?;
     if !claims.has_scope("openid") || !claims.has_user() {
-        return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "the token lacks the openid scope",
+        )
+        .into());
     }
     let user = users::get(&state.store, &claims.sub)
         .await?
@@ -104,20 +141,21 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) 
         out.insert("preferred_username".into(), json!(user.username));
         out.insert("updated_at".into(), json!(user.updated_at));
     }
-    if claims.has_scope("email") {
-        if let Some(e) = &user.email {
-            out.insert("email".into(), json!(e));
-            out.insert("email_verified".into(), json!(user.email_verified));
-        }
+    if claims.has_scope("email")
+        && let Some(e) = &user.email
+    {
+        out.insert("email".into(), json!(e));
+        out.insert("email_verified".into(), json!(user.email_verified));
     }
-    if claims.has_scope("phone") {
-        if let Some(p) = &user.phone_number {
-            out.insert("phone_number".into(), json!(p));
-            out.insert("phone_number_verified".into(), json!(false));
-        }
+    if claims.has_scope("phone")
+        && let Some(p) = &user.phone_number
+    {
+        out.insert("phone_number".into(), json!(p));
+        out.insert("phone_number_verified".into(), json!(false));
     }
     let mut r = axum::Json(Value::Object(out)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 

@@ -21,7 +21,12 @@ impl Locale {
     /// Accept-Language header, then the configured default.
     pub fn choose(ui_locales: Option<&str>, headers: &HeaderMap, default: &str) -> Self {
         let pick = |tag: &str| {
-            let tag = tag.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let tag = tag
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             if tag.starts_with("zh") {
                 Some(Self::ZhCn)
             } else if tag.starts_with("en") {
@@ -33,11 +38,17 @@ impl Locale {
         if let Some(l) = ui_locales.and_then(|u| u.split(' ').find_map(pick)) {
             return l;
         }
-        let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
         if let Some(l) = accept.and_then(|a| a.split(',').find_map(pick)) {
             return l;
         }
-        if default == "en" { Self::En } else { Self::ZhCn }
+        if default == "en" {
+            Self::En
+        } else {
+            Self::ZhCn
+        }
     }
 
     fn lang(self) -> &'static str {
@@ -134,7 +145,11 @@ button.secondary{background:#e5e7eb;color:#111}.error{color:#b91c1c;background:#
 const AUTOSUBMIT: &str = "document.forms[0].submit();";
 
 fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: bool) -> Response {
-    let script_tag = if script { format!("<script>{AUTOSUBMIT}</script>") } else { String::new() };
+    let script_tag = if script {
+        format!("<script>{AUTOSUBMIT}</script>")
+    } else {
+        String::new()
+    };
     let html = format!(
         "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main>{script_tag}</body></html>",
@@ -157,12 +172,15 @@ fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: boo
 
 /// CSP hashes are standard base64 with padding.
 fn base64_std_of_b64url(s: &str) -> String {
-    let mut out: String = s.chars().map(|c| match c {
-        '-' => '+',
-        '_' => '/',
-        c => c,
-    }).collect();
-    while out.len() % 4 != 0 {
+    let mut out: String = s
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !out.len().is_multiple_of(4) {
         out.push('=');
     }
     out
@@ -188,7 +206,10 @@ pub struct LoginForm<'a> {
 pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
     let t = texts(locale);
     let error = if f.failed {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", t.bad_credentials)
+        format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            t.bad_credentials
+        )
     } else if f.busy {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
     } else {
@@ -211,14 +232,29 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
         user = esc(f.username.unwrap_or_default()),
         submit = t.submit,
     );
-    let status = if f.busy { StatusCode::SERVICE_UNAVAILABLE } else if f.failed { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    let status = if f.busy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if f.failed {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
     page(locale, t.login_title, &body, status, false)
 }
 
 /// The consent page.
-pub fn consent(locale: Locale, req: &str, csrf: &str, client_name: &str, scopes: &[String]) -> Response {
+pub fn consent(
+    locale: Locale,
+    req: &str,
+    csrf: &str,
+    client_name: &str,
+    scopes: &[String],
+) -> Response {
     let t = texts(locale);
-    let items: String = scopes.iter().map(|s| format!("<li>{}</li>", esc(s))).collect();
+    let items: String = scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", esc(s)))
+        .collect();
     let body = format!(
         "<h1>{title}</h1><p>{intro}</p><p class=\"client\"><strong>{client}</strong></p><ul>{items}</ul>\
          <form method=\"post\" action=\"/consent\"><input type=\"hidden\" name=\"req\" value=\"{req}\">\
@@ -255,7 +291,13 @@ pub fn form_post(locale: Locale, action: &str, params: &[(&str, String)]) -> Res
     let t = texts(locale);
     let inputs: String = params
         .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
+        })
         .collect();
     let body = format!(
         "<form method=\"post\" action=\"{}\">{inputs}<noscript><button type=\"submit\">{}</button></noscript></form>",
@@ -280,6 +322,9 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(esc("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            esc("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
     }
 }

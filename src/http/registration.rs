@@ -16,23 +16,41 @@ use crate::error::{BearerError, ErrorCode, JsonError, OAuthError};
 use crate::registration::{Metadata, Registrar};
 
 fn parse_json(body: &[u8]) -> Result<Metadata, JsonError> {
-    serde_json::from_slice(body)
-        .map_err(|e| OAuthError::new(ErrorCode::InvalidClientMetadata, format!("the body is not valid client metadata JSON: {e}")).into())
+    serde_json::from_slice(body).map_err(|e| {
+        OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            format!("the body is not valid client metadata JSON: {e}"),
+        )
+        .into()
+    })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
 }
 
-fn response(state: &AppState, c: &Client, secret: Option<&str>, rat: Option<&str>, status: StatusCode) -> Response {
+fn response(
+    state: &AppState,
+    c: &Client,
+    secret: Option<&str>,
+    rat: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let mut body = serde_json::to_value(Metadata::of(c)).unwrap_or(Value::Null);
     if let Some(obj) = body.as_object_mut() {
         obj.insert("client_id".into(), json!(c.client_id));
         obj.insert("client_id_issued_at".into(), json!(c.created_at));
-        obj.insert("registration_client_uri".into(), json!(format!("{}/{}", state.urls.register, c.client_id)));
+        obj.insert(
+            "registration_client_uri".into(),
+            json!(format!("{}/{}", state.urls.register, c.client_id)),
+        );
         if let Some(s) = secret {
             obj.insert("client_secret".into(), json!(s));
             obj.insert("client_secret_expires_at".into(), json!(0));
@@ -42,39 +60,77 @@ fn response(state: &AppState, c: &Client, secret: Option<&str>, rat: Option<&str
         }
     }
     let mut r = (status, axum::Json(body)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-fn check_initial_token(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Errors of the registration endpoints: RFC 7591 s3.2.2 JSON, or an RFC 6750 challenge for a
+/// bad initial or registration access token.
+enum RegError {
+    Json(JsonError),
+    Bearer(BearerError),
+}
+
+impl From<BearerError> for RegError {
+    fn from(e: BearerError) -> Self {
+        Self::Bearer(e)
+    }
+}
+
+impl<T: Into<JsonError>> From<T> for RegError {
+    fn from(e: T) -> Self {
+        Self::Json(e.into())
+    }
+}
+
+impl IntoResponse for RegError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Json(e) => e.into_response(),
+            Self::Bearer(e) => e.into_response(),
+        }
+    }
+}
+
+fn check_initial_token(state: &AppState, headers: &HeaderMap) -> Result<(), RegError> {
     let expected = &state.config.security.initial_access_token;
     if expected.is_empty() {
-        return Err(JsonError::from(OAuthError::new(ErrorCode::AccessDenied, "dynamic registration is disabled")).into_response());
+        return Err(
+            OAuthError::new(ErrorCode::AccessDenied, "dynamic registration is disabled").into(),
+        );
     }
-    let token = bearer(headers, None).map_err(IntoResponse::into_response)?;
-    if !ct_eq(crypto::sha256(token.as_bytes()).as_slice(), crypto::sha256(expected.as_bytes()).as_slice()) {
-        return Err(BearerError::Rejected(OAuthError::invalid_token("the initial access token is invalid")).into_response());
+    let token = bearer(headers, None)?;
+    if !ct_eq(
+        crypto::sha256(token.as_bytes()).as_slice(),
+        crypto::sha256(expected.as_bytes()).as_slice(),
+    ) {
+        return Err(BearerError::Rejected(OAuthError::invalid_token(
+            "the initial access token is invalid",
+        ))
+        .into());
     }
     Ok(())
 }
 
 /// POST /register (RFC 7591 s3.1).
-async fn register(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(r) = check_initial_token(&state, &headers) {
-        return r;
-    }
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, RegError> {
+    check_initial_token(&state, &headers)?;
     if !is_json(&headers) {
-        return JsonError::from(OAuthError::invalid_request("Content-Type must be application/json")).into_response();
+        return Err(OAuthError::invalid_request("Content-Type must be application/json").into());
     }
-    let meta = match parse_json(&body) {
-        Ok(m) => m,
-        Err(e) => return e.into_response(),
-    };
+    let meta = parse_json(&body)?;
     let now = state.clock.now();
-    let mut client = match meta.into_client(crypto::random_token(16), Registrar::Dynamic, state.config.server.dev, now) {
-        Ok(c) => c,
-        Err(e) => return JsonError::from(e).into_response(),
-    };
+    let mut client = meta.into_client(
+        crypto::random_token(16),
+        Registrar::Dynamic,
+        state.config.server.dev,
+        now,
+    )?;
     let secret = if client.auth_method.uses_secret() {
         let (secret, stored) = clients::new_secret(None);
         client.secrets.push(stored);
@@ -84,82 +140,106 @@ async fn register(State(state): State<AppState>, headers: HeaderMap, body: axum:
     };
     let rat = crypto::random_token(32);
     client.registration_token_sha256 = Some(crypto::sha256_hex(rat.as_bytes()));
-    match clients::create(&state.store, &client).await {
-        Ok(true) => {}
-        Ok(false) => return JsonError::from(OAuthError::server_error()).into_response(),
-        Err(e) => return JsonError::from(e).into_response(),
+    if !clients::create(&state.store, &client).await? {
+        return Err(OAuthError::server_error().into());
     }
     tracing::info!(client_id = %client.client_id, "client registered");
-    response(&state, &client, secret.as_ref().map(|s| s.expose()), Some(&rat), StatusCode::CREATED)
+    Ok(response(
+        &state,
+        &client,
+        secret.as_ref().map(|s| s.expose()),
+        Some(&rat),
+        StatusCode::CREATED,
+    ))
 }
 
 /// Resolves the client a registration access token manages (RFC 7592 s3: 401 on any mismatch,
 /// without telling whether the client exists).
-async fn managed(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Client, Response> {
-    let token = bearer(headers, None).map_err(IntoResponse::into_response)?;
-    let deny = || BearerError::Rejected(OAuthError::invalid_token("the registration access token is invalid")).into_response();
-    let client = clients::get(&state.store, client_id).await.map_err(|e| JsonError::from(e).into_response())?.ok_or_else(deny)?;
+async fn managed(
+    state: &AppState,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<Client, RegError> {
+    let token = bearer(headers, None)?;
+    let deny = || {
+        RegError::Bearer(BearerError::Rejected(OAuthError::invalid_token(
+            "the registration access token is invalid",
+        )))
+    };
+    let client = clients::get(&state.store, client_id)
+        .await?
+        .ok_or_else(deny)?;
     let expected = client.registration_token_sha256.clone().ok_or_else(deny)?;
-    if !ct_eq(expected.as_bytes(), crypto::sha256_hex(token.as_bytes()).as_bytes()) {
+    if !ct_eq(
+        expected.as_bytes(),
+        crypto::sha256_hex(token.as_bytes()).as_bytes(),
+    ) {
         return Err(deny());
     }
     Ok(client)
 }
 
-async fn read(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match managed(&state, &headers, &id).await {
-        Ok(c) => response(&state, &c, None, None, StatusCode::OK),
-        Err(r) => r,
-    }
+async fn read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, RegError> {
+    let c = managed(&state, &headers, &id).await?;
+    Ok(response(&state, &c, None, None, StatusCode::OK))
 }
 
 /// PUT /register/{id} (RFC 7592 s2.2): replaces the metadata; secrets stay.
-async fn update(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
-    let old = match managed(&state, &headers, &id).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, RegError> {
+    let old = managed(&state, &headers, &id).await?;
     if !is_json(&headers) {
-        return JsonError::from(OAuthError::invalid_request("Content-Type must be application/json")).into_response();
+        return Err(OAuthError::invalid_request("Content-Type must be application/json").into());
     }
-    let raw: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return JsonError::from(OAuthError::new(ErrorCode::InvalidClientMetadata, "body is not JSON")).into_response(),
-    };
+    let raw: Value = serde_json::from_slice(&body)
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidClientMetadata, "body is not JSON"))?;
     if raw.get("client_id").and_then(Value::as_str) != Some(id.as_str()) {
-        return JsonError::from(OAuthError::invalid_request("client_id in the body must match the URL (RFC 7592 s2.2)")).into_response();
+        return Err(OAuthError::invalid_request(
+            "client_id in the body must match the URL (RFC 7592 s2.2)",
+        )
+        .into());
     }
-    let meta = match parse_json(&body) {
-        Ok(m) => m,
-        Err(e) => return e.into_response(),
-    };
-    let mut client = match meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at) {
-        Ok(c) => c,
-        Err(e) => return JsonError::from(e).into_response(),
-    };
-    if client.auth_method.uses_secret() != old.auth_method.uses_secret() || (client.auth_method == AuthMethod::None) != old.is_public() {
-        return JsonError::from(OAuthError::new(ErrorCode::InvalidClientMetadata, "changing between secret, key and public authentication needs a new registration")).into_response();
+    let meta = parse_json(&body)?;
+    let mut client = meta.into_client(
+        id,
+        Registrar::Dynamic,
+        state.config.server.dev,
+        old.created_at,
+    )?;
+    if client.auth_method.uses_secret() != old.auth_method.uses_secret()
+        || (client.auth_method == AuthMethod::None) != old.is_public()
+    {
+        let d = "changing between secret, key and public authentication needs a new registration";
+        return Err(OAuthError::new(ErrorCode::InvalidClientMetadata, d).into());
     }
     client.secrets = old.secrets;
     client.registration_token_sha256 = old.registration_token_sha256;
     client.enabled = old.enabled;
-    if let Err(e) = clients::put(&state.store, &client).await {
-        return JsonError::from(e).into_response();
-    }
-    response(&state, &client, None, None, StatusCode::OK)
+    clients::put(&state.store, &client).await?;
+    Ok(response(&state, &client, None, None, StatusCode::OK))
 }
 
-async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = managed(&state, &headers, &id).await {
-        return r;
-    }
-    match clients::delete(&state.store, &id).await {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => JsonError::from(e).into_response(),
-    }
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, RegError> {
+    managed(&state, &headers, &id).await?;
+    clients::delete(&state.store, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/register", post(register)).route("/register/{id}", get(read).put(update).delete(remove))
+    Router::new()
+        .route("/register", post(register))
+        .route("/register/{id}", get(read).put(update).delete(remove))
 }

@@ -77,7 +77,7 @@ impl Inner {
     fn insert(&mut self, key: &str, entry: Entry, at: Instant) {
         self.writes = self.writes.wrapping_add(1);
         // Every 1024 writes, drop expired entries so an idle key space does not grow forever.
-        if self.writes % 1024 == 0 {
+        if self.writes.is_multiple_of(1024) {
             self.entries.retain(|_, e| e.live(at));
         }
         self.entries.insert(key.to_owned(), entry);
@@ -183,7 +183,10 @@ impl Store for MemoryStore {
 
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
         self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
-            Some(Value::Redeemable { value, first }) => Some(Redeemed { value: value.clone(), first_redeemed_at: *first }),
+            Some(Value::Redeemable { value, first }) => Some(Redeemed {
+                value: value.clone(),
+                first_redeemed_at: *first,
+            }),
             _ => None,
         })
     }
@@ -200,14 +203,14 @@ impl Store for MemoryStore {
 
     async fn set_add(&self, key: &str, member: &str, ttl: Option<u64>) -> Result<(), StoreError> {
         self.with(|m, at| {
-            if let Some(e) = m.live(key, at) {
-                if let Value::Set(s) = &mut e.value {
-                    s.insert(member.to_owned());
-                    if ttl.is_some() {
-                        e.deadline = deadline(ttl);
-                    }
-                    return;
+            if let Some(e) = m.live(key, at)
+                && let Value::Set(s) = &mut e.value
+            {
+                s.insert(member.to_owned());
+                if ttl.is_some() {
+                    e.deadline = deadline(ttl);
                 }
+                return;
             }
             let set = HashSet::from([member.to_owned()]);
             m.insert(
@@ -246,11 +249,11 @@ impl Store for MemoryStore {
 
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError> {
         self.with(|m, at| {
-            if let Some(e) = m.live(key, at) {
-                if let Value::Counter(n) = &mut e.value {
-                    *n = n.saturating_add(1);
-                    return *n;
-                }
+            if let Some(e) = m.live(key, at)
+                && let Value::Counter(n) = &mut e.value
+            {
+                *n = n.saturating_add(1);
+                return *n;
             }
             m.insert(
                 key,

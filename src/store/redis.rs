@@ -197,9 +197,19 @@ impl Store for RedisStore {
     }
 
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
-        let (value, first): (Option<Vec<u8>>, Option<String>) =
-            self.run(redis::cmd("HMGET").arg(self.key(key)).arg("v").arg("u").clone()).await?;
-        Ok(value.map(|value| Redeemed { value, first_redeemed_at: first.and_then(|f| f.parse().ok()) }))
+        let (value, first): (Option<Vec<u8>>, Option<String>) = self
+            .run(
+                redis::cmd("HMGET")
+                    .arg(self.key(key))
+                    .arg("v")
+                    .arg("u")
+                    .clone(),
+            )
+            .await?;
+        Ok(value.map(|value| Redeemed {
+            value,
+            first_redeemed_at: first.and_then(|f| f.parse().ok()),
+        }))
     }
 
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {
