@@ -27,26 +27,12 @@ pub async fn grant(
         return Err(invalid());
     }
     let key = keys::refresh_token(&crypto::token_key(token));
-    let redeemed = ctx.store.redeem(&key, ctx.now).await?.ok_or_else(invalid)?;
-    let record: RefreshRecord = store::decode(&key, &redeemed.value)?;
+    // Validate before redeeming, so a refused request (wrong client, wider scope) does not
+    // consume the token.
+    let peeked = ctx.store.peek(&key).await?.ok_or_else(invalid)?;
+    let record: RefreshRecord = store::decode(&key, &peeked.value)?;
     // RFC 6749 s6: the token must have been issued to the authenticated client.
     if record.client_id != client.client_id {
-        return Err(invalid());
-    }
-    if let Some(first) = redeemed.first_redeemed_at
-        && ctx.now - first > ctx.tokens.refresh_grace
-    {
-        tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking the family");
-        revoke_grant(ctx.store, &record.gid, record.family_exp, ctx.now).await?;
-        return Err(invalid());
-    }
-    if record.family_exp <= ctx.now
-        || ctx
-            .store
-            .get(&keys::revoked_grant(&record.gid))
-            .await?
-            .is_some()
-    {
         return Err(invalid());
     }
     // RFC 6749 s6: a narrower scope may be asked for, never a wider one; the client must still
@@ -63,6 +49,23 @@ pub async fn grant(
         }
         None => record.scope.clone(),
     };
+    let redeemed = ctx.store.redeem(&key, ctx.now).await?.ok_or_else(invalid)?;
+    if let Some(first) = redeemed.first_redeemed_at
+        && ctx.now - first > ctx.tokens.refresh_grace
+    {
+        tracing::warn!(client_id = %client.client_id, "rotated refresh token reused; revoking the family");
+        revoke_grant(ctx.store, &record.gid, record.family_exp, ctx.now).await?;
+        return Err(invalid());
+    }
+    if record.family_exp <= ctx.now
+        || ctx
+            .store
+            .get(&keys::revoked_grant(&record.gid))
+            .await?
+            .is_some()
+    {
+        return Err(invalid());
+    }
     check_granted(client, &scope)?;
     mint(
         ctx,

@@ -1,0 +1,141 @@
+//! Starts a real tongzheng instance in-process on `127.0.0.1:0`, on the memory store or on the
+//! shared test redis-server (with its own key prefix), with a manual clock the test can move.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tongzheng::clock::Clock;
+use tongzheng::config::Config;
+use tongzheng::http::AppState;
+use tongzheng::keys::Keys;
+use tongzheng::server;
+use tongzheng::store::DynStore;
+use tongzheng::store::memory::MemoryStore;
+
+/// Which store a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded memory store.
+    Memory,
+    /// The shared test redis-server.
+    Redis,
+}
+
+/// A running server; stops when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT` (also the issuer).
+    pub base: String,
+    /// The instance's state (store, keys, config, clock).
+    pub state: AppState,
+    /// The manual clock the instance reads.
+    pub clock: Clock,
+    /// A client that keeps cookies and does not follow redirects (a browser without JS).
+    pub browser: reqwest::Client,
+    /// A plain client for back-channel calls.
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Demo credentials from config/dev.toml.
+pub const WEB_CLIENT: &str = "demo-web";
+/// Secret of [`WEB_CLIENT`].
+pub const WEB_SECRET: &str = "demo-web-secret-0123456789abcdef";
+/// Redirect URI of [`WEB_CLIENT`].
+pub const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+/// The public (PKCE) client.
+pub const SPA_CLIENT: &str = "demo-spa";
+/// Redirect URI of [`SPA_CLIENT`].
+pub const SPA_REDIRECT: &str = "http://127.0.0.1:9001/callback";
+/// The bootstrap admin client.
+pub const ADMIN_CLIENT: &str = "admin-cli";
+/// Secret of [`ADMIN_CLIENT`].
+pub const ADMIN_SECRET: &str = "admin-cli-secret-0123456789abcdef";
+/// Demo user.
+pub const USER: &str = "demo";
+/// Demo user's password.
+pub const PASSWORD: &str = "demo-password";
+/// RFC 7591 initial access token of the dev config.
+pub const INITIAL_ACCESS_TOKEN: &str = "dev-initial-access-token-change-me";
+
+fn keys() -> Keys {
+    // RSA key generation is the slow part of a start: generate one key set per test process
+    // into a temp dir, and load it for every test server.
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", std::process::id()));
+        Keys::load_or_generate(&dir, Clock::system().now()).expect("generate keys");
+        dir
+    });
+    Keys::load_or_generate(dir, Clock::system().now()).expect("load keys")
+}
+
+impl TestServer {
+    /// Starts a server with the dev config on `backend`.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, "").await
+    }
+
+    /// Starts a server with the dev config plus `overlay` (TOML) on `backend`.
+    pub async fn start_with(backend: Backend, overlay: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let (store_overlay, store): (String, DynStore) = match backend {
+            Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
+            Backend::Redis => {
+                let prefix = super::redis::unique_prefix();
+                let url = super::redis::shared().url();
+                let overlay = format!(
+                    "[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n"
+                );
+                (overlay, Arc::new(super::redis::redis_store(&prefix)))
+            }
+        };
+        let fixed = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n");
+        let config =
+            Config::from_overlays(&[overlay, &fixed, &store_overlay], true).expect("test config");
+        let clock = Clock::manual(Clock::system().now());
+        let state = server::build(config, clock.clone(), store, Some(keys()))
+            .await
+            .expect("build server");
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve_state = state.clone();
+        tokio::spawn(async move {
+            let _ = server::serve(listener, serve_state, None, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            base,
+            state,
+            clock,
+            browser,
+            http,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
