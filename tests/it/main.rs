@@ -4,3 +4,4 @@
 mod support;
 
 mod flows;
+mod resilience;

@@ -84,11 +84,23 @@ impl TestServer {
         Self::start_with(backend, "").await
     }
 
+    /// Starts a server on the Redis at `url` under `prefix` (several servers may share them).
+    pub async fn start_on_redis(url: &str, prefix: &str, overlay: &str) -> Self {
+        let store: DynStore = Arc::new(
+            tongzheng::store::redis::RedisStore::connect(
+                url,
+                prefix,
+                std::time::Duration::from_millis(800),
+            )
+            .expect("store"),
+        );
+        let store_overlay =
+            format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
+        Self::start_inner(overlay, store_overlay, store).await
+    }
+
     /// Starts a server with the dev config plus `overlay` (TOML) on `backend`.
     pub async fn start_with(backend: Backend, overlay: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let base = format!("http://{addr}");
         let (store_overlay, store): (String, DynStore) = match backend {
             Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
             Backend::Redis => {
@@ -100,9 +112,17 @@ impl TestServer {
                 (overlay, Arc::new(super::redis::redis_store(&prefix)))
             }
         };
+        Self::start_inner(overlay, store_overlay, store).await
+    }
+
+    async fn start_inner(overlay: &str, store_overlay: String, store: DynStore) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        // The caller's overlay may set its own issuer (several instances of one platform).
         let fixed = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n");
         let config =
-            Config::from_overlays(&[overlay, &fixed, &store_overlay], true).expect("test config");
+            Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
         let clock = Clock::manual(Clock::system().now());
         let state = server::build(config, clock.clone(), store, Some(keys()))
             .await
