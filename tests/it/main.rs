@@ -3,5 +3,7 @@
 
 mod support;
 
+mod client_auth;
 mod flows;
 mod resilience;
+mod tls;
