@@ -80,7 +80,7 @@ async fn token(
         }
         _ => client_credentials::grant(ctx, &client, get("scope")).await?,
     };
-    tracing::info!(client_id = %client.client_id, grant_type = %grant_type, "token issued");
+    tracing::debug!(client_id = %client.client_id, grant_type = %grant_type, "token issued");
     let mut r = axum::Json(resp).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

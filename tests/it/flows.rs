@@ -630,3 +630,87 @@ async fn form_post_response_mode(b: Backend) {
     assert_eq!(flow::hidden(&html, "state"), "fp");
     assert_eq!(flow::hidden(&html, "iss"), s.base);
 }
+
+// OIDC Core s3.1.2.1 ui_locales; the login page is zh-CN by default and en on request.
+#[tokio::test]
+async fn login_page_locales() {
+    let s = TestServer::start(Backend::Memory).await;
+    let base = [
+        ("response_type", "code"),
+        ("client_id", WEB_CLIENT),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", "openid"),
+    ];
+    let page = |extra: Vec<(&'static str, &'static str)>, lang: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut p = base.to_vec();
+            p.extend(extra);
+            let login = location(&flow::authorize(s, &p).await);
+            let mut req = s.browser.get(s.url(&login));
+            if let Some(l) = lang {
+                req = req.header("accept-language", l);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let csp = r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            r.text().await.unwrap()
+        }
+    };
+    let zh = page(vec![], None).await;
+    assert!(zh.contains("lang=\"zh-CN\"") && zh.contains("统一身份认证登录"));
+    assert!(
+        zh.contains("name=\"username\"")
+            && zh.contains("name=\"password\"")
+            && zh.contains("type=\"submit\"")
+    );
+    let en = page(vec![("ui_locales", "en-US zh-CN")], None).await;
+    assert!(en.contains("lang=\"en\"") && en.contains("Sign in"));
+    let en = page(vec![], Some("en-GB,en;q=0.8")).await;
+    assert!(en.contains("lang=\"en\""));
+    // login_hint prefills the username.
+    let hinted = page(vec![("login_hint", "zhang.san")], None).await;
+    assert!(hinted.contains("value=\"zhang.san\""));
+}
+
+// OIDC Core s3.1.2.1 id_token_hint: a hint for another user means this session does not do.
+#[tokio::test]
+async fn id_token_hint_must_match_session() {
+    let s = TestServer::start(Backend::Memory).await;
+    let (code, pkce) = flow::web_code(&s, "openid").await;
+    let id = flow::redeem(&s, &code, &pkce).await.1["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", WEB_CLIENT),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", "openid"),
+        ("prompt", "none"),
+    ];
+    p.push(("id_token_hint", id.as_str()));
+    assert!(
+        query(&location(&flow::authorize(&s, &p).await)).contains_key("code"),
+        "hint matches the session"
+    );
+    // An expired hint is still accepted (it is only a hint), if we signed it.
+    s.clock.advance(3_600);
+    let q = query(&location(&flow::authorize(&s, &p).await));
+    assert!(
+        q.contains_key("code") || q.get("error").is_some_and(|e| e == "login_required"),
+        "{q:?}"
+    );
+    let forged = format!("{}x", &id[..id.len() - 1]);
+    let mut bad = p.clone();
+    bad.pop();
+    bad.push(("id_token_hint", forged.as_str()));
+    assert_eq!(
+        query(&location(&flow::authorize(&s, &bad).await))["error"],
+        "invalid_request"
+    );
+}

@@ -5,5 +5,6 @@ mod support;
 
 mod client_auth;
 mod flows;
+mod logs;
 mod resilience;
 mod tls;
