@@ -16,6 +16,7 @@ enum Value {
     Redeemable { value: Vec<u8>, first: Option<i64> },
     Set(HashSet<String>),
     Counter(i64),
+    Queue(HashMap<String, (i64, Vec<u8>)>),
 }
 
 #[derive(Debug)]
@@ -264,6 +265,87 @@ impl Store for MemoryStore {
                 at,
             );
             1
+        })
+    }
+
+    async fn queue_put(
+        &self,
+        queue: &str,
+        id: &str,
+        payload: &[u8],
+        due: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            if let Some(Entry {
+                value: Value::Queue(q),
+                ..
+            }) = m.live(queue, at)
+            {
+                q.insert(id.to_owned(), (due, payload.to_vec()));
+                return;
+            }
+            let q = HashMap::from([(id.to_owned(), (due, payload.to_vec()))]);
+            m.insert(
+                queue,
+                Entry {
+                    value: Value::Queue(q),
+                    deadline: None,
+                },
+                at,
+            );
+        })
+    }
+
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        now: i64,
+        lease: i64,
+        max: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(|m, at| {
+            let Some(Entry {
+                value: Value::Queue(q),
+                ..
+            }) = m.live(queue, at)
+            else {
+                return Vec::new();
+            };
+            let mut due: Vec<(i64, String)> = q
+                .iter()
+                .filter(|(_, (d, _))| *d <= now)
+                .map(|(id, (d, _))| (*d, id.clone()))
+                .collect();
+            due.sort();
+            due.truncate(max);
+            let mut out = Vec::with_capacity(due.len());
+            for (_, id) in due {
+                if let Some(item) = q.get_mut(&id) {
+                    item.0 = now + lease;
+                    out.push((id, item.1.clone()));
+                }
+            }
+            out
+        })
+    }
+
+    async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
+        self.with(|m, at| match m.live(queue, at) {
+            Some(Entry {
+                value: Value::Queue(q),
+                ..
+            }) => q.remove(id).is_some(),
+            _ => false,
+        })
+    }
+
+    async fn queue_len(&self, queue: &str) -> Result<u64, StoreError> {
+        self.with(|m, at| match m.live(queue, at) {
+            Some(Entry {
+                value: Value::Queue(q),
+                ..
+            }) => q.len() as u64,
+            _ => 0,
         })
     }
 

@@ -71,6 +71,27 @@ pub trait Store: Send + Sync + 'static {
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError>;
     /// Increments a counter, creating it with `ttl` when new; returns the new value.
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError>;
+    /// Adds or reschedules a queue item: it becomes claimable at `due` (unix seconds).
+    async fn queue_put(
+        &self,
+        queue: &str,
+        id: &str,
+        payload: &[u8],
+        due: i64,
+    ) -> Result<(), StoreError>;
+    /// Claims up to `max` items due at `now`, oldest first, hiding each until `now + lease` so a
+    /// worker that dies mid-item loses it to another worker once the lease runs out.
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        now: i64,
+        lease: i64,
+        max: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Removes a queue item for good; true when it was there.
+    async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError>;
+    /// Number of items in a queue, due or leased.
+    async fn queue_len(&self, queue: &str) -> Result<u64, StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

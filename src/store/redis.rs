@@ -20,6 +20,7 @@ pub struct RedisStore {
     redeem: Script,
     set_add: Script,
     incr: Script,
+    claim: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -53,6 +54,23 @@ if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return n
 ";
 
+// KEYS[1] = schedule zset, KEYS[2] = payload hash. ARGV = now, lease-until, max.
+const CLAIM_LUA: &str = r"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local p = redis.call('HGET', KEYS[2], id)
+  if p then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    table.insert(out, id)
+    table.insert(out, p)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+";
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -75,6 +93,7 @@ impl RedisStore {
             redeem: Script::new(REDEEM_LUA),
             set_add: Script::new(SET_ADD_LUA),
             incr: Script::new(INCR_LUA),
+            claim: Script::new(CLAIM_LUA),
         })
     }
 
@@ -85,6 +104,16 @@ impl RedisStore {
     async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, cmd.query_async(&mut conn)).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "redis did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn pipe(&self, pipe: redis::Pipeline) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable(
                 "redis did not answer in time".into(),
@@ -246,6 +275,90 @@ impl Store for RedisStore {
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError> {
         let ttl = ttl.max(1).to_string();
         self.script(&self.incr, key, &[&ttl]).await
+    }
+
+    async fn queue_put(
+        &self,
+        queue: &str,
+        id: &str,
+        payload: &[u8],
+        due: i64,
+    ) -> Result<(), StoreError> {
+        let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HSET")
+            .arg(&hash)
+            .arg(id)
+            .arg(payload)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&zset)
+            .arg(due)
+            .arg(id)
+            .ignore();
+        self.pipe(pipe).await
+    }
+
+    async fn queue_claim(
+        &self,
+        queue: &str,
+        now: i64,
+        lease: i64,
+        max: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.claim.key(self.key(queue));
+        invocation
+            .key(self.key(&format!("{queue}:data")))
+            .arg(now)
+            .arg(now + lease)
+            .arg(max);
+        let flat: Vec<Vec<u8>> =
+            match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
+                Ok(result) => result.map_err(unavailable)?,
+                Err(_) => {
+                    return Err(StoreError::Unavailable(
+                        "redis did not answer in time".into(),
+                    ));
+                }
+            };
+        Ok(flat
+            .chunks_exact(2)
+            .filter_map(|pair| match pair {
+                [id, payload] => Some((String::from_utf8_lossy(id).into_owned(), payload.clone())),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
+        let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZREM")
+            .arg(&zset)
+            .arg(id)
+            .cmd("HDEL")
+            .arg(&hash)
+            .arg(id)
+            .ignore();
+        let mut conn = self.conn.clone();
+        let (removed,): (i64,) =
+            match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
+                Ok(result) => result.map_err(unavailable)?,
+                Err(_) => {
+                    return Err(StoreError::Unavailable(
+                        "redis did not answer in time".into(),
+                    ));
+                }
+            };
+        Ok(removed > 0)
+    }
+
+    async fn queue_len(&self, queue: &str) -> Result<u64, StoreError> {
+        self.run(redis::cmd("ZCARD").arg(self.key(queue)).clone())
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -7,4 +7,5 @@ mod client_auth;
 mod flows;
 mod logs;
 mod resilience;
+mod store_queue;
 mod tls;

@@ -1,0 +1,88 @@
+//! The store's delayed queue with leases, on both backends (the logout outbox runs on it): items
+//! become claimable when due, a claim hides them for the lease, an unacknowledged item comes
+//! back after the lease (a dead worker's delivery is picked up by another), removal is final.
+
+use std::sync::Arc;
+
+use tongzheng::store::DynStore;
+use tongzheng::store::memory::MemoryStore;
+
+use crate::support::redis::{redis_store, unique_prefix};
+
+async fn queue_semantics(store: DynStore) {
+    let q = "outbox-test";
+    store.queue_put(q, "a", b"pa", 100).await.unwrap();
+    store.queue_put(q, "b", b"pb", 105).await.unwrap();
+    store.queue_put(q, "c", b"pc", 200).await.unwrap();
+    assert_eq!(store.queue_len(q).await.unwrap(), 3);
+    assert!(
+        store.queue_claim(q, 99, 30, 10).await.unwrap().is_empty(),
+        "nothing due yet"
+    );
+    let got = store.queue_claim(q, 110, 30, 10).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_owned(), b"pa".to_vec()),
+            ("b".to_owned(), b"pb".to_vec())
+        ],
+        "due items, oldest first"
+    );
+    assert!(
+        store.queue_claim(q, 120, 30, 10).await.unwrap().is_empty(),
+        "leased items are hidden"
+    );
+    // The worker that claimed "a" acknowledges it; "b"'s worker died.
+    assert!(store.queue_remove(q, "a").await.unwrap());
+    assert!(!store.queue_remove(q, "a").await.unwrap());
+    let again = store.queue_claim(q, 141, 30, 10).await.unwrap();
+    assert_eq!(
+        again,
+        vec![("b".to_owned(), b"pb".to_vec())],
+        "lease expired: another worker gets it"
+    );
+    // Rescheduling with a new payload (a retry with backoff).
+    store.queue_put(q, "b", b"pb2", 300).await.unwrap();
+    let late = store.queue_claim(q, 300, 30, 1).await.unwrap();
+    assert_eq!(
+        late,
+        vec![("c".to_owned(), b"pc".to_vec())],
+        "max respected, oldest due first"
+    );
+    let late = store.queue_claim(q, 300, 30, 5).await.unwrap();
+    assert_eq!(late, vec![("b".to_owned(), b"pb2".to_vec())]);
+    assert_eq!(store.queue_len(q).await.unwrap(), 2);
+}
+
+async fn concurrent_claims_are_exclusive(store: DynStore) {
+    let q = "outbox-race";
+    for i in 0..50 {
+        store.queue_put(q, &format!("i{i}"), b"x", 1).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.queue_claim(q, 10, 60, 10).await.unwrap()
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tasks {
+        for (id, _) in t.await.unwrap() {
+            assert!(seen.insert(id), "an item was claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 50);
+}
+
+#[tokio::test]
+async fn queue_memory() {
+    queue_semantics(Arc::new(MemoryStore::new())).await;
+    concurrent_claims_are_exclusive(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_redis() {
+    queue_semantics(Arc::new(redis_store(&unique_prefix()))).await;
+    concurrent_claims_are_exclusive(Arc::new(redis_store(&unique_prefix()))).await;
+}
