@@ -110,9 +110,7 @@ pub async fn validate(
     now: i64,
 ) -> Result<(AuthRequest, Client), Rejection> {
     let page = |d: &'static str| Rejection::Page(OAuthError::invalid_request(d));
-    let client_id = params
-        .get("client_id")
-        .ok_or_else(|| page("client_id is missing"))?;
+    let client_id = params.get("client_id").ok_or_else(|| page("client_id is missing"))?;
     let client = clients::get(store, client_id)
         .await?
         .filter(|c| c.enabled)
@@ -123,9 +121,7 @@ pub async fn validate(
         // RFC 6749 s3.1.2.3 allows omitting it with exactly one registered; OIDC Core s3.1.2.1 does not.
         None => match (
             client.redirect_uris.as_slice(),
-            params
-                .get("scope")
-                .is_some_and(|s| s.split(' ').any(|s| s == "openid")),
+            params.get("scope").is_some_and(|s| s.split(' ').any(|s| s == "openid")),
         ) {
             ([only], false) => only.clone(),
             _ => return Err(page("redirect_uri is missing")),
@@ -135,45 +131,26 @@ pub async fn validate(
         None | Some("query") => ResponseMode::Query,
         Some("form_post") => ResponseMode::FormPost,
         Some(_) => {
-            let r = Redirect {
-                uri: redirect_uri,
-                mode: ResponseMode::Query,
-                state: params.get("state").cloned(),
-            };
-            return Err(Rejection::Redirect(
-                r,
-                OAuthError::invalid_request("unsupported response_mode"),
-            ));
+            let r = Redirect { uri: redirect_uri, mode: ResponseMode::Query, state: params.get("state").cloned() };
+            return Err(Rejection::Redirect(r, OAuthError::invalid_request("unsupported response_mode")));
         }
     };
     let state = params.get("state").cloned();
-    let redirect = Redirect {
-        uri: redirect_uri.clone(),
-        mode,
-        state: state.clone(),
-    };
+    let redirect = Redirect { uri: redirect_uri.clone(), mode, state: state.clone() };
     let fail = |e: OAuthError| Rejection::Redirect(redirect.clone(), e);
     if params.values().any(|v| v.len() > MAX_PARAM) {
         return Err(fail(OAuthError::invalid_request("a parameter is too long")));
     }
     if params.contains_key("request") {
-        return Err(fail(OAuthError::new(
-            ErrorCode::RequestNotSupported,
-            "request objects are not supported",
-        )));
+        return Err(fail(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported")));
     }
     if params.contains_key("request_uri") {
-        return Err(fail(OAuthError::new(
-            ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported",
-        )));
+        return Err(fail(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported")));
     }
     match params.get("response_type").map(String::as_str) {
         Some("code") => {}
         None => {
-            return Err(fail(OAuthError::invalid_request(
-                "response_type is missing",
-            )));
+            return Err(fail(OAuthError::invalid_request("response_type is missing")));
         }
         Some(_) => {
             return Err(fail(OAuthError::new(
@@ -183,52 +160,32 @@ pub async fn validate(
         }
     }
     if !client.allows(GrantType::AuthorizationCode) {
-        return Err(fail(OAuthError::unauthorized_client(
-            "this client may not use the authorization code grant",
-        )));
+        return Err(fail(OAuthError::unauthorized_client("this client may not use the authorization code grant")));
     }
     let scope = parse_scope(params.get("scope").map_or("", String::as_str)).map_err(fail)?;
     check_granted(&client, &scope).map_err(fail)?;
     // RFC 7636 s4.3 and RFC 9700 s2.1.1: S256 only; required for public clients.
-    let code_challenge = match (
-        params.get("code_challenge"),
-        params.get("code_challenge_method").map(String::as_str),
-    ) {
+    let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method").map(String::as_str)) {
         (Some(c), Some("S256")) if code::valid_challenge(c) => Some(c.clone()),
         (Some(_), Some("S256")) => {
-            return Err(fail(OAuthError::invalid_request(
-                "code_challenge is malformed",
-            )));
+            return Err(fail(OAuthError::invalid_request("code_challenge is malformed")));
         }
         (Some(_), None | Some("plain")) => {
-            return Err(fail(OAuthError::invalid_request(
-                "code_challenge_method must be S256; plain is refused",
-            )));
+            return Err(fail(OAuthError::invalid_request("code_challenge_method must be S256; plain is refused")));
         }
         (_, Some(_)) if !params.contains_key("code_challenge") => {
-            return Err(fail(OAuthError::invalid_request(
-                "code_challenge_method without code_challenge",
-            )));
+            return Err(fail(OAuthError::invalid_request("code_challenge_method without code_challenge")));
         }
         (Some(_), Some(_)) => {
-            return Err(fail(OAuthError::invalid_request(
-                "unsupported code_challenge_method",
-            )));
+            return Err(fail(OAuthError::invalid_request("unsupported code_challenge_method")));
         }
         (None, _) => None,
     };
     if code_challenge.is_none() && client.is_public() {
-        return Err(fail(OAuthError::invalid_request(
-            "public clients must use PKCE (code_challenge, S256)",
-        )));
+        return Err(fail(OAuthError::invalid_request("public clients must use PKCE (code_challenge, S256)")));
     }
     let mut prompt = Prompt::default();
-    for p in params
-        .get("prompt")
-        .map_or("", String::as_str)
-        .split(' ')
-        .filter(|s| !s.is_empty())
-    {
+    for p in params.get("prompt").map_or("", String::as_str).split(' ').filter(|s| !s.is_empty()) {
         match p {
             "none" => prompt.none = true,
             "login" => prompt.login = true,
@@ -239,30 +196,25 @@ pub async fn validate(
     }
     if prompt.none && (prompt.login || prompt.consent) {
         // OIDC Core s3.1.2.1: none with any other value is an error.
-        return Err(fail(OAuthError::invalid_request(
-            "prompt=none cannot be combined with other values",
-        )));
+        return Err(fail(OAuthError::invalid_request("prompt=none cannot be combined with other values")));
     }
     let max_age = match params.get("max_age") {
-        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            fail(OAuthError::invalid_request(
-                "max_age must be a non-negative integer",
-            ))
-        })?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| fail(OAuthError::invalid_request("max_age must be a non-negative integer")))?,
+        ),
         None => None,
     };
     let hint_sub = match params.get("id_token_hint") {
         // OIDC Core s3.1.2.1: an expired hint is still a hint, but it must be ours and signed.
         Some(hint) => {
             let (claims, _): (IdClaims, _) = keys_.verify(hint).map_err(|_| {
-                fail(OAuthError::invalid_request(
-                    "id_token_hint is not a valid ID token from this issuer",
-                ))
+                fail(OAuthError::invalid_request("id_token_hint is not a valid ID token from this issuer"))
             })?;
             if claims.iss != issuer {
-                return Err(fail(OAuthError::invalid_request(
-                    "id_token_hint was issued by another issuer",
-                )));
+                return Err(fail(OAuthError::invalid_request("id_token_hint was issued by another issuer")));
             }
             Some(claims.sub)
         }
@@ -319,33 +271,18 @@ pub async fn remember_consent(
     scopes: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
-    let c = Consent {
-        scopes: scopes.to_vec(),
-        at: now,
-    };
-    store::put_json(
-        store.as_ref(),
-        &keys::consent(sub, client_id),
-        &c,
-        Some(CONSENT_TTL),
-    )
-    .await
+    let c = Consent { scopes: scopes.to_vec(), at: now };
+    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await
 }
 
-async fn needs_consent(
-    store: &DynStore,
-    req: &AuthRequest,
-    client: &Client,
-    s: &Session,
-) -> Result<bool, StoreError> {
+async fn needs_consent(store: &DynStore, req: &AuthRequest, client: &Client, s: &Session) -> Result<bool, StoreError> {
     if req.prompt.consent {
         return Ok(true);
     }
     if !client.consent_required {
         return Ok(false);
     }
-    let stored: Option<Consent> =
-        store::get_json(store.as_ref(), &keys::consent(&s.sub, &client.client_id)).await?;
+    let stored: Option<Consent> = store::get_json(store.as_ref(), &keys::consent(&s.sub, &client.client_id)).await?;
     Ok(!stored.is_some_and(|c| req.scope.iter().all(|s| c.scopes.contains(s))))
 }
 
@@ -364,20 +301,14 @@ pub async fn decide(
     });
     let Some(s) = usable else {
         return Ok(if req.prompt.none {
-            Decision::Error(OAuthError::new(
-                ErrorCode::LoginRequired,
-                "the user is not logged in",
-            ))
+            Decision::Error(OAuthError::new(ErrorCode::LoginRequired, "the user is not logged in"))
         } else {
             Decision::Login
         });
     };
     if needs_consent(store, req, client, &s).await? {
         return Ok(if req.prompt.none {
-            Decision::Error(OAuthError::new(
-                ErrorCode::ConsentRequired,
-                "the user has not consented",
-            ))
+            Decision::Error(OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"))
         } else {
             Decision::Consent(s)
         });
@@ -395,12 +326,7 @@ pub struct Response {
 }
 
 /// Issues a code for a session and records that the session reached the client.
-pub async fn issue_code(
-    ctx: Ctx<'_>,
-    req: &AuthRequest,
-    s: &Session,
-    t: Timeouts,
-) -> Result<Response, OAuthError> {
+pub async fn issue_code(ctx: Ctx<'_>, req: &AuthRequest, s: &Session, t: Timeouts) -> Result<Response, OAuthError> {
     let record = CodeRecord {
         client_id: req.client_id.clone(),
         redirect_uri: req.redirect_uri.clone(),
@@ -425,11 +351,7 @@ pub async fn issue_code(
     }
     params.push(("iss", ctx.issuer.to_owned()));
     Ok(Response {
-        redirect: Redirect {
-            uri: req.redirect_uri.clone(),
-            mode: req.response_mode,
-            state: req.state.clone(),
-        },
+        redirect: Redirect { uri: req.redirect_uri.clone(), mode: req.response_mode, state: req.state.clone() },
         params,
     })
 }
@@ -456,19 +378,8 @@ pub async fn remember(
     ttl: i64,
 ) -> Result<(String, Pending), StoreError> {
     let id = crypto::random_token(16);
-    let p = Pending {
-        req,
-        browser: crypto::token_key(browser_cookie),
-        csrf: crypto::random_token(24),
-        exp: now + ttl,
-    };
-    store::put_json(
-        store.as_ref(),
-        &keys::auth_request(&id),
-        &p,
-        Some(store::ttl_until(p.exp, now)),
-    )
-    .await?;
+    let p = Pending { req, browser: crypto::token_key(browser_cookie), csrf: crypto::random_token(24), exp: now + ttl };
+    store::put_json(store.as_ref(), &keys::auth_request(&id), &p, Some(store::ttl_until(p.exp, now))).await?;
     Ok((id, p))
 }
 
@@ -486,9 +397,7 @@ pub async fn recall(
         return Ok(None);
     };
     let p: Option<Pending> = store::get_json(store.as_ref(), &keys::auth_request(id)).await?;
-    Ok(p.filter(|p| {
-        p.exp > now && crypto::ct_eq(p.browser.as_bytes(), crypto::token_key(cookie).as_bytes())
-    }))
+    Ok(p.filter(|p| p.exp > now && crypto::ct_eq(p.browser.as_bytes(), crypto::token_key(cookie).as_bytes())))
 }
 
 /// Deletes a pending request once it has been answered.

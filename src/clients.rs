@@ -193,10 +193,7 @@ impl Client {
 /// Generates a new client secret (256 bits) and its stored form.
 pub fn new_secret(expires_at: Option<i64>) -> (Secret, StoredSecret) {
     let secret = crypto::random_token(32);
-    let stored = StoredSecret {
-        sha256: sha256_hex(secret.as_bytes()),
-        expires_at,
-    };
+    let stored = StoredSecret { sha256: sha256_hex(secret.as_bytes()), expires_at };
     (Secret(secret), stored)
 }
 
@@ -210,31 +207,15 @@ pub async fn get(store: &DynStore, client_id: &str) -> Result<Option<Client>, St
 
 /// Writes a client (create or replace) and indexes it.
 pub async fn put(store: &DynStore, client: &Client) -> Result<(), StoreError> {
-    store::put_json(
-        store.as_ref(),
-        &keys::client(&client.client_id),
-        client,
-        None,
-    )
-    .await?;
-    store
-        .set_add(keys::CLIENT_INDEX, &client.client_id, None)
-        .await
+    store::put_json(store.as_ref(), &keys::client(&client.client_id), client, None).await?;
+    store.set_add(keys::CLIENT_INDEX, &client.client_id, None).await
 }
 
 /// Creates a client only if the id is free; false when taken.
 pub async fn create(store: &DynStore, client: &Client) -> Result<bool, StoreError> {
-    let created = store
-        .put_new(
-            &keys::client(&client.client_id),
-            &store::encode(client),
-            None,
-        )
-        .await?;
+    let created = store.put_new(&keys::client(&client.client_id), &store::encode(client), None).await?;
     if created {
-        store
-            .set_add(keys::CLIENT_INDEX, &client.client_id, None)
-            .await?;
+        store.set_add(keys::CLIENT_INDEX, &client.client_id, None).await?;
     }
     Ok(created)
 }
@@ -335,28 +316,14 @@ pub async fn authenticate(
     };
     match creds {
         Credentials::Missing => Err(fail("no client credentials")),
-        Credentials::Basic { client_id, secret } => authenticate_secret(
-            store,
-            &client_id,
-            &secret,
-            AuthMethod::ClientSecretBasic,
-            now,
-        )
-        .await?
-        .map_err(fail),
-        Credentials::Post { client_id, secret } => authenticate_secret(
-            store,
-            &client_id,
-            &secret,
-            AuthMethod::ClientSecretPost,
-            now,
-        )
-        .await?
-        .map_err(fail),
+        Credentials::Basic { client_id, secret } => {
+            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretBasic, now).await?.map_err(fail)
+        }
+        Credentials::Post { client_id, secret } => {
+            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretPost, now).await?.map_err(fail)
+        }
         Credentials::Id(client_id) => {
-            let client = get(store, &client_id)
-                .await?
-                .ok_or_else(|| fail("unknown client"))?;
+            let client = get(store, &client_id).await?.ok_or_else(|| fail("unknown client"))?;
             if !client.enabled {
                 return Err(fail("client disabled"));
             }
@@ -365,12 +332,9 @@ pub async fn authenticate(
             }
             Ok(Authenticated { client })
         }
-        Credentials::Assertion {
-            client_id,
-            assertion,
-        } => authenticate_assertion(store, jwks, client_id, &assertion, audiences, now)
-            .await
-            .map_err(fail),
+        Credentials::Assertion { client_id, assertion } => {
+            authenticate_assertion(store, jwks, client_id, &assertion, audiences, now).await.map_err(fail)
+        }
     }
 }
 
@@ -399,21 +363,14 @@ async fn authenticate_secret(
         // Compare every live secret so timing does not tell which one matched.
         matched |= live & ct_eq(&stored, &presented);
     }
-    Ok(if matched {
-        Ok(Authenticated { client })
-    } else {
-        Err("wrong secret")
-    })
+    Ok(if matched { Ok(Authenticated { client }) } else { Err("wrong secret") })
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
 }
 
 /// RFC 7523 s3 and OIDC Core s9: `iss` = `sub` = client_id, `aud` names us, not expired, `jti`
@@ -433,10 +390,7 @@ async fn authenticate_assertion(
     {
         return Err("client_id differs from assertion sub");
     }
-    let client = get(store, &unverified.sub)
-        .await
-        .map_err(|_| "store unavailable")?
-        .ok_or("unknown client")?;
+    let client = get(store, &unverified.sub).await.map_err(|_| "store unavailable")?.ok_or("unknown client")?;
     if !client.enabled || client.auth_method != AuthMethod::PrivateKeyJwt {
         return Err("client not registered for private_key_jwt");
     }
@@ -464,9 +418,7 @@ async fn authenticate_assertion(
     }
     let aud_ok = match &claims.aud {
         serde_json::Value::String(a) => audiences.contains(&a.as_str()),
-        serde_json::Value::Array(list) => list
-            .iter()
-            .any(|a| a.as_str().is_some_and(|a| audiences.contains(&a))),
+        serde_json::Value::Array(list) => list.iter().any(|a| a.as_str().is_some_and(|a| audiences.contains(&a))),
         _ => false,
     };
     if !aud_ok {
@@ -475,19 +427,13 @@ async fn authenticate_assertion(
     if claims.exp <= now {
         return Err("assertion expired");
     }
-    if claims.exp > now + MAX_ASSERTION_LIFETIME + 60
-        || claims.iat.is_some_and(|iat| iat > now + 60)
-    {
+    if claims.exp > now + MAX_ASSERTION_LIFETIME + 60 || claims.iat.is_some_and(|iat| iat > now + 60) {
         return Err("assertion lifetime too long or issued in the future");
     }
     let jti = claims.jti.ok_or("assertion has no jti")?;
     let ttl = store::ttl_until(claims.exp, now);
     let fresh = store
-        .put_new(
-            &keys::assertion_jti(&client.client_id, &jti),
-            b"1",
-            Some(ttl),
-        )
+        .put_new(&keys::assertion_jti(&client.client_id, &jti), b"1", Some(ttl))
         .await
         .map_err(|_| "store unavailable")?;
     if !fresh {
@@ -497,23 +443,14 @@ async fn authenticate_assertion(
 }
 
 /// The client's registered verification keys matching `kid` (all keys when no kid).
-async fn client_keys(
-    jwks: &JwksCache,
-    client: &Client,
-    kid: Option<&str>,
-    refresh: bool,
-) -> Vec<VerifyKey> {
+async fn client_keys(jwks: &JwksCache, client: &Client, kid: Option<&str>, refresh: bool) -> Vec<VerifyKey> {
     let set = match (&client.jwks, &client.jwks_uri) {
         (Some(set), _) => Some(set.clone()),
         (None, Some(uri)) => jwks.get(uri, refresh).await.ok(),
         (None, None) => None,
     };
     set.map(|s| {
-        s.keys
-            .iter()
-            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
-            .filter_map(VerifyKey::from_jwk)
-            .collect()
+        s.keys.iter().filter(|k| kid.is_none() || k.kid.as_deref() == kid).filter_map(VerifyKey::from_jwk).collect()
     })
     .unwrap_or_default()
 }

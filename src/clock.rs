@@ -18,9 +18,7 @@ impl Clock {
 
     /// A clock that stands still at `start` until moved with [`Clock::advance`].
     pub fn manual(start: i64) -> Self {
-        Self {
-            manual: Some(Arc::new(AtomicI64::new(start))),
-        }
+        Self { manual: Some(Arc::new(AtomicI64::new(start))) }
     }
 
     /// Current unix time in seconds.

@@ -54,8 +54,32 @@ pub struct Config {
     pub session: SessionConfig,
     /// Security knobs.
     pub security: SecurityConfig,
+    /// Logout broadcast.
+    pub logout: LogoutConfig,
     /// Data created at start when missing.
     pub seed: SeedConfig,
+}
+
+/// `[logout]`: the back-channel outbox and the expiry broadcast.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutConfig {
+    /// Broadcast a logout when a session times out.
+    pub broadcast_on_expiry: bool,
+    /// Timeout of one delivery attempt, milliseconds.
+    pub attempt_timeout_ms: u64,
+    /// Give up on a delivery this many seconds after it was queued.
+    pub retry_horizon: i64,
+    /// Longest wait between two attempts, seconds.
+    pub max_backoff: i64,
+    /// Deliveries in flight at once per instance.
+    pub concurrency: usize,
+    /// Seconds a claimed delivery stays hidden from other instances (the idle-claim time).
+    pub lease: i64,
+    /// How often an idle worker looks for due deliveries, milliseconds.
+    pub poll_ms: u64,
+    /// How often the expiry sweeper looks for timed-out sessions, milliseconds.
+    pub sweep_ms: u64,
 }
 
 /// `[server]`.
@@ -221,8 +245,7 @@ pub struct SeedUser {
 }
 
 fn parse_table(text: &str, what: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>()
-        .map_err(|e| ConfigError::Parse(format!("{what}: {e}")))
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse(format!("{what}: {e}")))
 }
 
 /// Deep-merges `over` into `base`; arrays and scalars replace, tables merge.
@@ -261,9 +284,7 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
             table.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let toml::Value::Table(t) = entry {
                 set_path(t, rest, value);
             }
@@ -288,10 +309,8 @@ impl Config {
             merge(&mut table, parse_table(DEV, "config/dev.toml")?);
         }
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
             merge(&mut table, parse_table(&text, &path.display().to_string())?);
         }
         apply_env(&mut table, env);
@@ -300,9 +319,8 @@ impl Config {
 
     /// Parses an already-merged table and validates it.
     pub fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
-        let mut config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        let mut config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -326,20 +344,11 @@ impl Config {
 
     /// Checks every cross-field rule; fills the issuer from the listen address in dev mode.
     pub fn validate(&mut self) -> Result<(), ConfigError> {
-        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid {
-            field,
-            reason: reason.to_owned(),
-        };
-        let listen: SocketAddr = self
-            .server
-            .listen
-            .parse()
-            .map_err(|_| invalid("server.listen", "not an IP:port address"))?;
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        let listen: SocketAddr =
+            self.server.listen.parse().map_err(|_| invalid("server.listen", "not an IP:port address"))?;
         if self.server.dev && !listen.ip().is_loopback() {
-            return Err(invalid(
-                "server.listen",
-                "dev mode serves plain HTTP on loopback only",
-            ));
+            return Err(invalid("server.listen", "dev mode serves plain HTTP on loopback only"));
         }
         if self.issuer.is_empty() {
             if !self.server.dev {
@@ -349,10 +358,7 @@ impl Config {
         }
         let issuer = url::Url::parse(&self.issuer).map_err(|_| invalid("issuer", "not a URL"))?;
         if self.issuer.ends_with('/') || issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(invalid(
-                "issuer",
-                "no trailing slash, query or fragment (OIDC Discovery s2)",
-            ));
+            return Err(invalid("issuer", "no trailing slash, query or fragment (OIDC Discovery s2)"));
         }
         if issuer.scheme() != "https" && !self.server.dev {
             return Err(invalid("issuer", "must be https outside dev mode"));
@@ -385,10 +391,7 @@ impl Config {
             ("session.absolute_timeout", self.session.absolute_timeout),
         ] {
             if v <= 0 {
-                return Err(ConfigError::Invalid {
-                    field,
-                    reason: "must be positive".into(),
-                });
+                return Err(ConfigError::Invalid { field, reason: "must be positive".into() });
             }
         }
         if !(0..=300).contains(&self.tokens.refresh_grace) {
@@ -400,12 +403,20 @@ impl Config {
         if !matches!(self.security.default_locale.as_str(), "zh-CN" | "en") {
             return Err(invalid("security.default_locale", "zh-CN or en"));
         }
-        if !self.security.initial_access_token.is_empty()
-            && self.security.initial_access_token.len() < 16
-        {
+        if !self.security.initial_access_token.is_empty() && self.security.initial_access_token.len() < 16 {
+            return Err(invalid("security.initial_access_token", "at least 16 characters"));
+        }
+        let l = &self.logout;
+        if l.attempt_timeout_ms == 0 || l.attempt_timeout_ms > 60_000 {
+            return Err(invalid("logout.attempt_timeout_ms", "must be 1..=60000"));
+        }
+        if l.lease * 1000 <= i64::try_from(l.attempt_timeout_ms).unwrap_or(i64::MAX) {
+            return Err(invalid("logout.lease", "must exceed the attempt timeout, or deliveries would run twice"));
+        }
+        if l.retry_horizon <= 0 || l.max_backoff <= 0 || l.concurrency == 0 || l.poll_ms == 0 || l.sweep_ms == 0 {
             return Err(invalid(
-                "security.initial_access_token",
-                "at least 16 characters",
+                "logout",
+                "retry_horizon, max_backoff, concurrency, poll_ms and sweep_ms must be positive",
             ));
         }
         if self.server.body_limit < 1024 {
@@ -425,9 +436,7 @@ impl Config {
     /// Concurrent password hashes allowed.
     pub fn hash_concurrency(&self) -> usize {
         match self.security.password_hash_concurrency {
-            0 => {
-                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-            }
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
             n => n,
         }
     }
@@ -448,14 +457,8 @@ mod tests {
     #[test]
     fn env_overrides_nested_keys() {
         let env = [
-            (
-                "TONGZHENG_SERVER__LISTEN".to_owned(),
-                "127.0.0.1:9999".to_owned(),
-            ),
-            (
-                "TONGZHENG_TOKENS__ACCESS_TOKEN_TTL".to_owned(),
-                "120".to_owned(),
-            ),
+            ("TONGZHENG_SERVER__LISTEN".to_owned(), "127.0.0.1:9999".to_owned()),
+            ("TONGZHENG_TOKENS__ACCESS_TOKEN_TTL".to_owned(), "120".to_owned()),
         ];
         let c = Config::load_with_env(None, true, env.into_iter()).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:9999");

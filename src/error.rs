@@ -97,10 +97,7 @@ pub struct OAuthError {
 impl OAuthError {
     /// A new error with a description.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-        }
+        Self { code, description: description.into() }
     }
     /// `invalid_request`.
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
@@ -137,10 +134,7 @@ impl From<StoreError> for OAuthError {
         match e {
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "store unavailable");
-                Self::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    "storage is unavailable, retry later",
-                )
+                Self::new(ErrorCode::TemporarilyUnavailable, "storage is unavailable, retry later")
             }
             StoreError::Corrupt { key, reason } => {
                 tracing::error!(%key, %reason, "corrupt stored value");
@@ -188,11 +182,7 @@ pub struct JsonError {
 
 impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
-        Self {
-            error,
-            basic_challenge: false,
-            status: None,
-        }
+        Self { error, basic_challenge: false, status: None }
     }
 }
 
@@ -205,10 +195,7 @@ impl From<StoreError> for JsonError {
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
         let code = self.error.code;
-        let body = ErrorBody {
-            error: code.as_str(),
-            error_description: &self.error.description,
-        };
+        let body = ErrorBody { error: code.as_str(), error_description: &self.error.description };
         let status = self.status.unwrap_or_else(|| status_of(code));
         let mut resp = (status, axum::Json(body)).into_response();
         no_store(&mut resp);
@@ -218,12 +205,10 @@ impl IntoResponse for JsonError {
             } else {
                 HeaderValue::from_static("Bearer realm=\"tongzheng\"")
             };
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge);
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
         }
         if code == ErrorCode::TemporarilyUnavailable {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
@@ -255,10 +240,7 @@ impl IntoResponse for BearerError {
         let mut resp = match &self {
             Self::Missing => StatusCode::UNAUTHORIZED.into_response(),
             Self::Rejected(e) => {
-                let body = ErrorBody {
-                    error: e.code.as_str(),
-                    error_description: &e.description,
-                };
+                let body = ErrorBody { error: e.code.as_str(), error_description: &e.description };
                 (status_of(e.code), axum::Json(body)).into_response()
             }
         };
@@ -266,10 +248,7 @@ impl IntoResponse for BearerError {
             Self::Missing => "Bearer realm=\"tongzheng\"".to_owned(),
             Self::Rejected(e) => {
                 let d = e.description.replace(['"', '\\'], "'");
-                format!(
-                    "Bearer realm=\"tongzheng\", error=\"{}\", error_description=\"{d}\"",
-                    e.code.as_str()
-                )
+                format!("Bearer realm=\"tongzheng\", error=\"{}\", error_description=\"{d}\"", e.code.as_str())
             }
         };
         if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -300,64 +279,28 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with the given status, type slug, title and detail.
-    pub fn new(
-        status: StatusCode,
-        slug: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            kind: slug,
-            title,
-            detail: detail.into(),
-            status_code: status.as_u16(),
-        }
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, kind: slug, title, detail: detail.into(), status_code: status.as_u16() }
     }
     /// 400 validation failure.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "urn:tongzheng:problem:invalid-input",
-            "Invalid input",
-            detail,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "urn:tongzheng:problem:invalid-input", "Invalid input", detail)
     }
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "urn:tongzheng:problem:not-found",
-            "Not found",
-            detail,
-        )
+        Self::new(StatusCode::NOT_FOUND, "urn:tongzheng:problem:not-found", "Not found", detail)
     }
     /// 409.
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            "urn:tongzheng:problem:conflict",
-            "Conflict",
-            detail,
-        )
+        Self::new(StatusCode::CONFLICT, "urn:tongzheng:problem:conflict", "Conflict", detail)
     }
     /// 401.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "urn:tongzheng:problem:unauthorized",
-            "Unauthorized",
-            detail,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "urn:tongzheng:problem:unauthorized", "Unauthorized", detail)
     }
     /// 403.
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "urn:tongzheng:problem:forbidden",
-            "Forbidden",
-            detail,
-        )
+        Self::new(StatusCode::FORBIDDEN, "urn:tongzheng:problem:forbidden", "Forbidden", detail)
     }
 }
 
@@ -384,9 +327,7 @@ impl From<OAuthError> for Problem {
     fn from(e: OAuthError) -> Self {
         match e.code {
             ErrorCode::InvalidToken | ErrorCode::InvalidClient => Self::unauthorized(e.description),
-            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => {
-                Self::forbidden(e.description)
-            }
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => Self::forbidden(e.description),
             ErrorCode::TemporarilyUnavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "urn:tongzheng:problem:unavailable",
@@ -407,15 +348,9 @@ impl From<OAuthError> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(&self)).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"tongzheng\""),
-            );
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tongzheng\""));
         }
         no_store(&mut resp);
         resp

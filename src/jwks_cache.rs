@@ -33,10 +33,7 @@ pub struct JwksCache {
 impl JwksCache {
     /// A cache using `http` for fetches.
     pub fn new(http: reqwest::Client) -> Self {
-        Self {
-            http,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { http, entries: Mutex::new(HashMap::new()) }
     }
 
     fn cached(&self, uri: &str) -> Option<(JwkSet, Instant)> {
@@ -62,15 +59,11 @@ impl JwksCache {
         if !resp.status().is_success() {
             return Err(JwksError::Fetch(format!("status {}", resp.status())));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?;
+        let body = resp.bytes().await.map_err(|e| JwksError::Fetch(e.without_url().to_string()))?;
         if body.len() > MAX_JWKS_BYTES {
             return Err(JwksError::Invalid("document too large".into()));
         }
-        let set: JwkSet =
-            serde_json::from_slice(&body).map_err(|e| JwksError::Invalid(e.to_string()))?;
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| JwksError::Invalid(e.to_string()))?;
         if let Ok(mut map) = self.entries.lock() {
             map.insert(uri.to_owned(), (set.clone(), now));
         }

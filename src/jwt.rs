@@ -94,27 +94,16 @@ impl<'a> Unverified<'a> {
             return Err(JwtError::Malformed);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(JwtError::Malformed);
         };
         let header_bytes = b64_decode(h).ok_or(JwtError::Malformed)?;
-        let header: Header =
-            serde_json::from_slice(&header_bytes).map_err(|e| JwtError::Json(e.to_string()))?;
+        let header: Header = serde_json::from_slice(&header_bytes).map_err(|e| JwtError::Json(e.to_string()))?;
         let payload = b64_decode(p).ok_or(JwtError::Malformed)?;
         let signature = b64_decode(s).ok_or(JwtError::Malformed)?;
-        let signing_input = token
-            .get(..h.len() + 1 + p.len())
-            .ok_or(JwtError::Malformed)?;
+        let signing_input = token.get(..h.len() + 1 + p.len()).ok_or(JwtError::Malformed)?;
         let alg = Alg::parse(&header.alg);
-        Ok(Self {
-            header,
-            alg,
-            signing_input,
-            payload,
-            signature,
-        })
+        Ok(Self { header, alg, signing_input, payload, signature })
     }
 
     /// Verifies the signature with `key` and decodes the claims.
@@ -151,23 +140,15 @@ impl VerifyKey {
     pub fn verify(&self, alg: Alg, msg: &[u8], sig: &[u8]) -> Result<(), JwtError> {
         let ok = match (self, alg) {
             (Self::P256(pk), Alg::ES256) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pk)
-                    .verify(msg, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pk).verify(msg, sig).is_ok()
             }
             (Self::Rsa { n, e }, Alg::RS256) => signature::RsaPublicKeyComponents { n, e }
                 .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
                 .is_ok(),
-            (Self::Ed25519(pk), Alg::EdDSA) => UnparsedPublicKey::new(&signature::ED25519, pk)
-                .verify(msg, sig)
-                .is_ok(),
+            (Self::Ed25519(pk), Alg::EdDSA) => UnparsedPublicKey::new(&signature::ED25519, pk).verify(msg, sig).is_ok(),
             _ => return Err(JwtError::UnknownKey),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(JwtError::BadSignature)
-        }
+        if ok { Ok(()) } else { Err(JwtError::BadSignature) }
     }
 
     /// Parses a public JWK (RFC 7517 s4, RFC 7518 s6, RFC 8037 s2). Private members are ignored.
@@ -270,12 +251,7 @@ pub fn signing_input(alg: Alg, typ: &str, kid: &str, claims: &impl Serialize) ->
         typ: &'a str,
         kid: &'a str,
     }
-    let header = serde_json::to_vec(&H {
-        alg: alg.as_str(),
-        typ,
-        kid,
-    })
-    .unwrap_or_default();
+    let header = serde_json::to_vec(&H { alg: alg.as_str(), typ, kid }).unwrap_or_default();
     let claims = serde_json::to_vec(claims).unwrap_or_default();
     let mut out = b64(&header);
     out.push('.');

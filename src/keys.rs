@@ -82,17 +82,10 @@ impl SigningKey {
         let (pair, jwk) = match s.alg {
             Alg::ES256 => {
                 let rng = SystemRandom::new();
-                let p = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &der,
-                    &rng,
-                )
-                .map_err(|e| e.to_string())?;
+                let p = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+                    .map_err(|e| e.to_string())?;
                 let point = p.public_key().as_ref();
-                let (x, y) = (
-                    point.get(1..33).unwrap_or_default(),
-                    point.get(33..65).unwrap_or_default(),
-                );
+                let (x, y) = (point.get(1..33).unwrap_or_default(), point.get(33..65).unwrap_or_default());
                 let jwk = Jwk {
                     kty: "EC".into(),
                     crv: Some("P-256".into()),
@@ -105,17 +98,11 @@ impl SigningKey {
             Alg::RS256 => {
                 let p = RsaKeyPair::from_pkcs8(&der).map_err(|e| e.to_string())?;
                 let c: signature::RsaPublicKeyComponents<Vec<u8>> = p.public().into();
-                let jwk = Jwk {
-                    kty: "RSA".into(),
-                    n: Some(b64(&c.n)),
-                    e: Some(b64(&c.e)),
-                    ..Jwk::default()
-                };
+                let jwk = Jwk { kty: "RSA".into(), n: Some(b64(&c.n)), e: Some(b64(&c.e)), ..Jwk::default() };
                 (Pair::Rsa(p), jwk)
             }
             Alg::EdDSA => {
-                let p =
-                    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| e.to_string())?;
+                let p = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|e| e.to_string())?;
                 let jwk = Jwk {
                     kty: "OKP".into(),
                     crv: Some("Ed25519".into()),
@@ -127,35 +114,18 @@ impl SigningKey {
         };
         let kid = jwk.thumbprint();
         let verify = VerifyKey::from_jwk(&jwk).ok_or("public key does not parse")?;
-        let jwk = Jwk {
-            kid: Some(kid.clone()),
-            use_: Some("sig".into()),
-            alg: Some(s.alg.as_str().into()),
-            ..jwk
-        };
-        Ok(Self {
-            kid,
-            alg: s.alg,
-            created_at: s.created_at,
-            retired_at: s.retired_at,
-            pair,
-            jwk,
-            verify,
-        })
+        let jwk = Jwk { kid: Some(kid.clone()), use_: Some("sig".into()), alg: Some(s.alg.as_str().into()), ..jwk };
+        Ok(Self { kid, alg: s.alg, created_at: s.created_at, retired_at: s.retired_at, pair, jwk, verify })
     }
 
     /// Signs raw bytes with this key.
     pub fn sign_bytes(&self, rng: &SystemRandom, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
         match &self.pair {
-            Pair::Ec(p) => p
-                .sign(rng, msg)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| KeyError::Sign),
+            Pair::Ec(p) => p.sign(rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| KeyError::Sign),
             Pair::Ed(p) => Ok(p.sign(msg).as_ref().to_vec()),
             Pair::Rsa(p) => {
                 let mut sig = vec![0u8; p.public().modulus_len()];
-                p.sign(&signature::RSA_PKCS1_SHA256, rng, msg, &mut sig)
-                    .map_err(|_| KeyError::Sign)?;
+                p.sign(&signature::RSA_PKCS1_SHA256, rng, msg, &mut sig).map_err(|_| KeyError::Sign)?;
                 Ok(sig)
             }
         }
@@ -165,11 +135,9 @@ impl SigningKey {
 fn generate_pkcs8(alg: Alg) -> Result<Vec<u8>, KeyError> {
     let rng = SystemRandom::new();
     match alg {
-        Alg::ES256 => {
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .map(|d| d.as_ref().to_vec())
-                .map_err(|e| KeyError::Generate(e.to_string()))
-        }
+        Alg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|e| KeyError::Generate(e.to_string())),
         Alg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng)
             .map(|d| d.as_ref().to_vec())
             .map_err(|e| KeyError::Generate(e.to_string())),
@@ -179,9 +147,7 @@ fn generate_pkcs8(alg: Alg) -> Result<Vec<u8>, KeyError> {
             use rsa::pkcs8::EncodePrivateKey;
             let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
                 .map_err(|e| KeyError::Generate(e.to_string()))?;
-            key.to_pkcs8_der()
-                .map(|d| d.as_bytes().to_vec())
-                .map_err(|e| KeyError::Generate(e.to_string()))
+            key.to_pkcs8_der().map(|d| d.as_bytes().to_vec()).map_err(|e| KeyError::Generate(e.to_string()))
         }
     }
 }
@@ -200,26 +166,15 @@ impl KeySet {
         let keys: Vec<Arc<SigningKey>> = keys.into_iter().map(Arc::new).collect();
         let mut active = HashMap::new();
         for k in keys.iter().filter(|k| k.retired_at.is_none()) {
-            let newer = active
-                .get(&k.alg)
-                .is_none_or(|a: &Arc<SigningKey>| a.created_at <= k.created_at);
+            let newer = active.get(&k.alg).is_none_or(|a: &Arc<SigningKey>| a.created_at <= k.created_at);
             if newer {
                 active.insert(k.alg, k.clone());
             }
         }
         let by_kid = keys.iter().map(|k| (k.kid.clone(), k.clone())).collect();
-        let jwks = JwkSet {
-            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
-        };
-        let jwks_json = serde_json::to_string(&jwks)
-            .unwrap_or_else(|_| "{\"keys\":[]}".into())
-            .into();
-        Self {
-            keys,
-            active,
-            by_kid,
-            jwks_json,
-        }
+        let jwks = JwkSet { keys: keys.iter().map(|k| k.jwk.clone()).collect() };
+        let jwks_json = serde_json::to_string(&jwks).unwrap_or_else(|_| "{\"keys\":[]}".into()).into();
+        Self { keys, active, by_kid, jwks_json }
     }
 
     /// The active key for `alg`.
@@ -262,17 +217,8 @@ impl Keys {
         let mut file = read_key_file(&path)?;
         let mut changed = false;
         for alg in ALGS {
-            if !file
-                .keys
-                .iter()
-                .any(|k| k.alg == alg && k.retired_at.is_none())
-            {
-                file.keys.push(StoredKey {
-                    alg,
-                    created_at: now,
-                    retired_at: None,
-                    pkcs8: b64(&generate_pkcs8(alg)?),
-                });
+            if !file.keys.iter().any(|k| k.alg == alg && k.retired_at.is_none()) {
+                file.keys.push(StoredKey { alg, created_at: now, retired_at: None, pkcs8: b64(&generate_pkcs8(alg)?) });
                 changed = true;
             }
         }
@@ -292,20 +238,10 @@ impl Keys {
     pub fn ephemeral(now: i64) -> Result<Self, KeyError> {
         let mut file = KeyFile::default();
         for alg in ALGS {
-            file.keys.push(StoredKey {
-                alg,
-                created_at: now,
-                retired_at: None,
-                pkcs8: b64(&generate_pkcs8(alg)?),
-            });
+            file.keys.push(StoredKey { alg, created_at: now, retired_at: None, pkcs8: b64(&generate_pkcs8(alg)?) });
         }
         let set = build_set(Path::new("<memory>"), &file)?;
-        Ok(Self {
-            dir: None,
-            stored: Mutex::new(file),
-            set: RwLock::new(Arc::new(set)),
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { dir: None, stored: Mutex::new(file), set: RwLock::new(Arc::new(set)), rng: SystemRandom::new() })
     }
 
     /// Adds a new active key per algorithm; the old ones are retired and stay in the JWKS until
@@ -325,29 +261,16 @@ impl Keys {
                 k.retired_at = Some(now);
             }
         }
-        stored
-            .keys
-            .retain(|k| k.retired_at.is_none_or(|r| r + keep_retired > now));
+        stored.keys.retain(|k| k.retired_at.is_none_or(|r| r + keep_retired > now));
         for alg in ALGS {
-            stored.keys.push(StoredKey {
-                alg,
-                created_at: now,
-                retired_at: None,
-                pkcs8: b64(&generate_pkcs8(alg)?),
-            });
+            stored.keys.push(StoredKey { alg, created_at: now, retired_at: None, pkcs8: b64(&generate_pkcs8(alg)?) });
         }
-        let label = self
-            .dir
-            .as_ref()
-            .map_or_else(|| PathBuf::from("<memory>"), |d| d.join(KEY_FILE));
+        let label = self.dir.as_ref().map_or_else(|| PathBuf::from("<memory>"), |d| d.join(KEY_FILE));
         let set = build_set(&label, &stored)?;
         if let Some(dir) = &self.dir {
             write_key_file(dir, &stored)?;
         }
-        let new = ALGS
-            .iter()
-            .filter_map(|a| set.active(*a).map(|k| k.kid.clone()))
-            .collect();
+        let new = ALGS.iter().filter_map(|a| set.active(*a).map(|k| k.kid.clone())).collect();
         self.swap(set);
         Ok(new)
     }
@@ -380,10 +303,7 @@ impl Keys {
 
     /// Verifies a JWT signed by one of our keys (active or retired) and returns its claims and
     /// header `typ`. The caller checks `iss`, `exp` and the rest.
-    pub fn verify<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<(T, Option<String>), JwtError> {
+    pub fn verify<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<(T, Option<String>), JwtError> {
         let parsed = Unverified::parse(token)?;
         let set = self.current();
         let kid = parsed.header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
@@ -405,13 +325,9 @@ impl Keys {
 
 fn read_key_file(path: &Path) -> Result<KeyFile, KeyError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| KeyError::Invalid(path.to_owned(), e.to_string())),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| KeyError::Invalid(path.to_owned(), e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
-        Err(source) => Err(KeyError::Io {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(KeyError::Io { path: path.to_owned(), source }),
     }
 }
 
@@ -434,16 +350,11 @@ fn write_key_file(dir: &Path, file: &KeyFile) -> Result<(), KeyError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
-        std::fs::write(
-            &ignore,
-            "# Private signing keys: never commit.\n*\n!.gitignore\n",
-        )
-        .map_err(io(&ignore))?;
+        std::fs::write(&ignore, "# Private signing keys: never commit.\n*\n!.gitignore\n").map_err(io(&ignore))?;
     }
     let path = dir.join(KEY_FILE);
     let tmp = dir.join(format!("{KEY_FILE}.tmp"));
-    let json = serde_json::to_vec_pretty(file)
-        .map_err(|e| KeyError::Invalid(path.clone(), e.to_string()))?;
+    let json = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Invalid(path.clone(), e.to_string()))?;
     {
         use std::io::Write;
         let mut opts = std::fs::OpenOptions::new();
@@ -468,9 +379,7 @@ mod tests {
     fn sign_and_verify_every_alg() {
         let keys = Keys::ephemeral(1_000).unwrap();
         for alg in ALGS {
-            let t = keys
-                .sign(alg, "JWT", &serde_json::json!({"sub": "a"}))
-                .unwrap();
+            let t = keys.sign(alg, "JWT", &serde_json::json!({"sub": "a"})).unwrap();
             let (claims, typ): (serde_json::Value, _) = keys.verify(&t).unwrap();
             assert_eq!(claims["sub"], "a");
             assert_eq!(typ.as_deref(), Some("JWT"));
@@ -480,9 +389,7 @@ mod tests {
     #[test]
     fn tampered_token_fails() {
         let keys = Keys::ephemeral(1_000).unwrap();
-        let t = keys
-            .sign(Alg::ES256, "at+jwt", &serde_json::json!({"sub": "a"}))
-            .unwrap();
+        let t = keys.sign(Alg::ES256, "at+jwt", &serde_json::json!({"sub": "a"})).unwrap();
         let mut parts: Vec<&str> = t.split('.').collect();
         let forged = b64(br#"{"sub":"b"}"#);
         parts[1] = &forged;
@@ -494,16 +401,11 @@ mod tests {
     fn rotation_keeps_old_keys_verifying_until_pruned() {
         let dir = std::env::temp_dir().join(format!("tz-keys-{}", crate::crypto::random_token(6)));
         let keys = Keys::load_or_generate(&dir, 1_000).unwrap();
-        let old = keys
-            .sign(Alg::ES256, "at+jwt", &serde_json::json!({"n": 1}))
-            .unwrap();
+        let old = keys.sign(Alg::ES256, "at+jwt", &serde_json::json!({"n": 1})).unwrap();
         let old_kid = keys.current().active(Alg::ES256).unwrap().kid.clone();
         keys.rotate(2_000, 600).unwrap();
         assert_ne!(keys.current().active(Alg::ES256).unwrap().kid, old_kid);
-        assert!(
-            keys.verify::<serde_json::Value>(&old).is_ok(),
-            "retired key still verifies"
-        );
+        assert!(keys.verify::<serde_json::Value>(&old).is_ok(), "retired key still verifies");
         assert!(keys.current().jwks_json().contains(&old_kid));
         // A reload sees the same set.
         let reloaded = Keys::load_or_generate(&dir, 2_100).unwrap();

@@ -21,6 +21,7 @@ pub mod http;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
+pub mod logout;
 pub mod registration;
 pub mod server;
 pub mod session;

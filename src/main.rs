@@ -11,11 +11,7 @@ use tongzheng::jwt::Alg;
 use tongzheng::keys::Keys;
 
 #[derive(Parser)]
-#[command(
-    name = "tongzheng",
-    version,
-    about = "Unified identity authentication server (OAuth 2.0 / OpenID Connect)"
-)]
+#[command(name = "tongzheng", version, about = "Unified identity authentication server (OAuth 2.0 / OpenID Connect)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,11 +79,7 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve {
-            dev,
-            config,
-            listen,
-        } => {
+        Command::Serve { dev, config, listen } => {
             let mut cfg = load(config.as_ref(), dev)?;
             if let Some(l) = listen {
                 cfg.server.listen = l;
@@ -103,9 +95,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
             let rt = rt.enable_all().build().map_err(|e| e.to_string())?;
             rt.block_on(serve(cfg))
         }
-        Command::Keys {
-            action: KeysAction::Rotate { config, dev },
-        } => {
+        Command::Keys { action: KeysAction::Rotate { config, dev } } => {
             let cfg = load(config.as_ref(), dev)?;
             let now = Clock::system().now();
             let keys = Keys::load_or_generate(&cfg.keys.dir, now).map_err(|e| e.to_string())?;
@@ -153,10 +143,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
             println!("  user:       {} / {}", u.username, u.password);
         }
         if !cfg.security.initial_access_token.is_empty() {
-            println!(
-                "  RFC 7591 initial access token: {}",
-                cfg.security.initial_access_token
-            );
+            println!("  RFC 7591 initial access token: {}", cfg.security.initial_access_token);
         }
     } else {
         tracing::info!(%issuer, listen = %cfg.server.listen, "tongzheng starting");
@@ -165,7 +152,5 @@ async fn serve(cfg: Config) -> Result<(), String> {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
-    tongzheng::server::run(listener, cfg, shutdown)
-        .await
-        .map_err(|e| e.to_string())
+    tongzheng::server::run(listener, cfg, shutdown).await.map_err(|e| e.to_string())
 }

@@ -94,54 +94,35 @@ pub fn check_uri(uri: &str, dev: bool) -> Result<(), &'static str> {
 
 impl Metadata {
     /// Validates the metadata into a client record for `client_id`.
-    pub fn into_client(
-        self,
-        client_id: String,
-        who: Registrar,
-        dev: bool,
-        now: i64,
-    ) -> Result<Client, OAuthError> {
+    pub fn into_client(self, client_id: String, who: Registrar, dev: bool, now: i64) -> Result<Client, OAuthError> {
         let grant_types = match &self.grant_types {
             None => vec![GrantType::AuthorizationCode],
             Some(list) => list
                 .iter()
-                .map(|g| {
-                    GrantType::parse(g)
-                        .ok_or_else(|| meta_err(format!("unsupported grant type '{g}'")))
-                })
+                .map(|g| GrantType::parse(g).ok_or_else(|| meta_err(format!("unsupported grant type '{g}'"))))
                 .collect::<Result<Vec<_>, _>>()?,
         };
         if grant_types.is_empty() {
             return Err(meta_err("grant_types must not be empty"));
         }
         let wants_code = grant_types.contains(&GrantType::AuthorizationCode);
-        let response_types = self.response_types.clone().unwrap_or_else(|| {
-            if wants_code {
-                vec!["code".into()]
-            } else {
-                vec![]
-            }
-        });
+        let response_types =
+            self.response_types.clone().unwrap_or_else(|| if wants_code { vec!["code".into()] } else { vec![] });
         if response_types.iter().any(|r| r != "code") {
             return Err(meta_err("only the 'code' response type is supported"));
         }
         // RFC 7591 s2.1: grant_types and response_types must agree.
         if wants_code != response_types.contains(&"code".to_owned()) {
-            return Err(meta_err(
-                "authorization_code grant and 'code' response type go together",
-            ));
+            return Err(meta_err("authorization_code grant and 'code' response type go together"));
         }
         if wants_code && self.redirect_uris.is_empty() {
-            return Err(redirect_err(
-                "redirect_uris is required for the authorization_code grant",
-            ));
+            return Err(redirect_err("redirect_uris is required for the authorization_code grant"));
         }
         for uri in &self.redirect_uris {
             check_uri(uri, dev).map_err(|e| redirect_err(format!("redirect_uri '{uri}': {e}")))?;
         }
         for uri in &self.post_logout_redirect_uris {
-            check_uri(uri, dev)
-                .map_err(|e| meta_err(format!("post_logout_redirect_uri '{uri}': {e}")))?;
+            check_uri(uri, dev).map_err(|e| meta_err(format!("post_logout_redirect_uri '{uri}': {e}")))?;
         }
         for (name, uri) in [
             ("backchannel_logout_uri", &self.backchannel_logout_uri),
@@ -153,31 +134,25 @@ impl Metadata {
         }
         let auth_method = match &self.token_endpoint_auth_method {
             None => AuthMethod::ClientSecretBasic,
-            Some(m) => AuthMethod::parse(m)
-                .ok_or_else(|| meta_err(format!("unsupported token_endpoint_auth_method '{m}'")))?,
+            Some(m) => {
+                AuthMethod::parse(m).ok_or_else(|| meta_err(format!("unsupported token_endpoint_auth_method '{m}'")))?
+            }
         };
         if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
             return Err(meta_err("a public client cannot use client_credentials"));
         }
         if self.jwks.is_some() && self.jwks_uri.is_some() {
-            return Err(meta_err(
-                "jwks and jwks_uri must not both be present (RFC 7591 s2)",
-            ));
+            return Err(meta_err("jwks and jwks_uri must not both be present (RFC 7591 s2)"));
         }
         if let Some(set) = &self.jwks
             && (set.keys.is_empty() || set.keys.iter().any(|k| VerifyKey::from_jwk(k).is_none()))
         {
-            return Err(meta_err(
-                "jwks must hold usable public keys (EC P-256, RSA >= 2048, Ed25519)",
-            ));
+            return Err(meta_err("jwks must hold usable public keys (EC P-256, RSA >= 2048, Ed25519)"));
         }
         if let Some(uri) = &self.jwks_uri {
             check_uri(uri, dev).map_err(|e| meta_err(format!("jwks_uri: {e}")))?;
         }
-        if auth_method == AuthMethod::PrivateKeyJwt
-            && self.jwks.is_none()
-            && self.jwks_uri.is_none()
-        {
+        if auth_method == AuthMethod::PrivateKeyJwt && self.jwks.is_none() && self.jwks_uri.is_none() {
             return Err(meta_err("private_key_jwt needs jwks or jwks_uri"));
         }
         let id_token_alg = match self.id_token_signed_response_alg.as_deref() {
@@ -185,23 +160,17 @@ impl Metadata {
                 Registrar::Dynamic => Alg::RS256,
                 Registrar::Admin => Alg::ES256,
             },
-            Some(a) => Alg::parse(a).ok_or_else(|| {
-                meta_err(format!("unsupported id_token_signed_response_alg '{a}'"))
-            })?,
+            Some(a) => {
+                Alg::parse(a).ok_or_else(|| meta_err(format!("unsupported id_token_signed_response_alg '{a}'")))?
+            }
         };
-        let scopes = parse_scope(self.scope.as_deref().unwrap_or("openid"))
-            .map_err(|e| meta_err(e.description))?;
+        let scopes = parse_scope(self.scope.as_deref().unwrap_or("openid")).map_err(|e| meta_err(e.description))?;
         if who == Registrar::Dynamic
             && let Some(s) = scopes.iter().find(|s| !USER_SCOPES.contains(&s.as_str()))
         {
-            return Err(meta_err(format!(
-                "scope '{s}' cannot be self-registered; ask an administrator"
-            )));
+            return Err(meta_err(format!("scope '{s}' cannot be self-registered; ask an administrator")));
         }
-        let name = self
-            .client_name
-            .clone()
-            .unwrap_or_else(|| client_id.clone());
+        let name = self.client_name.clone().unwrap_or_else(|| client_id.clone());
         if name.chars().count() > 200 {
             return Err(meta_err("client_name is too long"));
         }
@@ -237,17 +206,8 @@ impl Metadata {
     pub fn of(c: &Client) -> Self {
         Self {
             redirect_uris: c.redirect_uris.clone(),
-            grant_types: Some(
-                c.grant_types
-                    .iter()
-                    .map(|g| g.as_str().to_owned())
-                    .collect(),
-            ),
-            response_types: Some(if c.allows(GrantType::AuthorizationCode) {
-                vec!["code".into()]
-            } else {
-                vec![]
-            }),
+            grant_types: Some(c.grant_types.iter().map(|g| g.as_str().to_owned()).collect()),
+            response_types: Some(if c.allows(GrantType::AuthorizationCode) { vec!["code".into()] } else { vec![] }),
             token_endpoint_auth_method: Some(c.auth_method.as_str().to_owned()),
             client_name: Some(c.name.clone()),
             scope: Some(c.scopes.join(" ")),
@@ -278,11 +238,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.grant_types, vec![GrantType::AuthorizationCode]);
         assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
-        assert_eq!(
-            c.id_token_alg,
-            Alg::RS256,
-            "OIDC Registration s2: RS256 when nothing registered"
-        );
+        assert_eq!(c.id_token_alg, Alg::RS256, "OIDC Registration s2: RS256 when nothing registered");
     }
 
     #[test]

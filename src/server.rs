@@ -57,21 +57,14 @@ pub fn open_store(config: &Config) -> Result<DynStore, ServerError> {
 
 /// Builds the state of an instance: store, keys (from `keys` or the configured directory),
 /// password pool, and the seed data.
-pub async fn build(
-    config: Config,
-    clock: Clock,
-    store: DynStore,
-    keys: Option<Keys>,
-) -> Result<AppState, ServerError> {
+pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<Keys>) -> Result<AppState, ServerError> {
     let keys = match keys {
         Some(k) => k,
         None => Keys::load_or_generate(&config.keys.dir, clock.now())?,
     };
-    let passwords = PasswordPool::new(
-        config.hash_concurrency(),
-        Duration::from_millis(config.security.password_queue_timeout_ms),
-    )
-    .map_err(|e| ServerError::Seed(e.to_string()))?;
+    let passwords =
+        PasswordPool::new(config.hash_concurrency(), Duration::from_millis(config.security.password_queue_timeout_ms))
+            .map_err(|e| ServerError::Seed(e.to_string()))?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(5))
@@ -100,34 +93,21 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             .grant_types
             .iter()
             .map(|g| {
-                GrantType::parse(g).ok_or_else(|| {
-                    ServerError::Seed(format!("client {}: unknown grant type {g}", c.client_id))
-                })
+                GrantType::parse(g)
+                    .ok_or_else(|| ServerError::Seed(format!("client {}: unknown grant type {g}", c.client_id)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let auth_method = AuthMethod::parse(&c.token_endpoint_auth_method).ok_or_else(|| {
-            ServerError::Seed(format!("client {}: unknown auth method", c.client_id))
-        })?;
+        let auth_method = AuthMethod::parse(&c.token_endpoint_auth_method)
+            .ok_or_else(|| ServerError::Seed(format!("client {}: unknown auth method", c.client_id)))?;
         let secrets = match (&c.client_secret, &c.client_secret_sha256) {
-            (Some(s), _) => vec![StoredSecret {
-                sha256: crate::crypto::sha256_hex(s.as_bytes()),
-                expires_at: None,
-            }],
-            (None, Some(h)) => vec![StoredSecret {
-                sha256: h.to_lowercase(),
-                expires_at: None,
-            }],
+            (Some(s), _) => vec![StoredSecret { sha256: crate::crypto::sha256_hex(s.as_bytes()), expires_at: None }],
+            (None, Some(h)) => vec![StoredSecret { sha256: h.to_lowercase(), expires_at: None }],
             (None, None) => Vec::new(),
         };
         if auth_method.uses_secret() && secrets.is_empty() {
-            return Err(ServerError::Seed(format!(
-                "client {} needs a secret",
-                c.client_id
-            )));
+            return Err(ServerError::Seed(format!("client {} needs a secret", c.client_id)));
         }
-        let created_at = clients::get(&state.store, &c.client_id)
-            .await?
-            .map_or(now, |old| old.created_at);
+        let created_at = clients::get(&state.store, &c.client_id).await?.map_or(now, |old| old.created_at);
         let client = Client {
             client_id: c.client_id.clone(),
             name: c.name.clone(),
@@ -154,17 +134,11 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         clients::put(&state.store, &client).await?;
     }
     for u in &state.config.seed.users {
-        if users::by_username(&state.store, &u.username)
-            .await?
-            .is_some()
-        {
+        if users::by_username(&state.store, &u.username).await?.is_some() {
             continue;
         }
-        let hash = state
-            .passwords
-            .hash(Secret(u.password.clone()))
-            .await
-            .map_err(|e| ServerError::Seed(e.to_string()))?;
+        let hash =
+            state.passwords.hash(Secret(u.password.clone())).await.map_err(|e| ServerError::Seed(e.to_string()))?;
         let user = User {
             id: users::new_id(),
             username: u.username.clone(),
@@ -194,10 +168,7 @@ pub fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServerError::Tls(format!("certificate: {e}")))?;
     if certs.is_empty() {
-        return Err(ServerError::Tls(format!(
-            "{}: no certificate found",
-            config.tls.cert
-        )));
+        return Err(ServerError::Tls(format!("{}: no certificate found", config.tls.cert)));
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| ServerError::Tls(format!("private key: {e}")))?
@@ -220,11 +191,15 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    spawn_background(&state, stop_rx);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let router = app(state);
     let Some(tls) = tls else {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         return Ok(());
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -244,16 +219,39 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
-            let Ok(Ok(stream)) =
-                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-            else {
+            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
                 return;
             };
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
         });
     }
+}
+
+/// Starts the background tasks of an instance: the logout outbox worker and the session
+/// expiry sweeper. They stop when `stop` turns true.
+fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
+    let c = &state.config;
+    let worker = Arc::new(crate::logout::outbox::Worker {
+        store: state.store.clone(),
+        keys: state.keys.clone(),
+        http: state.http.clone(),
+        clock: state.clock.clone(),
+        issuer: c.issuer.clone(),
+        config: c.logout.clone(),
+        wake: state.outbox_wake.clone(),
+    });
+    tokio::spawn(worker.run(stop.clone()));
+    let sweeper = crate::logout::expiry::Sweeper {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        issuer: c.issuer.clone(),
+        timeouts: state.timeouts(),
+        revoke_for: c.tokens.refresh_token_ttl.max(c.tokens.access_token_ttl),
+        broadcast: c.logout.broadcast_on_expiry,
+        every_ms: c.logout.sweep_ms,
+        wake: state.outbox_wake.clone(),
+    };
+    tokio::spawn(sweeper.run(stop));
 }
 
 /// Builds an instance from `config` with the system clock and serves it on `listener`.

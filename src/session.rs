@@ -42,6 +42,9 @@ pub struct Timeouts {
     pub absolute: i64,
 }
 
+/// How long an expired session's record is kept for the logout broadcast, seconds.
+pub const GRACE: i64 = 3600;
+
 /// How often a busy session's `last_seen` is written back (avoids a write per request).
 const TOUCH_EVERY: i64 = 60;
 
@@ -51,8 +54,15 @@ impl Session {
         now < self.expires_at && now < self.last_seen + t.idle
     }
 
+    /// When the session stops being valid if nothing touches it.
+    pub fn ends_at(&self, t: Timeouts) -> i64 {
+        self.expires_at.min(self.last_seen + t.idle)
+    }
+
+    /// The record outlives validity by [`GRACE`], so the expiry sweeper can still read whom to
+    /// notify; `live()` is what decides validity.
     fn ttl(&self, now: i64, t: Timeouts) -> u64 {
-        store::ttl_until(self.expires_at.min(self.last_seen + t.idle), now)
+        store::ttl_until(self.ends_at(t) + GRACE, now)
     }
 }
 
@@ -77,23 +87,15 @@ pub async fn create(
         last_seen: now,
         expires_at: now + t.absolute,
     };
-    store::put_json(
-        store.as_ref(),
-        &keys::session(&sid),
-        &session,
-        Some(session.ttl(now, t)),
-    )
-    .await?;
+    store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
+    let index_ttl = store::ttl_until(now + t.absolute + GRACE, now);
+    store.set_add(&keys::user_sessions(sub), &sid, Some(index_ttl)).await?;
+    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &sid, b"", session.ends_at(t)).await?;
     Ok((session, format!("{sid}.{secret}")))
 }
 
 /// Resolves a cookie value to a live session, refreshing its idle timer now and then.
-pub async fn from_cookie(
-    store: &DynStore,
-    cookie: &str,
-    now: i64,
-    t: Timeouts,
-) -> Result<Option<Session>, StoreError> {
+pub async fn from_cookie(store: &DynStore, cookie: &str, now: i64, t: Timeouts) -> Result<Option<Session>, StoreError> {
     let Some((sid, secret)) = cookie.split_once('.') else {
         return Ok(None);
     };
@@ -103,16 +105,13 @@ pub async fn from_cookie(
     let Some(mut s) = get(store, sid).await? else {
         return Ok(None);
     };
-    if !ct_eq(
-        s.secret_hash.as_bytes(),
-        crypto::token_key(secret).as_bytes(),
-    ) || !s.live(now, t)
-    {
+    if !ct_eq(s.secret_hash.as_bytes(), crypto::token_key(secret).as_bytes()) || !s.live(now, t) {
         return Ok(None);
     }
     if now - s.last_seen >= TOUCH_EVERY {
         s.last_seen = now;
         store::put_json(store.as_ref(), &keys::session(sid), &s, Some(s.ttl(now, t))).await?;
+        store.queue_put(keys::SESSION_EXPIRY_QUEUE, sid, b"", s.ends_at(t)).await?;
     }
     Ok(Some(s))
 }
@@ -131,9 +130,7 @@ pub async fn add_client(
     t: Timeouts,
 ) -> Result<(), StoreError> {
     let ttl = store::ttl_until(s.expires_at, now).max(s.ttl(now, t));
-    store
-        .set_add(&keys::session_clients(&s.sid), client_id, Some(ttl))
-        .await
+    store.set_add(&keys::session_clients(&s.sid), client_id, Some(ttl)).await
 }
 
 /// The clients the session issued tokens to.
@@ -141,10 +138,22 @@ pub async fn clients(store: &DynStore, sid: &str) -> Result<Vec<String>, StoreEr
     store.set_members(&keys::session_clients(sid)).await
 }
 
-/// Ends a session: removes the record and its client set. True when it existed.
-pub async fn end(store: &DynStore, sid: &str) -> Result<bool, StoreError> {
+/// Removes a session's records (the logout module decides who hears about it). Returns the
+/// record as it was, if any.
+pub async fn remove(store: &DynStore, sid: &str) -> Result<Option<Session>, StoreError> {
+    let Some(bytes) = store.take(&keys::session(sid)).await? else {
+        return Ok(None);
+    };
+    let s: Session = store::decode(&keys::session(sid), &bytes)?;
     store.delete(&keys::session_clients(sid)).await?;
-    store.delete(&keys::session(sid)).await
+    store.set_remove(&keys::user_sessions(&s.sub), sid).await?;
+    store.queue_remove(keys::SESSION_EXPIRY_QUEUE, sid).await?;
+    Ok(Some(s))
+}
+
+/// The ids of a user's sessions (some may have expired).
+pub async fn of_user(store: &DynStore, sub: &str) -> Result<Vec<String>, StoreError> {
+    store.set_members(&keys::user_sessions(sub)).await
 }
 
 #[cfg(test)]
@@ -153,38 +162,16 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use std::sync::Arc;
 
-    const T: Timeouts = Timeouts {
-        idle: 1800,
-        absolute: 43200,
-    };
+    const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
 
     #[tokio::test]
     async fn cookie_resolves_only_with_the_secret() {
         let store: DynStore = Arc::new(MemoryStore::new());
-        let (s, cookie) = create(&store, "u1", "1", vec!["pwd".into()], 1_000, T)
-            .await
-            .unwrap();
-        assert_eq!(
-            from_cookie(&store, &cookie, 1_001, T)
-                .await
-                .unwrap()
-                .unwrap()
-                .sid,
-            s.sid
-        );
+        let (s, cookie) = create(&store, "u1", "1", vec!["pwd".into()], 1_000, T).await.unwrap();
+        assert_eq!(from_cookie(&store, &cookie, 1_001, T).await.unwrap().unwrap().sid, s.sid);
         let forged = format!("{}.{}", s.sid, crypto::random_token(32));
-        assert!(
-            from_cookie(&store, &forged, 1_001, T)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            from_cookie(&store, "garbage", 1_001, T)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(from_cookie(&store, &forged, 1_001, T).await.unwrap().is_none());
+        assert!(from_cookie(&store, "garbage", 1_001, T).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -192,25 +179,10 @@ mod tests {
         let store: DynStore = Arc::new(MemoryStore::new());
         let (_, cookie) = create(&store, "u1", "1", vec![], 0, T).await.unwrap();
         // Activity keeps it alive past the first idle window...
-        assert!(
-            from_cookie(&store, &cookie, 1_700, T)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            from_cookie(&store, &cookie, 3_400, T)
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(from_cookie(&store, &cookie, 1_700, T).await.unwrap().is_some());
+        assert!(from_cookie(&store, &cookie, 3_400, T).await.unwrap().is_some());
         // ...but not past idle without activity...
-        assert!(
-            from_cookie(&store, &cookie, 3_400 + 1_800, T)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(from_cookie(&store, &cookie, 3_400 + 1_800, T).await.unwrap().is_none());
         // ...and never past the absolute limit.
         let (_, c2) = create(&store, "u2", "1", vec![], 0, T).await.unwrap();
         let mut now = 0;

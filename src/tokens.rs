@@ -116,18 +116,29 @@ pub async fn validate_access_token(
     if typ.as_deref() != Some(AT_TYP) || claims.iss != issuer || claims.exp <= now {
         return Err(invalid());
     }
-    let mut lookups = vec![
-        keys::client(&claims.client_id),
-        keys::revoked_jti(&claims.jti),
-    ];
+    // One round trip: the client, the jti marker, and the grant and session markers if any.
+    let mut lookups = vec![keys::client(&claims.client_id), keys::revoked_jti(&claims.jti)];
     if let Some(gid) = &claims.gid {
         lookups.push(keys::revoked_grant(gid));
     }
-    let found = store.get_many(&lookups).await?;
-    let mut found = found.into_iter();
+    if let Some(sid) = &claims.sid {
+        lookups.push(keys::ended_session(sid));
+    }
+    let mut found = store.get_many(&lookups).await?.into_iter();
     let client_bytes = found.next().flatten().ok_or_else(invalid)?;
-    if found.any(|revoked| revoked.is_some()) {
+    if found.next().flatten().is_some() {
         return Err(invalid());
+    }
+    if claims.gid.is_some() && found.next().flatten().is_some() {
+        return Err(invalid());
+    }
+    if claims.sid.is_some() {
+        // Tokens issued under an ended session die with it; an offline_access grant refreshed
+        // after the logout carries a later iat and lives on (OIDC Core s11).
+        let ended = crate::logout::ended_at(found.next().flatten().as_deref());
+        if ended.is_some_and(|at| claims.iat <= at) {
+            return Err(invalid());
+        }
     }
     let client: Client = store::decode(&keys::client(&claims.client_id), &client_bytes)?;
     if !client.enabled {
@@ -143,9 +154,6 @@ mod tests {
     #[test]
     fn at_hash_matches_oidc_example() {
         // OIDC Core A.3: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" is "77QmUPtjPfzWtF2AnpK9RQ".
-        assert_eq!(
-            at_hash(Alg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
-            "77QmUPtjPfzWtF2AnpK9RQ"
-        );
+        assert_eq!(at_hash(Alg::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
     }
 }

@@ -72,8 +72,8 @@ fn argon2() -> Argon2<'static> {
 }
 
 fn hash_now(password: &str) -> Result<String, PasswordError> {
-    let salt = SaltString::encode_b64(crypto::random_token(16).as_bytes())
-        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let salt =
+        SaltString::encode_b64(crypto::random_token(16).as_bytes()).map_err(|e| PasswordError::Hash(e.to_string()))?;
     argon2()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -84,17 +84,10 @@ impl PasswordPool {
     /// A pool running at most `slots` hashes at once, queueing at most `wait` for a slot.
     pub fn new(slots: usize, wait: Duration) -> Result<Self, PasswordError> {
         let dummy = hash_now(&crypto::random_token(16))?;
-        Ok(Self {
-            slots: Arc::new(Semaphore::new(slots.max(1))),
-            wait,
-            dummy: dummy.into(),
-        })
+        Ok(Self { slots: Arc::new(Semaphore::new(slots.max(1))), wait, dummy: dummy.into() })
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PasswordError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
         let permit = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
@@ -116,18 +109,12 @@ impl PasswordPool {
 
     /// Verifies a password against a PHC string; with `None` it verifies against a dummy hash
     /// so an unknown username costs the same time as a wrong password.
-    pub async fn verify(
-        &self,
-        password: Secret,
-        phc: Option<String>,
-    ) -> Result<bool, PasswordError> {
+    pub async fn verify(&self, password: Secret, phc: Option<String>) -> Result<bool, PasswordError> {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy.to_string());
         let ok = self
             .run(move || match PasswordHash::new(&phc) {
-                Ok(parsed) => argon2()
-                    .verify_password(password.expose().as_bytes(), &parsed)
-                    .is_ok(),
+                Ok(parsed) => argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
                 Err(_) => false,
             })
             .await?;
@@ -149,14 +136,8 @@ pub fn check_password_policy(password: &str) -> Result<(), &'static str> {
 /// Checks a username's shape.
 pub fn check_username(username: &str) -> Result<(), &'static str> {
     let ok_len = (1..=64).contains(&username.chars().count());
-    let ok_chars = username
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok_len && ok_chars {
-        Ok(())
-    } else {
-        Err("username must be 1-64 letters, digits, '.', '_', '-' or '@'")
-    }
+    let ok_chars = username.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok_len && ok_chars { Ok(()) } else { Err("username must be 1-64 letters, digits, '.', '_', '-' or '@'") }
 }
 
 /// Reads a user by id.
@@ -180,10 +161,7 @@ pub async fn by_username(store: &DynStore, username: &str) -> Result<Option<User
 
 /// Creates a user; false when the username is taken.
 pub async fn create(store: &DynStore, user: &User) -> Result<bool, StoreError> {
-    if !store
-        .put_new(&keys::username(&user.username), user.id.as_bytes(), None)
-        .await?
-    {
+    if !store.put_new(&keys::username(&user.username), user.id.as_bytes(), None).await? {
         return Ok(false);
     }
     store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
@@ -234,11 +212,7 @@ mod tests {
         let pool = PasswordPool::new(1, Duration::from_secs(5)).unwrap();
         let h = pool.hash(Secret("correct horse".into())).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(
-            pool.verify(Secret("correct horse".into()), Some(h.clone()))
-                .await
-                .unwrap()
-        );
+        assert!(pool.verify(Secret("correct horse".into()), Some(h.clone())).await.unwrap());
         assert!(!pool.verify(Secret("wrong".into()), Some(h)).await.unwrap());
         assert!(!pool.verify(Secret("anything".into()), None).await.unwrap());
     }

@@ -6,15 +6,9 @@ use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
 
 /// Issues an access token to an authenticated client.
-pub async fn grant(
-    ctx: Ctx<'_>,
-    client: &Client,
-    scope: Option<&str>,
-) -> Result<TokenResponse, OAuthError> {
+pub async fn grant(ctx: Ctx<'_>, client: &Client, scope: Option<&str>) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::ClientCredentials) || client.is_public() {
-        return Err(OAuthError::unauthorized_client(
-            "client_credentials is not allowed for this client",
-        ));
+        return Err(OAuthError::unauthorized_client("client_credentials is not allowed for this client"));
     }
     let scope = match scope {
         Some(raw) => {
@@ -28,23 +22,7 @@ pub async fn grant(
             requested
         }
         // RFC 6749 s3.3: without a scope parameter we apply the default: everything granted.
-        None => client
-            .scopes
-            .iter()
-            .filter(|s| !USER_SCOPES.contains(&s.as_str()))
-            .cloned()
-            .collect(),
+        None => client.scopes.iter().filter(|s| !USER_SCOPES.contains(&s.as_str())).cloned().collect(),
     };
-    mint(
-        ctx,
-        Mint {
-            client,
-            scope,
-            user: None,
-            gid: None,
-            nonce: None,
-            refresh_family_exp: None,
-        },
-    )
-    .await
+    mint(ctx, Mint { client, scope, user: None, gid: None, nonce: None, refresh_family_exp: None }).await
 }

@@ -38,36 +38,24 @@ pub struct CodeRecord {
 pub async fn issue(ctx: Ctx<'_>, record: &CodeRecord) -> Result<String, OAuthError> {
     let code = crypto::random_token(32);
     let key = keys::code(&crypto::token_key(&code));
-    ctx.store
-        .put_redeemable(
-            &key,
-            &store::encode(record),
-            store::ttl_until(record.exp, ctx.now),
-        )
-        .await?;
+    ctx.store.put_redeemable(&key, &store::encode(record), store::ttl_until(record.exp, ctx.now)).await?;
     Ok(code)
 }
 
 /// RFC 7636 s4.1: code_verifier = 43*128 unreserved characters.
 pub fn valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// RFC 7636 s4.2: an S256 challenge is the base64url SHA-256 of a verifier: 43 characters.
 pub fn valid_challenge(c: &str) -> bool {
-    c.len() == 43
-        && c.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 /// RFC 7636 s4.6: BASE64URL(SHA256(verifier)) == challenge.
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    ct_eq(
-        b64(&crypto::sha256(verifier.as_bytes())).as_bytes(),
-        challenge.as_bytes(),
-    )
+    ct_eq(b64(&crypto::sha256(verifier.as_bytes())).as_bytes(), challenge.as_bytes())
 }
 
 /// The token request fields of this grant.
@@ -81,15 +69,9 @@ pub struct Redeem<'a> {
 }
 
 /// Exchanges a code for tokens (RFC 6749 s4.1.3).
-pub async fn redeem(
-    ctx: Ctx<'_>,
-    client: &Client,
-    req: Redeem<'_>,
-) -> Result<TokenResponse, OAuthError> {
+pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::AuthorizationCode) {
-        return Err(OAuthError::unauthorized_client(
-            "authorization_code is not allowed for this client",
-        ));
+        return Err(OAuthError::unauthorized_client("authorization_code is not allowed for this client"));
     }
     let bad = |d: &'static str| OAuthError::invalid_grant(d);
     if req.code.is_empty() || req.code.len() > 128 {
@@ -103,11 +85,7 @@ pub async fn redeem(
     if redeemed.first_redeemed_at.is_some() {
         // RFC 6749 s4.1.2: a code used twice is refused, and tokens it already issued are revoked.
         tracing::warn!(client_id = %record.client_id, "authorization code replayed; revoking its grant");
-        let until = ctx.now
-            + ctx
-                .tokens
-                .refresh_token_ttl
-                .max(ctx.tokens.access_token_ttl);
+        let until = ctx.now + ctx.tokens.refresh_token_ttl.max(ctx.tokens.access_token_ttl);
         revoke_grant(ctx.store, &record.gid, until, ctx.now).await?;
         return Err(bad("the authorization code was already used"));
     }
@@ -132,9 +110,7 @@ pub async fn redeem(
         (None, Some(_)) => return Err(bad("code_verifier sent but no code_challenge was")),
         (None, None) => {}
     }
-    let refresh_family_exp = client
-        .allows(GrantType::RefreshToken)
-        .then_some(ctx.now + ctx.tokens.refresh_token_ttl);
+    let refresh_family_exp = client.allows(GrantType::RefreshToken).then_some(ctx.now + ctx.tokens.refresh_token_ttl);
     mint(
         ctx,
         Mint {
@@ -161,10 +137,7 @@ mod tests {
         assert!(valid_verifier(verifier));
         assert!(valid_challenge(challenge));
         assert!(pkce_matches(verifier, challenge));
-        assert!(!pkce_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
-            challenge
-        ));
+        assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx", challenge));
         assert!(!valid_verifier("short"));
     }
 }

@@ -104,17 +104,11 @@ pub struct Mint<'a> {
 
 /// Signs the access token (and ID token) and stores the refresh token, if any.
 pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError> {
-    let ttl = m
-        .client
-        .access_token_ttl
-        .unwrap_or(ctx.tokens.access_token_ttl);
+    let ttl = m.client.access_token_ttl.unwrap_or(ctx.tokens.access_token_ttl);
     let scope = m.scope.join(" ");
     let claims = AccessClaims {
         iss: ctx.issuer.to_owned(),
-        sub: m
-            .user
-            .as_ref()
-            .map_or_else(|| m.client.client_id.clone(), |u| u.sub.clone()),
+        sub: m.user.as_ref().map_or_else(|| m.client.client_id.clone(), |u| u.sub.clone()),
         aud: ctx.issuer.to_owned(),
         client_id: m.client.client_id.clone(),
         scope: scope.clone(),
@@ -170,13 +164,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
             family_exp,
         };
         let key = keys::refresh_token(&crypto::token_key(&token));
-        ctx.store
-            .put_redeemable(
-                &key,
-                &store::encode(&record),
-                store::ttl_until(family_exp, ctx.now),
-            )
-            .await?;
+        ctx.store.put_redeemable(&key, &store::encode(&record), store::ttl_until(family_exp, ctx.now)).await?;
         resp.refresh_token = Some(token);
     }
     Ok(resp)
@@ -184,19 +172,8 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
 
 /// Marks a whole grant (token family) revoked until `until`: its refresh tokens stop
 /// refreshing and its access tokens stop validating (RFC 9700 s4.14.2, RFC 7009 s2.1).
-pub async fn revoke_grant(
-    store: &DynStore,
-    gid: &str,
-    until: i64,
-    now: i64,
-) -> Result<(), OAuthError> {
-    store
-        .put(
-            &keys::revoked_grant(gid),
-            b"1",
-            Some(store::ttl_until(until, now)),
-        )
-        .await?;
+pub async fn revoke_grant(store: &DynStore, gid: &str, until: i64, now: i64) -> Result<(), OAuthError> {
+    store.put(&keys::revoked_grant(gid), b"1", Some(store::ttl_until(until, now))).await?;
     Ok(())
 }
 
@@ -205,13 +182,8 @@ pub fn parse_scope(raw: &str) -> Result<Vec<String>, OAuthError> {
     let mut out: Vec<String> = Vec::new();
     for s in raw.split(' ').filter(|s| !s.is_empty()) {
         // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-        if !s
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-        {
-            return Err(OAuthError::invalid_scope(
-                "scope contains characters RFC 6749 s3.3 forbids",
-            ));
+        if !s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+            return Err(OAuthError::invalid_scope("scope contains characters RFC 6749 s3.3 forbids"));
         }
         if !out.iter().any(|o| o == s) {
             out.push(s.to_owned());
@@ -223,9 +195,7 @@ pub fn parse_scope(raw: &str) -> Result<Vec<String>, OAuthError> {
 /// Checks every requested scope is one the client holds (AY-7.1 least privilege).
 pub fn check_granted(client: &Client, requested: &[String]) -> Result<(), OAuthError> {
     match requested.iter().find(|s| !client.holds_scope(s)) {
-        Some(s) => Err(OAuthError::invalid_scope(format!(
-            "scope '{s}' is not granted to this client"
-        ))),
+        Some(s) => Err(OAuthError::invalid_scope(format!("scope '{s}' is not granted to this client"))),
         None => Ok(()),
     }
 }
@@ -236,10 +206,7 @@ mod tests {
 
     #[test]
     fn scope_parsing() {
-        assert_eq!(
-            parse_scope("openid  profile openid").unwrap(),
-            vec!["openid", "profile"]
-        );
+        assert_eq!(parse_scope("openid  profile openid").unwrap(), vec!["openid", "profile"]);
         assert!(parse_scope("bad\"scope").is_err());
         assert!(parse_scope("").unwrap().is_empty());
     }

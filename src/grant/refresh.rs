@@ -2,9 +2,7 @@
 //! (RFC 9700 s4.14.2): a rotated token presented again after the grace window revokes the whole
 //! family; within the window (a client's concurrent retry) it is honoured.
 
-use super::{
-    Ctx, Mint, RefreshRecord, TokenResponse, check_granted, mint, parse_scope, revoke_grant,
-};
+use super::{Ctx, Mint, RefreshRecord, TokenResponse, check_granted, mint, parse_scope, revoke_grant};
 use crate::clients::{Client, GrantType};
 use crate::crypto;
 use crate::error::OAuthError;
@@ -18,9 +16,7 @@ pub async fn grant(
     scope: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::RefreshToken) {
-        return Err(OAuthError::unauthorized_client(
-            "refresh_token is not allowed for this client",
-        ));
+        return Err(OAuthError::unauthorized_client("refresh_token is not allowed for this client"));
     }
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     if token.is_empty() || token.len() > 128 {
@@ -41,9 +37,7 @@ pub async fn grant(
         Some(raw) => {
             let requested = parse_scope(raw)?;
             if let Some(s) = requested.iter().find(|s| !record.scope.contains(s)) {
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope '{s}' was not part of the original grant"
-                )));
+                return Err(OAuthError::invalid_scope(format!("scope '{s}' was not part of the original grant")));
             }
             requested
         }
@@ -57,13 +51,12 @@ pub async fn grant(
         revoke_grant(ctx.store, &record.gid, record.family_exp, ctx.now).await?;
         return Err(invalid());
     }
-    if record.family_exp <= ctx.now
-        || ctx
-            .store
-            .get(&keys::revoked_grant(&record.gid))
-            .await?
-            .is_some()
-    {
+    let markers =
+        ctx.store.get_many(&[keys::revoked_grant(&record.gid), keys::ended_session(&record.user.sid)]).await?;
+    let family_revoked = markers.first().is_some_and(Option::is_some);
+    // A refresh token issued under an SSO session ends with it, unless it is offline_access.
+    let session_ended = !record.offline && markers.get(1).is_some_and(Option::is_some);
+    if record.family_exp <= ctx.now || family_revoked || session_ended {
         return Err(invalid());
     }
     check_granted(client, &scope)?;

@@ -21,41 +21,27 @@ use crate::store::StoreError;
 use crate::users::{self, PasswordError};
 
 /// Cookie that binds a pending login to the browser that started it.
-const BROWSER_COOKIE: &str = "tz_b";
+pub(super) const BROWSER_COOKIE: &str = "tz_b";
 
-fn locale(state: &AppState, ui_locales: Option<&str>, headers: &HeaderMap) -> Locale {
+pub(super) fn locale(state: &AppState, ui_locales: Option<&str>, headers: &HeaderMap) -> Locale {
     Locale::choose(ui_locales, headers, &state.config.security.default_locale)
 }
 
-fn set_cookie(resp: &mut Response, state: &AppState, name: &str, value: &str, max_age: i64) {
-    let secure = if state.config.server.dev {
-        ""
-    } else {
-        "; Secure"
-    };
+pub(super) fn set_cookie(resp: &mut Response, state: &AppState, name: &str, value: &str, max_age: i64) {
+    let secure = if state.config.server.dev { "" } else { "; Secure" };
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     if let Ok(v) = HeaderValue::from_str(&v) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
-fn unavailable_page(state: &AppState, headers: &HeaderMap, e: StoreError) -> Response {
+pub(super) fn unavailable_page(state: &AppState, headers: &HeaderMap, e: StoreError) -> Response {
     let e = OAuthError::from(e);
-    pages::error(
-        locale(state, None, headers),
-        StatusCode::SERVICE_UNAVAILABLE,
-        e.code.as_str(),
-        &e.description,
-    )
+    pages::error(locale(state, None, headers), StatusCode::SERVICE_UNAVAILABLE, e.code.as_str(), &e.description)
 }
 
 /// Sends response parameters to the client by its response mode (RFC 6749 s4.1.2, Form Post).
-fn to_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    r: &Redirect,
-    params: &[(&'static str, String)],
-) -> Response {
+fn to_client(state: &AppState, headers: &HeaderMap, r: &Redirect, params: &[(&'static str, String)]) -> Response {
     match r.mode {
         ResponseMode::FormPost => pages::form_post(locale(state, None, headers), &r.uri, params),
         ResponseMode::Query => {
@@ -70,24 +56,15 @@ fn to_client(
             if let Ok(v) = HeaderValue::from_str(&url) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
-            resp.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
     }
 }
 
 /// An error to the client's redirect URI, with `state` and `iss` (RFC 6749 s4.1.2.1, RFC 9207 s2).
-fn error_to_client(
-    state: &AppState,
-    headers: &HeaderMap,
-    r: &Redirect,
-    e: &OAuthError,
-) -> Response {
-    let mut params = vec![
-        ("error", e.code.as_str().to_owned()),
-        ("error_description", e.description.to_string()),
-    ];
+fn error_to_client(state: &AppState, headers: &HeaderMap, r: &Redirect, e: &OAuthError) -> Response {
+    let mut params = vec![("error", e.code.as_str().to_owned()), ("error_description", e.description.to_string())];
     if let Some(s) = &r.state {
         params.push(("state", s.clone()));
     }
@@ -97,18 +74,15 @@ fn error_to_client(
 
 fn rejection(state: &AppState, headers: &HeaderMap, r: Rejection) -> Response {
     match r {
-        Rejection::Page(e) => pages::error(
-            locale(state, None, headers),
-            StatusCode::BAD_REQUEST,
-            e.code.as_str(),
-            &e.description,
-        ),
+        Rejection::Page(e) => {
+            pages::error(locale(state, None, headers), StatusCode::BAD_REQUEST, e.code.as_str(), &e.description)
+        }
         Rejection::Redirect(to, e) => error_to_client(state, headers, &to, &e),
         Rejection::Store(e) => unavailable_page(state, headers, e),
     }
 }
 
-async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, StoreError> {
+pub(super) async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, StoreError> {
     match cookie(headers, &state.config.session.cookie_name) {
         Some(c) => session::from_cookie(&state.store, c, state.clock.now(), state.timeouts()).await,
         None => Ok(None),
@@ -116,11 +90,7 @@ async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Sess
 }
 
 /// GET and POST /authorize.
-async fn authorize_endpoint(
-    State(state): State<AppState>,
-    method: Method,
-    req: Request,
-) -> Response {
+async fn authorize_endpoint(State(state): State<AppState>, method: Method, req: Request) -> Response {
     let headers = req.headers().clone();
     let params = if method == Method::POST {
         let is_form = headers
@@ -128,9 +98,7 @@ async fn authorize_endpoint(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if !is_form {
-            let e = OAuthError::invalid_request(
-                "POST to /authorize must be application/x-www-form-urlencoded",
-            );
+            let e = OAuthError::invalid_request("POST to /authorize must be application/x-www-form-urlencoded");
             return rejection(&state, &headers, Rejection::Page(e));
         }
         match body_bytes(req, &()).await {
@@ -146,15 +114,7 @@ async fn authorize_endpoint(
         Err(e) => return rejection(&state, &headers, Rejection::Page(e)),
     };
     let now = state.clock.now();
-    let (req, client) = match authorize::validate(
-        &state.store,
-        &state.keys,
-        &state.config.issuer,
-        &params,
-        now,
-    )
-    .await
-    {
+    let (req, client) = match authorize::validate(&state.store, &state.keys, &state.config.issuer, &params, now).await {
         Ok(v) => v,
         Err(r) => return rejection(&state, &headers, r),
     };
@@ -176,25 +136,19 @@ async fn respond(
     client: &clients::Client,
     decision: Decision,
 ) -> Response {
-    let redirect = Redirect {
-        uri: req.redirect_uri.clone(),
-        mode: req.response_mode,
-        state: req.state.clone(),
-    };
+    let redirect = Redirect { uri: req.redirect_uri.clone(), mode: req.response_mode, state: req.state.clone() };
     match decision {
         Decision::Error(e) => error_to_client(state, headers, &redirect, &e),
-        Decision::Issue(s) => {
-            match authorize::issue_code(state.ctx(), &req, &s, state.timeouts()).await {
-                Ok(r) => to_client(state, headers, &r.redirect, &r.params),
-                Err(e) if e.code == ErrorCode::TemporarilyUnavailable => pages::error(
-                    locale(state, None, headers),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    e.code.as_str(),
-                    &e.description,
-                ),
-                Err(e) => error_to_client(state, headers, &redirect, &e),
-            }
-        }
+        Decision::Issue(s) => match authorize::issue_code(state.ctx(), &req, &s, state.timeouts()).await {
+            Ok(r) => to_client(state, headers, &r.redirect, &r.params),
+            Err(e) if e.code == ErrorCode::TemporarilyUnavailable => pages::error(
+                locale(state, None, headers),
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.code.as_str(),
+                &e.description,
+            ),
+            Err(e) => error_to_client(state, headers, &redirect, &e),
+        },
         Decision::Login | Decision::Consent(_) => {
             let (browser, fresh) = match cookie(headers, BROWSER_COOKIE) {
                 Some(b) if b.len() <= 64 => (b.to_owned(), false),
@@ -230,13 +184,7 @@ async fn respond(
                 r
             };
             if fresh {
-                set_cookie(
-                    &mut resp,
-                    state,
-                    BROWSER_COOKIE,
-                    &browser,
-                    state.config.tokens.login_ttl.max(3600),
-                );
+                set_cookie(&mut resp, state, BROWSER_COOKIE, &browser, state.config.tokens.login_ttl.max(3600));
             }
             resp
         }
@@ -244,20 +192,9 @@ async fn respond(
 }
 
 /// GET /login?req=ID: the login form for a remembered request.
-async fn login_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query,
-) -> Response {
+async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query) -> Response {
     let id = q.get("req").map_or("", String::as_str);
-    let pending = match authorize::recall(
-        &state.store,
-        id,
-        cookie(&headers, BROWSER_COOKIE),
-        state.clock.now(),
-    )
-    .await
-    {
+    let pending = match authorize::recall(&state.store, id, cookie(&headers, BROWSER_COOKIE), state.clock.now()).await {
         Ok(p) => p,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
@@ -281,49 +218,28 @@ fn expired(state: &AppState, headers: &HeaderMap) -> Response {
     let e = OAuthError::invalid_request(
         "this login request has expired or belongs to another browser; start again from the application",
     );
-    pages::error(
-        locale(state, None, headers),
-        StatusCode::BAD_REQUEST,
-        e.code.as_str(),
-        &e.description,
-    )
+    pages::error(locale(state, None, headers), StatusCode::BAD_REQUEST, e.code.as_str(), &e.description)
 }
 
 async fn client_name(state: &AppState, client_id: &str) -> String {
-    clients::get(&state.store, client_id)
-        .await
-        .ok()
-        .flatten()
-        .map_or_else(|| client_id.to_owned(), |c| c.name)
+    clients::get(&state.store, client_id).await.ok().flatten().map_or_else(|| client_id.to_owned(), |c| c.name)
 }
 
 /// POST /login: checks the password and continues the remembered request.
-async fn login_submit(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(mut form): Form,
-) -> Response {
+async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mut form): Form) -> Response {
     let id = form.remove("req").unwrap_or_default();
     let now = state.clock.now();
-    let pending =
-        match authorize::recall(&state.store, &id, cookie(&headers, BROWSER_COOKIE), now).await {
-            Ok(p) => p,
-            Err(e) => return unavailable_page(&state, &headers, e),
-        };
+    let pending = match authorize::recall(&state.store, &id, cookie(&headers, BROWSER_COOKIE), now).await {
+        Ok(p) => p,
+        Err(e) => return unavailable_page(&state, &headers, e),
+    };
     let Some(p) = pending else {
         return expired(&state, &headers);
     };
-    let csrf_ok = form
-        .get("csrf")
-        .is_some_and(|c| crypto::ct_eq(c.as_bytes(), p.csrf.as_bytes()));
+    let csrf_ok = form.get("csrf").is_some_and(|c| crypto::ct_eq(c.as_bytes(), p.csrf.as_bytes()));
     if !csrf_ok {
         let e = OAuthError::invalid_request("the form has expired; reload the page");
-        return pages::error(
-            locale(&state, None, &headers),
-            StatusCode::FORBIDDEN,
-            e.code.as_str(),
-            &e.description,
-        );
+        return pages::error(locale(&state, None, &headers), StatusCode::FORBIDDEN, e.code.as_str(), &e.description);
     }
     let username = form.remove("username").unwrap_or_default();
     let password = Secret(form.remove("password").unwrap_or_default());
@@ -333,10 +249,7 @@ async fn login_submit(
         Ok(u) => u,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    let phc = user
-        .as_ref()
-        .filter(|u| u.enabled)
-        .map(|u| u.password_hash.clone());
+    let phc = user.as_ref().filter(|u| u.enabled).map(|u| u.password_hash.clone());
     let verdict = state.passwords.verify(password, phc).await;
     let form_again = |failed: bool, busy: bool| {
         let f = LoginForm {
@@ -362,20 +275,13 @@ async fn login_submit(
         }
     };
     let t = state.timeouts();
-    let (session, cookie_value) =
-        match session::create(&state.store, &user.id, "1", vec!["pwd".into()], now, t).await {
-            Ok(v) => v,
-            Err(e) => return unavailable_page(&state, &headers, e),
-        };
+    let (session, cookie_value) = match session::create(&state.store, &user.id, "1", vec!["pwd".into()], now, t).await {
+        Ok(v) => v,
+        Err(e) => return unavailable_page(&state, &headers, e),
+    };
     tracing::info!(client_id = %p.req.client_id, sub = %user.id, "login succeeded");
     let mut resp = continue_after_auth(&state, &headers, &id, p.req, session).await;
-    set_cookie(
-        &mut resp,
-        &state,
-        &state.config.session.cookie_name,
-        &cookie_value,
-        t.absolute,
-    );
+    set_cookie(&mut resp, &state, &state.config.session.cookie_name, &cookie_value, t.absolute);
     resp
 }
 
@@ -404,19 +310,12 @@ async fn continue_after_auth(
     let mut fresh = req.clone();
     fresh.prompt.login = false;
     fresh.max_age = None;
-    let decision =
-        match authorize::decide(&state.store, &fresh, &client, Some(s), state.clock.now()).await {
-            Ok(d) => d,
-            Err(e) => return unavailable_page(state, headers, e),
-        };
+    let decision = match authorize::decide(&state.store, &fresh, &client, Some(s), state.clock.now()).await {
+        Ok(d) => d,
+        Err(e) => return unavailable_page(state, headers, e),
+    };
     if let Decision::Consent(_) = decision {
-        let pending = authorize::recall(
-            &state.store,
-            id,
-            cookie(headers, BROWSER_COOKIE),
-            state.clock.now(),
-        )
-        .await;
+        let pending = authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await;
         if let Ok(Some(p)) = pending {
             return pages::consent(
                 locale(state, req.ui_locales.as_deref(), headers),
@@ -434,30 +333,17 @@ async fn continue_after_auth(
 }
 
 /// POST /consent: the user's answer.
-async fn consent_submit(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form,
-) -> Response {
+async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form) -> Response {
     let id = form.get("req").cloned().unwrap_or_default();
     let now = state.clock.now();
-    let p = match authorize::recall(&state.store, &id, cookie(&headers, BROWSER_COOKIE), now).await
-    {
+    let p = match authorize::recall(&state.store, &id, cookie(&headers, BROWSER_COOKIE), now).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired(&state, &headers),
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    if !form
-        .get("csrf")
-        .is_some_and(|c| crypto::ct_eq(c.as_bytes(), p.csrf.as_bytes()))
-    {
+    if !form.get("csrf").is_some_and(|c| crypto::ct_eq(c.as_bytes(), p.csrf.as_bytes())) {
         let e = OAuthError::invalid_request("the form has expired; reload the page");
-        return pages::error(
-            locale(&state, None, &headers),
-            StatusCode::FORBIDDEN,
-            e.code.as_str(),
-            &e.description,
-        );
+        return pages::error(locale(&state, None, &headers), StatusCode::FORBIDDEN, e.code.as_str(), &e.description);
     }
     let session = match session_of(&state, &headers).await {
         Ok(Some(s)) => s,
@@ -467,24 +353,12 @@ async fn consent_submit(
     if let Err(e) = authorize::forget(&state.store, &id).await {
         return unavailable_page(&state, &headers, e);
     }
-    let redirect = Redirect {
-        uri: p.req.redirect_uri.clone(),
-        mode: p.req.response_mode,
-        state: p.req.state.clone(),
-    };
+    let redirect = Redirect { uri: p.req.redirect_uri.clone(), mode: p.req.response_mode, state: p.req.state.clone() };
     if form.get("decision").map(String::as_str) != Some("allow") {
         let e = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
         return error_to_client(&state, &headers, &redirect, &e);
     }
-    if let Err(e) = authorize::remember_consent(
-        &state.store,
-        &session.sub,
-        &p.req.client_id,
-        &p.req.scope,
-        now,
-    )
-    .await
-    {
+    if let Err(e) = authorize::remember_consent(&state.store, &session.sub, &p.req.client_id, &p.req.scope, now).await {
         return unavailable_page(&state, &headers, e);
     }
     let client = match clients::get(&state.store, &p.req.client_id).await {
@@ -498,10 +372,7 @@ async fn consent_submit(
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/authorize",
-            get(authorize_endpoint).post(authorize_endpoint),
-        )
+        .route("/authorize", get(authorize_endpoint).post(authorize_endpoint))
         .route("/login", get(login_page).post(login_submit))
         .route("/consent", post(consent_submit))
 }

@@ -23,9 +23,7 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, OAuthError> {
     let mut out = Params::new();
     for (k, v) in url::form_urlencoded::parse(raw) {
         if out.contains_key(k.as_ref()) {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter '{k}' is repeated"
-            )));
+            return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
         }
         if !v.is_empty() {
             out.insert(k.into_owned(), v.into_owned());
@@ -45,10 +43,7 @@ fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| {
-            m.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 /// Reads a whole body, mapping "too large" to 413 with an OAuth-shaped error.
@@ -71,10 +66,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_form(req.headers()) {
-            return Err(OAuthError::invalid_request(
-                "Content-Type must be application/x-www-form-urlencoded",
-            )
-            .into());
+            return Err(OAuthError::invalid_request("Content-Type must be application/x-www-form-urlencoded").into());
         }
         let bytes = body_bytes(req, state).await?;
         Ok(Self(parse_params(&bytes)?))
@@ -88,18 +80,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = JsonError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parse_params(
-            parts.uri.query().unwrap_or_default().as_bytes(),
-        )?))
+        Ok(Self(parse_params(parts.uri.query().unwrap_or_default().as_bytes())?))
     }
 }
 
 /// Percent-decodes one component of HTTP Basic credentials (RFC 6749 s2.3.1 form-encodes them).
 fn form_decode(s: &str) -> Option<String> {
     let joined = format!("x={s}");
-    url::form_urlencoded::parse(joined.as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(joined.as_bytes()).next().map(|(_, v)| v.into_owned())
 }
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -107,24 +95,17 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// Picks the client credentials out of headers and form. Using more than one method at once
 /// is an error (RFC 6749 s2.3).
 pub fn credentials(headers: &HeaderMap, form: &mut Params) -> Result<Credentials, JsonError> {
-    let basic = match headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         Some(v) if v.len() > 6 && v.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
             let bad = || JsonError {
                 error: OAuthError::invalid_client("malformed Basic credentials"),
                 basic_challenge: true,
                 status: None,
             };
-            let decoded = crate::crypto::b64_decode_std(v.get(6..).unwrap_or_default().trim())
-                .ok_or_else(bad)?;
+            let decoded = crate::crypto::b64_decode_std(v.get(6..).unwrap_or_default().trim()).ok_or_else(bad)?;
             let text = String::from_utf8(decoded).map_err(|_| bad())?;
             let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-            Some((
-                form_decode(id).ok_or_else(bad)?,
-                form_decode(secret).ok_or_else(bad)?,
-            ))
+            Some((form_decode(id).ok_or_else(bad)?, form_decode(secret).ok_or_else(bad)?))
         }
         _ => None,
     };
@@ -132,65 +113,40 @@ pub fn credentials(headers: &HeaderMap, form: &mut Params) -> Result<Credentials
     let assertion = form.remove("client_assertion");
     let assertion_type = form.remove("client_assertion_type");
     let form_id = form.get("client_id").cloned();
-    let methods = usize::from(basic.is_some())
-        + usize::from(post_secret.is_some())
-        + usize::from(assertion.is_some());
+    let methods = usize::from(basic.is_some()) + usize::from(post_secret.is_some()) + usize::from(assertion.is_some());
     if methods > 1 {
-        return Err(
-            OAuthError::invalid_request("use exactly one client authentication method").into(),
-        );
+        return Err(OAuthError::invalid_request("use exactly one client authentication method").into());
     }
     if let Some((client_id, secret)) = basic {
         if form_id.as_ref().is_some_and(|f| *f != client_id) {
-            return Err(OAuthError::invalid_request(
-                "client_id differs from the authenticated client",
-            )
-            .into());
+            return Err(OAuthError::invalid_request("client_id differs from the authenticated client").into());
         }
-        return Ok(Credentials::Basic {
-            client_id,
-            secret: Secret(secret),
-        });
+        return Ok(Credentials::Basic { client_id, secret: Secret(secret) });
     }
     if let Some(secret) = post_secret {
-        let client_id = form_id
-            .ok_or_else(|| JsonError::from(OAuthError::invalid_request("client_id is missing")))?;
-        return Ok(Credentials::Post {
-            client_id,
-            secret: Secret(secret),
-        });
+        let client_id = form_id.ok_or_else(|| JsonError::from(OAuthError::invalid_request("client_id is missing")))?;
+        return Ok(Credentials::Post { client_id, secret: Secret(secret) });
     }
     if let Some(assertion) = assertion {
         if assertion_type.as_deref() != Some(ASSERTION_TYPE) {
-            return Err(OAuthError::invalid_request(
-                "client_assertion_type must be the jwt-bearer type",
-            )
-            .into());
+            return Err(OAuthError::invalid_request("client_assertion_type must be the jwt-bearer type").into());
         }
-        return Ok(Credentials::Assertion {
-            client_id: form_id,
-            assertion,
-        });
+        return Ok(Credentials::Assertion { client_id: form_id, assertion });
     }
     Ok(form_id.map_or(Credentials::Missing, Credentials::Id))
 }
 
 /// The bearer token of a request (RFC 6750 s2.1 header, or s2.2 form body when given).
 pub fn bearer(headers: &HeaderMap, form: Option<&Params>) -> Result<String, BearerError> {
-    let header_token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        });
+    let header_token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    });
     let body_token = form.and_then(|f| f.get("access_token").cloned());
     match (header_token, body_token) {
-        (Some(_), Some(_)) => Err(BearerError::Rejected(OAuthError::invalid_request(
-            "send the token once (RFC 6750 s2)",
-        ))),
+        (Some(_), Some(_)) => {
+            Err(BearerError::Rejected(OAuthError::invalid_request("send the token once (RFC 6750 s2)")))
+        }
         (Some(t), None) | (None, Some(t)) if !t.is_empty() => Ok(t),
         _ => Err(BearerError::Missing),
     }

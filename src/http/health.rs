@@ -18,26 +18,18 @@ async fn healthz() -> Response {
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store.ping().await;
     let keys = state.keys.current();
-    let keys_ok = [Alg::ES256, Alg::RS256, Alg::EdDSA]
-        .iter()
-        .all(|a| keys.active(*a).is_some());
+    let keys_ok = [Alg::ES256, Alg::RS256, Alg::EdDSA].iter().all(|a| keys.active(*a).is_some());
     let ready = store.is_ok() && keys_ok;
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "store": if store.is_ok() { "ok" } else { "unreachable" },
         "keys": if keys_ok { "ok" } else { "missing" },
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
 }
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }

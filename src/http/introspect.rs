@@ -51,8 +51,7 @@ pub struct Introspection {
 
 fn json_no_store<T: Serialize>(v: &T) -> Response {
     let mut r = axum::Json(v).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -62,10 +61,7 @@ async fn introspect(
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let caller = authenticate(&state, &headers, &mut form, &state.urls.introspect).await?;
-    let token = form
-        .get("token")
-        .cloned()
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
     let now = state.clock.now();
     let mut out = Introspection::default();
@@ -73,15 +69,7 @@ async fn introspect(
     let looks_jwt = token.bytes().filter(|b| *b == b'.').count() == 2;
     // token_type_hint is only a hint (RFC 7662 s2.1): the token's shape decides.
     if looks_jwt {
-        match tokens::validate_access_token(
-            &state.keys,
-            &state.store,
-            &state.config.issuer,
-            &token,
-            now,
-        )
-        .await
-        {
+        match tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await {
             Ok((c, _)) if privileged || c.client_id == caller.client_id => out = active_access(c),
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::TemporarilyUnavailable => return Err(e.into()),
@@ -92,16 +80,8 @@ async fn introspect(
         if let Some(found) = state.store.peek(&key).await? {
             let r: RefreshRecord = store::decode(&key, &found.value)?;
             let rotated = found.first_redeemed_at.is_some();
-            let revoked = state
-                .store
-                .get(&keys::revoked_grant(&r.gid))
-                .await?
-                .is_some();
-            if !rotated
-                && !revoked
-                && r.family_exp > now
-                && (privileged || r.client_id == caller.client_id)
-            {
+            let revoked = state.store.get(&keys::revoked_grant(&r.gid)).await?.is_some();
+            if !rotated && !revoked && r.family_exp > now && (privileged || r.client_id == caller.client_id) {
                 out = Introspection {
                     active: true,
                     scope: Some(r.scope.join(" ")),
@@ -145,18 +125,11 @@ async fn revoke(
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let caller = authenticate(&state, &headers, &mut form, &state.urls.revoke).await?;
-    let token = form
-        .get("token")
-        .cloned()
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     match form.get("token_type_hint").map(String::as_str) {
         None | Some("access_token" | "refresh_token") => {}
         Some(_) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedTokenType,
-                "unsupported token_type_hint",
-            )
-            .into());
+            return Err(OAuthError::new(ErrorCode::UnsupportedTokenType, "unsupported token_type_hint").into());
         }
     }
     let now = state.clock.now();
@@ -164,27 +137,15 @@ async fn revoke(
     if let Some(found) = state.store.peek(&key).await? {
         let r: RefreshRecord = store::decode(&key, &found.value)?;
         if r.client_id == caller.client_id {
-            revoke_grant(
-                &state.store,
-                &r.gid,
-                r.family_exp.max(now + state.config.tokens.access_token_ttl),
-                now,
-            )
-            .await?;
+            revoke_grant(&state.store, &r.gid, r.family_exp.max(now + state.config.tokens.access_token_ttl), now)
+                .await?;
             state.store.delete(&key).await?;
             tracing::info!(client_id = %caller.client_id, "refresh token revoked");
         }
     } else if let Ok((c, _)) = state.keys.verify::<AccessClaims>(&token) {
         // Only our own, unexpired tokens of this client; anything else is silently ignored (s2.2).
         if c.client_id == caller.client_id && c.iss == state.config.issuer && c.exp > now {
-            state
-                .store
-                .put(
-                    &keys::revoked_jti(&c.jti),
-                    b"1",
-                    Some(store::ttl_until(c.exp, now)),
-                )
-                .await?;
+            state.store.put(&keys::revoked_jti(&c.jti), b"1", Some(store::ttl_until(c.exp, now))).await?;
             tracing::info!(client_id = %caller.client_id, "access token revoked");
         }
     }
@@ -194,7 +155,5 @@ async fn revoke(
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/introspect", post(introspect))
-        .route("/revoke", post(revoke))
+    Router::new().route("/introspect", post(introspect)).route("/revoke", post(revoke))
 }

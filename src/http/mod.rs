@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod extract;
 pub mod health;
 pub mod introspect;
+pub mod logout;
 pub mod oidc;
 pub mod pages;
 pub mod registration;
@@ -41,7 +42,7 @@ pub struct Inner {
     /// Storage backend.
     pub store: DynStore,
     /// Signing keys.
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
     /// Time source.
     pub clock: Clock,
     /// Password hashing pool.
@@ -50,6 +51,10 @@ pub struct Inner {
     pub jwks: JwksCache,
     /// Endpoint URLs derived from the issuer.
     pub urls: Urls,
+    /// Outgoing HTTP client (back-channel logout, JWKS).
+    pub http: reqwest::Client,
+    /// Wakes this instance's logout outbox worker.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -106,11 +111,13 @@ impl AppState {
         Self(Arc::new(Inner {
             config,
             store,
-            keys,
+            keys: Arc::new(keys),
             clock,
             passwords,
-            jwks: JwksCache::new(http),
+            jwks: JwksCache::new(http.clone()),
             urls,
+            http,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 
@@ -125,12 +132,21 @@ impl AppState {
         }
     }
 
+    /// The logout context at the current time.
+    pub fn logout_ctx(&self) -> crate::logout::Ctx<'_> {
+        let t = &self.config.tokens;
+        crate::logout::Ctx {
+            store: &self.store,
+            issuer: &self.config.issuer,
+            now: self.clock.now(),
+            revoke_for: t.refresh_token_ttl.max(t.access_token_ttl),
+            wake: Some(&self.outbox_wake),
+        }
+    }
+
     /// Session timeouts.
     pub fn timeouts(&self) -> Timeouts {
-        Timeouts {
-            idle: self.config.session.idle_timeout,
-            absolute: self.config.session.absolute_timeout,
-        }
+        Timeouts { idle: self.config.session.idle_timeout, absolute: self.config.session.absolute_timeout }
     }
 }
 
@@ -145,25 +161,15 @@ async fn layers(req: Request, next: Next) -> Response {
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map_or_else(
-            || format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)),
-            str::to_owned,
-        );
-    let span =
-        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        .map_or_else(|| format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)), str::to_owned);
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
 }
@@ -176,6 +182,7 @@ pub fn app(state: AppState) -> Router {
         .merge(authorize::routes())
         .merge(token::routes())
         .merge(introspect::routes())
+        .merge(logout::routes())
         .merge(registration::routes())
         .merge(admin::routes())
         .merge(health::routes())

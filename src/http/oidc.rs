@@ -26,6 +26,11 @@ pub fn metadata(state: &AppState) -> Value {
         "jwks_uri": u.jwks,
         "introspection_endpoint": u.introspect,
         "revocation_endpoint": u.revoke,
+        "end_session_endpoint": format!("{issuer}/end_session"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
         "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
@@ -51,31 +56,15 @@ pub fn metadata(state: &AppState) -> Value {
     if !state.config.security.initial_access_token.is_empty()
         && let Some(obj) = m.as_object_mut()
     {
-        obj.insert(
-            "registration_endpoint".into(),
-            Value::String(u.register.clone()),
-        );
+        obj.insert("registration_endpoint".into(), Value::String(u.register.clone()));
     }
     m
 }
 
 fn cached_json(body: String) -> Response {
-    let mut r = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    r.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    let mut r = ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     r
 }
 
@@ -87,10 +76,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
     cached_json(state.keys.current().jwks_json().to_string())
 }
 
-async fn userinfo_get(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, BearerError> {
+async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, BearerError> {
     userinfo(&state, &headers, None).await
 }
 
@@ -104,31 +90,18 @@ async fn userinfo_post(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let form = if is_form {
-        Some(parse_params(&body).map_err(BearerError::Rejected)?)
-    } else {
-        None
-    };
+    let form = if is_form { Some(parse_params(&body).map_err(BearerError::Rejected)?) } else { None };
     userinfo(&state, &headers, form.as_ref()).await
 }
 
 /// OIDC Core s5.3.1: claims of the token's user, by the scopes the token carries.
-async fn userinfo(
-    state: &AppState,
-    headers: &HeaderMap,
-    form: Option<&Params>,
-) -> Result<Response, BearerError> {
+async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) -> Result<Response, BearerError> {
     let token = bearer(headers, form)?;
     let now = state.clock.now();
     let (claims, _) =
-        tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now)
-            .await?;
+        tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await?;
     if !claims.has_scope("openid") || !claims.has_user() {
-        return Err(OAuthError::new(
-            ErrorCode::InsufficientScope,
-            "the token lacks the openid scope",
-        )
-        .into());
+        return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
     }
     let user = users::get(&state.store, &claims.sub)
         .await?
@@ -154,8 +127,7 @@ async fn userinfo(
         out.insert("phone_number_verified".into(), json!(false));
     }
     let mut r = axum::Json(Value::Object(out)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 

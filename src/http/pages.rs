@@ -21,12 +21,7 @@ impl Locale {
     /// Accept-Language header, then the configured default.
     pub fn choose(ui_locales: Option<&str>, headers: &HeaderMap, default: &str) -> Self {
         let pick = |tag: &str| {
-            let tag = tag
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
+            let tag = tag.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
             if tag.starts_with("zh") {
                 Some(Self::ZhCn)
             } else if tag.starts_with("en") {
@@ -38,17 +33,11 @@ impl Locale {
         if let Some(l) = ui_locales.and_then(|u| u.split(' ').find_map(pick)) {
             return l;
         }
-        let accept = headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok());
+        let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
         if let Some(l) = accept.and_then(|a| a.split(',').find_map(pick)) {
             return l;
         }
-        if default == "en" {
-            Self::En
-        } else {
-            Self::ZhCn
-        }
+        if default == "en" { Self::En } else { Self::ZhCn }
     }
 
     fn lang(self) -> &'static str {
@@ -75,6 +64,11 @@ struct Texts {
     error_hint: &'static str,
     continue_: &'static str,
     busy: &'static str,
+    logout_title: &'static str,
+    logout_question: &'static str,
+    logout_yes: &'static str,
+    logout_no: &'static str,
+    logged_out: &'static str,
 }
 
 const ZH: Texts = Texts {
@@ -92,6 +86,11 @@ const ZH: Texts = Texts {
     error_hint: "请返回原应用重新发起登录。如问题持续，请联系系统管理员。",
     continue_: "继续",
     busy: "系统繁忙，请稍后再试。",
+    logout_title: "退出登录",
+    logout_question: "是否退出统一身份认证登录？退出后，您在所有已登录应用中的登录状态都将结束。",
+    logout_yes: "退出",
+    logout_no: "取消",
+    logged_out: "您已安全退出。",
 };
 
 const EN: Texts = Texts {
@@ -109,6 +108,11 @@ const EN: Texts = Texts {
     error_hint: "Go back to the application and sign in again. If this keeps happening, contact the administrator.",
     continue_: "Continue",
     busy: "The service is busy. Please try again shortly.",
+    logout_title: "Sign out",
+    logout_question: "Sign out? This ends your sign-in at every application you are signed in to.",
+    logout_yes: "Sign out",
+    logout_no: "Cancel",
+    logged_out: "You have signed out.",
 };
 
 fn texts(l: Locale) -> &'static Texts {
@@ -143,13 +147,23 @@ button.secondary{background:#e5e7eb;color:#111}.error{color:#b91c1c;background:#
 .client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}";
 
 const AUTOSUBMIT: &str = "document.forms[0].submit();";
+/// After every front-channel iframe has loaded (the window's load event waits for them),
+/// continue to the post-logout redirect, if there is one.
+const CONTINUE_AFTER_LOAD: &str = "window.addEventListener('load',function(){var a=document.getElementById('next');if(a){location.replace(a.href);}});";
 
 fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: bool) -> Response {
-    let script_tag = if script {
-        format!("<script>{AUTOSUBMIT}</script>")
-    } else {
-        String::new()
-    };
+    page_with(locale, title, body, status, if script { Some(AUTOSUBMIT) } else { None }, "")
+}
+
+fn page_with(
+    locale: Locale,
+    title: &str,
+    body: &str,
+    status: StatusCode,
+    script: Option<&str>,
+    frame_src: &str,
+) -> Response {
+    let script_tag = script.map(|s| format!("<script>{s}</script>")).unwrap_or_default();
     let html = format!(
         "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main>{script_tag}</body></html>",
@@ -157,9 +171,10 @@ fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: boo
         esc(title)
     );
     let mut resp = (status, Html(html)).into_response();
-    let script_hash = b64(&sha256(AUTOSUBMIT.as_bytes()));
+    let script_hash = b64(&sha256(script.unwrap_or(AUTOSUBMIT).as_bytes()));
+    let frames = if frame_src.is_empty() { String::new() } else { format!("; frame-src {frame_src}") };
     let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{}'; frame-ancestors 'none'; base-uri 'none'{frames}",
         base64_std_of_b64url(&script_hash)
     );
     let h = resp.headers_mut();
@@ -206,10 +221,7 @@ pub struct LoginForm<'a> {
 pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
     let t = texts(locale);
     let error = if f.failed {
-        format!(
-            "<p class=\"error\" role=\"alert\">{}</p>",
-            t.bad_credentials
-        )
+        format!("<p class=\"error\" role=\"alert\">{}</p>", t.bad_credentials)
     } else if f.busy {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
     } else {
@@ -243,18 +255,9 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
 }
 
 /// The consent page.
-pub fn consent(
-    locale: Locale,
-    req: &str,
-    csrf: &str,
-    client_name: &str,
-    scopes: &[String],
-) -> Response {
+pub fn consent(locale: Locale, req: &str, csrf: &str, client_name: &str, scopes: &[String]) -> Response {
     let t = texts(locale);
-    let items: String = scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", esc(s)))
-        .collect();
+    let items: String = scopes.iter().map(|s| format!("<li>{}</li>", esc(s))).collect();
     let body = format!(
         "<h1>{title}</h1><p>{intro}</p><p class=\"client\"><strong>{client}</strong></p><ul>{items}</ul>\
          <form method=\"post\" action=\"/consent\"><input type=\"hidden\" name=\"req\" value=\"{req}\">\
@@ -291,13 +294,7 @@ pub fn form_post(locale: Locale, action: &str, params: &[(&str, String)]) -> Res
     let t = texts(locale);
     let inputs: String = params
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                esc(k),
-                esc(v)
-            )
-        })
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v)))
         .collect();
     let body = format!(
         "<form method=\"post\" action=\"{}\">{inputs}<noscript><button type=\"submit\">{}</button></noscript></form>",
@@ -305,6 +302,40 @@ pub fn form_post(locale: Locale, action: &str, params: &[(&str, String)]) -> Res
         t.continue_
     );
     page(locale, t.continue_, &body, StatusCode::OK, true)
+}
+
+/// RP-Initiated Logout s2: asks the user to confirm (when no valid id_token_hint came).
+pub fn logout_confirm(locale: Locale, req: &str, csrf: &str) -> Response {
+    let t = texts(locale);
+    let body = format!(
+        "<h1>{title}</h1><p>{q}</p><form method=\"post\" action=\"/end_session/confirm\">\
+         <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"logout\">{yes}</button>\
+         <button type=\"submit\" name=\"decision\" value=\"stay\" class=\"secondary\">{no}</button></form>",
+        title = t.logout_title,
+        q = t.logout_question,
+        req = esc(req),
+        csrf = esc(csrf),
+        yes = t.logout_yes,
+        no = t.logout_no,
+    );
+    page(locale, t.logout_title, &body, StatusCode::OK, false)
+}
+
+/// The end of a logout: front-channel iframes (Front-Channel Logout s3), then on to the
+/// post-logout redirect URI when there is one (a link without JavaScript).
+pub fn logged_out(locale: Locale, frontchannel: &[String], next: Option<&str>) -> Response {
+    let t = texts(locale);
+    let frames: String = frontchannel
+        .iter()
+        .map(|u| format!("<iframe src=\"{}\" style=\"display:none\" width=\"0\" height=\"0\"></iframe>", esc(u)))
+        .collect();
+    let link =
+        next.map(|n| format!("<p><a id=\"next\" href=\"{}\">{}</a></p>", esc(n), t.continue_)).unwrap_or_default();
+    let body = format!("<h1>{}</h1><p>{}</p>{link}{frames}", t.logout_title, t.logged_out);
+    let origins: Vec<String> =
+        frontchannel.iter().filter_map(|u| url::Url::parse(u).ok()).map(|u| u.origin().ascii_serialization()).collect();
+    page_with(locale, t.logout_title, &body, StatusCode::OK, Some(CONTINUE_AFTER_LOAD), &origins.join(" "))
 }
 
 #[cfg(test)]
@@ -322,9 +353,6 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(
-            esc("<a href=\"x\">'&"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
-        );
+        assert_eq!(esc("<a href=\"x\">'&"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
     }
 }

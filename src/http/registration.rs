@@ -17,11 +17,8 @@ use crate::registration::{Metadata, Registrar};
 
 fn parse_json(body: &[u8]) -> Result<Metadata, JsonError> {
     serde_json::from_slice(body).map_err(|e| {
-        OAuthError::new(
-            ErrorCode::InvalidClientMetadata,
-            format!("the body is not valid client metadata JSON: {e}"),
-        )
-        .into()
+        OAuthError::new(ErrorCode::InvalidClientMetadata, format!("the body is not valid client metadata JSON: {e}"))
+            .into()
     })
 }
 
@@ -29,28 +26,15 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        })
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")))
 }
 
-fn response(
-    state: &AppState,
-    c: &Client,
-    secret: Option<&str>,
-    rat: Option<&str>,
-    status: StatusCode,
-) -> Response {
+fn response(state: &AppState, c: &Client, secret: Option<&str>, rat: Option<&str>, status: StatusCode) -> Response {
     let mut body = serde_json::to_value(Metadata::of(c)).unwrap_or(Value::Null);
     if let Some(obj) = body.as_object_mut() {
         obj.insert("client_id".into(), json!(c.client_id));
         obj.insert("client_id_issued_at".into(), json!(c.created_at));
-        obj.insert(
-            "registration_client_uri".into(),
-            json!(format!("{}/{}", state.urls.register, c.client_id)),
-        );
+        obj.insert("registration_client_uri".into(), json!(format!("{}/{}", state.urls.register, c.client_id)));
         if let Some(s) = secret {
             obj.insert("client_secret".into(), json!(s));
             obj.insert("client_secret_expires_at".into(), json!(0));
@@ -60,8 +44,7 @@ fn response(
         }
     }
     let mut r = (status, axum::Json(body)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -96,19 +79,11 @@ impl IntoResponse for RegError {
 fn check_initial_token(state: &AppState, headers: &HeaderMap) -> Result<(), RegError> {
     let expected = &state.config.security.initial_access_token;
     if expected.is_empty() {
-        return Err(
-            OAuthError::new(ErrorCode::AccessDenied, "dynamic registration is disabled").into(),
-        );
+        return Err(OAuthError::new(ErrorCode::AccessDenied, "dynamic registration is disabled").into());
     }
     let token = bearer(headers, None)?;
-    if !ct_eq(
-        crypto::sha256(token.as_bytes()).as_slice(),
-        crypto::sha256(expected.as_bytes()).as_slice(),
-    ) {
-        return Err(BearerError::Rejected(OAuthError::invalid_token(
-            "the initial access token is invalid",
-        ))
-        .into());
+    if !ct_eq(crypto::sha256(token.as_bytes()).as_slice(), crypto::sha256(expected.as_bytes()).as_slice()) {
+        return Err(BearerError::Rejected(OAuthError::invalid_token("the initial access token is invalid")).into());
     }
     Ok(())
 }
@@ -125,12 +100,7 @@ async fn register(
     }
     let meta = parse_json(&body)?;
     let now = state.clock.now();
-    let mut client = meta.into_client(
-        crypto::random_token(16),
-        Registrar::Dynamic,
-        state.config.server.dev,
-        now,
-    )?;
+    let mut client = meta.into_client(crypto::random_token(16), Registrar::Dynamic, state.config.server.dev, now)?;
     let secret = if client.auth_method.uses_secret() {
         let (secret, stored) = clients::new_secret(None);
         client.secrets.push(stored);
@@ -144,46 +114,25 @@ async fn register(
         return Err(OAuthError::server_error().into());
     }
     tracing::info!(client_id = %client.client_id, "client registered");
-    Ok(response(
-        &state,
-        &client,
-        secret.as_ref().map(|s| s.expose()),
-        Some(&rat),
-        StatusCode::CREATED,
-    ))
+    Ok(response(&state, &client, secret.as_ref().map(|s| s.expose()), Some(&rat), StatusCode::CREATED))
 }
 
 /// Resolves the client a registration access token manages (RFC 7592 s3: 401 on any mismatch,
 /// without telling whether the client exists).
-async fn managed(
-    state: &AppState,
-    headers: &HeaderMap,
-    client_id: &str,
-) -> Result<Client, RegError> {
+async fn managed(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Client, RegError> {
     let token = bearer(headers, None)?;
     let deny = || {
-        RegError::Bearer(BearerError::Rejected(OAuthError::invalid_token(
-            "the registration access token is invalid",
-        )))
+        RegError::Bearer(BearerError::Rejected(OAuthError::invalid_token("the registration access token is invalid")))
     };
-    let client = clients::get(&state.store, client_id)
-        .await?
-        .ok_or_else(deny)?;
+    let client = clients::get(&state.store, client_id).await?.ok_or_else(deny)?;
     let expected = client.registration_token_sha256.clone().ok_or_else(deny)?;
-    if !ct_eq(
-        expected.as_bytes(),
-        crypto::sha256_hex(token.as_bytes()).as_bytes(),
-    ) {
+    if !ct_eq(expected.as_bytes(), crypto::sha256_hex(token.as_bytes()).as_bytes()) {
         return Err(deny());
     }
     Ok(client)
 }
 
-async fn read(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, RegError> {
+async fn read(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, RegError> {
     let c = managed(&state, &headers, &id).await?;
     Ok(response(&state, &c, None, None, StatusCode::OK))
 }
@@ -202,18 +151,10 @@ async fn update(
     let raw: Value = serde_json::from_slice(&body)
         .map_err(|_| OAuthError::new(ErrorCode::InvalidClientMetadata, "body is not JSON"))?;
     if raw.get("client_id").and_then(Value::as_str) != Some(id.as_str()) {
-        return Err(OAuthError::invalid_request(
-            "client_id in the body must match the URL (RFC 7592 s2.2)",
-        )
-        .into());
+        return Err(OAuthError::invalid_request("client_id in the body must match the URL (RFC 7592 s2.2)").into());
     }
     let meta = parse_json(&body)?;
-    let mut client = meta.into_client(
-        id,
-        Registrar::Dynamic,
-        state.config.server.dev,
-        old.created_at,
-    )?;
+    let mut client = meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at)?;
     if client.auth_method.uses_secret() != old.auth_method.uses_secret()
         || (client.auth_method == AuthMethod::None) != old.is_public()
     {
@@ -239,7 +180,5 @@ async fn remove(
 
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/register", post(register))
-        .route("/register/{id}", get(read).put(update).delete(remove))
+    Router::new().route("/register", post(register)).route("/register/{id}", get(read).put(update).delete(remove))
 }

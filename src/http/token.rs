@@ -22,43 +22,22 @@ pub async fn authenticate(
 ) -> Result<clients::Client, JsonError> {
     let creds = credentials(headers, form)?;
     let basic = creds.used_basic();
-    let audiences = [
-        endpoint,
-        state.config.issuer.as_str(),
-        state.urls.token.as_str(),
-    ];
-    clients::authenticate(
-        &state.store,
-        &state.jwks,
-        creds,
-        &audiences,
-        state.clock.now(),
-    )
-    .await
-    .map(|a| a.client)
-    .map_err(|error| JsonError {
-        basic_challenge: basic || error.code == ErrorCode::InvalidClient,
-        error,
-        status: None,
-    })
+    let audiences = [endpoint, state.config.issuer.as_str(), state.urls.token.as_str()];
+    clients::authenticate(&state.store, &state.jwks, creds, &audiences, state.clock.now())
+        .await
+        .map(|a| a.client)
+        .map_err(|error| JsonError {
+            basic_challenge: basic || error.code == ErrorCode::InvalidClient,
+            error,
+            status: None,
+        })
 }
 
-async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(mut form): Form,
-) -> Result<Response, JsonError> {
-    let grant_type = form
-        .get("grant_type")
-        .cloned()
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    if !matches!(
-        grant_type.as_str(),
-        "authorization_code" | "refresh_token" | "client_credentials"
-    ) {
-        return Err(
-            OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into(),
-        );
+async fn token(State(state): State<AppState>, headers: HeaderMap, Form(mut form): Form) -> Result<Response, JsonError> {
+    let grant_type =
+        form.get("grant_type").cloned().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    if !matches!(grant_type.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
+        return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
     }
     let client = authenticate(&state, &headers, &mut form, &state.urls.token).await?;
     let ctx = state.ctx();
@@ -66,26 +45,19 @@ async fn token(
     let resp = match grant_type.as_str() {
         "authorization_code" => {
             let code = get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-            let req = code::Redeem {
-                code,
-                redirect_uri: get("redirect_uri"),
-                code_verifier: get("code_verifier"),
-            };
+            let req = code::Redeem { code, redirect_uri: get("redirect_uri"), code_verifier: get("code_verifier") };
             code::redeem(ctx, &client, req).await?
         }
         "refresh_token" => {
-            let token = get("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+            let token = get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
             refresh::grant(ctx, &client, token, get("scope")).await?
         }
         _ => client_credentials::grant(ctx, &client, get("scope")).await?,
     };
     tracing::debug!(client_id = %client.client_id, grant_type = %grant_type, "token issued");
     let mut r = axum::Json(resp).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
 }
 

@@ -53,3 +53,31 @@ pub fn consent(subject: &str, client_id: &str) -> String {
 pub fn assertion_jti(client_id: &str, jti: &str) -> String {
     format!("assertion:{client_id}:{jti}")
 }
+/// The sessions of a user (for "log out everywhere").
+pub fn user_sessions(sub: &str) -> String {
+    format!("user:{sub}:sessions")
+}
+/// Marker: the session ended at this time; its non-offline tokens are revoked.
+pub fn ended_session(sid: &str) -> String {
+    format!("ended:sid:{sid}")
+}
+/// Queue of session expiry times (for the expiry logout broadcast).
+pub const SESSION_EXPIRY_QUEUE: &str = "queue:session-expiry";
+/// Queue of back-channel logout deliveries (the durable outbox).
+pub const OUTBOX_QUEUE: &str = "queue:logout-outbox";
+/// A back-channel delivery's status record.
+pub fn delivery(id: &str) -> String {
+    format!("delivery:{id}")
+}
+/// Deliveries made for one session.
+pub fn session_deliveries(sid: &str) -> String {
+    format!("deliveries:sid:{sid}")
+}
+/// Deliveries made to one client.
+pub fn client_deliveries(client_id: &str) -> String {
+    format!("deliveries:client:{client_id}")
+}
+/// A pending RP-initiated logout waiting for the user's confirmation.
+pub fn logout_request(id: &str) -> String {
+    format!("logoutreq:{id}")
+}

@@ -58,10 +58,7 @@ impl MemoryStore {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> Result<R, StoreError> {
-        let mut inner = self
-            .map
-            .lock()
-            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        let mut inner = self.map.lock().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
         Ok(f(&mut inner, monotonic_now()))
     }
 }
@@ -107,10 +104,7 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
         self.with(|m, at| {
-            let entry = Entry {
-                value: Value::Bytes(value.to_vec()),
-                deadline: deadline(ttl),
-            };
+            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(ttl) };
             m.insert(key, entry, at);
         })
     }
@@ -120,10 +114,7 @@ impl Store for MemoryStore {
             if m.live(key, at).is_some() {
                 return false;
             }
-            let entry = Entry {
-                value: Value::Bytes(value.to_vec()),
-                deadline: deadline(ttl),
-            };
+            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(ttl) };
             m.insert(key, entry, at);
             true
         })
@@ -151,18 +142,8 @@ impl Store for MemoryStore {
 
     async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
         self.with(|m, at| {
-            let value = Value::Redeemable {
-                value: value.to_vec(),
-                first: None,
-            };
-            m.insert(
-                key,
-                Entry {
-                    value,
-                    deadline: deadline(Some(ttl)),
-                },
-                at,
-            );
+            let value = Value::Redeemable { value: value.to_vec(), first: None };
+            m.insert(key, Entry { value, deadline: deadline(Some(ttl)) }, at);
         })
     }
 
@@ -173,10 +154,7 @@ impl Store for MemoryStore {
                 if first.is_none() {
                     *first = Some(now);
                 }
-                Some(Redeemed {
-                    value: value.clone(),
-                    first_redeemed_at,
-                })
+                Some(Redeemed { value: value.clone(), first_redeemed_at })
             }
             _ => None,
         })
@@ -184,10 +162,9 @@ impl Store for MemoryStore {
 
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
         self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
-            Some(Value::Redeemable { value, first }) => Some(Redeemed {
-                value: value.clone(),
-                first_redeemed_at: *first,
-            }),
+            Some(Value::Redeemable { value, first }) => {
+                Some(Redeemed { value: value.clone(), first_redeemed_at: *first })
+            }
             _ => None,
         })
     }
@@ -214,14 +191,7 @@ impl Store for MemoryStore {
                 return;
             }
             let set = HashSet::from([member.to_owned()]);
-            m.insert(
-                key,
-                Entry {
-                    value: Value::Set(set),
-                    deadline: deadline(ttl),
-                },
-                at,
-            );
+            m.insert(key, Entry { value: Value::Set(set), deadline: deadline(ttl) }, at);
         })
     }
 
@@ -256,43 +226,19 @@ impl Store for MemoryStore {
                 *n = n.saturating_add(1);
                 return *n;
             }
-            m.insert(
-                key,
-                Entry {
-                    value: Value::Counter(1),
-                    deadline: deadline(Some(ttl)),
-                },
-                at,
-            );
+            m.insert(key, Entry { value: Value::Counter(1), deadline: deadline(Some(ttl)) }, at);
             1
         })
     }
 
-    async fn queue_put(
-        &self,
-        queue: &str,
-        id: &str,
-        payload: &[u8],
-        due: i64,
-    ) -> Result<(), StoreError> {
+    async fn queue_put(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<(), StoreError> {
         self.with(|m, at| {
-            if let Some(Entry {
-                value: Value::Queue(q),
-                ..
-            }) = m.live(queue, at)
-            {
+            if let Some(Entry { value: Value::Queue(q), .. }) = m.live(queue, at) {
                 q.insert(id.to_owned(), (due, payload.to_vec()));
                 return;
             }
             let q = HashMap::from([(id.to_owned(), (due, payload.to_vec()))]);
-            m.insert(
-                queue,
-                Entry {
-                    value: Value::Queue(q),
-                    deadline: None,
-                },
-                at,
-            );
+            m.insert(queue, Entry { value: Value::Queue(q), deadline: None }, at);
         })
     }
 
@@ -304,18 +250,11 @@ impl Store for MemoryStore {
         max: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.with(|m, at| {
-            let Some(Entry {
-                value: Value::Queue(q),
-                ..
-            }) = m.live(queue, at)
-            else {
+            let Some(Entry { value: Value::Queue(q), .. }) = m.live(queue, at) else {
                 return Vec::new();
             };
-            let mut due: Vec<(i64, String)> = q
-                .iter()
-                .filter(|(_, (d, _))| *d <= now)
-                .map(|(id, (d, _))| (*d, id.clone()))
-                .collect();
+            let mut due: Vec<(i64, String)> =
+                q.iter().filter(|(_, (d, _))| *d <= now).map(|(id, (d, _))| (*d, id.clone())).collect();
             due.sort();
             due.truncate(max);
             let mut out = Vec::with_capacity(due.len());
@@ -331,20 +270,14 @@ impl Store for MemoryStore {
 
     async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
         self.with(|m, at| match m.live(queue, at) {
-            Some(Entry {
-                value: Value::Queue(q),
-                ..
-            }) => q.remove(id).is_some(),
+            Some(Entry { value: Value::Queue(q), .. }) => q.remove(id).is_some(),
             _ => false,
         })
     }
 
     async fn queue_len(&self, queue: &str) -> Result<u64, StoreError> {
         self.with(|m, at| match m.live(queue, at) {
-            Some(Entry {
-                value: Value::Queue(q),
-                ..
-            }) => q.len() as u64,
+            Some(Entry { value: Value::Queue(q), .. }) => q.len() as u64,
             _ => 0,
         })
     }

@@ -72,13 +72,7 @@ pub trait Store: Send + Sync + 'static {
     /// Increments a counter, creating it with `ttl` when new; returns the new value.
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError>;
     /// Adds or reschedules a queue item: it becomes claimable at `due` (unix seconds).
-    async fn queue_put(
-        &self,
-        queue: &str,
-        id: &str,
-        payload: &[u8],
-        due: i64,
-    ) -> Result<(), StoreError>;
+    async fn queue_put(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<(), StoreError>;
     /// Claims up to `max` items due at `now`, oldest first, hiding each until `now + lease` so a
     /// worker that dies mid-item loses it to another worker once the lease runs out.
     async fn queue_claim(
@@ -107,17 +101,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a stored record, naming the key on failure.
 pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        key: key.to_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_owned(), reason: e.to_string() })
 }
 
 /// Reads and decodes a JSON record.
-pub async fn get_json<T: DeserializeOwned>(
-    store: &dyn Store,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
+pub async fn get_json<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>, StoreError> {
     match store.get(key).await? {
         Some(bytes) => decode(key, &bytes).map(Some),
         None => Ok(None),

@@ -25,9 +25,7 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
@@ -105,9 +103,7 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, cmd.query_async(&mut conn)).await {
             Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable(
-                "redis did not answer in time".into(),
-            )),
+            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
 
@@ -115,18 +111,11 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
             Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable(
-                "redis did not answer in time".into(),
-            )),
+            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
 
-    async fn script<T: FromRedisValue>(
-        &self,
-        script: &Script,
-        key: &str,
-        args: &[&str],
-    ) -> Result<T, StoreError> {
+    async fn script<T: FromRedisValue>(&self, script: &Script, key: &str, args: &[&str]) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         let mut invocation = script.key(self.key(key));
         for a in args {
@@ -134,9 +123,7 @@ impl RedisStore {
         }
         match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
             Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable(
-                "redis did not answer in time".into(),
-            )),
+            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
 }
@@ -180,15 +167,12 @@ impl Store for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .run(redis::cmd("DEL").arg(self.key(key)).clone())
-            .await?;
+        let n: i64 = self.run(redis::cmd("DEL").arg(self.key(key)).clone()).await?;
         Ok(n > 0)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(redis::cmd("GETDEL").arg(self.key(key)).clone())
-            .await
+        self.run(redis::cmd("GETDEL").arg(self.key(key)).clone()).await
     }
 
     async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
@@ -210,66 +194,39 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
             Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(StoreError::Unavailable(
-                "redis did not answer in time".into(),
-            )),
+            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
 
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
         let now = now.to_string();
         let reply: Option<(Vec<u8>, String)> = self.script(&self.redeem, key, &[&now]).await?;
-        Ok(reply.map(|(value, first)| Redeemed {
-            value,
-            first_redeemed_at: first.parse().ok(),
-        }))
+        Ok(reply.map(|(value, first)| Redeemed { value, first_redeemed_at: first.parse().ok() }))
     }
 
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
-        let (value, first): (Option<Vec<u8>>, Option<String>) = self
-            .run(
-                redis::cmd("HMGET")
-                    .arg(self.key(key))
-                    .arg("v")
-                    .arg("u")
-                    .clone(),
-            )
-            .await?;
-        Ok(value.map(|value| Redeemed {
-            value,
-            first_redeemed_at: first.and_then(|f| f.parse().ok()),
-        }))
+        let (value, first): (Option<Vec<u8>>, Option<String>) =
+            self.run(redis::cmd("HMGET").arg(self.key(key)).arg("v").arg("u").clone()).await?;
+        Ok(value.map(|value| Redeemed { value, first_redeemed_at: first.and_then(|f| f.parse().ok()) }))
     }
 
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .run(
-                redis::cmd("EXPIRE")
-                    .arg(self.key(key))
-                    .arg(ttl.max(1))
-                    .clone(),
-            )
-            .await?;
+        let n: i64 = self.run(redis::cmd("EXPIRE").arg(self.key(key)).arg(ttl.max(1)).clone()).await?;
         Ok(n == 1)
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Option<u64>) -> Result<(), StoreError> {
         let ttl = ttl.unwrap_or(0).to_string();
-        self.script::<i64>(&self.set_add, key, &[member, &ttl])
-            .await
-            .map(|_| ())
+        self.script::<i64>(&self.set_add, key, &[member, &ttl]).await.map(|_| ())
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .run(redis::cmd("SREM").arg(self.key(key)).arg(member).clone())
-            .await?;
+        let n: i64 = self.run(redis::cmd("SREM").arg(self.key(key)).arg(member).clone()).await?;
         Ok(n > 0)
     }
 
     async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
-        self.run(redis::cmd("SMEMBERS").arg(self.key(key)).clone())
-            .await
+        self.run(redis::cmd("SMEMBERS").arg(self.key(key)).clone()).await
     }
 
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError> {
@@ -277,13 +234,7 @@ impl Store for RedisStore {
         self.script(&self.incr, key, &[&ttl]).await
     }
 
-    async fn queue_put(
-        &self,
-        queue: &str,
-        id: &str,
-        payload: &[u8],
-        due: i64,
-    ) -> Result<(), StoreError> {
+    async fn queue_put(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<(), StoreError> {
         let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -309,20 +260,13 @@ impl Store for RedisStore {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.claim.key(self.key(queue));
-        invocation
-            .key(self.key(&format!("{queue}:data")))
-            .arg(now)
-            .arg(now + lease)
-            .arg(max);
-        let flat: Vec<Vec<u8>> =
-            match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
-                Ok(result) => result.map_err(unavailable)?,
-                Err(_) => {
-                    return Err(StoreError::Unavailable(
-                        "redis did not answer in time".into(),
-                    ));
-                }
-            };
+        invocation.key(self.key(&format!("{queue}:data"))).arg(now).arg(now + lease).arg(max);
+        let flat: Vec<Vec<u8>> = match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
+            Ok(result) => result.map_err(unavailable)?,
+            Err(_) => {
+                return Err(StoreError::Unavailable("redis did not answer in time".into()));
+            }
+        };
         Ok(flat
             .chunks_exact(2)
             .filter_map(|pair| match pair {
@@ -335,38 +279,23 @@ impl Store for RedisStore {
     async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
         let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("ZREM")
-            .arg(&zset)
-            .arg(id)
-            .cmd("HDEL")
-            .arg(&hash)
-            .arg(id)
-            .ignore();
+        pipe.atomic().cmd("ZREM").arg(&zset).arg(id).cmd("HDEL").arg(&hash).arg(id).ignore();
         let mut conn = self.conn.clone();
-        let (removed,): (i64,) =
-            match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
-                Ok(result) => result.map_err(unavailable)?,
-                Err(_) => {
-                    return Err(StoreError::Unavailable(
-                        "redis did not answer in time".into(),
-                    ));
-                }
-            };
+        let (removed,): (i64,) = match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
+            Ok(result) => result.map_err(unavailable)?,
+            Err(_) => {
+                return Err(StoreError::Unavailable("redis did not answer in time".into()));
+            }
+        };
         Ok(removed > 0)
     }
 
     async fn queue_len(&self, queue: &str) -> Result<u64, StoreError> {
-        self.run(redis::cmd("ZCARD").arg(self.key(queue)).clone())
-            .await
+        self.run(redis::cmd("ZCARD").arg(self.key(queue)).clone()).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self.run(redis::cmd("PING")).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(unavailable(format!("unexpected PING reply {pong}")))
-        }
+        if pong == "PONG" { Ok(()) } else { Err(unavailable(format!("unexpected PING reply {pong}"))) }
     }
 }

@@ -22,12 +22,8 @@ impl ClientKey {
     fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        Self {
-            pair,
-            kid: random_token(8),
-        }
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        Self { pair, kid: random_token(8) }
     }
 
     fn jwks(&self) -> Value {
@@ -52,14 +48,7 @@ async fn register(s: &TestServer, id: &str, keys: Value) -> Value {
     for (k, v) in keys.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let r = s
-        .http
-        .post(s.url("/admin/v1/clients"))
-        .bearer_auth(admin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/admin/v1/clients")).bearer_auth(admin).json(&body).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     r.json().await.unwrap()
 }
@@ -89,10 +78,7 @@ async fn private_key_jwt_inline_jwks() {
     let s = TestServer::start(Backend::Memory).await;
     let key = ClientKey::new();
     let created = register(&s, "pkjwt-client", json!({"jwks": key.jwks()})).await;
-    assert!(
-        created.get("client_secret").is_none(),
-        "no secret for a key-authenticated client"
-    );
+    assert!(created.get("client_secret").is_none(), "no secret for a key-authenticated client");
     let token_url = s.url("/token");
     // RFC 7523 s3: aud may be the token endpoint URL.
     let good = key.assertion(&claims(&s, "pkjwt-client", &token_url, 60));
@@ -104,64 +90,31 @@ async fn private_key_jwt_inline_jwks() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(e["error"], "invalid_client");
     // The issuer is an accepted audience too.
-    assert_eq!(
-        token_with(&s, &key.assertion(&claims(&s, "pkjwt-client", &s.base, 60)))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(token_with(&s, &key.assertion(&claims(&s, "pkjwt-client", &s.base, 60))).await.0, StatusCode::OK);
     // Wrong audience, expired, too long-lived, another key, wrong iss.
     assert_eq!(
-        token_with(
-            &s,
-            &key.assertion(&claims(&s, "pkjwt-client", "https://elsewhere.example", 60))
-        )
-        .await
-        .0,
+        token_with(&s, &key.assertion(&claims(&s, "pkjwt-client", "https://elsewhere.example", 60))).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        token_with(
-            &s,
-            &key.assertion(&claims(&s, "pkjwt-client", &token_url, -5))
-        )
-        .await
-        .0,
+        token_with(&s, &key.assertion(&claims(&s, "pkjwt-client", &token_url, -5))).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        token_with(
-            &s,
-            &key.assertion(&claims(&s, "pkjwt-client", &token_url, 3600))
-        )
-        .await
-        .0,
+        token_with(&s, &key.assertion(&claims(&s, "pkjwt-client", &token_url, 3600))).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let other = ClientKey {
-        kid: key.kid.clone(),
-        ..ClientKey::new()
-    };
+    let other = ClientKey { kid: key.kid.clone(), ..ClientKey::new() };
     assert_eq!(
-        token_with(
-            &s,
-            &other.assertion(&claims(&s, "pkjwt-client", &token_url, 60))
-        )
-        .await
-        .0,
+        token_with(&s, &other.assertion(&claims(&s, "pkjwt-client", &token_url, 60))).await.0,
         StatusCode::UNAUTHORIZED
     );
     let mut c = claims(&s, "pkjwt-client", &token_url, 60);
     c["iss"] = json!("someone-else");
-    assert_eq!(
-        token_with(&s, &key.assertion(&c)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(token_with(&s, &key.assertion(&c)).await.0, StatusCode::UNAUTHORIZED);
     // A secret-based client cannot authenticate with an assertion.
     assert_eq!(
-        token_with(&s, &key.assertion(&claims(&s, WEB_CLIENT, &token_url, 60)))
-            .await
-            .0,
+        token_with(&s, &key.assertion(&claims(&s, WEB_CLIENT, &token_url, 60))).await.0,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -172,23 +125,11 @@ async fn private_key_jwt_jwks_uri() {
     let key = ClientKey::new();
     // The client publishes its keys on its own (loopback) server.
     let jwks = key.jwks();
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || async move { axum::Json(jwks) }),
-    );
+    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    register(
-        &s,
-        "pkjwt-uri",
-        json!({"jwks_uri": format!("http://{addr}/jwks")}),
-    )
-    .await;
-    let (status, t) = token_with(
-        &s,
-        &key.assertion(&claims(&s, "pkjwt-uri", &s.url("/token"), 60)),
-    )
-    .await;
+    register(&s, "pkjwt-uri", json!({"jwks_uri": format!("http://{addr}/jwks")})).await;
+    let (status, t) = token_with(&s, &key.assertion(&claims(&s, "pkjwt-uri", &s.url("/token"), 60))).await;
     assert_eq!(status, StatusCode::OK, "{t}");
 }

@@ -42,12 +42,7 @@ fn jwt_part(token: &str, i: usize) -> Value {
 }
 
 async fn userinfo(s: &TestServer, at: &str) -> reqwest::Response {
-    s.http
-        .get(s.url("/userinfo"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .expect("userinfo")
+    s.http.get(s.url("/userinfo")).bearer_auth(at).send().await.expect("userinfo")
 }
 
 async fn introspect(s: &TestServer, token: &str) -> Value {
@@ -68,14 +63,8 @@ async fn refresh(s: &TestServer, rt: &str, scope: Option<&str>) -> (StatusCode, 
     if let Some(sc) = scope {
         form.push(("scope", sc));
     }
-    let r = s
-        .http
-        .post(s.url("/token"))
-        .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
-        .form(&form)
-        .send()
-        .await
-        .expect("token");
+    let r =
+        s.http.post(s.url("/token")).basic_auth(WEB_CLIENT, Some(WEB_SECRET)).form(&form).send().await.expect("token");
     (r.status(), r.json().await.expect("json"))
 }
 
@@ -103,10 +92,7 @@ async fn code_flow_end_to_end(b: Backend) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.text().await.unwrap().contains("用户名或密码错误"));
     let r = flow::submit_login(&s, &login_url, "nobody", "wrong-password").await;
-    assert!(
-        r.text().await.unwrap().contains("用户名或密码错误"),
-        "unknown user gets the same message"
-    );
+    assert!(r.text().await.unwrap().contains("用户名或密码错误"), "unknown user gets the same message");
     // After a good password the browser continues the original request.
     let r = flow::submit_login(&s, &login_url, USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -117,10 +103,7 @@ async fn code_flow_end_to_end(b: Backend) {
         .map(|v| v.to_str().unwrap().to_owned())
         .find(|c| c.starts_with("tz_session="));
     let cookie = cookie.expect("session cookie");
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
     let loc = location(&r);
     assert!(loc.starts_with(WEB_REDIRECT), "{loc}");
     let q = query(&loc);
@@ -139,17 +122,7 @@ async fn code_flow_end_to_end(b: Backend) {
     assert_eq!(h["typ"], "at+jwt");
     assert_eq!(h["alg"], "ES256");
     let c = jwt_part(at, 1);
-    for claim in [
-        "iss",
-        "sub",
-        "aud",
-        "client_id",
-        "scope",
-        "jti",
-        "iat",
-        "exp",
-        "sid",
-    ] {
+    for claim in ["iss", "sub", "aud", "client_id", "scope", "jti", "iat", "exp", "sid"] {
         assert!(!c[claim].is_null(), "access token lacks {claim}: {c}");
     }
     // OIDC Core s3.1.3.6: ID token with nonce, at_hash, auth_time, sid, acr; RS256 by default.
@@ -159,10 +132,7 @@ async fn code_flow_end_to_end(b: Backend) {
     assert_eq!(idc["nonce"], "n-0S6_WzA2Mj");
     assert_eq!(idc["aud"], WEB_CLIENT);
     assert_eq!(idc["iss"], s.base);
-    assert_eq!(
-        idc["at_hash"],
-        tongzheng::tokens::at_hash(tongzheng::jwt::Alg::RS256, at)
-    );
+    assert_eq!(idc["at_hash"], tongzheng::tokens::at_hash(tongzheng::jwt::Alg::RS256, at));
     assert_eq!(idc["sid"], c["sid"]);
     assert!(idc["auth_time"].is_i64() && idc["acr"].is_string());
     // GB-6.4b, OIDC Core s5.3: userinfo by scope.
@@ -175,9 +145,7 @@ async fn code_flow_end_to_end(b: Backend) {
     assert!(u["email"].is_string() && u["phone_number"].is_string());
     // The session remembers which clients it reached (for logout broadcast).
     let sid = c["sid"].as_str().unwrap();
-    let reached = tongzheng::session::clients(&s.state.store, sid)
-        .await
-        .unwrap();
+    let reached = tongzheng::session::clients(&s.state.store, sid).await.unwrap();
     assert_eq!(reached, vec![WEB_CLIENT.to_owned()]);
 }
 
@@ -187,12 +155,7 @@ async fn sso_returns_code_without_form(b: Backend) {
     let _ = flow::web_code(&s, "openid").await;
     let r = flow::authorize(
         &s,
-        &[
-            ("response_type", "code"),
-            ("client_id", WEB_CLIENT),
-            ("redirect_uri", WEB_REDIRECT),
-            ("scope", "openid"),
-        ],
+        &[("response_type", "code"), ("client_id", WEB_CLIENT), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
     )
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -232,17 +195,11 @@ async fn prompt_none_and_login(b: Backend) {
     assert_eq!(q["iss"], s.base);
     let _ = flow::web_code(&s, "openid").await;
     let q = query(&location(&flow::authorize(&s, &none).await));
-    assert!(
-        q.contains_key("code"),
-        "prompt=none with a session returns a code: {q:?}"
-    );
+    assert!(q.contains_key("code"), "prompt=none with a session returns a code: {q:?}");
     let mut login = base.to_vec();
     login.push(("prompt", "login"));
     let r = flow::authorize(&s, &login).await;
-    assert!(
-        location(&r).starts_with("/login"),
-        "prompt=login shows the form even with a session"
-    );
+    assert!(location(&r).starts_with("/login"), "prompt=login shows the form even with a session");
 }
 
 // OIDC Core s3.1.2.1 max_age.
@@ -280,16 +237,8 @@ async fn code_replay_revokes_first_tokens(b: Backend) {
     let (status, err) = flow::redeem(&s, &code, &pkce).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"], "invalid_grant");
-    assert_eq!(
-        userinfo(&s, at).await.status(),
-        StatusCode::UNAUTHORIZED,
-        "first redemption's access token revoked"
-    );
-    assert_eq!(
-        refresh(&s, rt, None).await.1["error"],
-        "invalid_grant",
-        "and its refresh token"
-    );
+    assert_eq!(userinfo(&s, at).await.status(), StatusCode::UNAUTHORIZED, "first redemption's access token revoked");
+    assert_eq!(refresh(&s, rt, None).await.1["error"], "invalid_grant", "and its refresh token");
     assert_eq!(introspect(&s, at).await["active"], false);
 }
 
@@ -313,18 +262,10 @@ async fn code_bound_to_client_and_redirect(b: Backend) {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let (code, pkce) = flow::web_code(&s, "openid").await;
     s.clock.advance(61);
-    assert_eq!(
-        flow::redeem(&s, &code, &pkce).await.1["error"],
-        "invalid_grant",
-        "expired after 60 s"
-    );
+    assert_eq!(flow::redeem(&s, &code, &pkce).await.1["error"], "invalid_grant", "expired after 60 s");
     s.clock.advance(-61);
     let (code, _) = flow::web_code(&s, "openid").await;
-    assert_eq!(
-        flow::redeem(&s, &code, &Pkce::new()).await.1["error"],
-        "invalid_grant",
-        "wrong verifier"
-    );
+    assert_eq!(flow::redeem(&s, &code, &Pkce::new()).await.1["error"], "invalid_grant", "wrong verifier");
     // Another client cannot redeem it.
     let (code, pkce) = flow::web_code(&s, "openid").await;
     let r = s
@@ -341,10 +282,7 @@ async fn code_bound_to_client_and_redirect(b: Backend) {
         .await
         .unwrap();
     let e: Value = r.json().await.unwrap();
-    assert!(
-        e["error"] == "invalid_grant" || e["error"] == "unauthorized_client",
-        "{e}"
-    );
+    assert!(e["error"] == "invalid_grant" || e["error"] == "unauthorized_client", "{e}");
 }
 
 // DC-3, RFC 6749 s6, RFC 9700 s4.14.2.
@@ -359,56 +297,34 @@ async fn refresh_rotation_and_reuse_detection(b: Backend) {
     assert_ne!(rt1, rt2, "rotated on every use");
     let at2 = t2["access_token"].as_str().unwrap().to_owned();
     assert!(t2["id_token"].is_string(), "OIDC Core s12.2");
-    assert_eq!(
-        introspect(&s, &rt1).await["active"],
-        false,
-        "a rotated token introspects inactive"
-    );
+    assert_eq!(introspect(&s, &rt1).await["active"], false, "a rotated token introspects inactive");
     assert_eq!(introspect(&s, &rt2).await["active"], true);
     // Past the grace window, reuse of rt1 is theft: the whole family dies.
     s.clock.advance(11);
     let (status, e) = refresh(&s, &rt1, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"], "invalid_grant");
-    assert_eq!(
-        refresh(&s, &rt2, None).await.1["error"],
-        "invalid_grant",
-        "family revoked"
-    );
-    assert_eq!(
-        userinfo(&s, &at2).await.status(),
-        StatusCode::UNAUTHORIZED,
-        "family's access tokens revoked"
-    );
+    assert_eq!(refresh(&s, &rt2, None).await.1["error"], "invalid_grant", "family revoked");
+    assert_eq!(userinfo(&s, &at2).await.status(), StatusCode::UNAUTHORIZED, "family's access tokens revoked");
 }
 
 // RFC 9700 s4.14.2: a concurrent retry within the grace window is not theft.
 async fn refresh_grace_window_allows_concurrent_retry(b: Backend) {
     let s = TestServer::start(b).await;
     let (code, pkce) = flow::web_code(&s, "openid").await;
-    let rt = flow::redeem(&s, &code, &pkce).await.1["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = flow::redeem(&s, &code, &pkce).await.1["refresh_token"].as_str().unwrap().to_owned();
     let (a, b2) = tokio::join!(refresh(&s, &rt, None), refresh(&s, &rt, None));
     assert_eq!(a.0, StatusCode::OK);
     assert_eq!(b2.0, StatusCode::OK);
     let newest = b2.1["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        refresh(&s, newest, None).await.0,
-        StatusCode::OK,
-        "family still alive"
-    );
+    assert_eq!(refresh(&s, newest, None).await.0, StatusCode::OK, "family still alive");
 }
 
 // RFC 6749 s6: narrower scope allowed, wider refused.
 async fn refresh_scope_narrowing(b: Backend) {
     let s = TestServer::start(b).await;
     let (code, pkce) = flow::web_code(&s, "openid profile").await;
-    let rt = flow::redeem(&s, &code, &pkce).await.1["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = flow::redeem(&s, &code, &pkce).await.1["refresh_token"].as_str().unwrap().to_owned();
     let (status, e) = refresh(&s, &rt, Some("openid profile email")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"], "invalid_scope");
@@ -427,24 +343,14 @@ async fn client_credentials_least_privilege(b: Backend) {
         if let Some(sc) = scope {
             form.push(("scope", sc));
         }
-        s.http
-            .post(s.url("/token"))
-            .basic_auth(WEB_CLIENT, Some(secret))
-            .form(&form)
-            .send()
+        s.http.post(s.url("/token")).basic_auth(WEB_CLIENT, Some(secret)).form(&form).send()
     };
     let r = post(None, WEB_SECRET).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let t: Value = r.json().await.unwrap();
-    assert_eq!(
-        t["scope"], "api.read",
-        "default: every granted non-user scope"
-    );
-    assert!(
-        t.get("refresh_token").is_none(),
-        "RFC 6749 s4.4.3: no refresh token"
-    );
+    assert_eq!(t["scope"], "api.read", "default: every granted non-user scope");
+    assert!(t.get("refresh_token").is_none(), "RFC 6749 s4.4.3: no refresh token");
     let c = jwt_part(t["access_token"].as_str().unwrap(), 1);
     assert_eq!(c["sub"], WEB_CLIENT, "RFC 9068 s2.2: sub is the client");
     assert!(c.get("sid").is_none());
@@ -460,11 +366,7 @@ async fn client_credentials_least_privilege(b: Backend) {
     let r = s
         .http
         .post(s.url("/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", WEB_CLIENT),
-            ("client_secret", WEB_SECRET),
-        ])
+        .form(&[("grant_type", "client_credentials"), ("client_id", WEB_CLIENT), ("client_secret", WEB_SECRET)])
         .send()
         .await
         .unwrap();
@@ -519,19 +421,11 @@ async fn public_client_pkce(b: Backend) {
     let r = s
         .http
         .post(s.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", SPA_CLIENT),
-            ("refresh_token", rt),
-        ])
+        .form(&[("grant_type", "refresh_token"), ("client_id", SPA_CLIENT), ("refresh_token", rt)])
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::OK,
-        "public clients refresh with their client_id"
-    );
+    assert_eq!(r.status(), StatusCode::OK, "public clients refresh with their client_id");
 }
 
 // AY-7.2b, RFC 7662 and RFC 7009.
@@ -549,34 +443,17 @@ async fn introspection_and_revocation(b: Backend) {
     // Another client's token is not this client's business (RFC 7662 s4).
     let admin_at = flow::admin_token(&s).await;
     assert_eq!(introspect(&s, &admin_at).await["active"], false);
-    assert_eq!(
-        introspect(&s, "not-a-token").await,
-        serde_json::json!({"active": false})
-    );
+    assert_eq!(introspect(&s, "not-a-token").await, serde_json::json!({"active": false}));
     // Revoking the access token (RFC 7009 s2.1).
-    let revoke = |t: String| {
-        s.http
-            .post(s.url("/revoke"))
-            .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
-            .form(&[("token", t)])
-            .send()
-    };
-    assert_eq!(
-        revoke(at.to_owned()).await.unwrap().status(),
-        StatusCode::OK
-    );
+    let revoke =
+        |t: String| s.http.post(s.url("/revoke")).basic_auth(WEB_CLIENT, Some(WEB_SECRET)).form(&[("token", t)]).send();
+    assert_eq!(revoke(at.to_owned()).await.unwrap().status(), StatusCode::OK);
     assert_eq!(introspect(&s, at).await["active"], false);
     // Revoking the refresh token ends the family: new access tokens from it die too.
     let (code, pkce) = flow::web_code(&s, "openid").await;
     let tok = flow::redeem(&s, &code, &pkce).await.1;
-    let (at, rt) = (
-        tok["access_token"].as_str().unwrap(),
-        tok["refresh_token"].as_str().unwrap(),
-    );
-    assert_eq!(
-        revoke(rt.to_owned()).await.unwrap().status(),
-        StatusCode::OK
-    );
+    let (at, rt) = (tok["access_token"].as_str().unwrap(), tok["refresh_token"].as_str().unwrap());
+    assert_eq!(revoke(rt.to_owned()).await.unwrap().status(), StatusCode::OK);
     assert_eq!(introspect(&s, at).await["active"], false);
     assert_eq!(introspect(&s, rt).await["active"], false);
     assert_eq!(refresh(&s, rt, None).await.1["error"], "invalid_grant");
@@ -596,12 +473,7 @@ async fn expired_tokens_fail(b: Backend) {
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     assert_eq!(introspect(&s, at).await["active"], false);
     // The refresh token still works (lifetime 30 days).
-    assert_eq!(
-        refresh(&s, tok["refresh_token"].as_str().unwrap(), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(refresh(&s, tok["refresh_token"].as_str().unwrap(), None).await.0, StatusCode::OK);
 }
 
 // OAuth 2.0 Form Post Response Mode s2.
@@ -622,10 +494,7 @@ async fn form_post_response_mode(b: Backend) {
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
-    assert!(
-        html.contains(&format!("action=\"{WEB_REDIRECT}\"")),
-        "{html}"
-    );
+    assert!(html.contains(&format!("action=\"{WEB_REDIRECT}\"")), "{html}");
     assert!(!flow::hidden(&html, "code").is_empty());
     assert_eq!(flow::hidden(&html, "state"), "fp");
     assert_eq!(flow::hidden(&html, "iss"), s.base);
@@ -635,12 +504,8 @@ async fn form_post_response_mode(b: Backend) {
 #[tokio::test]
 async fn login_page_locales() {
     let s = TestServer::start(Backend::Memory).await;
-    let base = [
-        ("response_type", "code"),
-        ("client_id", WEB_CLIENT),
-        ("redirect_uri", WEB_REDIRECT),
-        ("scope", "openid"),
-    ];
+    let base =
+        [("response_type", "code"), ("client_id", WEB_CLIENT), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")];
     let page = |extra: Vec<(&'static str, &'static str)>, lang: Option<&'static str>| {
         let s = &s;
         async move {
@@ -653,21 +518,14 @@ async fn login_page_locales() {
             }
             let r = req.send().await.unwrap();
             assert_eq!(r.status(), StatusCode::OK);
-            let csp = r.headers()["content-security-policy"]
-                .to_str()
-                .unwrap()
-                .to_owned();
+            let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
             assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
             r.text().await.unwrap()
         }
     };
     let zh = page(vec![], None).await;
     assert!(zh.contains("lang=\"zh-CN\"") && zh.contains("统一身份认证登录"));
-    assert!(
-        zh.contains("name=\"username\"")
-            && zh.contains("name=\"password\"")
-            && zh.contains("type=\"submit\"")
-    );
+    assert!(zh.contains("name=\"username\"") && zh.contains("name=\"password\"") && zh.contains("type=\"submit\""));
     let en = page(vec![("ui_locales", "en-US zh-CN")], None).await;
     assert!(en.contains("lang=\"en\"") && en.contains("Sign in"));
     let en = page(vec![], Some("en-GB,en;q=0.8")).await;
@@ -682,10 +540,7 @@ async fn login_page_locales() {
 async fn id_token_hint_must_match_session() {
     let s = TestServer::start(Backend::Memory).await;
     let (code, pkce) = flow::web_code(&s, "openid").await;
-    let id = flow::redeem(&s, &code, &pkce).await.1["id_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = flow::redeem(&s, &code, &pkce).await.1["id_token"].as_str().unwrap().to_owned();
     let mut p = vec![
         ("response_type", "code"),
         ("client_id", WEB_CLIENT),
@@ -694,23 +549,14 @@ async fn id_token_hint_must_match_session() {
         ("prompt", "none"),
     ];
     p.push(("id_token_hint", id.as_str()));
-    assert!(
-        query(&location(&flow::authorize(&s, &p).await)).contains_key("code"),
-        "hint matches the session"
-    );
+    assert!(query(&location(&flow::authorize(&s, &p).await)).contains_key("code"), "hint matches the session");
     // An expired hint is still accepted (it is only a hint), if we signed it.
     s.clock.advance(3_600);
     let q = query(&location(&flow::authorize(&s, &p).await));
-    assert!(
-        q.contains_key("code") || q.get("error").is_some_and(|e| e == "login_required"),
-        "{q:?}"
-    );
+    assert!(q.contains_key("code") || q.get("error").is_some_and(|e| e == "login_required"), "{q:?}");
     let forged = format!("{}x", &id[..id.len() - 1]);
     let mut bad = p.clone();
     bad.pop();
     bad.push(("id_token_hint", forged.as_str()));
-    assert_eq!(
-        query(&location(&flow::authorize(&s, &bad).await))["error"],
-        "invalid_request"
-    );
+    assert_eq!(query(&location(&flow::authorize(&s, &bad).await))["error"], "invalid_request");
 }

@@ -45,12 +45,7 @@ async fn no_secrets_in_logs() {
     // A failed login with a distinctive wrong password, then the real flow.
     let r = flow::authorize(
         &s,
-        &[
-            ("response_type", "code"),
-            ("client_id", WEB_CLIENT),
-            ("redirect_uri", WEB_REDIRECT),
-            ("scope", "openid"),
-        ],
+        &[("response_type", "code"), ("client_id", WEB_CLIENT), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
     )
     .await;
     let login = flow::location(&r);
@@ -60,14 +55,7 @@ async fn no_secrets_in_logs() {
         .headers()
         .get_all("set-cookie")
         .iter()
-        .filter_map(|v| {
-            v.to_str()
-                .ok()?
-                .split(';')
-                .next()?
-                .split_once('=')
-                .map(|(_, v)| v.to_owned())
-        })
+        .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('=').map(|(_, v)| v.to_owned()))
         .collect();
     let (code, pkce) = flow::web_code(&s, "openid offline_access").await;
     let (_, tok) = flow::redeem(&s, &code, &pkce).await;
@@ -77,20 +65,14 @@ async fn no_secrets_in_logs() {
         .http
         .post(s.url("/token"))
         .basic_auth(WEB_CLIENT, Some("wrong-secret-canary"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt.as_str()),
-        ])
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
         .send()
         .await
         .unwrap();
     let admin = flow::admin_token(&s).await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("login succeeded") && logs.contains("login failed"),
-        "capture works: {logs}"
-    );
+    assert!(logs.contains("login succeeded") && logs.contains("login failed"), "capture works: {logs}");
     let mut secrets = vec![
         PASSWORD.to_owned(),
         "Wrong-Pa55word-Canary".into(),
@@ -105,9 +87,6 @@ async fn no_secrets_in_logs() {
     ];
     secrets.extend(cookies);
     for secret in secrets {
-        assert!(
-            !logs.contains(&secret),
-            "a secret reached the logs: {secret}"
-        );
+        assert!(!logs.contains(&secret), "a secret reached the logs: {secret}");
     }
 }

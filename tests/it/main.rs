@@ -5,6 +5,7 @@ mod support;
 
 mod client_auth;
 mod flows;
+mod logout;
 mod logs;
 mod resilience;
 mod store_queue;

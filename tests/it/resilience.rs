@@ -28,20 +28,13 @@ async fn redis_outage_gives_fast_503_and_recovers() {
     let s = TestServer::start_on_redis(&redis.url(), &unique_prefix(), "").await;
     assert_eq!(client_credentials(&s).await.status(), StatusCode::OK);
     let _ = flow::web_code(&s, "openid").await;
-    assert_eq!(
-        s.http.get(s.url("/readyz")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
 
     redis.stop();
     // Token endpoint: 503 temporarily_unavailable, quickly (bounded; not a performance assertion).
     let started = Instant::now();
     let r = client_credentials(&s).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "answered in {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "answered in {:?}", started.elapsed());
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.headers().contains_key("retry-after"));
     let body: Value = r.json().await.unwrap();
@@ -49,12 +42,7 @@ async fn redis_outage_gives_fast_503_and_recovers() {
     // /authorize with a live session cookie: no code is issued whose state was not stored.
     let r = flow::authorize(
         &s,
-        &[
-            ("response_type", "code"),
-            ("client_id", WEB_CLIENT),
-            ("redirect_uri", WEB_REDIRECT),
-            ("scope", "openid"),
-        ],
+        &[("response_type", "code"), ("client_id", WEB_CLIENT), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
     )
     .await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -63,10 +51,7 @@ async fn redis_outage_gives_fast_503_and_recovers() {
     let r = s.http.get(s.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json::<Value>().await.unwrap()["store"], "unreachable");
-    assert_eq!(
-        s.http.get(s.url("/healthz")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(s.http.get(s.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
 
     redis.restart();
     // The same server, with no restart of its own, recovers (the data is gone: Redis ran
@@ -82,11 +67,7 @@ async fn redis_outage_gives_fast_503_and_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let r = client_credentials(&s).await;
-    assert_eq!(
-        r.status(),
-        StatusCode::UNAUTHORIZED,
-        "store answers again; the wiped client is simply unknown"
-    );
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "store answers again; the wiped client is simply unknown");
 }
 
 // SH-7.2: two instances on one Redis; a rolling restart keeps sessions and pending codes.
@@ -118,18 +99,9 @@ async fn instances_share_sessions_and_codes() {
         .send()
         .await
         .unwrap();
-    assert!(
-        query(&location(&r)).contains_key("code"),
-        "SSO survived the restart"
-    );
+    assert!(query(&location(&r)).contains_key("code"), "SSO survived the restart");
     // Tokens minted by one instance validate at the other.
     let at = tok["access_token"].as_str().unwrap();
-    let r = a2
-        .http
-        .get(a2.url("/userinfo"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap();
+    let r = a2.http.get(a2.url("/userinfo")).bearer_auth(at).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }

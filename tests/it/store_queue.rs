@@ -15,40 +15,23 @@ async fn queue_semantics(store: DynStore) {
     store.queue_put(q, "b", b"pb", 105).await.unwrap();
     store.queue_put(q, "c", b"pc", 200).await.unwrap();
     assert_eq!(store.queue_len(q).await.unwrap(), 3);
-    assert!(
-        store.queue_claim(q, 99, 30, 10).await.unwrap().is_empty(),
-        "nothing due yet"
-    );
+    assert!(store.queue_claim(q, 99, 30, 10).await.unwrap().is_empty(), "nothing due yet");
     let got = store.queue_claim(q, 110, 30, 10).await.unwrap();
     assert_eq!(
         got,
-        vec![
-            ("a".to_owned(), b"pa".to_vec()),
-            ("b".to_owned(), b"pb".to_vec())
-        ],
+        vec![("a".to_owned(), b"pa".to_vec()), ("b".to_owned(), b"pb".to_vec())],
         "due items, oldest first"
     );
-    assert!(
-        store.queue_claim(q, 120, 30, 10).await.unwrap().is_empty(),
-        "leased items are hidden"
-    );
+    assert!(store.queue_claim(q, 120, 30, 10).await.unwrap().is_empty(), "leased items are hidden");
     // The worker that claimed "a" acknowledges it; "b"'s worker died.
     assert!(store.queue_remove(q, "a").await.unwrap());
     assert!(!store.queue_remove(q, "a").await.unwrap());
     let again = store.queue_claim(q, 141, 30, 10).await.unwrap();
-    assert_eq!(
-        again,
-        vec![("b".to_owned(), b"pb".to_vec())],
-        "lease expired: another worker gets it"
-    );
+    assert_eq!(again, vec![("b".to_owned(), b"pb".to_vec())], "lease expired: another worker gets it");
     // Rescheduling with a new payload (a retry with backoff).
     store.queue_put(q, "b", b"pb2", 300).await.unwrap();
     let late = store.queue_claim(q, 300, 30, 1).await.unwrap();
-    assert_eq!(
-        late,
-        vec![("c".to_owned(), b"pc".to_vec())],
-        "max respected, oldest due first"
-    );
+    assert_eq!(late, vec![("c".to_owned(), b"pc".to_vec())], "max respected, oldest due first");
     let late = store.queue_claim(q, 300, 30, 5).await.unwrap();
     assert_eq!(late, vec![("b".to_owned(), b"pb2".to_vec())]);
     assert_eq!(store.queue_len(q).await.unwrap(), 2);
@@ -62,9 +45,7 @@ async fn concurrent_claims_are_exclusive(store: DynStore) {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            s.queue_claim(q, 10, 60, 10).await.unwrap()
-        }));
+        tasks.push(tokio::spawn(async move { s.queue_claim(q, 10, 60, 10).await.unwrap() }));
     }
     let mut seen = std::collections::HashSet::new();
     for t in tasks {

@@ -49,29 +49,14 @@ token_endpoint_auth_method = "client_secret_basic"
     );
     let config = Config::from_overlay(&overlay, false).expect("production config");
     assert!(!config.server.dev);
-    let tls = server::tls_config(&config)
-        .unwrap()
-        .expect("tls configured");
-    let state = server::build(config, Clock::system(), Arc::new(MemoryStore::new()), None)
-        .await
-        .unwrap();
-    tokio::spawn(server::serve(
-        listener,
-        state,
-        Some(tls),
-        std::future::pending(),
-    ));
+    let tls = server::tls_config(&config).unwrap().expect("tls configured");
+    let state = server::build(config, Clock::system(), Arc::new(MemoryStore::new()), None).await.unwrap();
+    tokio::spawn(server::serve(listener, state, Some(tls), std::future::pending()));
 
     let root = reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
     for (min, max) in [
-        (
-            reqwest::tls::Version::TLS_1_2,
-            reqwest::tls::Version::TLS_1_2,
-        ),
-        (
-            reqwest::tls::Version::TLS_1_3,
-            reqwest::tls::Version::TLS_1_3,
-        ),
+        (reqwest::tls::Version::TLS_1_2, reqwest::tls::Version::TLS_1_2),
+        (reqwest::tls::Version::TLS_1_3, reqwest::tls::Version::TLS_1_3),
     ] {
         let client = reqwest::Client::builder()
             .add_root_certificate(root.clone())
@@ -81,11 +66,7 @@ token_endpoint_auth_method = "client_secret_basic"
             .build()
             .unwrap();
         let base = format!("https://localhost:{}", addr.port());
-        let r = client
-            .get(format!("{base}/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap();
+        let r = client.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let meta: serde_json::Value = r.json().await.unwrap();
         assert_eq!(meta["issuer"], base);
@@ -102,10 +83,7 @@ token_endpoint_auth_method = "client_secret_basic"
         assert!(dir.join("keys").join(".gitignore").exists());
     }
     // Plain HTTP to the TLS port gets nothing useful (no downgrade).
-    let plain = reqwest::Client::new()
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await;
+    let plain = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;
     assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -21,64 +21,37 @@ impl Pkce {
     pub fn new() -> Self {
         let verifier = crypto::random_token(32);
         let challenge = crypto::b64(&crypto::sha256(verifier.as_bytes()));
-        Self {
-            verifier,
-            challenge,
-        }
+        Self { verifier, challenge }
     }
 }
 
 /// Query parameters of a URL.
 pub fn query(url: &str) -> HashMap<String, String> {
     let u = url::Url::parse(url).expect("absolute URL");
-    u.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 /// The `Location` header of a redirect.
 pub fn location(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// Extracts `name="X" value="..."` from a form.
 pub fn hidden(html: &str, name: &str) -> String {
     let needle = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"))
-        + needle.len();
+    let start = html.find(&needle).unwrap_or_else(|| panic!("no field {name} in {html}")) + needle.len();
     let end = html[start..].find('"').expect("closing quote") + start;
     html[start..end].replace("&amp;", "&")
 }
 
 /// GET /authorize with `params` in the test server's browser.
 pub async fn authorize(s: &TestServer, params: &[(&str, &str)]) -> reqwest::Response {
-    s.browser
-        .get(s.url("/authorize"))
-        .query(params)
-        .send()
-        .await
-        .expect("authorize")
+    s.browser.get(s.url("/authorize")).query(params).send().await.expect("authorize")
 }
 
 /// Posts the login form found at `login_url`; returns the response to the POST.
-pub async fn submit_login(
-    s: &TestServer,
-    login_url: &str,
-    user: &str,
-    password: &str,
-) -> reqwest::Response {
-    let page = s
-        .browser
-        .get(s.url(login_url))
-        .send()
-        .await
-        .expect("login page");
+pub async fn submit_login(s: &TestServer, login_url: &str, user: &str, password: &str) -> reqwest::Response {
+    let page = s.browser.get(s.url(login_url)).send().await.expect("login page");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     let form = [
@@ -87,30 +60,17 @@ pub async fn submit_login(
         ("username", user.to_owned()),
         ("password", password.to_owned()),
     ];
-    s.browser
-        .post(s.url("/login"))
-        .form(&form)
-        .send()
-        .await
-        .expect("login post")
+    s.browser.post(s.url("/login")).form(&form).send().await.expect("login post")
 }
 
 /// Runs authorize -> login (if needed) and returns the final redirect's query parameters.
 pub async fn login_for_code(s: &TestServer, params: &[(&str, &str)]) -> HashMap<String, String> {
     let resp = authorize(s, params).await;
-    assert_eq!(
-        resp.status(),
-        StatusCode::SEE_OTHER,
-        "authorize should redirect"
-    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "authorize should redirect");
     let mut loc = location(&resp);
     if loc.starts_with("/login") {
         let resp = submit_login(s, &loc, USER, PASSWORD).await;
-        assert_eq!(
-            resp.status(),
-            StatusCode::SEE_OTHER,
-            "login should redirect"
-        );
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "login should redirect");
         loc = location(&resp);
     }
     query(&loc)
@@ -133,12 +93,7 @@ pub async fn web_code(s: &TestServer, scope: &str) -> (String, Pkce) {
         ],
     )
     .await;
-    (
-        q.get("code")
-            .cloned()
-            .unwrap_or_else(|| panic!("no code in {q:?}")),
-        pkce,
-    )
+    (q.get("code").cloned().unwrap_or_else(|| panic!("no code in {q:?}")), pkce)
 }
 
 /// Exchanges a web-client code for tokens; returns the JSON body.
@@ -165,10 +120,7 @@ pub async fn admin_token(s: &TestServer) -> String {
     let resp = s
         .http
         .post(s.url("/token"))
-        .basic_auth(
-            super::server::ADMIN_CLIENT,
-            Some(super::server::ADMIN_SECRET),
-        )
+        .basic_auth(super::server::ADMIN_CLIENT, Some(super::server::ADMIN_SECRET))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await

@@ -15,11 +15,7 @@ pub struct RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 fn spawn(port: u16) -> Child {
@@ -60,10 +56,7 @@ impl RedisServer {
     fn start_on(port: u16) -> Self {
         let child = spawn(port);
         wait_ready(port);
-        Self {
-            port,
-            child: Some(child),
-        }
+        Self { port, child: Some(child) }
     }
 
     /// A new instance only this test uses (it may stop and restart it).
@@ -78,9 +71,7 @@ impl RedisServer {
 
     /// Stops the server (connections drop; the port is kept for [`RedisServer::restart`]).
     pub fn stop(&mut self) {
-        let _ = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
-            .output();
+        let _ = Command::new("redis-cli").args(["-p", &self.port.to_string(), "shutdown", "nosave"]).output();
         if let Some(mut c) = self.child.take() {
             let _ = c.wait();
         }

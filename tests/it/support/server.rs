@@ -87,15 +87,10 @@ impl TestServer {
     /// Starts a server on the Redis at `url` under `prefix` (several servers may share them).
     pub async fn start_on_redis(url: &str, prefix: &str, overlay: &str) -> Self {
         let store: DynStore = Arc::new(
-            tongzheng::store::redis::RedisStore::connect(
-                url,
-                prefix,
-                std::time::Duration::from_millis(800),
-            )
-            .expect("store"),
+            tongzheng::store::redis::RedisStore::connect(url, prefix, std::time::Duration::from_millis(800))
+                .expect("store"),
         );
-        let store_overlay =
-            format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
+        let store_overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
         Self::start_inner(overlay, store_overlay, store).await
     }
 
@@ -106,9 +101,7 @@ impl TestServer {
             Backend::Redis => {
                 let prefix = super::redis::unique_prefix();
                 let url = super::redis::shared().url();
-                let overlay = format!(
-                    "[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n"
-                );
+                let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
                 (overlay, Arc::new(super::redis::redis_store(&prefix)))
             }
         };
@@ -121,12 +114,9 @@ impl TestServer {
         let base = format!("http://{addr}");
         // The caller's overlay may set its own issuer (several instances of one platform).
         let fixed = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n");
-        let config =
-            Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
+        let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
         let clock = Clock::manual(Clock::system().now());
-        let state = server::build(config, clock.clone(), store, Some(keys()))
-            .await
-            .expect("build server");
+        let state = server::build(config, clock.clone(), store, Some(keys())).await.expect("build server");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {
@@ -140,18 +130,8 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        Self {
-            base,
-            state,
-            clock,
-            browser,
-            http,
-            shutdown: Some(tx),
-        }
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { base, state, clock, browser, http, shutdown: Some(tx) }
     }
 
     /// Absolute URL of `path`.

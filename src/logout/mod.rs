@@ -1,0 +1,173 @@
+//! Single logout (DC-4, GB-6.4d, HL-5.4): every path that ends an SSO session comes through
+//! [`end_session`], which removes the session atomically (exactly one caller wins, so a logout
+//! is broadcast once), revokes the session's non-offline tokens, queues a durable back-channel
+//! delivery for every client the session reached (OpenID Back-Channel Logout 1.0) and returns
+//! the front-channel URLs to render (OpenID Front-Channel Logout 1.0).
+
+pub mod expiry;
+pub mod outbox;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::clients;
+use crate::session::{self, Session};
+use crate::store::{self, DynStore, StoreError, keys};
+
+pub use outbox::{Delivery, DeliveryState};
+
+/// Why a session ended (recorded on each delivery and in the logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The user logged out at the end-session endpoint.
+    User,
+    /// An application's backend asked (HL-5.4).
+    AppBackend,
+    /// An administrator ended it.
+    Admin,
+    /// The user's password changed, or the user was disabled or deleted.
+    AccountChanged,
+    /// Idle or absolute timeout.
+    Expired,
+}
+
+/// Everything a logout needs besides the session id.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The store.
+    pub store: &'a DynStore,
+    /// Our issuer (front-channel `iss`).
+    pub issuer: &'a str,
+    /// Current time.
+    pub now: i64,
+    /// How long revocation markers must live: the longest token lifetime.
+    pub revoke_for: i64,
+    /// Wakes this instance's outbox worker.
+    pub wake: Option<&'a Notify>,
+}
+
+/// One client told about a logout through the back channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// The client.
+    pub client_id: String,
+    /// The delivery id (its status is in the admin API).
+    pub delivery_id: String,
+}
+
+/// The outcome of ending one session.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ended {
+    /// The session id.
+    pub sid: String,
+    /// The user.
+    pub sub: String,
+    /// Back-channel deliveries queued.
+    pub notified: Vec<Notice>,
+    /// Front-channel logout URLs to render as iframes.
+    #[serde(skip)]
+    pub frontchannel: Vec<String>,
+}
+
+/// Ends session `sid`: removes it, revokes its tokens, queues the back-channel deliveries
+/// (skipping `skip_backchannel`, the application that asked, HL-5.4) and lists the
+/// front-channel URLs. `None` when the session was already gone.
+pub async fn end_session(
+    ctx: Ctx<'_>,
+    sid: &str,
+    reason: Reason,
+    skip_backchannel: Option<&str>,
+) -> Result<Option<Ended>, StoreError> {
+    let reached = session::clients(ctx.store, sid).await?;
+    let Some(s) = session::remove(ctx.store, sid).await? else {
+        return Ok(None);
+    };
+    revoke_session_tokens(ctx, &s).await?;
+    let mut ended = Ended { sid: s.sid.clone(), sub: s.sub.clone(), notified: Vec::new(), frontchannel: Vec::new() };
+    let mut reached = reached;
+    reached.sort();
+    for client_id in reached {
+        let Some(client) = clients::get(ctx.store, &client_id).await? else { continue };
+        if let Some(uri) = &client.frontchannel_logout_uri {
+            ended.frontchannel.push(frontchannel_url(
+                uri,
+                client.frontchannel_logout_session_required,
+                ctx.issuer,
+                &s.sid,
+            ));
+        }
+        if skip_backchannel == Some(client_id.as_str()) {
+            continue;
+        }
+        if let Some(uri) = &client.backchannel_logout_uri {
+            let d = outbox::enqueue(ctx.store, &client_id, uri, &s, reason, ctx.now).await?;
+            ended.notified.push(Notice { client_id, delivery_id: d.id });
+        }
+    }
+    if let (false, Some(w)) = (ended.notified.is_empty(), ctx.wake) {
+        w.notify_one();
+    }
+    tracing::info!(sid = %s.sid, sub = %s.sub, ?reason, deliveries = ended.notified.len(), "session ended");
+    Ok(Some(ended))
+}
+
+/// Ends every session of `sub`; with `reached_by`, only those that reached that client.
+pub async fn end_user_sessions(
+    ctx: Ctx<'_>,
+    sub: &str,
+    reason: Reason,
+    reached_by: Option<&str>,
+    skip_backchannel: Option<&str>,
+) -> Result<Vec<Ended>, StoreError> {
+    let mut out = Vec::new();
+    for sid in session::of_user(ctx.store, sub).await? {
+        if let Some(client) = reached_by
+            && !session::clients(ctx.store, &sid).await?.iter().any(|c| c == client)
+        {
+            continue;
+        }
+        if let Some(e) = end_session(ctx, &sid, reason, skip_backchannel).await? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Ending a session makes its access tokens inactive and its refresh tokens unusable, except
+/// those of `offline_access` grants (OIDC Core s11): the marker holds the logout time, and
+/// tokens issued under the session at or before it are refused.
+async fn revoke_session_tokens(ctx: Ctx<'_>, s: &Session) -> Result<(), StoreError> {
+    let ttl = store::ttl_until(ctx.now + ctx.revoke_for, ctx.now);
+    ctx.store.put(&keys::ended_session(&s.sid), ctx.now.to_string().as_bytes(), Some(ttl)).await
+}
+
+/// When the session was ended, if it was (for token validation).
+pub fn ended_at(marker: Option<&[u8]>) -> Option<i64> {
+    marker.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok())
+}
+
+/// OpenID Front-Channel Logout 1.0 s2: `iss` and `sid` are added when the client asked.
+fn frontchannel_url(uri: &str, session_required: bool, issuer: &str, sid: &str) -> String {
+    if !session_required {
+        return uri.to_owned();
+    }
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    ser.append_pair("iss", issuer).append_pair("sid", sid);
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", ser.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontchannel_params() {
+        assert_eq!(frontchannel_url("https://rp/fc", false, "https://op", "s1"), "https://rp/fc");
+        assert_eq!(
+            frontchannel_url("https://rp/fc?a=1", true, "https://op", "s 1"),
+            "https://rp/fc?a=1&iss=https%3A%2F%2Fop&sid=s+1"
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! The durable back-channel logout outbox (OpenID Back-Channel Logout 1.0 s2.5-s2.8). Each
+//! delivery is a record in the store plus an item in a leased queue: any instance's worker may
+//! claim it, an instance that dies mid-delivery loses it to another when the lease runs out,
+//! failures are retried with exponential backoff up to a horizon, every attempt has a timeout,
+//! and deliveries run concurrently so one slow application never delays the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore, watch};
+
+use super::Reason;
+use crate::clients;
+use crate::clock::Clock;
+use crate::config::LogoutConfig;
+use crate::crypto;
+use crate::keys::Keys;
+use crate::session::Session;
+use crate::store::{self, DynStore, StoreError, keys};
+
+/// How long delivery records are kept for the admin API, seconds (7 days).
+const RECORD_TTL: u64 = 7 * 24 * 3600;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not yet acknowledged; will be (re)tried.
+    Pending,
+    /// The client answered 2xx.
+    Delivered,
+    /// Gave up after the retry horizon, or the client is gone.
+    Failed,
+}
+
+/// One back-channel logout delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Delivery id, also the logout token's `jti` (stable across retries, so a receiver can
+    /// drop duplicates).
+    pub id: String,
+    /// The client to notify.
+    pub client_id: String,
+    /// Its back-channel logout URI at enqueue time.
+    pub uri: String,
+    /// The user.
+    pub sub: String,
+    /// The ended session.
+    pub sid: String,
+    /// Why the session ended.
+    pub reason: Reason,
+    /// Current state.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+    /// When the next attempt is due, while pending.
+    #[serde(default)]
+    pub next_attempt_at: Option<i64>,
+}
+
+/// Queues a delivery for `client_id` about session `s`.
+pub async fn enqueue(
+    store: &DynStore,
+    client_id: &str,
+    uri: &str,
+    s: &Session,
+    reason: Reason,
+    now: i64,
+) -> Result<Delivery, StoreError> {
+    let d = Delivery {
+        id: crypto::random_token(16),
+        client_id: client_id.to_owned(),
+        uri: uri.to_owned(),
+        sub: s.sub.clone(),
+        sid: s.sid.clone(),
+        reason,
+        state: DeliveryState::Pending,
+        attempts: 0,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        next_attempt_at: Some(now),
+    };
+    save(store, &d).await?;
+    store.set_add(&keys::session_deliveries(&d.sid), &d.id, Some(RECORD_TTL)).await?;
+    store.set_add(&keys::client_deliveries(client_id), &d.id, Some(RECORD_TTL)).await?;
+    store.queue_put(keys::OUTBOX_QUEUE, &d.id, &store::encode(&d), now).await?;
+    Ok(d)
+}
+
+async fn save(store: &DynStore, d: &Delivery) -> Result<(), StoreError> {
+    store::put_json(store.as_ref(), &keys::delivery(&d.id), d, Some(RECORD_TTL)).await
+}
+
+/// Reads a delivery record.
+pub async fn get(store: &DynStore, id: &str) -> Result<Option<Delivery>, StoreError> {
+    store::get_json(store.as_ref(), &keys::delivery(id)).await
+}
+
+/// The deliveries listed in an index set (by session or by client), newest first.
+pub async fn list(store: &DynStore, index_key: &str) -> Result<Vec<Delivery>, StoreError> {
+    let ids = store.set_members(index_key).await?;
+    let keys: Vec<String> = ids.iter().map(|id| keys::delivery(id)).collect();
+    let mut out: Vec<Delivery> = Vec::new();
+    for (k, v) in keys.iter().zip(store.get_many(&keys).await?) {
+        if let Some(bytes) = v {
+            out.push(store::decode(k, &bytes)?);
+        }
+    }
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.client_id.cmp(&b.client_id)));
+    Ok(out)
+}
+
+/// Claims of a logout token (Back-Channel Logout s2.4). Never a `nonce`.
+#[derive(Debug, Serialize)]
+struct LogoutClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+    jti: &'a str,
+    sid: &'a str,
+    events: serde_json::Value,
+}
+
+/// The back-channel logout event URI (Back-Channel Logout s2.4).
+pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Delay before retry number `attempts` (1-based): 1 s, 2 s, 4 s ... capped, plus up to 25 %
+/// jitter so a recovering receiver is not hit by every instance at once.
+fn backoff(attempts: u32, cap: i64) -> i64 {
+    let base = 1i64.checked_shl(attempts.saturating_sub(1).min(30)).unwrap_or(cap).min(cap);
+    let jitter_span = (base / 4).max(0);
+    let jitter = if jitter_span > 0 {
+        let r = crypto::sha256(crypto::random_token(4).as_bytes());
+        i64::from(r.first().copied().unwrap_or(0)) % (jitter_span + 1)
+    } else {
+        0
+    };
+    base + jitter
+}
+
+/// The delivery worker of one instance.
+pub struct Worker {
+    /// Store shared with the other instances.
+    pub store: DynStore,
+    /// Signing keys (logout tokens are signed like the client's ID tokens).
+    pub keys: Arc<Keys>,
+    /// HTTP client (redirects off).
+    pub http: reqwest::Client,
+    /// Clock.
+    pub clock: Clock,
+    /// Our issuer.
+    pub issuer: String,
+    /// Settings.
+    pub config: LogoutConfig,
+    /// Wakes the worker when this instance queues something.
+    pub wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// Runs until `stop` turns true: claims due deliveries and attempts each concurrently.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let poll = Duration::from_millis(self.config.poll_ms.max(10));
+        // Attempts in flight die with the instance; their leases hand them to another one.
+        let mut inflight = tokio::task::JoinSet::new();
+        loop {
+            while inflight.try_join_next().is_some() {}
+            if *stop.borrow() {
+                inflight.abort_all();
+                return;
+            }
+            let now = self.clock.now();
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                match self.store.queue_claim(keys::OUTBOX_QUEUE, now, self.config.lease, free.min(256)).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox claim failed");
+                        Vec::new()
+                    }
+                }
+            };
+            let busy = !claimed.is_empty();
+            for (id, payload) in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                let me = self.clone();
+                inflight.spawn(async move {
+                    me.attempt(&id, &payload).await;
+                    drop(permit);
+                });
+            }
+            if busy {
+                continue;
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    async fn attempt(&self, id: &str, payload: &[u8]) {
+        let mut d: Delivery = match store::decode(keys::OUTBOX_QUEUE, payload) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable outbox item dropped");
+                let _ = self.store.queue_remove(keys::OUTBOX_QUEUE, id).await;
+                return;
+            }
+        };
+        let result = self.send(&d).await;
+        let now = self.clock.now();
+        d.attempts = d.attempts.saturating_add(1);
+        d.updated_at = now;
+        let outcome = match result {
+            Ok(()) => {
+                d.state = DeliveryState::Delivered;
+                d.next_attempt_at = None;
+                d.last_error = None;
+                self.finish(&d).await
+            }
+            Err(Fatal(e)) => {
+                d.state = DeliveryState::Failed;
+                d.next_attempt_at = None;
+                d.last_error = Some(e);
+                self.finish(&d).await
+            }
+            Err(Retry(e)) if now - d.created_at >= self.config.retry_horizon => {
+                d.state = DeliveryState::Failed;
+                d.next_attempt_at = None;
+                d.last_error = Some(format!("{e}; gave up after {} attempts", d.attempts));
+                self.finish(&d).await
+            }
+            Err(Retry(e)) => {
+                let next = now + backoff(d.attempts, self.config.max_backoff);
+                d.next_attempt_at = Some(next);
+                d.last_error = Some(e);
+                match save(&self.store, &d).await {
+                    Ok(()) => self.store.queue_put(keys::OUTBOX_QUEUE, &d.id, &store::encode(&d), next).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match (&outcome, d.state) {
+            (Err(e), _) => {
+                tracing::warn!(delivery = %d.id, error = %e, "could not record delivery outcome; the lease will retry it")
+            }
+            (Ok(()), DeliveryState::Delivered) => {
+                tracing::info!(delivery = %d.id, client_id = %d.client_id, attempts = d.attempts, "logout delivered")
+            }
+            (Ok(()), state) => {
+                tracing::info!(delivery = %d.id, client_id = %d.client_id, ?state, error = d.last_error.as_deref().unwrap_or(""), "logout delivery not done")
+            }
+        }
+    }
+
+    async fn finish(&self, d: &Delivery) -> Result<(), StoreError> {
+        save(&self.store, d).await?;
+        self.store.queue_remove(keys::OUTBOX_QUEUE, &d.id).await.map(|_| ())
+    }
+
+    /// One POST of a freshly signed logout token (Back-Channel Logout s2.5).
+    async fn send(&self, d: &Delivery) -> Result<(), Failure> {
+        let client = clients::get(&self.store, &d.client_id).await.map_err(|e| Retry(e.to_string()))?;
+        let Some(client) = client else { return Err(Fatal("the client no longer exists".into())) };
+        let now = self.clock.now();
+        let claims = LogoutClaims {
+            iss: &self.issuer,
+            sub: &d.sub,
+            aud: &d.client_id,
+            iat: now,
+            exp: now + 120,
+            jti: &d.id,
+            sid: &d.sid,
+            events: serde_json::json!({ EVENT: {} }),
+        };
+        let token = self.keys.sign(client.id_token_alg, "logout+jwt", &claims).map_err(|e| Retry(e.to_string()))?;
+        let resp = self
+            .http
+            .post(&d.uri)
+            .timeout(Duration::from_millis(self.config.attempt_timeout_ms))
+            .header(reqwest::header::CACHE_CONTROL, "no-store")
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .map_err(|e| Retry(if e.is_timeout() { "timed out".to_owned() } else { e.without_url().to_string() }))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            // s2.8 lets a 400 mean "token rejected"; a misconfigured RP may be fixed, so every
+            // failure is retried until the horizon.
+            Err(Retry(format!("receiver answered {status}")))
+        }
+    }
+}
+
+enum Failure {
+    Retry(String),
+    Fatal(String),
+}
+use Failure::{Fatal, Retry};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert!((1..=1).contains(&backoff(1, 600)));
+        assert!((2..=2).contains(&backoff(2, 600)));
+        let b5 = backoff(5, 600);
+        assert!((16..=20).contains(&b5), "{b5}");
+        let capped = backoff(40, 600);
+        assert!((600..=750).contains(&capped), "{capped}");
+    }
+}
