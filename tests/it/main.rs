@@ -8,5 +8,6 @@ mod flows;
 mod logout;
 mod logs;
 mod resilience;
+mod store;
 mod store_queue;
 mod tls;
