@@ -44,7 +44,8 @@ struct Inner {
 }
 
 fn deadline(ttl: Option<u64>) -> Option<Instant> {
-    ttl.map(|s| monotonic_now() + Duration::from_secs(s))
+    // Redis treats our TTLs as at least one second; so does the memory store.
+    ttl.map(|s| monotonic_now() + Duration::from_secs(s.max(1)))
 }
 
 fn monotonic_now() -> Instant {

@@ -1,5 +1,5 @@
 //! The Redis backend: one multiplexed `ConnectionManager` (auto-reconnect) shared by every
-//! request, every key under a configurable prefix, atomic single-use operations as GETDEL and
+//! request, every key under a configurable prefix, atomic single-use operations as
 //! Lua scripts. Every call is bounded by a deadline so a dead Redis yields a fast
 //! [`StoreError::Unavailable`] (answered as 503) instead of a hung request.
 
@@ -21,6 +21,7 @@ pub struct RedisStore {
     set_add: Script,
     incr: Script,
     claim: Script,
+    take: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -69,6 +70,22 @@ end
 return out
 ";
 
+/// Maps a Redis error: a wrong-type reply is a data problem, everything else an outage.
+fn redis_err(e: redis::RedisError) -> StoreError {
+    if e.code() == Some("WRONGTYPE") {
+        StoreError::Corrupt { key: String::new(), reason: e.to_string() }
+    } else {
+        unavailable(e)
+    }
+}
+
+// KEYS[1] = key. GET then DEL in one step (GETDEL needs Redis >= 6.2).
+const TAKE_LUA: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('DEL', KEYS[1]) end
+return v
+";
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -81,8 +98,10 @@ impl RedisStore {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(deadline))
             .set_response_timeout(Some(deadline))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
+            // Fail fast while Redis is down (the request gets 503 at once); the manager keeps
+            // reconnecting on later calls.
+            .set_number_of_retries(0)
+            .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
         Ok(Self {
             conn,
@@ -92,6 +111,7 @@ impl RedisStore {
             set_add: Script::new(SET_ADD_LUA),
             incr: Script::new(INCR_LUA),
             claim: Script::new(CLAIM_LUA),
+            take: Script::new(TAKE_LUA),
         })
     }
 
@@ -102,7 +122,7 @@ impl RedisStore {
     async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, cmd.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map_err(redis_err),
             Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
@@ -110,7 +130,7 @@ impl RedisStore {
     async fn pipe(&self, pipe: redis::Pipeline) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map_err(redis_err),
             Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
@@ -122,7 +142,7 @@ impl RedisStore {
             invocation.arg(*a);
         }
         match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map_err(redis_err),
             Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
@@ -172,7 +192,7 @@ impl Store for RedisStore {
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(redis::cmd("GETDEL").arg(self.key(key)).clone()).await
+        self.script(&self.take, key, &[]).await
     }
 
     async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
@@ -193,7 +213,7 @@ impl Store for RedisStore {
             .ignore();
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
-            Ok(result) => result.map_err(unavailable),
+            Ok(result) => result.map_err(redis_err),
             Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
         }
     }
@@ -262,7 +282,7 @@ impl Store for RedisStore {
         let mut invocation = self.claim.key(self.key(queue));
         invocation.key(self.key(&format!("{queue}:data"))).arg(now).arg(now + lease).arg(max);
         let flat: Vec<Vec<u8>> = match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
-            Ok(result) => result.map_err(unavailable)?,
+            Ok(result) => result.map_err(redis_err)?,
             Err(_) => {
                 return Err(StoreError::Unavailable("redis did not answer in time".into()));
             }
@@ -282,7 +302,7 @@ impl Store for RedisStore {
         pipe.atomic().cmd("ZREM").arg(&zset).arg(id).cmd("HDEL").arg(&hash).arg(id).ignore();
         let mut conn = self.conn.clone();
         let (removed,): (i64,) = match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(unavailable)?,
+            Ok(result) => result.map_err(redis_err)?,
             Err(_) => {
                 return Err(StoreError::Unavailable("redis did not answer in time".into()));
             }

@@ -30,17 +30,20 @@ fn log_path(port: u16) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("tz-redis-{}-{port}.log", std::process::id()))
 }
 
-/// Starts the watchdog shell, which starts redis-server, prints its pid, and kills it (removing
-/// its log) once this process is gone; when redis dies by itself the log stays for the error.
+/// Starts the watchdog shell, which starts redis-server and prints its pid, and kills and reaps
+/// redis once this process is gone (even by Ctrl-C, which the watchdog ignores). Redis logs to
+/// a file that is unlinked as soon as startup succeeded or failed (see [`wait_ready`]).
 fn spawn(port: u16) -> (Child, u32) {
     let log = log_path(port);
     let script = format!(
-        "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-           --loglevel warning --logfile '{log}' </dev/null >/dev/null 2>&1 &
+        "trap '' INT
+         redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+           --loglevel warning </dev/null >'{log}' 2>&1 &
          pid=$!
          echo $pid
          while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done
-         if kill -0 $pid 2>/dev/null; then kill $pid; rm -f '{log}'; fi",
+         if kill -0 $pid 2>/dev/null; then kill $pid; wait $pid; fi
+         kill -0 {parent} 2>/dev/null || rm -f '{log}'",
         log = log.display(),
         parent = std::process::id()
     );
@@ -69,20 +72,25 @@ fn pings(port: u16) -> bool {
 }
 
 /// Waits (bounded) for redis to answer PING; `Err` with its log when it exited or never answered.
+/// Either way the log file is unlinked (redis keeps writing to its open file, which vanishes
+/// with it).
 fn wait_ready(port: u16, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    let result = loop {
         if pings(port) {
-            return Ok(());
+            break Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(log_path(port)).unwrap_or_default();
-            let _ = std::fs::remove_file(log_path(port));
-            return Err(format!("redis-server on port {port} exited ({status}): {log}"));
+            break Err(format!("redis-server on port {port} exited ({status}): {log}"));
+        }
+        if Instant::now() > deadline {
+            break Err(format!("redis-server on port {port} did not answer PING within 10 s"));
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(format!("redis-server on port {port} did not answer PING within 10 s"))
+    };
+    let _ = std::fs::remove_file(log_path(port));
+    result
 }
 
 /// Waits (bounded) for `child` to exit; true when it did.
@@ -97,6 +105,13 @@ fn wait_exit(child: &mut Child, within: Duration) -> bool {
     false
 }
 
+/// Kills redis and its watchdog without asking (a redis that hangs or never came up).
+fn kill_hard(child: &mut Child, redis_pid: u32) {
+    let _ = Command::new("sh").arg("-c").arg(format!("kill -9 {redis_pid} 2>/dev/null")).status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl RedisServer {
     /// A new instance only the calling test uses; it may [`stop`](Self::stop) and
     /// [`restart`](Self::restart) it. Panics when `redis-server` is missing (run `tests/run.sh`).
@@ -109,8 +124,7 @@ impl RedisServer {
             match wait_ready(port, &mut child) {
                 Ok(()) => return Self { port, child: Some(child), redis_pid },
                 Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill_hard(&mut child, redis_pid);
                     last = e;
                 }
             }
@@ -130,16 +144,14 @@ impl RedisServer {
             return;
         };
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let _ = s.write_all(b"SHUTDOWN NOSAVE\r\n");
             let _ = s.read(&mut [0u8; 16]);
         }
         // The watchdog exits once redis is gone.
         if !wait_exit(&mut child, Duration::from_secs(5)) {
-            let _ = Command::new("sh").arg("-c").arg(format!("kill -9 {} 2>/dev/null", self.redis_pid)).status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_hard(&mut child, self.redis_pid);
         }
-        let _ = std::fs::remove_file(log_path(self.port));
     }
 
     /// Starts it again on the same port (stopping it first if it runs) and waits until it
@@ -148,8 +160,7 @@ impl RedisServer {
         self.stop();
         let (mut child, redis_pid) = spawn(self.port);
         if let Err(e) = wait_ready(self.port, &mut child) {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_hard(&mut child, redis_pid);
             panic!("restart failed: {e}");
         }
         self.child = Some(child);
