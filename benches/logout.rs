@@ -148,4 +148,5 @@ async fn main() {
     );
     println!("  session record in Redis: {record} B (MEMORY USAGE); client set with 3 clients: {set3} B");
     let _ = redis.kill();
+    let _ = redis.wait();
 }

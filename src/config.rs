@@ -267,6 +267,10 @@ fn apply_env(base: &mut toml::Table, vars: impl Iterator<Item = (String, String)
         let Some(path) = name.strip_prefix("TONGZHENG_") else {
             continue;
         };
+        // TONGZHENG_LOG is the log filter, read by the binary, not a config key.
+        if path == "LOG" {
+            continue;
+        }
         let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
         let value = format!("v = {raw}")
             .parse::<toml::Table>()

@@ -29,35 +29,64 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
-// The default tokio test runtime is single-threaded, so a thread-local subscriber sees the
-// server's request handling too.
+/// One capture for the whole test binary, installed as the global subscriber: a thread-local
+/// one misses events whose callsite interest another test's thread cached first.
+fn capture() -> &'static Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let c = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("tongzheng=trace,info")
+            .with_writer(c.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        tracing::callsite::rebuild_interest_cache();
+        c
+    })
+}
+
 #[tokio::test]
 async fn no_secrets_in_logs() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let capture = capture();
     let s = TestServer::start(Backend::Memory).await;
+    // A user of this test's own, so the capture check below is about this test's events.
+    let admin = flow::admin_token(&s).await;
+    let username = format!("logs-{}", tongzheng::crypto::random_token(6).to_lowercase().replace(['-', '_'], ""));
+    let password = format!("Pa55-{}", tongzheng::crypto::random_token(12));
+    let created: serde_json::Value = s
+        .http
+        .post(s.url("/admin/v1/users"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"username": username, "password": password, "name": "Logs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sub = created["id"].as_str().expect("user created").to_owned();
     // A failed login with a distinctive wrong password, then the real flow.
-    let r = flow::authorize(
-        &s,
-        &[("response_type", "code"), ("client_id", WEB_CLIENT), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-    )
-    .await;
+    let pkce = flow::Pkce::new();
+    let params = [
+        ("response_type", "code"),
+        ("client_id", WEB_CLIENT),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", "openid offline_access"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let r = flow::authorize(&s, &params).await;
     let login = flow::location(&r);
-    let _ = flow::submit_login(&s, &login, USER, "Wrong-Pa55word-Canary").await;
-    let resp = flow::submit_login(&s, &login, USER, PASSWORD).await;
+    let _ = flow::submit_login(&s, &login, &username, "Wrong-Pa55word-Canary").await;
+    let resp = flow::submit_login(&s, &login, &username, &password).await;
     let cookies: Vec<String> = resp
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('=').map(|(_, v)| v.to_owned()))
         .collect();
-    let (code, pkce) = flow::web_code(&s, "openid offline_access").await;
+    let code = flow::query(&flow::location(&resp))["code"].clone();
     let (_, tok) = flow::redeem(&s, &code, &pkce).await;
     let rt = tok["refresh_token"].as_str().unwrap().to_owned();
     let at = tok["access_token"].as_str().unwrap().to_owned();
@@ -69,12 +98,11 @@ async fn no_secrets_in_logs() {
         .send()
         .await
         .unwrap();
-    let admin = flow::admin_token(&s).await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("login succeeded") && logs.contains("login failed"), "capture works: {logs}");
+    assert!(logs.contains(&format!("sub={sub}")) && logs.contains("login succeeded"), "capture works");
     let mut secrets = vec![
-        PASSWORD.to_owned(),
+        password,
         "Wrong-Pa55word-Canary".into(),
         WEB_SECRET.into(),
         ADMIN_SECRET.into(),

@@ -4,3 +4,4 @@ pub mod flow;
 pub mod receiver;
 pub mod redis;
 pub mod server;
+pub mod webdriver;
