@@ -10,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+# A CJK font, so the browser test's screenshots of the zh-CN pages are readable.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "tests/run.sh: installing ${missing[*]}"
