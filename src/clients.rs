@@ -271,13 +271,6 @@ pub enum Credentials {
     Missing,
 }
 
-impl Credentials {
-    /// True when the request tried HTTP Basic (affects the 401 challenge, RFC 6749 s5.2).
-    pub fn used_basic(&self) -> bool {
-        matches!(self, Self::Basic { .. })
-    }
-}
-
 /// What an authenticated request proved about its client.
 #[derive(Debug, Clone)]
 pub struct Authenticated {

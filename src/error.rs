@@ -173,16 +173,13 @@ fn status_of(code: ErrorCode) -> StatusCode {
 pub struct JsonError {
     /// The protocol error.
     pub error: OAuthError,
-    /// True when the client tried HTTP Basic authentication (RFC 6749 s5.2: answer 401 with a
-    /// matching `WWW-Authenticate`).
-    pub basic_challenge: bool,
     /// A status other than the code's usual one (413 for an oversized body).
     pub status: Option<StatusCode>,
 }
 
 impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
-        Self { error, basic_challenge: false, status: None }
+        Self { error, status: None }
     }
 }
 
@@ -200,12 +197,8 @@ impl IntoResponse for JsonError {
         let mut resp = (status, axum::Json(body)).into_response();
         no_store(&mut resp);
         if code == ErrorCode::InvalidClient {
-            let challenge = if self.basic_challenge {
-                HeaderValue::from_static("Basic realm=\"tongzheng\"")
-            } else {
-                HeaderValue::from_static("Bearer realm=\"tongzheng\"")
-            };
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            // RFC 6749 s5.2: a 401 carries a challenge for the scheme clients authenticate with.
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tongzheng\""));
         }
         if code == ErrorCode::TemporarilyUnavailable {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -52,7 +52,6 @@ pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             JsonError {
                 error: OAuthError::invalid_request("request body too large"),
-                basic_challenge: false,
                 status: Some(StatusCode::PAYLOAD_TOO_LARGE),
             }
         } else {
@@ -97,11 +96,7 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 pub fn credentials(headers: &HeaderMap, form: &mut Params) -> Result<Credentials, JsonError> {
     let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         Some(v) if v.len() > 6 && v.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
-            let bad = || JsonError {
-                error: OAuthError::invalid_client("malformed Basic credentials"),
-                basic_challenge: true,
-                status: None,
-            };
+            let bad = || JsonError::from(OAuthError::invalid_client("malformed Basic credentials"));
             let decoded = crate::crypto::b64_decode_std(v.get(6..).unwrap_or_default().trim()).ok_or_else(bad)?;
             let text = String::from_utf8(decoded).map_err(|_| bad())?;
             let (id, secret) = text.split_once(':').ok_or_else(bad)?;

@@ -21,16 +21,11 @@ pub async fn authenticate(
     endpoint: &str,
 ) -> Result<clients::Client, JsonError> {
     let creds = credentials(headers, form)?;
-    let basic = creds.used_basic();
     let audiences = [endpoint, state.config.issuer.as_str(), state.urls.token.as_str()];
     clients::authenticate(&state.store, &state.jwks, creds, &audiences, state.clock.now())
         .await
         .map(|a| a.client)
-        .map_err(|error| JsonError {
-            basic_challenge: basic || error.code == ErrorCode::InvalidClient,
-            error,
-            status: None,
-        })
+        .map_err(JsonError::from)
 }
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, Form(mut form): Form) -> Result<Response, JsonError> {
