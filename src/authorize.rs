@@ -107,7 +107,6 @@ pub async fn validate(
     keys_: &Keys,
     issuer: &str,
     params: &Params,
-    now: i64,
 ) -> Result<(AuthRequest, Client), Rejection> {
     let page = |d: &'static str| Rejection::Page(OAuthError::invalid_request(d));
     let client_id = params.get("client_id").ok_or_else(|| page("client_id is missing"))?;
@@ -220,7 +219,6 @@ pub async fn validate(
         }
         None => None,
     };
-    let _ = now;
     let req = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri,

@@ -94,6 +94,23 @@ pub async fn create(
     Ok((session, format!("{sid}.{secret}")))
 }
 
+/// Records a fresh authentication in an existing session (`prompt=login`, `max_age`): new
+/// auth_time and amr, same sid and cookie.
+pub async fn reauthenticate(
+    store: &DynStore,
+    mut s: Session,
+    amr: Vec<String>,
+    now: i64,
+    t: Timeouts,
+) -> Result<Session, StoreError> {
+    s.auth_time = now;
+    s.amr = amr;
+    s.last_seen = now;
+    store::put_json(store.as_ref(), &keys::session(&s.sid), &s, Some(s.ttl(now, t))).await?;
+    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await?;
+    Ok(s)
+}
+
 /// Resolves a cookie value to a live session, refreshing its idle timer now and then.
 pub async fn from_cookie(store: &DynStore, cookie: &str, now: i64, t: Timeouts) -> Result<Option<Session>, StoreError> {
     let Some((sid, secret)) = cookie.split_once('.') else {

@@ -114,7 +114,7 @@ async fn authorize_endpoint(State(state): State<AppState>, method: Method, req: 
         Err(e) => return rejection(&state, &headers, Rejection::Page(e)),
     };
     let now = state.clock.now();
-    let (req, client) = match authorize::validate(&state.store, &state.keys, &state.config.issuer, &params, now).await {
+    let (req, client) = match authorize::validate(&state.store, &state.keys, &state.config.issuer, &params).await {
         Ok(v) => v,
         Err(r) => return rejection(&state, &headers, r),
     };
@@ -275,13 +275,37 @@ async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mu
         }
     };
     let t = state.timeouts();
-    let (session, cookie_value) = match session::create(&state.store, &user.id, "1", vec!["pwd".into()], now, t).await {
+    // Re-authentication of the same user keeps the SSO session (and its sid, which the
+    // applications hold); a different user ends the previous user's session first, with the
+    // usual logout broadcast, so no login outlives the browser switching users.
+    let existing = match session_of(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return unavailable_page(&state, &headers, e),
+    };
+    let renewed = match existing {
+        Some(s) if s.sub == user.id => {
+            session::reauthenticate(&state.store, s, vec!["pwd".into()], now, t).await.map(|s| (s, None))
+        }
+        other => {
+            if let Some(old) = other {
+                if let Err(e) =
+                    crate::logout::end_session(state.logout_ctx(), &old.sid, crate::logout::Reason::User, None).await
+                {
+                    return unavailable_page(&state, &headers, e);
+                }
+            }
+            session::create(&state.store, &user.id, "1", vec!["pwd".into()], now, t).await.map(|(s, c)| (s, Some(c)))
+        }
+    };
+    let (session, cookie_value) = match renewed {
         Ok(v) => v,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    tracing::info!(client_id = %p.req.client_id, sub = %user.id, "login succeeded");
+    tracing::info!(client_id = %p.req.client_id, sub = %user.id, sid = %session.sid, "login succeeded");
     let mut resp = continue_after_auth(&state, &headers, &id, p.req, session).await;
-    set_cookie(&mut resp, &state, &state.config.session.cookie_name, &cookie_value, t.absolute);
+    if let Some(c) = cookie_value {
+        set_cookie(&mut resp, &state, &state.config.session.cookie_name, &c, t.absolute);
+    }
     resp
 }
 

@@ -560,3 +560,43 @@ async fn id_token_hint_must_match_session() {
     bad.push(("id_token_hint", forged.as_str()));
     assert_eq!(query(&location(&flow::authorize(&s, &bad).await))["error"], "invalid_request");
 }
+
+// OIDC Core s3.1.2.1 prompt=login: re-authentication keeps the SSO session (the sid the
+// applications hold) and moves auth_time; a different user's login ends the previous session.
+#[tokio::test]
+async fn relogin_keeps_or_replaces_the_session() {
+    let s = TestServer::start(Backend::Memory).await;
+    let (code, pkce) = flow::web_code(&s, "openid").await;
+    let first = jwt_part(flow::redeem(&s, &code, &pkce).await.1["id_token"].as_str().unwrap(), 1);
+    s.clock.advance(100);
+    let pkce = Pkce::new();
+    let p = [
+        ("response_type", "code"),
+        ("client_id", WEB_CLIENT),
+        ("redirect_uri", WEB_REDIRECT),
+        ("scope", "openid"),
+        ("prompt", "login"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let q = flow::login_for_code(&s, &p).await;
+    let again = jwt_part(flow::redeem(&s, &q["code"], &pkce).await.1["id_token"].as_str().unwrap(), 1);
+    assert_eq!(again["sid"], first["sid"], "same session");
+    assert_eq!(again["auth_time"].as_i64().unwrap(), first["auth_time"].as_i64().unwrap() + 100);
+    // Another user logs in in the same browser: the demo user's session ends.
+    let admin = flow::admin_token(&s).await;
+    let r = s
+        .http
+        .post(s.url("/admin/v1/users"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"username": "li.si", "password": "li-si-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let login = location(&flow::authorize(&s, &p).await);
+    let r = flow::submit_login(&s, &login, "li.si", "li-si-password").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let old = tongzheng::session::get(&s.state.store, first["sid"].as_str().unwrap()).await.unwrap();
+    assert!(old.is_none(), "the previous user's session was ended");
+}
