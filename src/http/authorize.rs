@@ -287,12 +287,11 @@ async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mu
             session::reauthenticate(&state.store, s, vec!["pwd".into()], now, t).await.map(|s| (s, None))
         }
         other => {
-            if let Some(old) = other {
-                if let Err(e) =
+            if let Some(old) = other
+                && let Err(e) =
                     crate::logout::end_session(state.logout_ctx(), &old.sid, crate::logout::Reason::User, None).await
-                {
-                    return unavailable_page(&state, &headers, e);
-                }
+            {
+                return unavailable_page(&state, &headers, e);
             }
             session::create(&state.store, &user.id, "1", vec!["pwd".into()], now, t).await.map(|(s, c)| (s, Some(c)))
         }

@@ -63,8 +63,6 @@ pub const ADMIN_SECRET: &str = "admin-cli-secret-0123456789abcdef";
 pub const USER: &str = "demo";
 /// Demo user's password.
 pub const PASSWORD: &str = "demo-password";
-/// RFC 7591 initial access token of the dev config.
-pub const INITIAL_ACCESS_TOKEN: &str = "dev-initial-access-token-change-me";
 
 fn keys() -> Keys {
     // RSA key generation is the slow part of a start: generate one key set per test process
