@@ -7,11 +7,13 @@
 
 mod support;
 
+mod admin_crud;
 mod browser;
 mod client_auth;
 mod flows;
 mod logout;
 mod logs;
+mod malformed;
 mod resilience;
 mod store;
 mod store_queue;
