@@ -22,12 +22,15 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
 
+/// (name, body, content type, Authorization, expected status, expected error).
+type Case = (&'static str, Vec<u8>, &'static str, Option<String>, u16, &'static str);
+
 #[tokio::test]
 async fn token_endpoint_errors() {
     let s = TestServer::start(Backend::Memory).await;
     let form = "application/x-www-form-urlencoded";
     let web = basic(WEB_CLIENT, WEB_SECRET);
-    let cases: Vec<(&str, Vec<u8>, &str, Option<String>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("no grant_type", b"scope=x".to_vec(), form, Some(web.clone()), 400, "invalid_request"),
         ("unknown grant", b"grant_type=password".to_vec(), form, Some(web.clone()), 400, "unsupported_grant_type"),
         ("repeated parameter (RFC 6749 s3.1)", b"grant_type=client_credentials&scope=a&scope=b".to_vec(), form, Some(web.clone()), 400, "invalid_request"),
