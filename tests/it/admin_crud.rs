@@ -7,17 +7,6 @@ use serde_json::{Value, json};
 use crate::support::flow;
 use crate::support::server::*;
 
-macro_rules! per_backend {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Memory).await })*
-        }
-        mod redis {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
-}
-
 per_backend!(clients_crud, users_crud);
 
 fn is_problem(r: &reqwest::Response) -> bool {

@@ -8,17 +8,6 @@ use serde_json::Value;
 use crate::support::flow::{self, Pkce, location, query};
 use crate::support::server::*;
 
-macro_rules! per_backend {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Memory).await })*
-        }
-        mod redis {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
-}
-
 per_backend!(
     code_flow_end_to_end,
     sso_returns_code_without_form,

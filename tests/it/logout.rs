@@ -98,17 +98,6 @@ async fn refresh_status(s: &TestServer, rp: &Rp, rt: &str) -> StatusCode {
     r.status()
 }
 
-macro_rules! per_backend {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Memory).await })*
-        }
-        mod redis {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
-}
-
 per_backend!(
     rp_initiated_logout_reaches_every_client,
     failed_delivery_is_retried,

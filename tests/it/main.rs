@@ -5,6 +5,19 @@
 // functions only, and the fixtures and cases here are plain functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+/// Runs each named `async fn case(Backend)` of the calling module once per store backend, as
+/// `memory::case` and `redis::case` (the module must have `Backend` in scope).
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Memory).await })*
+        }
+        mod redis {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await })*
+        }
+    };
+}
+
 mod support;
 
 mod admin_crud;
