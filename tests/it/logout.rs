@@ -160,19 +160,7 @@ async fn rp_initiated_logout_reaches_every_client(b: Backend) {
     );
     // prompt=none after logout: login_required for every client.
     for rp in [&a, &bb, &c] {
-        let q = query(&location(
-            &flow::authorize(
-                &s,
-                &[
-                    ("response_type", "code"),
-                    ("client_id", &rp.id),
-                    ("redirect_uri", &rp.redirect),
-                    ("scope", "openid"),
-                    ("prompt", "none"),
-                ],
-            )
-            .await,
-        ));
+        let q = flow::prompt_none(&s, &rp.id, &rp.redirect).await;
         assert_eq!(q["error"], "login_required");
     }
     // Delivery status is visible to admins.
@@ -453,19 +441,7 @@ async fn logout_without_hint_asks_first() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::FORBIDDEN);
-    let q = query(&location(
-        &flow::authorize(
-            &s,
-            &[
-                ("response_type", "code"),
-                ("client_id", WEB_CLIENT),
-                ("redirect_uri", WEB_REDIRECT),
-                ("scope", "openid"),
-                ("prompt", "none"),
-            ],
-        )
-        .await,
-    ));
+    let q = flow::prompt_none(&s, WEB_CLIENT, WEB_REDIRECT).await;
     assert!(q.contains_key("code"), "still logged in");
     let ok = s
         .browser
@@ -475,19 +451,7 @@ async fn logout_without_hint_asks_first() {
         .await
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
-    let q = query(&location(
-        &flow::authorize(
-            &s,
-            &[
-                ("response_type", "code"),
-                ("client_id", WEB_CLIENT),
-                ("redirect_uri", WEB_REDIRECT),
-                ("scope", "openid"),
-                ("prompt", "none"),
-            ],
-        )
-        .await,
-    ));
+    let q = flow::prompt_none(&s, WEB_CLIENT, WEB_REDIRECT).await;
     assert_eq!(q["error"], "login_required");
     // An unregistered post_logout_redirect_uri is never followed (RP-Initiated Logout s3).
     let r = s

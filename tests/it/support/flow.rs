@@ -129,3 +129,16 @@ pub async fn admin_token(s: &TestServer) -> String {
     let v: serde_json::Value = resp.json().await.expect("json");
     v["access_token"].as_str().expect("access_token").to_owned()
 }
+
+/// `prompt=none` for `client_id` in the test server's browser (OIDC Core s3.1.2.1): the final
+/// redirect's query, holding a `code` when the browser has a session, else `error`.
+pub async fn prompt_none(s: &TestServer, client_id: &str, redirect_uri: &str) -> HashMap<String, String> {
+    let params = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", "openid"),
+        ("prompt", "none"),
+    ];
+    query(&location(&authorize(s, &params).await))
+}
