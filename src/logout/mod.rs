@@ -87,24 +87,31 @@ pub async fn end_session(
     let mut ended = Ended { sid: s.sid.clone(), sub: s.sub.clone(), notified: Vec::new(), frontchannel: Vec::new() };
     let mut reached = reached;
     reached.sort();
-    for client_id in reached {
-        let Some(client) = clients::get(ctx.store, &client_id).await? else { continue };
+    // One round trip for every client record, then the deliveries are queued concurrently: a
+    // session that reached a hundred applications must not cost a hundred sequential writes.
+    let keys: Vec<String> = reached.iter().map(|id| keys::client(id)).collect();
+    let records = ctx.store.get_many(&keys).await?;
+    let mut queued = tokio::task::JoinSet::new();
+    for (key, bytes) in keys.iter().zip(records) {
+        let Some(bytes) = bytes else { continue };
+        let client: clients::Client = store::decode(key, &bytes)?;
         if let Some(uri) = &client.frontchannel_logout_uri {
-            ended.frontchannel.push(frontchannel_url(
-                uri,
-                client.frontchannel_logout_session_required,
-                ctx.issuer,
-                &s.sid,
-            ));
+            let url = frontchannel_url(uri, client.frontchannel_logout_session_required, ctx.issuer, &s.sid);
+            ended.frontchannel.push(url);
         }
-        if skip_backchannel == Some(client_id.as_str()) {
+        if skip_backchannel == Some(client.client_id.as_str()) {
             continue;
         }
-        if let Some(uri) = &client.backchannel_logout_uri {
-            let d = outbox::enqueue(ctx.store, &client_id, uri, &s, reason, ctx.now).await?;
-            ended.notified.push(Notice { client_id, delivery_id: d.id });
+        if let Some(uri) = client.backchannel_logout_uri {
+            let (store, session, now) = (ctx.store.clone(), s.clone(), ctx.now);
+            queued.spawn(async move { outbox::enqueue(&store, &client.client_id, &uri, &session, reason, now).await });
         }
     }
+    while let Some(joined) = queued.join_next().await {
+        let d = joined.map_err(|e| StoreError::Unavailable(format!("queueing a delivery failed: {e}")))??;
+        ended.notified.push(Notice { client_id: d.client_id, delivery_id: d.id });
+    }
+    ended.notified.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     if let (false, Some(w)) = (ended.notified.is_empty(), ctx.wake) {
         w.notify_one();
     }
