@@ -1,7 +1,6 @@
-//! Starts the platform under test in-process on 127.0.0.1:0 (and a redis-server for the Redis
-//! pass), with the dev configuration's demo clients and user.
+//! Starts the platform under test in-process on 127.0.0.1:0 with the dev configuration (demo
+//! clients and user) plus an overlay, on the memory store or on a real redis-server.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +12,33 @@ use tongzheng::store::DynStore;
 use tongzheng::store::memory::MemoryStore;
 use tongzheng::store::redis::RedisStore;
 
-pub enum Store {
+/// The redis-server fixture of the integration tests (a watchdog kills redis with us).
+#[path = "../tests/it/support/redis.rs"]
+#[allow(dead_code)]
+mod redis_fixture;
+
+pub use redis_fixture::RedisServer;
+
+/// Which store an instance uses.
+pub enum Backend {
     Memory,
+    /// A redis-server at this URL; every instance gets its own key prefix.
     Redis(String),
 }
 
+impl Backend {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+/// A running instance; stops when dropped.
 pub struct Platform {
+    /// `http://127.0.0.1:PORT`, which is also the issuer.
     pub base: String,
-    pub state: tongzheng::http::AppState,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -33,67 +51,45 @@ impl Drop for Platform {
 }
 
 impl Platform {
-    pub async fn start(store: Store) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// Builds and serves an instance with `config/dev.toml` semantics plus `overlay` (TOML).
+    pub async fn start(backend: &Backend, overlay: &str) -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
         let base = format!("http://{addr}");
-        let mut overlay = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n[tokens]\nrefresh_grace = 0\n");
-        let store: DynStore = match store {
-            Store::Memory => Arc::new(MemoryStore::new()),
-            Store::Redis(url) => {
-                let prefix = format!("conformance-{}:", tongzheng::crypto::random_token(6));
-                overlay
-                    .push_str(&format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n"));
-                Arc::new(RedisStore::connect(&url, &prefix, Duration::from_millis(800)).unwrap())
+        let fixed = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n");
+        let (store_overlay, store): (String, DynStore) = match backend {
+            Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
+            Backend::Redis(url) => {
+                let prefix = format!("tz-conformance-{}:", openidconnect::CsrfToken::new_random().secret());
+                let store = RedisStore::connect(url, &prefix, Duration::from_millis(800))
+                    .map_err(|e| format!("redis store: {e}"))?;
+                (
+                    format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n"),
+                    Arc::new(store),
+                )
             }
         };
-        let config = Config::from_overlay(&overlay, true).unwrap();
-        let keys = Keys::ephemeral(Clock::system().now()).unwrap();
-        let state = tongzheng::server::build(config, Clock::system(), store, Some(keys)).await.unwrap();
+        let config =
+            Config::from_overlays(&[&fixed, overlay, &store_overlay], true).map_err(|e| format!("config: {e}"))?;
+        let clock = Clock::system();
+        let keys = Keys::ephemeral(clock.now()).map_err(|e| format!("keys: {e}"))?;
+        let state =
+            tongzheng::server::build(config, clock, store, Some(keys)).await.map_err(|e| format!("build: {e}"))?;
         let (tx, rx) = oneshot::channel::<()>();
-        let serve = state.clone();
         tokio::spawn(async move {
-            let _ = tongzheng::server::serve(listener, serve, None, async {
+            let stopped = async {
                 let _ = rx.await;
-            })
-            .await;
-        });
-        Self { base, state, stop: Some(tx) }
-    }
-}
-
-/// A redis-server child on a free loopback port; killed on drop.
-pub struct RedisProcess {
-    child: Child,
-    port: u16,
-}
-
-impl RedisProcess {
-    pub fn spawn() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self { child, port });
+            };
+            if let Err(e) = tongzheng::server::serve(listener, state, None, stopped).await {
+                eprintln!("server stopped with an error: {e}");
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        });
+        Ok(Self { base, stop: Some(tx) })
     }
 }
 
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// True when `redis-server` is an executable file on PATH.
+pub fn redis_installed() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("redis-server").is_file()))
 }

@@ -1,829 +1,361 @@
-//! The checks. Each is a small async function returning `Err(reason)` on failure; `run_all`
-//! runs them in order against one platform and records a row per check.
+//! The relying party: an `openidconnect` client built from discovery, a cookie-keeping
+//! browser without JavaScript that walks the login and consent forms, and small helpers for
+//! the raw HTTP checks (redirects, forms, JWTs verified against the published JWKS).
 
 use std::collections::HashMap;
-use std::future::Future;
 
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
-use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IntrospectionUrl, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken,
-    RevocationUrl, Scope, TokenIntrospectionResponse, TokenResponse,
+use base64::Engine as _;
+use openidconnect::core::{
+    CoreClient, CoreErrorResponseType, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
-use serde_json::{Value, json};
+use openidconnect::{
+    ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IntrospectionUrl, IssuerUrl, JsonWebKey,
+    RedirectUrl, RequestTokenError,
+};
+use serde_json::Value;
 
-use crate::harness::Platform;
-use crate::report::{Report, Row};
+use crate::report::{Check, ensure};
 
-type Oidc = CoreClient<EndpointSet, EndpointNotSet, EndpointSet, EndpointSet, EndpointMaybeSet, EndpointMaybeSet>;
-type Check = Result<(), String>;
+/// A discovered client with introspection set (revocation is sent by hand: oauth2 insists on
+/// https for it, RFC 7009 s2, and this suite runs over loopback HTTP).
+pub type Oidc =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
-const WEB: (&str, &str) = ("demo-web", "demo-web-secret-0123456789abcdef");
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
-const SPA: &str = "demo-spa";
-const SPA_REDIRECT: &str = "http://127.0.0.1:9001/callback";
-const ADMIN: (&str, &str) = ("admin-cli", "admin-cli-secret-0123456789abcdef");
-const INITIAL_TOKEN: &str = "dev-initial-access-token-change-me";
+/// The demo data of config/dev.toml.
+pub const WEB: &str = "demo-web";
+pub const WEB_SECRET: &str = "demo-web-secret-0123456789abcdef";
+pub const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+pub const SPA: &str = "demo-spa";
+pub const SPA_REDIRECT: &str = "http://127.0.0.1:9001/callback";
+pub const ADMIN: &str = "admin-cli";
+pub const ADMIN_SECRET: &str = "admin-cli-secret-0123456789abcdef";
+pub const USER: &str = "demo";
+pub const PASSWORD: &str = "demo-password";
+pub const INITIAL_TOKEN: &str = "dev-initial-access-token-change-me";
 
-fn ensure(cond: bool, why: impl Into<String>) -> Check {
-    if cond { Ok(()) } else { Err(why.into()) }
+/// Turns any error into a check failure naming the step.
+pub fn e<E: std::fmt::Display>(step: &'static str) -> impl Fn(E) -> String {
+    move |err| format!("{step}: {err}")
 }
 
-fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |err| format!("{what}: {err}")
+/// The OAuth error code of a failed openidconnect token request, or a description of the
+/// failure when it was not an RFC 6749 s5.2 error response.
+pub fn oauth_error<RE: std::error::Error + 'static>(
+    err: &RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+) -> String {
+    match err {
+        RequestTokenError::ServerResponse(r) => r.error().as_ref().to_owned(),
+        other => format!("not an OAuth error response: {other}"),
+    }
 }
 
-/// State shared by the checks of one pass.
-struct Ctx {
-    base: String,
-    http: openidconnect::reqwest::Client,
-    browser: reqwest::Client,
-    meta: CoreProviderMetadata,
-    /// Tokens from the code flow: (access, refresh, id token sub).
-    tokens: Option<(String, String, String)>,
+/// A browser without JavaScript: keeps cookies, never follows redirects.
+pub fn browser() -> Check<reqwest::Client> {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(e("browser"))
 }
 
-impl Ctx {
-    fn url(&self, path: &str) -> String {
+/// What a GET or POST answered.
+pub struct Landing {
+    pub status: u16,
+    pub location: Option<String>,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Landing {
+    pub async fn of(r: reqwest::Response) -> Check<Self> {
+        let status = r.status().as_u16();
+        let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let location = header("location");
+        let content_type = header("content-type").unwrap_or_default();
+        let body = r.text().await.map_err(e("response body"))?;
+        Ok(Self { status, location, content_type, body })
+    }
+
+    /// The query of the redirect this answer is, or a failure describing the answer.
+    pub fn redirect_query(&self, prefix: &str) -> Check<HashMap<String, String>> {
+        match &self.location {
+            Some(l) if l.starts_with(prefix) => Ok(query(l)),
+            Some(l) => Err(format!("redirected to {l}, expected {prefix}…")),
+            None => Err(format!("answered {} without a redirect: {}", self.status, snippet(&self.body))),
+        }
+    }
+}
+
+/// The first 200 characters of a body, for failure reasons.
+pub fn snippet(body: &str) -> String {
+    body.chars().take(200).collect()
+}
+
+/// Query parameters of an absolute or root-relative URL.
+pub fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .or_else(|_| url::Url::parse(&format!("http://relative.invalid{url}")))
+        .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default()
+}
+
+/// An HTML form: its named inputs and buttons.
+pub struct HtmlForm {
+    pub fields: Vec<(String, String)>,
+    pub buttons: Vec<(String, String)>,
+}
+
+impl HtmlForm {
+    /// The first form in `html` whose action is `action`.
+    pub fn find(html: &str, action: &str) -> Check<Self> {
+        let mut current: Option<Self> = None;
+        for (tag, attrs) in tags(html) {
+            let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default();
+            match (tag.as_str(), current.as_mut()) {
+                ("form", None) if get("action") == action => {
+                    current = Some(Self { fields: Vec::new(), buttons: Vec::new() });
+                }
+                ("input", Some(f)) if !get("name").is_empty() => f.fields.push((get("name"), get("value"))),
+                ("button", Some(f)) if !get("name").is_empty() => f.buttons.push((get("name"), get("value"))),
+                ("/form", Some(_)) => break,
+                _ => {}
+            }
+        }
+        current.ok_or_else(|| format!("no form posting to {action} in: {}", snippet(html)))
+    }
+
+    pub fn field(&self, name: &str) -> Check<String> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).ok_or(format!("form has no field {name}"))
+    }
+
+    /// The hidden fields plus `extra` (e.g. the credentials or the chosen button).
+    pub fn submission(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.fields.iter().filter(|(k, _)| !extra.iter().any(|(x, _)| x == k)).cloned().collect();
+        out.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        out
+    }
+}
+
+/// The tags of an HTML document with their (unescaped) attributes. Enough for our own pages.
+fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    for chunk in html.split('<').skip(1) {
+        let Some(end) = chunk.find('>') else { continue };
+        let inner = chunk.get(..end).unwrap_or_default();
+        let name_end = inner.find(|c: char| c.is_whitespace()).unwrap_or(inner.len());
+        let name = inner.get(..name_end).unwrap_or_default().to_ascii_lowercase();
+        let mut attrs = Vec::new();
+        let mut rest = inner.get(name_end..).unwrap_or_default();
+        while let Some(eq) = rest.find('=') {
+            let key = rest.get(..eq).unwrap_or_default().trim().rsplit(char::is_whitespace).next().unwrap_or_default();
+            let after = rest.get(eq + 1..).unwrap_or_default();
+            let Some(quote) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else { break };
+            let Some(close) = after.get(1..).and_then(|s| s.find(quote)) else { break };
+            attrs.push((key.to_ascii_lowercase(), unescape(after.get(1..=close).unwrap_or_default())));
+            rest = after.get(close + 2..).unwrap_or_default();
+        }
+        out.push((name, attrs));
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// Decodes one base64url part of a JWT.
+pub fn b64url(part: &str) -> Check<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).map_err(e("base64url"))
+}
+
+pub fn b64url_encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The JSON header and claims of a JWT, without verifying it.
+pub fn jwt_parts(token: &str) -> Check<(Value, Value)> {
+    let parts: Vec<&str> = token.split('.').collect();
+    ensure(parts.len() == 3, format!("a JWS compact serialization has 3 parts, this has {}", parts.len()))?;
+    let json = |p: &str| -> Check<Value> { serde_json::from_slice(&b64url(p)?).map_err(e("JWT JSON")) };
+    Ok((json(parts[0])?, json(parts[1])?))
+}
+
+/// Verifies a JWS against the JWKS with openidconnect's key implementation; returns the
+/// header and the claims.
+pub fn verify_jws(jwks: &CoreJsonWebKeySet, token: &str) -> Check<(Value, Value)> {
+    let (header, claims) = jwt_parts(token)?;
+    let alg: CoreJwsSigningAlgorithm = serde_json::from_value(header["alg"].clone()).map_err(e("alg"))?;
+    let kid = header["kid"].as_str().ok_or("the JWT header has no kid")?;
+    let key = jwks
+        .keys()
+        .iter()
+        .find(|k| k.key_id().is_some_and(|id| id.as_str() == kid))
+        .ok_or(format!("kid {kid} is not in the JWKS"))?;
+    let (signing_input, signature) = token.rsplit_once('.').ok_or("no signature")?;
+    key.verify_signature(&alg, signing_input.as_bytes(), &b64url(signature)?).map_err(e("JWS signature"))?;
+    Ok((header, claims))
+}
+
+/// One relying party session against one instance.
+pub struct Rp {
+    pub base: String,
+    /// The RP backend's HTTP client (openidconnect calls and raw back-channel requests).
+    pub http: reqwest::Client,
+    /// The user's browser.
+    pub browser: reqwest::Client,
+    /// Discovery result; `Err` when discovery failed (each check that needs it then fails).
+    pub meta: Check<CoreProviderMetadata>,
+}
+
+impl Rp {
+    pub async fn new(base: &str) -> Check<Self> {
+        // openidconnect's re-export of reqwest, with redirects off: an RP never follows a
+        // redirect from the token, UserInfo or registration endpoints.
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .build()
+            .map_err(e("http client"))?;
+        let issuer = IssuerUrl::new(base.to_owned()).map_err(e("issuer URL"))?;
+        let meta = CoreProviderMetadata::discover_async(issuer, &http).await.map_err(|err| {
+            let mut s = format!("discovery: {err}");
+            let mut src = std::error::Error::source(&err);
+            while let Some(inner) = src {
+                s.push_str(&format!(": {inner}"));
+                src = inner.source();
+            }
+            s
+        });
+        Ok(Self { base: base.to_owned(), http, browser: browser()?, meta })
+    }
+
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn client(&self, id: &str, secret: Option<&str>, redirect: &str) -> Oidc {
-        CoreClient::from_provider_metadata(
-            self.meta.clone(),
+    pub fn meta(&self) -> Check<&CoreProviderMetadata> {
+        self.meta.as_ref().map_err(|err| format!("prerequisite failed: {err}"))
+    }
+
+    /// An openidconnect client for `id` built from the discovered metadata.
+    pub fn client(&self, id: &str, secret: Option<&str>, redirect: &str) -> Check<Oidc> {
+        Ok(CoreClient::from_provider_metadata(
+            self.meta()?.clone(),
             ClientId::new(id.into()),
             secret.map(|s| ClientSecret::new(s.into())),
         )
-        .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap())
-        .set_introspection_url(IntrospectionUrl::new(self.url("/introspect")).unwrap())
-        .set_revocation_url(RevocationUrl::new(self.url("/revoke")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(redirect.into()).map_err(e("redirect URI"))?)
+        .set_introspection_url(IntrospectionUrl::new(self.url("/introspect")).map_err(e("introspection URL"))?))
     }
 
-    /// Follows an authorization URL like a browser without JavaScript: to the login form,
-    /// posts it, and returns the final redirect's query parameters.
-    async fn browse(&self, auth_url: &str) -> Result<HashMap<String, String>, String> {
-        let r = self.browser.get(auth_url).send().await.map_err(e("authorize"))?;
-        let mut loc = location(&r).ok_or(format!("authorize answered {} without a redirect", r.status()))?;
-        if loc.starts_with("/login") {
-            let page = self
-                .browser
-                .get(self.url(&loc))
-                .send()
-                .await
-                .map_err(e("login page"))?
-                .text()
-                .await
-                .map_err(e("login page"))?;
-            let form = [
-                ("req", hidden(&page, "req")?),
-                ("csrf", hidden(&page, "csrf")?),
-                ("username", "demo".to_owned()),
-                ("password", "demo-password".to_owned()),
-            ];
-            let r = self.browser.post(self.url("/login")).form(&form).send().await.map_err(e("login post"))?;
-            loc = location(&r).ok_or(format!("login answered {}", r.status()))?;
-            if r.status() == 200 {
-                return Err("login did not redirect".into());
+    pub async fn get(&self, browser: &reqwest::Client, url: &str) -> Check<Landing> {
+        let url = if url.starts_with('/') { self.url(url) } else { url.to_owned() };
+        Landing::of(browser.get(&url).send().await.map_err(e("GET"))?).await
+    }
+
+    pub async fn post_form(&self, browser: &reqwest::Client, path: &str, form: &[(String, String)]) -> Check<Landing> {
+        Landing::of(browser.post(self.url(path)).form(form).send().await.map_err(e("POST"))?).await
+    }
+
+    /// Follows an authorization URL like a user would: to the login page when there is no
+    /// session, posting the demo credentials. Returns the answer after authentication (the
+    /// redirect to the client, or a consent page).
+    pub async fn authenticate(&self, browser: &reqwest::Client, auth_url: &str) -> Check<Landing> {
+        let first = self.get(browser, auth_url).await?;
+        match first.location.as_deref() {
+            Some(l) if l.starts_with("/login") => {
+                let page = self.get(browser, l).await?;
+                ensure(page.status == 200, format!("login page answered {}", page.status))?;
+                let form = HtmlForm::find(&page.body, "/login")?;
+                let submission = form.submission(&[("username", USER), ("password", PASSWORD)]);
+                self.post_form(browser, "/login", &submission).await
             }
+            _ => Ok(first),
         }
-        Ok(query(&loc))
     }
-}
 
-fn location(r: &reqwest::Response) -> Option<String> {
-    r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
-fn query(url: &str) -> HashMap<String, String> {
-    let u = url::Url::parse(url).or_else(|_| url::Url::parse(&format!("http://x{url}"))).unwrap();
-    u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-}
-
-fn hidden(html: &str, name: &str) -> Result<String, String> {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle).ok_or(format!("no {name} field"))? + needle.len();
-    let end = html[start..].find('"').ok_or("unterminated")? + start;
-    Ok(html[start..end].to_owned())
-}
-
-fn jwt_json(token: &str, part: usize) -> Value {
-    token
-        .split('.')
-        .nth(part)
-        .and_then(tongzheng::crypto::b64_decode)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
-}
-
-async fn record<F: Future<Output = Check>>(
-    report: &mut Report,
-    backend: &'static str,
-    ids: &'static str,
-    clause: &'static str,
-    name: &'static str,
-    f: F,
-) {
-    let error = f.await.err();
-    report.record(Row { ids, clause, name, backend, error });
-}
-
-pub async fn run_all(p: &Platform, backend: &'static str, report: &mut Report) {
-    let http = openidconnect::reqwest::ClientBuilder::new()
-        .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let browser =
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let meta = match CoreProviderMetadata::discover_async(IssuerUrl::new(p.base.clone()).unwrap(), &http).await {
-        Ok(m) => m,
-        Err(err) => {
-            report.record(Row {
-                ids: "DC-1",
-                clause: "OIDC Discovery s4",
-                name: "discovery",
-                backend,
-                error: Some(err.to_string()),
-            });
-            return;
-        }
-    };
-    let mut c = Ctx { base: p.base.clone(), http, browser, meta, tokens: None };
-    record(report, backend, "DC-1", "OIDC Discovery s3, s4.3", "discovery document, issuer matches", discovery(&c))
-        .await;
-    record(report, backend, "DC-1", "RFC 8414 s3", "OAuth authorization server metadata", as_metadata(&c)).await;
-    let flow = code_flow(&c).await;
-    let ok = flow.is_ok();
-    if let Ok(t) = &flow {
-        c.tokens = Some(t.clone());
+    /// [`Self::authenticate`] in the RP's browser, expecting a redirect to `redirect`.
+    pub async fn code_query(&self, auth_url: &str, redirect: &str) -> Check<HashMap<String, String>> {
+        self.authenticate(&self.browser, auth_url).await?.redirect_query(redirect)
     }
-    record(
-        report,
-        backend,
-        "DC-1, DC-6, HL-5.3",
-        "OIDC Core s3.1, RFC 7636, RFC 9207",
-        "code flow + PKCE + ID token validation (openidconnect RP)",
-        async { flow.map(|_| ()) },
-    )
-    .await;
-    if ok {
-        record(report, backend, "GB-6.4b", "OIDC Core s5.3", "userinfo with the access token", userinfo(&c)).await;
-        record(report, backend, "AY-7.2b", "RFC 7662 s2", "introspection of an active token", introspection(&c)).await;
-        record(
-            report,
-            backend,
-            "DC-3",
-            "RFC 6749 s6, RFC 9700 s4.14",
-            "refresh rotation and reuse detection",
-            refresh(&c),
-        )
-        .await;
-    }
-    record(report, backend, "AY-7.2b", "RFC 9068 s2.1", "access token is a JWT with typ at+jwt", at_jwt(&c)).await;
-    record(report, backend, "DC-2, AY-7.2a", "RFC 6749 s4.4", "client credentials", client_credentials(&c)).await;
-    record(report, backend, "AY-7.1", "RFC 6749 s5.2", "ungranted scope refused (invalid_scope)", invalid_scope(&c))
-        .await;
-    record(report, backend, "AY-7.2c", "RFC 7009 s2", "revocation makes a token inactive", revocation(&c)).await;
-    record(
-        report,
-        backend,
-        "DC-1",
-        "RFC 7636 s4.4.1, RFC 9700 s2.1.1",
-        "public client: PKCE required, plain refused",
-        public_client(&c),
-    )
-    .await;
-    record(
-        report,
-        backend,
-        "DC-11",
-        "RFC 7591 s3, RFC 7592 s2",
-        "dynamic registration and management",
-        registration(&c),
-    )
-    .await;
-    record(
-        report,
-        backend,
-        "DC-1",
-        "RFC 6749 s4.1.2.1",
-        "bad client or redirect_uri: error page, no redirect",
-        no_open_redirect(&c),
-    )
-    .await;
-    record(report, backend, "DC-1", "RFC 6749 s4.1.2, s5.2", "replayed code is invalid_grant", code_replay(&c)).await;
-    record(report, backend, "GB-6.9.3", "RFC 6749 s5.2", "wrong secret is 401 invalid_client", wrong_secret(&c)).await;
-    record(
-        report,
-        backend,
-        "GB-6.9.3",
-        "RFC 6749 s3.1, s5.2",
-        "malformed token requests get OAuth errors",
-        malformed(&c),
-    )
-    .await;
-    record(
-        report,
-        backend,
-        "HL-5.3",
-        "OIDC Core s3.1.2.6",
-        "prompt=none without session: login_required",
-        prompt_none(&c),
-    )
-    .await;
-    record(report, backend, "GB-6.8b", "RFC 6750 s3.1", "bad bearer token: 401 with WWW-Authenticate", bad_bearer(&c))
-        .await;
-    record(
-        report,
-        backend,
-        "DC-4, GB-6.4d",
-        "RP-Initiated Logout s2, s3",
-        "end_session with id_token_hint logs out and redirects",
-        rp_logout(&c),
-    )
-    .await;
-    record(
-        report,
-        backend,
-        "DC-4, HL-5.4",
-        "Back-Channel Logout s2.4-s2.6",
-        "logout reaches other clients with valid logout tokens; HL-5.4 backend logout",
-        backchannel(&c, p).await,
-    )
-    .await;
-    record(
-        report,
-        backend,
-        "DC-4",
-        "Front-Channel Logout s3",
-        "front-channel iframe with iss and sid",
-        frontchannel(&c).await,
-    )
-    .await;
-}
 
-async fn discovery(c: &Ctx) -> Check {
-    ensure(c.meta.issuer().as_str() == c.base, "issuer differs from the discovery URL prefix")?;
-    let jwks = c.meta.jwks();
-    ensure(jwks.keys().len() >= 3, format!("JWKS has {} keys", jwks.keys().len()))?;
-    let raw: Value = c
-        .browser
-        .get(c.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .map_err(e("get"))?
-        .json()
-        .await
-        .map_err(e("json"))?;
-    ensure(raw["code_challenge_methods_supported"] == json!(["S256"]), "S256 only")?;
-    ensure(raw["authorization_response_iss_parameter_supported"] == true, "RFC 9207 advertised")?;
-    ensure(raw["end_session_endpoint"].is_string() && raw["backchannel_logout_supported"] == true, "logout advertised")
-}
-
-async fn as_metadata(c: &Ctx) -> Check {
-    let raw: Value = c
-        .browser
-        .get(c.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .map_err(e("get"))?
-        .json()
-        .await
-        .map_err(e("json"))?;
-    ensure(
-        raw["issuer"] == c.base && raw["token_endpoint"].is_string() && raw["jwks_uri"].is_string(),
-        "required RFC 8414 fields",
-    )
-}
-
-async fn code_flow(c: &Ctx) -> Result<(String, String, String), String> {
-    let client = c.client(WEB.0, Some(WEB.1), WEB_REDIRECT);
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, state, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
-        .add_scope(Scope::new("profile".into()))
-        .add_scope(Scope::new("email".into()))
-        .set_pkce_challenge(challenge)
-        .url();
-    let q = c.browse(url.as_str()).await?;
-    ensure(q.get("state") == Some(state.secret()), "state echoed (RFC 6749 s4.1.2)")?;
-    ensure(q.get("iss") == Some(&c.base), "iss in the response (RFC 9207 s2)")?;
-    let code = q.get("code").ok_or(format!("no code: {q:?}"))?;
-    let resp = client
-        .exchange_code(AuthorizationCode::new(code.clone()))
-        .map_err(e("exchange"))?
-        .set_pkce_verifier(verifier)
-        .request_async(&c.http)
-        .await
-        .map_err(e("token request"))?;
-    let id_token = resp.id_token().ok_or("no ID token")?;
-    let verifier = client.id_token_verifier();
-    let claims = id_token.claims(&verifier, &nonce).map_err(e("ID token validation"))?;
-    let expected = claims.access_token_hash().ok_or("no at_hash")?;
-    let actual = AccessTokenHash::from_token(
-        resp.access_token(),
-        id_token.signing_alg().map_err(e("alg"))?,
-        id_token.signing_key(&verifier).map_err(e("key"))?,
-    )
-    .map_err(e("at_hash"))?;
-    ensure(actual == *expected, "at_hash matches the access token (OIDC Core s3.1.3.8)")?;
-    ensure(resp.expires_in().is_some(), "expires_in (AY-7.2a)")?;
-    let rt = resp.refresh_token().ok_or("no refresh token")?;
-    Ok((resp.access_token().secret().clone(), rt.secret().clone(), claims.subject().to_string()))
-}
-
-async fn userinfo(c: &Ctx) -> Check {
-    let (at, _, sub) = c.tokens.clone().ok_or("no tokens")?;
-    let client = c.client(WEB.0, Some(WEB.1), WEB_REDIRECT);
-    let info: openidconnect::core::CoreUserInfoClaims = client
-        .user_info(openidconnect::AccessToken::new(at), Some(openidconnect::SubjectIdentifier::new(sub)))
-        .map_err(e("userinfo config"))?
-        .request_async(&c.http)
-        .await
-        .map_err(e("userinfo"))?;
-    ensure(info.email().is_some(), "email released for the email scope")?;
-    ensure(info.phone_number().is_none(), "phone not released without the phone scope (SH-8.2)")
-}
-
-async fn introspection(c: &Ctx) -> Check {
-    let (at, _, _) = c.tokens.clone().ok_or("no tokens")?;
-    let client = c.client(WEB.0, Some(WEB.1), WEB_REDIRECT);
-    let r = client
-        .introspect(&openidconnect::AccessToken::new(at))
-        .request_async(&c.http)
-        .await
-        .map_err(e("introspect"))?;
-    ensure(r.active(), "active")?;
-    ensure(r.client_id().map(|c| c.as_str()) == Some(WEB.0), "client_id")
-}
-
-async fn refresh(c: &Ctx) -> Check {
-    let (_, rt, _) = c.tokens.clone().ok_or("no tokens")?;
-    let client = c.client(WEB.0, Some(WEB.1), WEB_REDIRECT);
-    let first = client
-        .exchange_refresh_token(&RefreshToken::new(rt.clone()))
-        .map_err(e("config"))?
-        .request_async(&c.http)
-        .await
-        .map_err(e("refresh"))?;
-    let new_rt = first.refresh_token().ok_or("no rotated refresh token")?.secret().clone();
-    ensure(new_rt != rt, "rotated")?;
-    // refresh_grace = 0 in this suite: any reuse of the rotated token is theft.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let reuse =
-        client.exchange_refresh_token(&RefreshToken::new(rt)).map_err(e("config"))?.request_async(&c.http).await;
-    ensure(reuse.is_err(), "reuse of a rotated token refused")?;
-    let after =
-        client.exchange_refresh_token(&RefreshToken::new(new_rt)).map_err(e("config"))?.request_async(&c.http).await;
-    ensure(after.is_err(), "reuse revoked the whole family")
-}
-
-async fn cc_token(c: &Ctx, who: (&str, &str), scope: Option<&str>) -> Result<(u16, Value), String> {
-    let mut form = vec![("grant_type", "client_credentials")];
-    if let Some(s) = scope {
-        form.push(("scope", s));
-    }
-    let r =
-        c.browser.post(c.url("/token")).basic_auth(who.0, Some(who.1)).form(&form).send().await.map_err(e("token"))?;
-    let status = r.status().as_u16();
-    let nostore = r.headers().get("cache-control").is_some_and(|v| v == "no-store");
-    ensure(nostore, "Cache-Control: no-store (RFC 6749 s5.1)")?;
-    Ok((status, r.json().await.map_err(e("json"))?))
-}
-
-async fn at_jwt(c: &Ctx) -> Check {
-    let (_, t) = cc_token(c, ADMIN, None).await?;
-    let h = jwt_json(t["access_token"].as_str().unwrap_or_default(), 0);
-    ensure(h["typ"] == "at+jwt" && h["alg"] == "ES256" && h["kid"].is_string(), format!("header {h}"))
-}
-
-async fn client_credentials(c: &Ctx) -> Check {
-    let client = c.client(ADMIN.0, Some(ADMIN.1), WEB_REDIRECT);
-    let r = client
-        .exchange_client_credentials()
-        .map_err(e("config"))?
-        .request_async(&c.http)
-        .await
-        .map_err(e("client_credentials"))?;
-    ensure(r.expires_in().is_some(), "expires_in")?;
-    ensure(r.refresh_token().is_none(), "no refresh token (RFC 6749 s4.4.3)")?;
-    ensure(r.scopes().is_some_and(|s| s.iter().any(|s| s.as_str() == "tongzheng:admin")), "granted scope returned")
-}
-
-async fn invalid_scope(c: &Ctx) -> Check {
-    let (status, v) = cc_token(c, WEB, Some("tongzheng:admin")).await?;
-    ensure(status == 400 && v["error"] == "invalid_scope", format!("{status} {v}"))
-}
-
-async fn revocation(c: &Ctx) -> Check {
-    let client = c.client(WEB.0, Some(WEB.1), WEB_REDIRECT);
-    let r =
-        client.exchange_client_credentials().map_err(e("config"))?.request_async(&c.http).await.map_err(e("token"))?;
-    let at = r.access_token().clone();
-    // oauth2's revocation client insists on https (RFC 7009 s2 requires TLS); this suite runs
-    // over loopback HTTP, so the revocation request itself is sent by hand.
-    let r = c
-        .browser
-        .post(c.url("/revoke"))
-        .basic_auth(WEB.0, Some(WEB.1))
-        .form(&[("token", at.secret().as_str()), ("token_type_hint", "access_token")])
-        .send()
-        .await
-        .map_err(e("revoke"))?;
-    ensure(r.status() == 200, format!("revoke answered {}", r.status()))?;
-    let i = client.introspect(&at).request_async(&c.http).await.map_err(e("introspect"))?;
-    ensure(!i.active(), "revoked token introspects inactive")
-}
-
-async fn public_client(c: &Ctx) -> Check {
-    let base = [("response_type", "code"), ("client_id", SPA), ("redirect_uri", SPA_REDIRECT), ("scope", "openid")];
-    let r = c.browser.get(c.url("/authorize")).query(&base).send().await.map_err(e("authorize"))?;
-    let q = query(&location(&r).ok_or("no redirect")?);
-    ensure(q.get("error").map(String::as_str) == Some("invalid_request"), "no PKCE refused")?;
-    let mut plain = base.to_vec();
-    plain.extend([
-        ("code_challenge", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq"),
-        ("code_challenge_method", "plain"),
-    ]);
-    let r = c.browser.get(c.url("/authorize")).query(&plain).send().await.map_err(e("authorize"))?;
-    let q = query(&location(&r).ok_or("no redirect")?);
-    ensure(q.get("error").map(String::as_str) == Some("invalid_request"), "plain refused")?;
-    let client = c.client(SPA, None, SPA_REDIRECT);
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
-        .set_pkce_challenge(challenge)
-        .url();
-    let q = c.browse(url.as_str()).await?;
-    let code = q.get("code").ok_or(format!("no code {q:?}"))?;
-    let r = client
-        .exchange_code(AuthorizationCode::new(code.clone()))
-        .map_err(e("config"))?
-        .set_pkce_verifier(verifier)
-        .request_async(&c.http)
-        .await
-        .map_err(e("token"))?;
-    r.id_token().ok_or("no ID token")?.claims(&client.id_token_verifier(), &nonce).map_err(e("ID token"))?;
-    Ok(())
-}
-
-async fn registration(c: &Ctx) -> Check {
-    let body =
-        json!({"redirect_uris": ["http://127.0.0.1:9100/cb"], "client_name": "conformance", "scope": "openid profile"});
-    let r = c
-        .browser
-        .post(c.url("/register"))
-        .bearer_auth(INITIAL_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .map_err(e("register"))?;
-    ensure(r.status() == 201, format!("register answered {}", r.status()))?;
-    let reg: Value = r.json().await.map_err(e("json"))?;
-    let (id, secret, rat, uri) = (
-        reg["client_id"].as_str().ok_or("client_id")?.to_owned(),
-        reg["client_secret"].as_str().ok_or("client_secret")?.to_owned(),
-        reg["registration_access_token"].as_str().ok_or("registration_access_token")?.to_owned(),
-        reg["registration_client_uri"].as_str().ok_or("registration_client_uri")?.to_owned(),
-    );
-    ensure(reg["id_token_signed_response_alg"] == "RS256", "RS256 by default (OIDC Registration s2)")?;
-    let r = c.browser.post(c.url("/register")).json(&body).send().await.map_err(e("register"))?;
-    ensure(r.status() == 401, "no initial access token: 401")?;
-    let bad = json!({"redirect_uris": ["http://evil.example/cb"]});
-    let r =
-        c.browser.post(c.url("/register")).bearer_auth(INITIAL_TOKEN).json(&bad).send().await.map_err(e("register"))?;
-    let v: Value = r.json().await.map_err(e("json"))?;
-    ensure(v["error"] == "invalid_redirect_uri", format!("bad redirect: {v}"))?;
-    // RFC 7592: read, update, and use the client in a code flow (consent page for dynamic clients).
-    let r = c.browser.get(&uri).bearer_auth(&rat).send().await.map_err(e("read"))?;
-    ensure(r.status() == 200, "RFC 7592 read")?;
-    let mut update = body.clone();
-    update["client_id"] = json!(id);
-    update["redirect_uris"] = json!(["http://127.0.0.1:9100/cb", "http://127.0.0.1:9100/cb2"]);
-    let r = c.browser.put(&uri).bearer_auth(&rat).json(&update).send().await.map_err(e("update"))?;
-    ensure(r.status() == 200, format!("RFC 7592 update answered {}", r.status()))?;
-    let client = c.client(&id, Some(&secret), "http://127.0.0.1:9100/cb2");
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
-        .set_pkce_challenge(challenge)
-        .url();
-    let r = c.browser.get(url.as_str()).send().await.map_err(e("authorize"))?;
-    let page = r.text().await.map_err(e("consent page"))?;
-    let form = [("req", hidden(&page, "req")?), ("csrf", hidden(&page, "csrf")?), ("decision", "allow".to_owned())];
-    let r = c.browser.post(c.url("/consent")).form(&form).send().await.map_err(e("consent"))?;
-    let q = query(&location(&r).ok_or("consent did not redirect")?);
-    let code = q.get("code").ok_or(format!("no code after consent: {q:?}"))?;
-    let t = client
-        .exchange_code(AuthorizationCode::new(code.clone()))
-        .map_err(e("config"))?
-        .set_pkce_verifier(verifier)
-        .request_async(&c.http)
-        .await
-        .map_err(e("token"))?;
-    t.id_token().ok_or("no ID token")?.claims(&client.id_token_verifier(), &nonce).map_err(e("ID token"))?;
-    let r = c.browser.delete(&uri).bearer_auth(&rat).send().await.map_err(e("delete"))?;
-    ensure(r.status() == 204, "RFC 7592 delete")?;
-    let r = c.browser.get(&uri).bearer_auth(&rat).send().await.map_err(e("read"))?;
-    ensure(r.status() == 401, "deleted client: 401")
-}
-
-async fn no_open_redirect(c: &Ctx) -> Check {
-    for params in [
-        vec![("response_type", "code"), ("client_id", "no-such-client"), ("redirect_uri", "https://evil.example/cb")],
-        vec![("response_type", "code"), ("client_id", WEB.0), ("redirect_uri", "https://evil.example/cb")],
-    ] {
-        let r = c.browser.get(c.url("/authorize")).query(&params).send().await.map_err(e("authorize"))?;
-        ensure(
-            r.status() == 400 && location(&r).is_none(),
-            format!("{} with Location {:?}", r.status(), location(&r)),
-        )?;
-    }
-    Ok(())
-}
-
-async fn code_replay(c: &Ctx) -> Check {
-    let q = c
-        .browse(&format!(
-            "{}/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid",
-            c.base, WEB.0, WEB_REDIRECT
-        ))
-        .await?;
-    let code = q.get("code").ok_or("no code")?;
-    let redeem = || {
-        c.browser
-            .post(c.url("/token"))
-            .basic_auth(WEB.0, Some(WEB.1))
-            .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)])
+    /// A raw `POST /token` with HTTP Basic client authentication.
+    pub async fn token_raw(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> Check<(u16, Value)> {
+        let r = self
+            .http
+            .post(self.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(form)
             .send()
-    };
-    ensure(redeem().await.map_err(e("token"))?.status() == 200, "first redemption")?;
-    let v: Value = redeem().await.map_err(e("token"))?.json().await.map_err(e("json"))?;
-    ensure(v["error"] == "invalid_grant", format!("{v}"))
-}
-
-async fn wrong_secret(c: &Ctx) -> Check {
-    let r = c
-        .browser
-        .post(c.url("/token"))
-        .basic_auth(WEB.0, Some("wrong"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .map_err(e("token"))?;
-    let challenge = r.headers().contains_key("www-authenticate");
-    ensure(r.status() == 401 && challenge, format!("{}", r.status()))?;
-    let v: Value = r.json().await.map_err(e("json"))?;
-    ensure(v["error"] == "invalid_client", format!("{v}"))
-}
-
-async fn malformed(c: &Ctx) -> Check {
-    let post = |body: &'static str, ctype: &'static str| {
-        c.browser.post(c.url("/token")).basic_auth(WEB.0, Some(WEB.1)).header("content-type", ctype).body(body).send()
-    };
-    for (body, ctype, want) in [
-        ("grant_type=password&username=a&password=b", "application/x-www-form-urlencoded", "unsupported_grant_type"),
-        (
-            "grant_type=client_credentials&grant_type=client_credentials",
-            "application/x-www-form-urlencoded",
-            "invalid_request",
-        ),
-        ("{\"grant_type\":\"client_credentials\"}", "application/json", "invalid_request"),
-        ("scope=openid", "application/x-www-form-urlencoded", "invalid_request"),
-    ] {
-        let r = post(body, ctype).await.map_err(e("token"))?;
+            .await
+            .map_err(e("token request"))?;
         let status = r.status().as_u16();
-        let v: Value = r.json().await.map_err(e("json"))?;
-        ensure(status == 400 && v["error"] == want, format!("{body}: {status} {v}"))?;
+        Ok((status, r.json().await.map_err(e("token response JSON"))?))
     }
-    Ok(())
-}
 
-async fn prompt_none(c: &Ctx) -> Check {
-    let fresh = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(e("client"))?;
-    let r = fresh
-        .get(c.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", WEB.0),
-            ("redirect_uri", WEB_REDIRECT),
-            ("scope", "openid"),
-            ("prompt", "none"),
-            ("state", "pn"),
-        ])
-        .send()
-        .await
-        .map_err(e("authorize"))?;
-    let q = query(&location(&r).ok_or("no redirect")?);
-    ensure(
-        q.get("error").map(String::as_str) == Some("login_required")
-            && q.get("state").map(String::as_str) == Some("pn"),
-        format!("{q:?}"),
-    )
-}
-
-async fn bad_bearer(c: &Ctx) -> Check {
-    let r = c
-        .browser
-        .get(c.url("/userinfo"))
-        .bearer_auth("eyJhbGciOiJub25lIn0.e30.")
-        .send()
-        .await
-        .map_err(e("userinfo"))?;
-    let h = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    ensure(r.status() == 401 && h.contains("invalid_token"), format!("{} {h}", r.status()))?;
-    let r = c.browser.get(c.url("/userinfo")).send().await.map_err(e("userinfo"))?;
-    ensure(r.status() == 401 && r.headers().contains_key("www-authenticate"), "missing token: 401 challenge")
-}
-
-async fn admin_token(c: &Ctx) -> Result<String, String> {
-    let (_, t) = cc_token(c, ADMIN, None).await?;
-    t["access_token"].as_str().map(str::to_owned).ok_or("no admin token".into())
-}
-
-/// Registers an RP through the admin API; returns (client_id, secret, redirect).
-async fn admin_rp(c: &Ctx, name: &str, extra: Value) -> Result<(String, String, String), String> {
-    let admin = admin_token(c).await?;
-    let redirect = format!("http://127.0.0.1:9200/cb/{name}");
-    let mut body = json!({"client_id": format!("conf-{name}-{}", tongzheng::crypto::random_token(4).replace(['-', '_'], "x")), "redirect_uris": [redirect],
-        "grant_types": ["authorization_code"], "scope": "openid", "post_logout_redirect_uris": [format!("http://127.0.0.1:9200/bye/{name}")]});
-    for (k, v) in extra.as_object().into_iter().flatten() {
-        body[k] = v.clone();
+    /// A raw client-credentials token for `id`.
+    pub async fn cc_token(&self, id: &str, secret: &str, scope: Option<&str>) -> Check<String> {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        let (status, v) = self.token_raw(id, secret, &form).await?;
+        ensure(status == 200, format!("client_credentials answered {status}: {v}"))?;
+        v["access_token"].as_str().map(str::to_owned).ok_or(format!("no access_token in {v}"))
     }
-    let r =
-        c.browser.post(c.url("/admin/v1/clients")).bearer_auth(admin).json(&body).send().await.map_err(e("admin"))?;
-    let v: Value = r.json().await.map_err(e("json"))?;
-    Ok((
-        v["client_id"].as_str().ok_or(format!("{v}"))?.to_owned(),
-        v["client_secret"].as_str().unwrap_or_default().to_owned(),
-        redirect,
-    ))
-}
 
-/// Logs in (or uses SSO) for `client` and returns its token response.
-async fn sso_tokens(c: &Ctx, id: &str, secret: &str, redirect: &str) -> Result<Value, String> {
-    let q = c
-        .browse(&format!("{}/authorize?response_type=code&client_id={id}&redirect_uri={redirect}&scope=openid", c.base))
-        .await?;
-    let code = q.get("code").ok_or(format!("no code: {q:?}"))?;
-    let r = c
-        .browser
-        .post(c.url("/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", redirect)])
-        .send()
-        .await
-        .map_err(e("token"))?;
-    r.json().await.map_err(e("json"))
-}
-
-async fn rp_logout(c: &Ctx) -> Check {
-    let (id, secret, redirect) = admin_rp(c, "rpl", json!({})).await?;
-    let t = sso_tokens(c, &id, &secret, &redirect).await?;
-    let hint = t["id_token"].as_str().ok_or("no id_token")?;
-    let bye = "http://127.0.0.1:9200/bye/rpl".to_string();
-    let r = c
-        .browser
-        .get(c.url("/end_session"))
-        .query(&[("id_token_hint", hint), ("post_logout_redirect_uri", bye.as_str()), ("state", "s9")])
-        .send()
-        .await
-        .map_err(e("end_session"))?;
-    ensure(location(&r).as_deref() == Some(&format!("{bye}?state=s9")), format!("redirect {:?}", location(&r)))?;
-    let r = c
-        .browser
-        .get(c.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", id.as_str()),
-            ("redirect_uri", redirect.as_str()),
-            ("scope", "openid"),
-            ("prompt", "none"),
-        ])
-        .send()
-        .await
-        .map_err(e("authorize"))?;
-    let q = query(&location(&r).ok_or("no redirect")?);
-    ensure(
-        q.get("error").map(String::as_str) == Some("login_required"),
-        "logged out everywhere: prompt=none gives login_required",
-    )?;
-    let at = t["access_token"].as_str().unwrap_or_default();
-    let r = c.browser.get(c.url("/userinfo")).bearer_auth(at).send().await.map_err(e("userinfo"))?;
-    ensure(r.status() == 401, "the session's access token no longer works")
-}
-
-async fn backchannel(c: &Ctx, p: &Platform) -> impl Future<Output = Check> {
-    let receiver = Receiver::start().await;
-    async move {
-        let (a, a_secret, a_redirect) = admin_rp(
-            c,
-            "bca",
-            json!({"backchannel_logout_uri": receiver.uri("a"), "backchannel_logout_session_required": true}),
-        )
-        .await?;
-        let (b, b_secret, b_redirect) = admin_rp(
-            c,
-            "bcb",
-            json!({"backchannel_logout_uri": receiver.uri("b"), "backchannel_logout_session_required": true}),
-        )
-        .await?;
-        let ta = sso_tokens(c, &a, &a_secret, &a_redirect).await?;
-        sso_tokens(c, &b, &b_secret, &b_redirect).await?;
-        let hint = ta["id_token"].as_str().ok_or("no id_token")?;
-        let sid = jwt_json(hint, 1)["sid"].as_str().unwrap_or_default().to_owned();
-        // HL-5.4: A's backend ends the login; B (and only B) is told.
-        let r = c
-            .browser
-            .post(c.url("/logout"))
-            .basic_auth(&a, Some(&a_secret))
-            .form(&[("id_token_hint", hint)])
+    /// A raw introspection by demo-web; returns the JSON answer.
+    pub async fn introspect_raw(&self, token: &str) -> Check<Value> {
+        let r = self
+            .http
+            .post(self.url("/introspect"))
+            .basic_auth(WEB, Some(WEB_SECRET))
+            .form(&[("token", token)])
             .send()
             .await
-            .map_err(e("logout"))?;
-        ensure(r.status() == 200, format!("backend logout answered {}", r.status()))?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let token = loop {
-            if let Some(t) = receiver.get("b") {
-                break t;
-            }
-            ensure(std::time::Instant::now() < deadline, "no logout token reached B within 10 s")?;
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        };
-        ensure(receiver.get("a").is_none(), "the caller is not notified")?;
-        // Validate the logout token against the published JWKS, as an RP would.
-        let (claims, typ): (Value, _) = p.state.keys.verify(&token).map_err(e("logout token signature"))?;
-        let jwks: Value =
-            c.browser.get(c.url("/jwks")).send().await.map_err(e("jwks"))?.json().await.map_err(e("json"))?;
-        let kid = jwt_json(&token, 0)["kid"].clone();
-        ensure(
-            jwks["keys"].as_array().is_some_and(|k| k.iter().any(|k| k["kid"] == kid)),
-            "signing key is in the JWKS",
-        )?;
-        ensure(typ.as_deref() == Some("logout+jwt"), "typ logout+jwt")?;
-        ensure(claims["aud"] == b && claims["iss"] == c.base && claims["sid"] == sid, format!("claims {claims}"))?;
-        ensure(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object(), "event claim")?;
-        ensure(claims.get("nonce").is_none(), "no nonce (s2.4)")
-    }
-}
-
-async fn frontchannel(c: &Ctx) -> impl Future<Output = Check> {
-    async move {
-        let (f, f_secret, f_redirect) =
-            admin_rp(c, "fc", json!({"frontchannel_logout_uri": "http://127.0.0.1:9200/fc", "frontchannel_logout_session_required": true})).await?;
-        let t = sso_tokens(c, &f, &f_secret, &f_redirect).await?;
-        let hint = t["id_token"].as_str().ok_or("no id_token")?;
-        let r = c
-            .browser
-            .get(c.url("/end_session"))
-            .query(&[("id_token_hint", hint)])
-            .send()
-            .await
-            .map_err(e("end_session"))?;
-        let html = r.text().await.map_err(e("page"))?;
-        let iss = url::form_urlencoded::byte_serialize(c.base.as_bytes()).collect::<String>();
-        ensure(
-            html.contains(&format!("<iframe src=\"http://127.0.0.1:9200/fc?iss={iss}&amp;sid=")),
-            "iframe with iss and sid",
-        )
-    }
-}
-
-/// A back-channel logout receiver for the logout checks.
-struct Receiver {
-    base: String,
-    got: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let got: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>> = Default::default();
-        let store = got.clone();
-        let app = axum::Router::new().route(
-            "/bc/{name}",
-            axum::routing::post(move |axum::extract::Path(name): axum::extract::Path<String>, body: String| {
-                let store = store.clone();
-                async move {
-                    let token = url::form_urlencoded::parse(body.as_bytes())
-                        .find(|(k, _)| k == "logout_token")
-                        .map(|(_, v)| v.into_owned());
-                    if let Some(t) = token {
-                        store.lock().unwrap().insert(name, t);
-                    }
-                    "ok"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { base, got }
+            .map_err(e("introspect"))?;
+        ensure(r.status() == 200, format!("introspection answered {}", r.status()))?;
+        r.json().await.map_err(e("introspection JSON"))
     }
 
-    fn uri(&self, name: &str) -> String {
-        format!("{}/bc/{name}", self.base)
+    /// A new code and token set for demo-web through the browser's session (SSO) or a login:
+    /// `(access token, refresh token, id token)`.
+    pub async fn web_tokens(&self, scope: &str) -> Check<(String, String, String)> {
+        let q = self.code_query(&self.authorize_url(WEB, WEB_REDIRECT, scope, None), WEB_REDIRECT).await?;
+        let code = q.get("code").ok_or(format!("no code: {q:?}"))?;
+        let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", WEB_REDIRECT)];
+        let (status, v) = self.token_raw(WEB, WEB_SECRET, &form).await?;
+        ensure(status == 200, format!("code exchange answered {status}: {v}"))?;
+        let s = |k: &str| v[k].as_str().map(str::to_owned).ok_or(format!("no {k} in the token response"));
+        Ok((s("access_token")?, s("refresh_token")?, s("id_token").unwrap_or_default()))
     }
 
-    fn get(&self, name: &str) -> Option<String> {
-        self.got.lock().unwrap().get(name).cloned()
+    /// A plain authorization URL (`code_challenge` when given).
+    pub fn authorize_url(&self, client: &str, redirect: &str, scope: &str, challenge: Option<&str>) -> String {
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("scope", scope),
+            ("state", "conformance-state"),
+        ];
+        if let Some(c) = challenge {
+            params.extend([("code_challenge", c), ("code_challenge_method", "S256")]);
+        }
+        let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        self.url(&format!("/authorize?{q}"))
+    }
+
+    /// GET /userinfo with `token`: `(status, WWW-Authenticate, body)`.
+    pub async fn userinfo_raw(&self, token: Option<&str>) -> Check<(u16, String, String)> {
+        let mut req = self.http.get(self.url("/userinfo"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.map_err(e("userinfo"))?;
+        let status = r.status().as_u16();
+        let challenge =
+            r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        Ok((status, challenge, r.text().await.map_err(e("userinfo body"))?))
     }
 }

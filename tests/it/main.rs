@@ -31,3 +31,6 @@ mod resilience;
 mod store;
 mod store_queue;
 mod tls;
+mod registration;
+mod admin;
+mod bad_input;
