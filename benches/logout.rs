@@ -46,7 +46,7 @@ fn client(id: String, uri: String) -> Client {
         consent_required: false,
         enabled: true,
         origin: Origin::Admin,
-        registration_token_sha256: None,
+        registration_token_sealed: None,
         access_token_ttl: None,
         created_at: 0,
     }

@@ -42,7 +42,7 @@ fn client() -> Client {
         consent_required: false,
         enabled: true,
         origin: Origin::Admin,
-        registration_token_sha256: None,
+        registration_token_sealed: None,
         access_token_ttl: None,
         created_at: 0,
     }

@@ -157,9 +157,10 @@ pub struct Client {
     pub enabled: bool,
     /// Where it came from.
     pub origin: Origin,
-    /// SHA-256 of the RFC 7592 registration access token.
+    /// The RFC 7592 registration access token, sealed with the data key (RFC 7592 s3 has
+    /// every client information response carry it, so it must be recoverable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registration_token_sha256: Option<String>,
+    pub registration_token_sealed: Option<String>,
     /// Per-client access token lifetime override, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_ttl: Option<i64>,

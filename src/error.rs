@@ -268,12 +268,21 @@ pub struct Problem {
     /// The HTTP status, repeated in the body as RFC 7807 s3.1 allows.
     #[serde(rename = "status")]
     pub status_code: u16,
+    /// The RFC 6750 s3.1 error code of the `WWW-Authenticate: Bearer` challenge, when a bearer
+    /// token was presented and did not enable access.
+    #[serde(skip)]
+    pub bearer_error: Option<ErrorCode>,
 }
 
 impl Problem {
     /// A problem with the given status, type slug, title and detail.
     pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind: slug, title, detail: detail.into(), status_code: status.as_u16() }
+        Self { status, kind: slug, title, detail: detail.into(), status_code: status.as_u16(), bearer_error: None }
+    }
+    /// The same problem, answered with an RFC 6750 s3 challenge naming `code`.
+    pub fn with_bearer_error(mut self, code: ErrorCode) -> Self {
+        self.bearer_error = Some(code);
+        self
     }
     /// 400 validation failure.
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -319,8 +328,10 @@ impl From<StoreError> for Problem {
 impl From<OAuthError> for Problem {
     fn from(e: OAuthError) -> Self {
         match e.code {
-            ErrorCode::InvalidToken | ErrorCode::InvalidClient => Self::unauthorized(e.description),
-            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => Self::forbidden(e.description),
+            ErrorCode::InvalidToken => Self::unauthorized(e.description).with_bearer_error(e.code),
+            ErrorCode::InvalidClient => Self::unauthorized(e.description),
+            ErrorCode::InsufficientScope => Self::forbidden(e.description).with_bearer_error(e.code),
+            ErrorCode::AccessDenied => Self::forbidden(e.description),
             ErrorCode::TemporarilyUnavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "urn:tongzheng:problem:unavailable",
@@ -342,8 +353,13 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(&self)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tongzheng\""));
+        // RFC 6750 s3: a bare challenge when no token came, the error code when one was refused.
+        let challenge = match self.bearer_error {
+            Some(code) => Some(format!("Bearer realm=\"tongzheng\", error=\"{}\"", code.as_str())),
+            None => (self.status == StatusCode::UNAUTHORIZED).then(|| "Bearer realm=\"tongzheng\"".to_owned()),
+        };
+        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         no_store(&mut resp);
         resp

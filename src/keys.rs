@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{b64, b64_decode};
 use crate::jwt::{self, Alg, Jwk, JwkSet, JwtError, Unverified, VerifyKey};
+use crate::sealing::DataKey;
 
 /// Why keys could not be loaded, generated or saved.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,15 @@ struct StoredKey {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct KeyFile {
     keys: Vec<StoredKey>,
+    /// The data key (base64url, 32 bytes) that seals personal fields (SH-8.2); never rotated
+    /// by signing-key rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_key: Option<String>,
+}
+
+fn data_key_of(path: &Path, file: &KeyFile) -> Result<DataKey, KeyError> {
+    let raw = file.data_key.as_deref().and_then(b64_decode).unwrap_or_default();
+    DataKey::from_bytes(&raw).map_err(|e| KeyError::Invalid(path.to_owned(), e.to_string()))
 }
 
 const KEY_FILE: &str = "keyset.json";
@@ -205,6 +215,7 @@ pub struct Keys {
     stored: Mutex<KeyFile>,
     set: RwLock<Arc<KeySet>>,
     rng: SystemRandom,
+    data: DataKey,
 }
 
 /// The algorithms we always keep an active key for.
@@ -222,26 +233,39 @@ impl Keys {
                 changed = true;
             }
         }
+        if file.data_key.is_none() {
+            file.data_key = Some(b64(&DataKey::generate()));
+            changed = true;
+        }
         if changed {
             write_key_file(dir, &file)?;
         }
         let set = build_set(&path, &file)?;
+        let data = data_key_of(&path, &file)?;
         Ok(Self {
             dir: Some(dir.to_owned()),
             stored: Mutex::new(file),
             set: RwLock::new(Arc::new(set)),
             rng: SystemRandom::new(),
+            data,
         })
     }
 
     /// Keys held only in memory (tests, benchmarks).
     pub fn ephemeral(now: i64) -> Result<Self, KeyError> {
-        let mut file = KeyFile::default();
+        let mut file = KeyFile { data_key: Some(b64(&DataKey::generate())), ..KeyFile::default() };
         for alg in ALGS {
             file.keys.push(StoredKey { alg, created_at: now, retired_at: None, pkcs8: b64(&generate_pkcs8(alg)?) });
         }
         let set = build_set(Path::new("<memory>"), &file)?;
-        Ok(Self { dir: None, stored: Mutex::new(file), set: RwLock::new(Arc::new(set)), rng: SystemRandom::new() })
+        let data = data_key_of(Path::new("<memory>"), &file)?;
+        Ok(Self {
+            dir: None,
+            stored: Mutex::new(file),
+            set: RwLock::new(Arc::new(set)),
+            rng: SystemRandom::new(),
+            data,
+        })
     }
 
     /// Adds a new active key per algorithm; the old ones are retired and stay in the JWKS until
@@ -254,7 +278,9 @@ impl Keys {
         };
         // Another process (the `keys rotate` CLI) may have rotated the file: start from disk.
         if let Some(dir) = &self.dir {
+            let data_key = stored.data_key.take();
             *stored = read_key_file(&dir.join(KEY_FILE))?;
+            stored.data_key = stored.data_key.take().or(data_key);
         }
         for k in &mut stored.keys {
             if k.retired_at.is_none() {
@@ -280,6 +306,11 @@ impl Keys {
             Ok(mut guard) => *guard = Arc::new(set),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
         }
+    }
+
+    /// The data key that seals personal fields.
+    pub fn data(&self) -> &DataKey {
+        &self.data
     }
 
     /// The current key set (cheap: one Arc clone under a read lock).

@@ -23,6 +23,7 @@ pub mod jwt;
 pub mod keys;
 pub mod logout;
 pub mod registration;
+pub mod sealing;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -196,7 +196,7 @@ impl Metadata {
                 Registrar::Dynamic => Origin::Dynamic,
                 Registrar::Admin => Origin::Admin,
             },
-            registration_token_sha256: None,
+            registration_token_sealed: None,
             access_token_ttl: None,
             created_at: now,
         })

@@ -127,7 +127,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             consent_required: false,
             enabled: true,
             origin: Origin::Config,
-            registration_token_sha256: None,
+            registration_token_sealed: None,
             access_token_ttl: None,
             created_at,
         };
@@ -139,18 +139,19 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         }
         let hash =
             state.passwords.hash(Secret(u.password.clone())).await.map_err(|e| ServerError::Seed(e.to_string()))?;
-        let user = User {
+        let mut user = User {
             id: users::new_id(),
             username: u.username.clone(),
             password_hash: hash,
             name: u.name.clone(),
             email: u.email.clone(),
             email_verified: u.email.is_some(),
-            phone_number: u.phone_number.clone(),
+            phone_sealed: None,
             enabled: true,
             created_at: now,
             updated_at: now,
         };
+        user.set_phone(state.keys.data(), u.phone_number.as_deref());
         users::create(&state.store, &user).await?;
     }
     Ok(())

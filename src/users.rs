@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::crypto::{self, Secret};
+use crate::sealing::{DataKey, mask_phone};
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// A person who can log in.
@@ -30,9 +31,10 @@ pub struct User {
     /// Whether the e-mail was verified.
     #[serde(default)]
     pub email_verified: bool,
-    /// Phone number (`phone_number` claim).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_number: Option<String>,
+    /// Phone number (`phone_number` claim), sealed with the data key (SH-8.2); read it with
+    /// [`User::phone`], write it with [`User::set_phone`].
+    #[serde(default, rename = "phone", skip_serializing_if = "Option::is_none")]
+    pub phone_sealed: Option<String>,
     /// Disabled users cannot log in.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -44,6 +46,25 @@ pub struct User {
 
 fn yes() -> bool {
     true
+}
+
+impl User {
+    fn phone_context(&self) -> String {
+        format!("user:{}:phone", self.id)
+    }
+    /// The phone number in clear, for the one place that may release it (UserInfo with the
+    /// `phone` scope).
+    pub fn phone(&self, key: &DataKey) -> Option<String> {
+        self.phone_sealed.as_deref().and_then(|s| key.open(s, &self.phone_context()))
+    }
+    /// Seals and sets (or clears) the phone number. The user's `id` must already be set.
+    pub fn set_phone(&mut self, key: &DataKey, phone: Option<&str>) {
+        self.phone_sealed = phone.filter(|p| !p.is_empty()).map(|p| key.seal(p, &self.phone_context()));
+    }
+    /// The phone number masked for display (SH-8.2).
+    pub fn phone_masked(&self, key: &DataKey) -> Option<String> {
+        self.phone(key).map(|p| mask_phone(&p))
+    }
 }
 
 /// Why a password operation failed.

@@ -36,10 +36,8 @@ impl FromRequestParts<AppState> for Admin {
             tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, state.clock.now())
                 .await?;
         if !claims.has_scope(&state.config.security.admin_scope) {
-            return Err(Problem::forbidden(format!(
-                "the token lacks the '{}' scope",
-                state.config.security.admin_scope
-            )));
+            let detail = format!("the token lacks the '{}' scope", state.config.security.admin_scope);
+            return Err(Problem::forbidden(detail).with_bearer_error(crate::error::ErrorCode::InsufficientScope));
         }
         Ok(Self(claims))
     }
@@ -178,7 +176,7 @@ async fn update_client(
     let mut c = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, old.created_at)?;
     c.secrets = old.secrets;
     c.origin = old.origin;
-    c.registration_token_sha256 = old.registration_token_sha256;
+    c.registration_token_sealed = old.registration_token_sealed;
     c.enabled = old.enabled;
     c.consent_required = old.consent_required;
     c.access_token_ttl = old.access_token_ttl;
@@ -198,10 +196,12 @@ async fn delete_client(State(state): State<AppState>, _: Admin, Path(id): Path<S
     }
 }
 
-fn user_view(u: &User) -> Value {
+/// A user as the admin API shows it: the phone number masked (SH-8.2).
+fn user_view(state: &AppState, u: &User) -> Value {
     json!({
         "id": u.id, "username": u.username, "name": u.name, "email": u.email, "email_verified": u.email_verified,
-        "phone_number": u.phone_number, "enabled": u.enabled, "created_at": u.created_at, "updated_at": u.updated_at,
+        "phone_number": u.phone_masked(state.keys.data()), "enabled": u.enabled, "created_at": u.created_at,
+        "updated_at": u.updated_at,
     })
 }
 
@@ -242,32 +242,33 @@ async fn create_user(State(state): State<AppState>, _: Admin, Json(b): Json<User
     users::check_username(&username).map_err(Problem::bad_request)?;
     let password = b.password.ok_or_else(|| Problem::bad_request("password is required"))?;
     let now = state.clock.now();
-    let user = User {
+    let mut user = User {
         id: users::new_id(),
         name: b.name.unwrap_or_else(|| username.clone()),
         username,
         password_hash: hash(&state, password).await?,
         email: b.email,
         email_verified: b.email_verified.unwrap_or(false),
-        phone_number: b.phone_number,
+        phone_sealed: None,
         enabled: b.enabled.unwrap_or(true),
         created_at: now,
         updated_at: now,
     };
+    user.set_phone(state.keys.data(), b.phone_number.as_deref());
     if !users::create(&state.store, &user).await? {
         return Err(Problem::conflict(format!("username '{}' is taken", user.username)));
     }
-    Ok((StatusCode::CREATED, axum::Json(user_view(&user))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(user_view(&state, &user))).into_response())
 }
 
 async fn list_users(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let list: Vec<Value> = users::list(&state.store).await?.iter().map(user_view).collect();
+    let list: Vec<Value> = users::list(&state.store).await?.iter().map(|u| user_view(&state, u)).collect();
     Ok(axum::Json(json!({ "users": list })).into_response())
 }
 
 async fn get_user(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, Problem> {
     let u = users::get(&state.store, &id).await?.ok_or_else(|| Problem::not_found(format!("no user '{id}'")))?;
-    Ok(axum::Json(user_view(&u)).into_response())
+    Ok(axum::Json(user_view(&state, &u)).into_response())
 }
 
 async fn update_user(
@@ -293,8 +294,8 @@ async fn update_user(
     if let Some(v) = b.email_verified {
         u.email_verified = v;
     }
-    if b.phone_number.is_some() {
-        u.phone_number = b.phone_number;
+    if let Some(p) = &b.phone_number {
+        u.set_phone(state.keys.data(), Some(p));
     }
     if let Some(e) = b.enabled {
         u.enabled = e;
@@ -306,7 +307,7 @@ async fn update_user(
         crate::logout::end_user_sessions(state.logout_ctx(), &u.id, crate::logout::Reason::AccountChanged, None, None)
             .await?;
     }
-    Ok(axum::Json(user_view(&u)).into_response())
+    Ok(axum::Json(user_view(&state, &u)).into_response())
 }
 
 async fn delete_user(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Response, Problem> {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use super::extract::{Form, Query, body_bytes, cookie, parse_params};
+use super::extract::{Form, Query, body_bytes, cookie, is_form, parse_params};
 use super::pages::{self, Locale, LoginForm};
 use crate::authorize::{self, AuthRequest, Decision, Redirect, Rejection, ResponseMode};
 use crate::clients;
@@ -93,11 +93,7 @@ pub(super) async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<
 async fn authorize_endpoint(State(state): State<AppState>, method: Method, req: Request) -> Response {
     let headers = req.headers().clone();
     let params = if method == Method::POST {
-        let is_form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if !is_form {
+        if !is_form(&headers) {
             let e = OAuthError::invalid_request("POST to /authorize must be application/x-www-form-urlencoded");
             return rejection(&state, &headers, Rejection::Page(e));
         }

@@ -38,7 +38,9 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, OAuthError> {
 /// A form body parsed by [`parse_params`]; rejections are RFC 6749 s5.2 JSON.
 pub struct Form(pub Params);
 
-fn is_form(headers: &HeaderMap) -> bool {
+/// Whether the body is `application/x-www-form-urlencoded` (media type names are
+/// case-insensitive, RFC 9110 s8.3.1; parameters such as charset are ignored).
+pub fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

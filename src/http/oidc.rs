@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::extract::{Params, bearer, parse_params};
+use super::extract::{Params, bearer, body_bytes, is_form, parse_params};
 use crate::error::{BearerError, ErrorCode, OAuthError};
 use crate::tokens;
 use crate::users;
@@ -80,18 +80,21 @@ async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Resu
     userinfo(&state, &headers, None).await
 }
 
-async fn userinfo_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, BearerError> {
+async fn userinfo_post(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let headers = req.headers().clone();
     // RFC 6750 s2.2: a form-encoded body may carry the token.
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let form = if is_form { Some(parse_params(&body).map_err(BearerError::Rejected)?) } else { None };
-    userinfo(&state, &headers, form.as_ref()).await
+    let form = if is_form(&headers) {
+        match body_bytes(req, &()).await {
+            Ok(body) => match parse_params(&body) {
+                Ok(p) => Some(p),
+                Err(e) => return BearerError::Rejected(e).into_response(),
+            },
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
+    };
+    userinfo(&state, &headers, form.as_ref()).await.into_response()
 }
 
 /// OIDC Core s5.3.1: claims of the token's user, by the scopes the token carries.
@@ -121,7 +124,7 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) 
         out.insert("email_verified".into(), json!(user.email_verified));
     }
     if claims.has_scope("phone")
-        && let Some(p) = &user.phone_number
+        && let Some(p) = user.phone(state.keys.data())
     {
         out.insert("phone_number".into(), json!(p));
         out.insert("phone_number_verified".into(), json!(false));

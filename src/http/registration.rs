@@ -2,14 +2,14 @@
 //! configuration read/update/delete with the registration access token (RFC 7592).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::extract::bearer;
+use super::extract::{bearer, body_bytes};
 use crate::clients::{self, AuthMethod, Client};
 use crate::crypto::{self, ct_eq};
 use crate::error::{BearerError, ErrorCode, JsonError, OAuthError};
@@ -89,12 +89,10 @@ fn check_initial_token(state: &AppState, headers: &HeaderMap) -> Result<(), RegE
 }
 
 /// POST /register (RFC 7591 s3.1).
-async fn register(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, RegError> {
+async fn register(State(state): State<AppState>, req: Request) -> Result<Response, RegError> {
+    let headers = req.headers().clone();
     check_initial_token(&state, &headers)?;
+    let body = body_bytes(req, &()).await?;
     if !is_json(&headers) {
         return Err(OAuthError::invalid_request("Content-Type must be application/json").into());
     }
@@ -109,7 +107,7 @@ async fn register(
         None
     };
     let rat = crypto::random_token(32);
-    client.registration_token_sha256 = Some(crypto::sha256_hex(rat.as_bytes()));
+    client.registration_token_sealed = Some(state.keys.data().seal(&rat, &rat_context(&client.client_id)));
     if !clients::create(&state.store, &client).await? {
         return Err(OAuthError::server_error().into());
     }
@@ -117,34 +115,40 @@ async fn register(
     Ok(response(&state, &client, secret.as_ref().map(|s| s.expose()), Some(&rat), StatusCode::CREATED))
 }
 
+fn rat_context(client_id: &str) -> String {
+    format!("client:{client_id}:registration_access_token")
+}
+
 /// Resolves the client a registration access token manages (RFC 7592 s3: 401 on any mismatch,
-/// without telling whether the client exists).
-async fn managed(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<Client, RegError> {
+/// without telling whether the client exists). Returns the client and its token.
+async fn managed(state: &AppState, headers: &HeaderMap, client_id: &str) -> Result<(Client, String), RegError> {
     let token = bearer(headers, None)?;
     let deny = || {
         RegError::Bearer(BearerError::Rejected(OAuthError::invalid_token("the registration access token is invalid")))
     };
     let client = clients::get(&state.store, client_id).await?.ok_or_else(deny)?;
-    let expected = client.registration_token_sha256.clone().ok_or_else(deny)?;
-    if !ct_eq(expected.as_bytes(), crypto::sha256_hex(token.as_bytes()).as_bytes()) {
+    let expected = client
+        .registration_token_sealed
+        .as_deref()
+        .and_then(|s| state.keys.data().open(s, &rat_context(client_id)))
+        .ok_or_else(deny)?;
+    if !ct_eq(crypto::sha256(expected.as_bytes()).as_slice(), crypto::sha256(token.as_bytes()).as_slice()) {
         return Err(deny());
     }
-    Ok(client)
+    Ok((client, expected))
 }
 
+/// GET /register/{id} (RFC 7592 s2.1); the response carries the registration access token (s3).
 async fn read(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, RegError> {
-    let c = managed(&state, &headers, &id).await?;
-    Ok(response(&state, &c, None, None, StatusCode::OK))
+    let (c, rat) = managed(&state, &headers, &id).await?;
+    Ok(response(&state, &c, None, Some(&rat), StatusCode::OK))
 }
 
 /// PUT /register/{id} (RFC 7592 s2.2): replaces the metadata; secrets stay.
-async fn update(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, RegError> {
-    let old = managed(&state, &headers, &id).await?;
+async fn update(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, RegError> {
+    let headers = req.headers().clone();
+    let (old, rat) = managed(&state, &headers, &id).await?;
+    let body = body_bytes(req, &()).await?;
     if !is_json(&headers) {
         return Err(OAuthError::invalid_request("Content-Type must be application/json").into());
     }
@@ -162,10 +166,10 @@ async fn update(
         return Err(OAuthError::new(ErrorCode::InvalidClientMetadata, d).into());
     }
     client.secrets = old.secrets;
-    client.registration_token_sha256 = old.registration_token_sha256;
+    client.registration_token_sealed = old.registration_token_sealed;
     client.enabled = old.enabled;
     clients::put(&state.store, &client).await?;
-    Ok(response(&state, &client, None, None, StatusCode::OK))
+    Ok(response(&state, &client, None, Some(&rat), StatusCode::OK))
 }
 
 async fn remove(
