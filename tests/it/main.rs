@@ -20,17 +20,18 @@ macro_rules! per_backend {
 
 mod support;
 
+mod admin;
 mod admin_crud;
+mod bad_input;
 mod browser;
 mod client_auth;
 mod flows;
 mod logout;
 mod logs;
 mod malformed;
+mod metrics;
+mod registration;
 mod resilience;
 mod store;
 mod store_queue;
 mod tls;
-mod registration;
-mod admin;
-mod bad_input;
