@@ -56,6 +56,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// Logout broadcast.
     pub logout: LogoutConfig,
+    /// Prometheus metrics endpoint.
+    pub metrics: MetricsConfig,
     /// Data created at start when missing.
     pub seed: SeedConfig,
 }
@@ -80,6 +82,16 @@ pub struct LogoutConfig {
     pub poll_ms: u64,
     /// How often the expiry sweeper looks for timed-out sessions, milliseconds.
     pub sweep_ms: u64,
+}
+
+/// `[metrics]`: the Prometheus scrape endpoint `GET /metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`; when false it answers 404 (counting goes on, it is cheap).
+    pub enabled: bool,
+    /// When non-empty, scrapes must send `Authorization: Bearer <token>`.
+    pub token: String,
 }
 
 /// `[server]`.
@@ -410,6 +422,9 @@ impl Config {
         if !self.security.initial_access_token.is_empty() && self.security.initial_access_token.len() < 16 {
             return Err(invalid("security.initial_access_token", "at least 16 characters"));
         }
+        if !self.metrics.token.is_empty() && self.metrics.token.len() < 16 {
+            return Err(invalid("metrics.token", "at least 16 characters"));
+        }
         let l = &self.logout;
         if l.attempt_timeout_ms == 0 || l.attempt_timeout_ms > 60_000 {
             return Err(invalid("logout.attempt_timeout_ms", "must be 1..=60000"));
@@ -479,6 +494,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("store.backend"), "{e}");
+    }
+
+    #[test]
+    fn metrics_defaults_and_token_length() {
+        let c = Config::from_overlay("", true).unwrap();
+        assert!(c.metrics.enabled);
+        assert!(c.metrics.token.is_empty());
+        let e = Config::from_overlay("[metrics]\ntoken = \"short\"", true).unwrap_err();
+        assert!(e.to_string().contains("metrics.token"), "{e}");
     }
 
     #[test]

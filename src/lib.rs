@@ -7,6 +7,7 @@
 //!   [`users`], [`registration`], [`tokens`] (claims and validation), [`keys`] and [`jwt`]
 //!   (JWS, JWKS). No axum here, no Redis types; time is passed in from [`clock`].
 //! - [`store`]: one storage interface, memory and Redis backends.
+//! - [`metrics`]: Prometheus counters and histograms of one instance, served at `/metrics`.
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
@@ -22,6 +23,7 @@ pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
 pub mod logout;
+pub mod metrics;
 pub mod registration;
 pub mod sealing;
 pub mod server;

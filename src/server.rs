@@ -18,6 +18,8 @@ use crate::crypto::Secret;
 use crate::http::{AppState, app};
 use crate::jwt::Alg;
 use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{DynStore, StoreError};
@@ -55,8 +57,8 @@ pub fn open_store(config: &Config) -> Result<DynStore, ServerError> {
     })
 }
 
-/// Builds the state of an instance: store, keys (from `keys` or the configured directory),
-/// password pool, and the seed data.
+/// Builds the state of an instance: store (wrapped to record its calls in the instance's
+/// metrics), keys (from `keys` or the configured directory), password pool, and the seed data.
 pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<Keys>) -> Result<AppState, ServerError> {
     let keys = match keys {
         Some(k) => k,
@@ -71,7 +73,9 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ServerError::Tls(e.to_string()))?;
-    let state = AppState::new(config, store, keys, clock, passwords, http);
+    let metrics = Metrics::new(clock.now());
+    let store = Instrumented::wrap(store, metrics.clone());
+    let state = AppState::new(config, store, keys, clock, passwords, http, metrics);
     if let Err(e) = seed(&state).await {
         match e {
             // Redis may come up after us; seeding is retried at the next start, and /readyz tells.
@@ -240,6 +244,7 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         issuer: c.issuer.clone(),
         config: c.logout.clone(),
         wake: state.outbox_wake.clone(),
+        metrics: Some(state.metrics.clone()),
     });
     tokio::spawn(worker.run(stop.clone()));
     let sweeper = crate::logout::expiry::Sweeper {

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod introspect;
 pub mod logout;
+pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod registration;
@@ -15,9 +16,10 @@ pub mod token;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -55,6 +57,8 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// Wakes this instance's logout outbox worker.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// This instance's Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Absolute URLs of our endpoints.
@@ -106,6 +110,7 @@ impl AppState {
         clock: Clock,
         passwords: PasswordPool,
         http: reqwest::Client,
+        metrics: crate::metrics::Metrics,
     ) -> Self {
         let urls = Urls::new(&config.issuer);
         Self(Arc::new(Inner {
@@ -118,6 +123,7 @@ impl AppState {
             urls,
             http,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics,
         }))
     }
 
@@ -174,6 +180,18 @@ async fn layers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Counts each request by its matched route template (never the raw path, whose cardinality
+/// is unbounded; `unmatched` for the 404 fallback), method and status, and times it.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.http_request(route, method.as_str(), resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}
+
 /// The whole router.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.server.body_limit;
@@ -186,8 +204,10 @@ pub fn app(state: AppState) -> Router {
         .merge(registration::routes())
         .merge(admin::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .fallback(|| async { crate::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(layers))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

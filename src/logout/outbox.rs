@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::LogoutConfig;
 use crate::crypto;
 use crate::keys::Keys;
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::session::Session;
 use crate::store::{self, DynStore, StoreError, keys};
 
@@ -165,6 +166,8 @@ pub struct Worker {
     pub config: LogoutConfig,
     /// Wakes the worker when this instance queues something.
     pub wake: Arc<Notify>,
+    /// Where attempt outcomes are counted, if anywhere.
+    pub metrics: Option<Metrics>,
 }
 
 impl Worker {
@@ -219,6 +222,7 @@ impl Worker {
             Err(e) => {
                 tracing::error!(error = %e, "undecodable outbox item dropped");
                 let _ = self.store.queue_remove(keys::OUTBOX_QUEUE, id).await;
+                self.count(DeliveryOutcome::Failed);
                 return;
             }
         };
@@ -255,6 +259,14 @@ impl Worker {
                 }
             }
         };
+        // Counted once recorded: an outcome that could not be saved is attempted again.
+        if outcome.is_ok() {
+            self.count(match d.state {
+                DeliveryState::Delivered => DeliveryOutcome::Delivered,
+                DeliveryState::Failed => DeliveryOutcome::Failed,
+                DeliveryState::Pending => DeliveryOutcome::Retry,
+            });
+        }
         match (&outcome, d.state) {
             (Err(e), _) => {
                 tracing::warn!(delivery = %d.id, error = %e, "could not record delivery outcome; the lease will retry it")
@@ -265,6 +277,12 @@ impl Worker {
             (Ok(()), state) => {
                 tracing::info!(delivery = %d.id, client_id = %d.client_id, ?state, error = d.last_error.as_deref().unwrap_or(""), "logout delivery not done")
             }
+        }
+    }
+
+    fn count(&self, outcome: DeliveryOutcome) {
+        if let Some(m) = &self.metrics {
+            m.logout_delivery(outcome);
         }
     }
 

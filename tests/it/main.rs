@@ -29,6 +29,7 @@ mod flows;
 mod logout;
 mod logs;
 mod malformed;
+mod metrics;
 mod registration;
 mod resilience;
 mod store;
