@@ -22,6 +22,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
+use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::grant::Ctx;
@@ -55,6 +56,8 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// Wakes this instance's logout outbox worker.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The audit log.
+    pub audit: Audit,
 }
 
 /// Absolute URLs of our endpoints.
@@ -106,6 +109,7 @@ impl AppState {
         clock: Clock,
         passwords: PasswordPool,
         http: reqwest::Client,
+        audit: Audit,
     ) -> Self {
         let urls = Urls::new(&config.issuer);
         Self(Arc::new(Inner {
@@ -118,6 +122,7 @@ impl AppState {
             urls,
             http,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            audit,
         }))
     }
 
