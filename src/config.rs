@@ -60,6 +60,103 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Data created at start when missing.
     pub seed: SeedConfig,
+    /// Audit log files, retention and forwarding.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: the audit log (AY-8.5.2.1, GB-6.8a) and its forwarding upstream (GB-6.8c).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record audit events at all (false only for benchmarks).
+    pub enabled: bool,
+    /// Directory of the JSON-lines files.
+    pub dir: PathBuf,
+    /// Name of this instance in file names; empty means the host name.
+    pub instance: String,
+    /// UTC offset whose calendar day names the files, `+HH:MM` or `-HH:MM`.
+    pub utc_offset: String,
+    /// Days a file is kept after its day; at least 180 (AY-8.5.2.1).
+    pub retention_days: i64,
+    /// Events queued for the writer before `record` waits.
+    pub channel_capacity: usize,
+    /// Longest time between two fsyncs of written events, milliseconds (0: after every batch).
+    pub fsync_ms: u64,
+    /// How often expired files are looked for, milliseconds.
+    pub sweep_ms: u64,
+    /// Collector of the higher-level platform that receives our events; empty disables forwarding.
+    pub forward_url: String,
+    /// Bearer token sent to the collector; empty sends none.
+    pub forward_token: String,
+    /// Most events per forwarded request.
+    pub forward_batch: usize,
+    /// How often the forwarder looks for new events when not woken, milliseconds.
+    pub forward_poll_ms: u64,
+    /// First delay after a failed forward, milliseconds; doubles up to 60 s.
+    pub forward_retry_ms: u64,
+}
+
+impl AuditConfig {
+    /// The configured UTC offset; `None` when `utc_offset` is not `+HH:MM`, `-HH:MM` or `Z`.
+    pub fn offset(&self) -> Option<time::UtcOffset> {
+        let s = self.utc_offset.as_str();
+        if s == "Z" {
+            return Some(time::UtcOffset::UTC);
+        }
+        let (sign, rest) = match s.strip_prefix('+') {
+            Some(rest) => (1i8, rest),
+            None => (-1i8, s.strip_prefix('-')?),
+        };
+        let (h, m) = rest.split_once(':')?;
+        let two_digits =
+            |t: &str| (t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse::<i8>().ok()).flatten();
+        let (h, m) = (two_digits(h)?, two_digits(m)?);
+        if h > 23 || m > 59 {
+            return None;
+        }
+        time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
+    }
+
+    fn validate(&self, dev: bool) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        if self.enabled && self.dir.as_os_str().is_empty() {
+            return Err(invalid("audit.dir", "required when audit.enabled"));
+        }
+        if self.offset().is_none() {
+            return Err(invalid("audit.utc_offset", "must be +HH:MM, -HH:MM or Z"));
+        }
+        // AY-8.5.2.1: logs are kept at least six months, never less.
+        if !(180..=36_500).contains(&self.retention_days) {
+            return Err(invalid("audit.retention_days", "must be 180..=36500 days (logs are kept at least 6 months)"));
+        }
+        if !(1..=10_000_000).contains(&self.channel_capacity) {
+            return Err(invalid("audit.channel_capacity", "must be 1..=10000000"));
+        }
+        if self.fsync_ms > 60_000 {
+            return Err(invalid("audit.fsync_ms", "must be 0..=60000"));
+        }
+        if self.sweep_ms == 0 {
+            return Err(invalid("audit.sweep_ms", "must be positive"));
+        }
+        if !(1..=10_000).contains(&self.forward_batch) {
+            return Err(invalid("audit.forward_batch", "must be 1..=10000 (the ingest limit per request)"));
+        }
+        if self.forward_poll_ms == 0 {
+            return Err(invalid("audit.forward_poll_ms", "must be positive"));
+        }
+        if self.forward_retry_ms == 0 || self.forward_retry_ms > 60_000 {
+            return Err(invalid("audit.forward_retry_ms", "must be 1..=60000"));
+        }
+        if !self.forward_url.is_empty() {
+            let url = url::Url::parse(&self.forward_url).map_err(|_| invalid("audit.forward_url", "not a URL"))?;
+            match url.scheme() {
+                "https" => {}
+                "http" if dev => {}
+                _ => return Err(invalid("audit.forward_url", "must be https outside dev mode")),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[logout]`: the back-channel outbox and the expiry broadcast.
@@ -441,6 +538,7 @@ impl Config {
         if self.server.body_limit < 1024 {
             return Err(invalid("server.body_limit", "at least 1024 bytes"));
         }
+        self.audit.validate(self.server.dev)?;
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(
@@ -503,6 +601,44 @@ mod tests {
         assert!(c.metrics.token.is_empty());
         let e = Config::from_overlay("[metrics]\ntoken = \"short\"", true).unwrap_err();
         assert!(e.to_string().contains("metrics.token"), "{e}");
+    }
+
+    #[test]
+    fn audit_retention_below_six_months_is_refused() {
+        // AY-8.5.2.1: logs kept at least 6 months.
+        let e = Config::from_overlay("[audit]\nretention_days = 179", true).unwrap_err();
+        assert!(e.to_string().contains("audit.retention_days"), "{e}");
+        assert_eq!(Config::from_overlay("[audit]\nretention_days = 180", true).unwrap().audit.retention_days, 180);
+    }
+
+    #[test]
+    fn audit_forwarding_needs_https_outside_dev() {
+        // GB-6.8c
+        let prod = "issuer = \"https://id.example.gov.cn\"\n[server]\nbehind_tls_proxy = true\n[audit]\nforward_url = \"http://up.example.gov.cn/ingest\"";
+        let e = Config::from_overlay(prod, false).unwrap_err();
+        assert!(e.to_string().contains("audit.forward_url"), "{e}");
+        assert!(Config::from_overlay("[audit]\nforward_url = \"http://127.0.0.1:9/ingest\"", true).is_ok());
+        let e = Config::from_overlay("[audit]\nutc_offset = \"8\"", true).unwrap_err();
+        assert!(e.to_string().contains("audit.utc_offset"), "{e}");
+    }
+
+    #[test]
+    fn production_example_parses() {
+        let c = Config::from_overlay(include_str!("../config/production.example.toml"), false).unwrap();
+        assert_eq!(c.audit.dir, PathBuf::from("/var/lib/tongzheng/audit"));
+        assert_eq!(c.audit.retention_days, 180);
+    }
+
+    #[test]
+    fn audit_offsets_parse() {
+        let mut c = Config::from_overlay("", true).unwrap().audit;
+        assert_eq!(c.offset(), time::UtcOffset::from_hms(8, 0, 0).ok());
+        c.utc_offset = "-05:30".into();
+        assert_eq!(c.offset(), time::UtcOffset::from_hms(-5, -30, 0).ok());
+        for bad in ["+8:00", "+24:00", "08:00", "+08:60", ""] {
+            c.utc_offset = bad.into();
+            assert_eq!(c.offset(), None, "{bad}");
+        }
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! - [`http`]: axum handlers; extract, make one domain call, map the result through [`error`].
 //! - domain: [`authorize`], [`grant`] (token minting per grant type), [`session`], [`clients`],
 //!   [`users`], [`registration`], [`tokens`] (claims and validation), [`keys`] and [`jwt`]
-//!   (JWS, JWKS). No axum here, no Redis types; time is passed in from [`clock`].
+//!   (JWS, JWKS), [`audit`] (the audit log, in daily JSON-lines files). No axum here, no Redis
+//!   types; time is passed in from [`clock`].
 //! - [`store`]: one storage interface, memory and Redis backends.
 //! - [`metrics`]: Prometheus counters and histograms of one instance, served at `/metrics`.
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
+pub mod audit;
 pub mod authorize;
 pub mod clients;
 pub mod clock;

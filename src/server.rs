@@ -40,6 +40,9 @@ pub enum ServerError {
     /// Seed data in the config is invalid.
     #[error("seed: {0}")]
     Seed(String),
+    /// The audit log could not be opened.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     /// Socket error.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -75,7 +78,8 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     let metrics = Metrics::new(clock.now());
     let store = Instrumented::wrap(store, metrics.clone());
-    let state = AppState::new(config, store, keys, clock, passwords, http, metrics);
+    let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
+    let state = AppState::new(config, store, keys, clock, passwords, http, metrics, audit);
     if let Err(e) = seed(&state).await {
         match e {
             // Redis may come up after us; seeding is retried at the next start, and /readyz tells.
@@ -202,10 +206,13 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
+    // Written out and fsynced once requests have drained, so their events are kept.
+    let audit = state.audit.clone();
     let router = app(state);
     let Some(tls) = tls else {
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
-        return Ok(());
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        audit.shutdown().await;
+        return Ok(served?);
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -219,7 +226,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                audit.shutdown().await;
+                return Ok(());
+            }
         };
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
@@ -232,10 +242,14 @@ pub async fn serve(
     }
 }
 
-/// Starts the background tasks of an instance: the logout outbox worker and the session
-/// expiry sweeper. They stop when `stop` turns true.
+/// Starts the background tasks of an instance: the logout outbox worker, the session expiry
+/// sweeper and the audit writer, retention sweeper and forwarder. They stop when `stop` turns
+/// true, except the audit writer, which `serve` stops with `Audit::shutdown` after draining.
 fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
     let c = &state.config;
+    if let Err(e) = state.audit.spawn(stop.clone()) {
+        tracing::warn!(error = %e, "audit tasks not started");
+    }
     let worker = Arc::new(crate::logout::outbox::Worker {
         store: state.store.clone(),
         keys: state.keys.clone(),

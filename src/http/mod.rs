@@ -24,6 +24,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
+use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::grant::Ctx;
@@ -59,6 +60,8 @@ pub struct Inner {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// This instance's Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The audit log.
+    pub audit: Audit,
 }
 
 /// Absolute URLs of our endpoints.
@@ -111,6 +114,7 @@ impl AppState {
         passwords: PasswordPool,
         http: reqwest::Client,
         metrics: crate::metrics::Metrics,
+        audit: Audit,
     ) -> Self {
         let urls = Urls::new(&config.issuer);
         Self(Arc::new(Inner {
@@ -124,6 +128,7 @@ impl AppState {
             http,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             metrics,
+            audit,
         }))
     }
 

@@ -1,0 +1,310 @@
+//! The audit log (AY-8.5.2.1, GB-6.8a, GB-6.8c): calls of interest become [`Event`]s that one
+//! writer task appends to daily JSON-lines files; they are queried and exported from those files,
+//! deleted after the retention period, and optionally forwarded to a higher-level platform.
+//!
+//! Lifecycle: [`Audit::open`] when the instance is built; [`Audit::spawn`] starts the writer,
+//! the retention sweeper and the forwarder; [`Audit::shutdown`], after the HTTP server has
+//! drained, writes and fsyncs everything recorded and stops the writer. The `stop` signal given
+//! to `spawn` stops the sweeper and forwarder and makes the writer fsync (it keeps writing until
+//! `shutdown`, so events of requests still draining are not lost).
+
+mod event;
+mod export;
+mod files;
+mod forward;
+mod ingest;
+mod query;
+mod retention;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_forward;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use event::{Event, Kind, Outcome};
+pub use export::Export;
+pub use ingest::MAX_INGEST_LINES;
+pub use query::{MAX_LIMIT, Page, Query};
+
+use crate::clock::Clock;
+use crate::config::AuditConfig;
+use files::Layout;
+use writer::Msg;
+
+/// The shortest retention the law allows, days (AY-8.5.2.1: at least six months).
+pub const MIN_RETENTION_DAYS: i64 = 180;
+
+/// Why an audit operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A file or the directory could not be read or written.
+    #[error("audit file {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration cannot be used.
+    #[error("invalid audit configuration `{field}`: {reason}")]
+    Config {
+        /// Dotted path of the field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A query parameter is out of range or a cursor is not one of ours.
+    #[error("invalid audit query: {0}")]
+    InvalidQuery(&'static str),
+    /// A forwarded line is not an acceptable event (1-based line number).
+    #[error("line {line}: {reason}")]
+    Malformed {
+        /// The line number, counting from 1.
+        line: usize,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// More forwarded lines than one call accepts.
+    #[error("too many lines: at most {max} per request")]
+    TooManyLines {
+        /// The limit.
+        max: usize,
+    },
+    /// Audit is disabled by configuration; nothing is stored.
+    #[error("audit is disabled")]
+    Disabled,
+    /// The writer has stopped (after [`Audit::shutdown`]); nothing more can be recorded.
+    #[error("audit writer has stopped")]
+    Stopped,
+    /// [`Audit::spawn`] was called twice.
+    #[error("audit tasks already started")]
+    AlreadyStarted,
+    /// A background read or write task died.
+    #[error("audit task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Counters since the handle was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events written to the files.
+    pub written: u64,
+    /// Events that could not be handed to the writer because it had stopped.
+    pub lost: u64,
+    /// Unreadable lines skipped by queries, exports and the forwarder.
+    pub malformed: u64,
+    /// Events acknowledged by the upstream collector.
+    pub forwarded: u64,
+    /// Failed writes or fsyncs (retried; see the logs).
+    pub write_errors: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    written: AtomicU64,
+    lost: AtomicU64,
+    malformed: AtomicU64,
+    forwarded: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: u64) -> u64 {
+        counter.fetch_add(n, Ordering::Relaxed).saturating_add(n)
+    }
+}
+
+/// The audit log of one instance. Cheap to clone; every clone records into the same files.
+#[derive(Clone)]
+pub struct Audit(Arc<Inner>);
+
+struct Inner {
+    active: Option<Active>,
+    counters: Arc<Counters>,
+}
+
+struct Active {
+    config: AuditConfig,
+    layout: Arc<Layout>,
+    origin: String,
+    clock: Clock,
+    http: reqwest::Client,
+    tx: mpsc::Sender<Msg>,
+    rx: Mutex<Option<mpsc::Receiver<Msg>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.active {
+            Some(a) => {
+                f.debug_struct("Audit").field("dir", &a.layout.dir).field("instance", &a.layout.instance).finish()
+            }
+            None => f.write_str("Audit(disabled)"),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Audit {
+    /// Opens the audit log described by `config` (creating its directory) for the platform whose
+    /// issuer is `origin`. Nothing is written until [`Audit::spawn`] starts the writer. A
+    /// disabled config gives [`Audit::disabled`].
+    pub fn open(config: &AuditConfig, origin: &str, clock: Clock, http: reqwest::Client) -> Result<Audit, AuditError> {
+        if !config.enabled {
+            return Ok(Self::disabled());
+        }
+        let offset = config
+            .offset()
+            .ok_or(AuditError::Config { field: "audit.utc_offset", reason: "must be +HH:MM, -HH:MM or Z" })?;
+        if config.retention_days < MIN_RETENTION_DAYS {
+            return Err(AuditError::Config { field: "audit.retention_days", reason: "at least 180 days" });
+        }
+        let layout = Layout { dir: config.dir.clone(), instance: files::instance_name(&config.instance), offset };
+        layout.ensure_dir()?;
+        let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
+        Ok(Audit(Arc::new(Inner {
+            active: Some(Active {
+                config: config.clone(),
+                layout: Arc::new(layout),
+                origin: origin.to_owned(),
+                clock,
+                http,
+                tx,
+                rx: Mutex::new(Some(rx)),
+                writer: Mutex::new(None),
+                wake: Arc::new(Notify::new()),
+            }),
+            counters: Arc::default(),
+        })))
+    }
+
+    /// An audit log that records nothing (benchmarks); queries find nothing.
+    pub fn disabled() -> Audit {
+        Audit(Arc::new(Inner { active: None, counters: Arc::default() }))
+    }
+
+    /// Whether events are recorded at all.
+    pub fn enabled(&self) -> bool {
+        self.0.active.is_some()
+    }
+
+    /// This instance's name in file names, when enabled.
+    pub fn instance(&self) -> Option<&str> {
+        self.0.active.as_ref().map(|a| a.layout.instance.as_str())
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> Stats {
+        let c = &self.0.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            written: get(&c.written),
+            lost: get(&c.lost),
+            malformed: get(&c.malformed),
+            forwarded: get(&c.forwarded),
+            write_errors: get(&c.write_errors),
+        }
+    }
+
+    /// Starts the writer, the retention sweeper (a sweep now, then every `sweep_ms`) and, when
+    /// `forward_url` is set, the forwarder. `stop` ends the sweeper and forwarder; call
+    /// [`Audit::shutdown`] afterwards to write out and stop the writer. Needs a Tokio runtime.
+    pub fn spawn(&self, stop: watch::Receiver<bool>) -> Result<(), AuditError> {
+        let Some(a) = &self.0.active else { return Ok(()) };
+        let rx = lock(&a.rx).take().ok_or(AuditError::AlreadyStarted)?;
+        let w = writer::Writer {
+            layout: a.layout.clone(),
+            fsync_every: Duration::from_millis(a.config.fsync_ms),
+            wake: a.wake.clone(),
+            counters: self.0.counters.clone(),
+        };
+        *lock(&a.writer) = Some(tokio::spawn(w.run(rx, stop.clone())));
+        let sweeper = retention::Sweeper {
+            audit: self.clone(),
+            clock: a.clock.clone(),
+            every: Duration::from_millis(a.config.sweep_ms),
+        };
+        tokio::spawn(sweeper.run(stop.clone()));
+        if !a.config.forward_url.is_empty() {
+            let f = forward::Forwarder::new(
+                &a.config,
+                a.layout.clone(),
+                a.http.clone(),
+                a.wake.clone(),
+                self.0.counters.clone(),
+            );
+            tokio::spawn(f.run(stop));
+        }
+        Ok(())
+    }
+
+    /// Records `e`, filling its `id`, `time` and `origin` (and, in the writer, `ts`). Cheap: the
+    /// event is queued for the writer; when the queue is full this waits, so nothing is dropped.
+    pub async fn record(&self, mut e: Event) {
+        let Some(a) = &self.0.active else { return };
+        e.id = crate::crypto::random_token(12);
+        e.time = a.clock.now();
+        e.ts.clear();
+        e.origin.clone_from(&a.origin);
+        self.send(a, Msg::Event(e)).await;
+    }
+
+    async fn send(&self, a: &Active, m: Msg) -> bool {
+        if a.tx.send(m).await.is_ok() {
+            return true;
+        }
+        let lost = Counters::add(&self.0.counters.lost, 1);
+        if lost == 1 || lost.is_multiple_of(1000) {
+            tracing::error!(lost, "audit writer has stopped; audit events are being lost");
+        }
+        false
+    }
+
+    /// Waits until everything recorded before this call is written and fsynced. Returns at once
+    /// when disabled, when the writer was never started, or when it has stopped.
+    pub async fn flush(&self) {
+        let Some(a) = &self.0.active else { return };
+        if lock(&a.rx).is_some() {
+            tracing::warn!("audit flush before Audit::spawn; nothing is written yet");
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        if a.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Writes and fsyncs everything recorded so far, then stops the writer; later events are
+    /// counted as lost. Call it once the HTTP server has drained. Waits as long as the disk
+    /// refuses writes (they are retried), so wrap it in a timeout if exit must be bounded.
+    pub async fn shutdown(&self) {
+        let Some(a) = &self.0.active else { return };
+        if lock(&a.rx).is_some() {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        if a.tx.send(Msg::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = lock(&a.writer).take();
+        if let Some(h) = handle
+            && let Err(e) = h.await
+        {
+            tracing::error!(error = %e, "audit writer failed");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The single writer task: drains the channel in batches and appends each event as one JSON line
+//! to the file of its local day, one `write` per file and batch (so readers see whole lines).
+//! Files are append-only; a line torn by a crash is closed with a newline when the file is
+//! reopened, so it stays one malformed line that readers skip. fsync happens at most every
+//! `fsync_ms`, at rotation, and on flush and shutdown. Failed writes are retried, never dropped.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::Date;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::event::{Event, rfc3339};
+use super::files::{Layout, io_err};
+use super::{AuditError, Counters};
+
+/// Messages to the writer.
+// Nearly every message is an event: boxing it would add an allocation per event and save nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Msg {
+    /// An event to append.
+    Event(Event),
+    /// Answer once everything before is written and fsynced.
+    Flush(oneshot::Sender<()>),
+    /// Write everything queued, fsync, answer and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Most messages taken from the channel per batch.
+const MAX_BATCH: usize = 4096;
+/// Most files kept open at once (today's and yesterday's, typically).
+const MAX_OPEN: usize = 2;
+/// Longest wait between two attempts at a failing write.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// The writer's settings.
+pub(crate) struct Writer {
+    pub layout: Arc<Layout>,
+    pub fsync_every: Duration,
+    pub wake: Arc<Notify>,
+    pub counters: Arc<Counters>,
+}
+
+struct OpenFile {
+    file: File,
+    len: u64,
+    dirty: bool,
+    last_use: u64,
+}
+
+/// The open files; lives on blocking threads while it does I/O.
+struct Disk {
+    layout: Arc<Layout>,
+    open: BTreeMap<Date, OpenFile>,
+    uses: u64,
+}
+
+impl Writer {
+    /// Runs until [`Msg::Shutdown`] or until every sender is gone. `stop` only triggers an fsync.
+    pub async fn run(self, mut rx: mpsc::Receiver<Msg>, mut stop: watch::Receiver<bool>) {
+        let mut disk = Some(Disk { layout: self.layout.clone(), open: BTreeMap::new(), uses: 0 });
+        let mut pending: Vec<Event> = Vec::new();
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        let mut stopping = false;
+        loop {
+            let mut msgs = Vec::new();
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => msgs.push(m),
+                    None => {
+                        self.sync(&mut disk).await;
+                        return;
+                    }
+                },
+                () = tokio::time::sleep_until(last_sync + self.fsync_every), if dirty => {
+                    self.sync(&mut disk).await;
+                    (dirty, last_sync) = (false, Instant::now());
+                    continue;
+                }
+                _ = stop.changed(), if !stopping => {
+                    stopping = true;
+                    self.sync(&mut disk).await;
+                    (dirty, last_sync) = (false, Instant::now());
+                    continue;
+                }
+            }
+            while msgs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => msgs.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut acks = Vec::new();
+            let mut shutdown = None;
+            for m in msgs {
+                sort(m, &mut pending, &mut acks, &mut shutdown);
+            }
+            if shutdown.is_some() {
+                // Refuse new events, then take everything already queued.
+                rx.close();
+                while let Ok(m) = rx.try_recv() {
+                    sort(m, &mut pending, &mut acks, &mut shutdown);
+                }
+            }
+            if !pending.is_empty() {
+                self.write_pending(&mut disk, &mut pending).await;
+                dirty = true;
+                self.wake.notify_one();
+            }
+            let must_sync = !acks.is_empty() || shutdown.is_some() || last_sync.elapsed() >= self.fsync_every;
+            if dirty && must_sync {
+                self.sync(&mut disk).await;
+                (dirty, last_sync) = (false, Instant::now());
+            }
+            for a in acks {
+                let _ = a.send(());
+            }
+            if let Some(t) = shutdown {
+                let _ = t.send(());
+                return;
+            }
+        }
+    }
+
+    /// Writes `pending`, retrying with backoff until the disk takes it all.
+    async fn write_pending(&self, disk: &mut Option<Disk>, pending: &mut Vec<Event>) {
+        let mut delay = Duration::from_millis(100);
+        while !pending.is_empty() {
+            let events = std::mem::take(pending);
+            let counters = self.counters.clone();
+            let outcome = self.blocking(disk, move |d| d.write(events, &counters)).await;
+            let Some((rest, error)) = outcome else {
+                // The blocking task died and took the batch with it; count it as lost.
+                tracing::error!("audit writer thread failed; a batch of audit events is lost");
+                Counters::add(&self.counters.lost, 1);
+                return;
+            };
+            *pending = rest;
+            if let Some(e) = error {
+                Counters::add(&self.counters.write_errors, 1);
+                tracing::error!(error = %e, waiting_events = pending.len(), "audit write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+        }
+    }
+
+    async fn sync(&self, disk: &mut Option<Disk>) {
+        if let Some(Err(e)) = self.blocking(disk, Disk::sync_all).await {
+            Counters::add(&self.counters.write_errors, 1);
+            tracing::error!(error = %e, "audit fsync failed");
+        }
+    }
+
+    /// Runs `f` on the disk on a blocking thread; `None` if that thread died (the disk state is
+    /// then rebuilt, which reopens and repairs the files).
+    async fn blocking<R: Send + 'static>(
+        &self,
+        disk: &mut Option<Disk>,
+        f: impl FnOnce(&mut Disk) -> R + Send + 'static,
+    ) -> Option<R> {
+        let mut d = disk.take().unwrap_or_else(|| Disk { layout: self.layout.clone(), open: BTreeMap::new(), uses: 0 });
+        match tokio::task::spawn_blocking(move || {
+            let r = f(&mut d);
+            (d, r)
+        })
+        .await
+        {
+            Ok((d, r)) => {
+                *disk = Some(d);
+                Some(r)
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Files a message: events to write, acknowledgements to send after the next fsync.
+fn sort(
+    m: Msg,
+    pending: &mut Vec<Event>,
+    acks: &mut Vec<oneshot::Sender<()>>,
+    shutdown: &mut Option<oneshot::Sender<()>>,
+) {
+    match m {
+        Msg::Event(e) => pending.push(e),
+        Msg::Flush(t) => acks.push(t),
+        Msg::Shutdown(t) if shutdown.is_none() => *shutdown = Some(t),
+        Msg::Shutdown(t) => acks.push(t),
+    }
+}
+
+impl Disk {
+    /// Appends `events`, grouped by local day. Returns the events not written (in order) and
+    /// the error that stopped the writing.
+    fn write(&mut self, events: Vec<Event>, counters: &Counters) -> (Vec<Event>, Option<AuditError>) {
+        let mut days: BTreeMap<Date, Vec<Event>> = BTreeMap::new();
+        for e in events {
+            let date = self.layout.day_of(e.time).unwrap_or(time::macros::date!(1970 - 01 - 01));
+            days.entry(date).or_default().push(e);
+        }
+        let mut rest = Vec::new();
+        let mut error = None;
+        for (date, evs) in days {
+            if error.is_some() {
+                rest.extend(evs);
+                continue;
+            }
+            let mut buf = Vec::with_capacity(evs.len() * 320);
+            let mut lines = Vec::with_capacity(evs.len());
+            for mut e in evs {
+                if e.ts.is_empty() {
+                    e.ts = rfc3339(e.time);
+                }
+                let start = buf.len();
+                match serde_json::to_writer(&mut buf, &e) {
+                    Ok(()) => {
+                        buf.push(b'\n');
+                        lines.push((e, buf.len() as u64));
+                    }
+                    Err(err) => {
+                        buf.truncate(start);
+                        Counters::add(&counters.lost, 1);
+                        tracing::error!(error = %err, id = %e.id, "audit event not serializable; dropped");
+                    }
+                }
+            }
+            let written = match self.append(date, &buf) {
+                Ok(()) => buf.len() as u64,
+                Err((e, written)) => {
+                    error = Some(e);
+                    written
+                }
+            };
+            let mut done = 0;
+            for (e, end) in lines {
+                if end <= written {
+                    done += 1;
+                } else {
+                    rest.push(e);
+                }
+            }
+            Counters::add(&counters.written, done);
+        }
+        (rest, error)
+    }
+
+    /// Appends whole lines to `date`'s file; on error, also how many bytes did get written.
+    fn append(&mut self, date: Date, buf: &[u8]) -> Result<(), (AuditError, u64)> {
+        let path = self.layout.path(date);
+        self.open(date).map_err(|e| (e, 0))?;
+        self.uses += 1;
+        let uses = self.uses;
+        let Some(f) = self.open.get_mut(&date) else {
+            return Err((io_err(&path, io::Error::other("audit file not open")), 0));
+        };
+        f.last_use = uses;
+        let before = f.len;
+        match f.file.write_all(buf) {
+            Ok(()) => {
+                f.len += buf.len() as u64;
+                f.dirty = true;
+                Ok(())
+            }
+            Err(e) => {
+                let now = f.file.metadata().map_or(before, |m| m.len());
+                // Reopening repairs a torn last line.
+                self.open.remove(&date);
+                Err((io_err(&path, e), now.saturating_sub(before)))
+            }
+        }
+    }
+
+    /// Makes sure `date`'s file is open, fsyncing older files at rotation and closing the least
+    /// recently used one beyond [`MAX_OPEN`].
+    fn open(&mut self, date: Date) -> Result<(), AuditError> {
+        if self.open.contains_key(&date) {
+            return Ok(());
+        }
+        if self.open.keys().next_back().is_none_or(|newest| date > *newest) {
+            self.sync_all()?;
+        }
+        while self.open.len() >= MAX_OPEN {
+            let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.last_use).map(|(d, _)| *d) else { break };
+            if let Some(f) = self.open.remove(&oldest)
+                && f.dirty
+            {
+                f.file.sync_data().map_err(|e| io_err(&self.layout.path(oldest), e))?;
+            }
+        }
+        let path = self.layout.path(date);
+        let (file, len) = open_append(&path).map_err(|e| io_err(&path, e))?;
+        self.open.insert(date, OpenFile { file, len, dirty: false, last_use: self.uses });
+        Ok(())
+    }
+
+    /// fsyncs every file written since its last fsync.
+    fn sync_all(&mut self) -> Result<(), AuditError> {
+        for (date, f) in &mut self.open {
+            if f.dirty {
+                f.file.sync_data().map_err(|e| io_err(&self.layout.path(*date), e))?;
+                f.dirty = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens `path` for appending (mode 0640 on unix), creating it; when its last byte is not a
+/// newline (a crash mid-write), adds one so the torn line cannot swallow the next event.
+fn open_append(path: &Path) -> io::Result<(File, u64)> {
+    let existed = path.exists();
+    let mut o = OpenOptions::new();
+    o.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o640);
+    let mut f = o.open(path)?;
+    let mut len = f.metadata()?.len();
+    if len > 0 {
+        f.seek(SeekFrom::Start(len - 1))?;
+        let mut last = [0u8; 1];
+        f.read_exact(&mut last)?;
+        if last != [b'\n'] {
+            f.write_all(b"\n")?;
+            len += 1;
+        }
+    }
+    if !existed {
+        // Make the new directory entry durable too.
+        if let Some(dir) = path.parent()
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+    }
+    Ok((f, len))
+}
