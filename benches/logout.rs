@@ -48,6 +48,10 @@ fn client(id: String, uri: String) -> Client {
         origin: Origin::Admin,
         registration_token_sealed: None,
         access_token_ttl: None,
+        refresh_token_ttl: None,
+        app_id: None,
+        lifecycle: None,
+        rate_limit: None,
         created_at: 0,
     }
 }
@@ -130,7 +134,7 @@ async fn main() {
         }
         acks.store(0, Ordering::SeqCst);
         let started = Instant::now();
-        let ended = logout::end_session(state.logout_ctx(), &s.sid, Reason::User, None).await.unwrap().unwrap();
+        let ended = logout::end_session(state.logout_ctx("user"), &s.sid, Reason::User, None).await.unwrap().unwrap();
         assert_eq!(ended.notified.len(), RECEIVERS);
         while acks.load(Ordering::SeqCst) < RECEIVERS {
             assert!(started.elapsed() < Duration::from_secs(30), "deliveries stalled");

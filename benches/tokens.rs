@@ -44,6 +44,10 @@ fn client() -> Client {
         origin: Origin::Admin,
         registration_token_sealed: None,
         access_token_ttl: None,
+        refresh_token_ttl: None,
+        app_id: None,
+        lifecycle: None,
+        rate_limit: None,
         created_at: 0,
     }
 }

@@ -56,7 +56,12 @@ impl Platform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
         let base = format!("http://{addr}");
-        let fixed = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n");
+        let data = std::env::temp_dir().join(format!("tz-conformance-{}-{}", std::process::id(), addr.port()));
+        let fixed = format!(
+            "issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+            data.join("audit").display(),
+            data.join("archive").display()
+        );
         let (store_overlay, store): (String, DynStore) = match backend {
             Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
             Backend::Redis(url) => {

@@ -114,6 +114,11 @@ pub async fn validate(
         .await?
         .filter(|c| c.enabled)
         .ok_or_else(|| Rejection::Page(OAuthError::invalid_client("unknown client")))?;
+    // A suspended, offline or maintenance-mode application takes no logins; say so on our own
+    // page rather than sending the user to an application that is blocked (AY-8.5.3.2).
+    if let Some(e) = crate::apps::gate::refuses_logins(&client) {
+        return Err(Rejection::Page(e));
+    }
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.has_redirect_uri(uri) => uri.clone(),
         Some(_) => return Err(page("redirect_uri is not registered for this client")),
@@ -270,7 +275,19 @@ pub async fn remember_consent(
     now: i64,
 ) -> Result<(), StoreError> {
     let c = Consent { scopes: scopes.to_vec(), at: now };
-    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await
+    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await?;
+    // Indexed by client, so taking an application offline can revoke every consent (AY-8.6.3).
+    store.set_add(&keys::client_consents(client_id), sub, Some(CONSENT_TTL)).await
+}
+
+/// Revokes every user's consent to a client; returns how many there were.
+pub async fn revoke_consents(store: &DynStore, client_id: &str) -> Result<usize, StoreError> {
+    let subs = store.set_members(&keys::client_consents(client_id)).await?;
+    for sub in &subs {
+        store.delete(&keys::consent(sub, client_id)).await?;
+    }
+    store.delete(&keys::client_consents(client_id)).await?;
+    Ok(subs.len())
 }
 
 async fn needs_consent(store: &DynStore, req: &AuthRequest, client: &Client, s: &Session) -> Result<bool, StoreError> {
@@ -304,6 +321,10 @@ pub async fn decide(
             Decision::Login
         });
     };
+    // Who may use the application while it is tested or grey-released (AY-8.3, SH-6.2.7).
+    if let Some(e) = crate::apps::gate::admits(store, client, &s.sub).await? {
+        return Ok(Decision::Error(e));
+    }
     if needs_consent(store, req, client, &s).await? {
         return Ok(if req.prompt.none {
             Decision::Error(OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"))

@@ -4,10 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::apps::State;
 use crate::crypto::{self, Secret, ct_eq, sha256_hex};
 use crate::error::OAuthError;
 use crate::jwks_cache::JwksCache;
 use crate::jwt::{Alg, JwkSet, Unverified, VerifyKey};
+pub use crate::ratelimit::RateLimit;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// Grant types a client may be allowed (RFC 7591 s2).
@@ -85,7 +87,7 @@ impl AuthMethod {
 }
 
 /// Where a client came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// Seeded from configuration.
@@ -108,7 +110,7 @@ pub struct StoredSecret {
 }
 
 /// A registered client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Client {
     /// client_id.
     pub client_id: String,
@@ -164,6 +166,19 @@ pub struct Client {
     /// Per-client access token lifetime override, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_ttl: Option<i64>,
+    /// Per-client refresh token (family) lifetime override, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_ttl: Option<i64>,
+    /// The application that owns the client, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The owning application's lifecycle state, mirrored here so token validation reads one
+    /// record (AY-8.5.3.2: a suspension takes effect on the next request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<State>,
+    /// Call control (AY-8.3.2.1); the platform default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// Creation time.
     pub created_at: i64,
 }
@@ -188,6 +203,19 @@ impl Client {
     /// Whether the client holds a scope.
     pub fn holds_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+    /// Whether tokens already issued to the client still validate (its application is not
+    /// suspended or offline).
+    pub fn tokens_valid(&self) -> bool {
+        self.enabled && self.lifecycle.is_none_or(State::tokens_valid)
+    }
+    /// Why the client may not be issued new tokens, if it may not (AY-8.5.3.2: "new grants
+    /// are refused with a clear error").
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self.lifecycle {
+            Some(s) if !s.issues_tokens() => Some(s.refusal()),
+            _ => None,
+        }
     }
 }
 

@@ -29,6 +29,20 @@ impl Clock {
         }
     }
 
+    /// A monotonic reading in nanoseconds, for rates (the rate limiter): process-relative on
+    /// the system clock, the manual time in nanoseconds on a manual clock.
+    pub fn monotonic_ns(&self) -> u64 {
+        match &self.manual {
+            Some(t) => u64::try_from(t.load(Ordering::Relaxed)).unwrap_or(0).saturating_mul(1_000_000_000),
+            None => {
+                static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+                let start = *START.get_or_init(std::time::Instant::now);
+                // Offset by a day so the first readings are not near zero.
+                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX).saturating_add(86_400_000_000_000)
+            }
+        }
+    }
+
     /// Moves a manual clock forward; a no-op on the system clock.
     pub fn advance(&self, seconds: i64) {
         if let Some(t) = &self.manual {

@@ -62,6 +62,54 @@ pub struct Config {
     pub seed: SeedConfig,
     /// Audit log files, retention and forwarding.
     pub audit: AuditConfig,
+    /// The working-day calendar for lifecycle deadlines.
+    pub calendar: CalendarConfig,
+    /// Application lifecycle.
+    pub apps: AppsConfig,
+    /// Per-client call control.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `[calendar]`: which days are working days (AY-8.5.4 counts deadlines in working days).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// Time zone of the platform, `+HH:MM`.
+    pub utc_offset: String,
+    /// Weekday names that are not working days.
+    pub weekend: Vec<String>,
+    /// Public holidays, `YYYY-MM-DD`.
+    pub holidays: Vec<String>,
+    /// Adjusted working days on weekends (调休), `YYYY-MM-DD`.
+    pub workdays: Vec<String>,
+}
+
+/// `[apps]`: the application lifecycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppsConfig {
+    /// Working days an application has to rectify after a suspension (AY-8.5.4).
+    pub rectification_days: u32,
+    /// The longest extension of a rectification, working days (AY-8.5.4).
+    pub max_extension_days: u32,
+    /// Working days the reviewers have for an application (AY-8.2.2).
+    pub review_days: u32,
+    /// Directory the archives of applications taken offline are written to (AY-8.6.4).
+    pub archive_dir: PathBuf,
+    /// Overlap of an old client secret after rotation when the request names none, seconds.
+    pub secret_overlap: i64,
+}
+
+/// `[rate_limit]`: per-client call control (AY-8.3.2.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Whether limits are enforced at all.
+    pub enabled: bool,
+    /// Sustained requests per second of a client without its own limit; 0 means unlimited.
+    pub default_per_second: f64,
+    /// Requests a client may send at once above the sustained rate.
+    pub default_burst: u32,
 }
 
 /// `[audit]`: the audit log (AY-8.5.2.1, GB-6.8a) and its forwarding upstream (GB-6.8c).
@@ -293,6 +341,9 @@ pub struct SecurityConfig {
     pub initial_access_token: String,
     /// Scope that authorizes the admin API.
     pub admin_scope: String,
+    /// Scope that authorizes reading the audit log (kept apart from the admin scope, so the
+    /// people who administer and the people who audit can be different, 三员分立).
+    pub audit_scope: String,
     /// Default page locale.
     pub default_locale: String,
 }
@@ -534,6 +585,21 @@ impl Config {
                 "logout",
                 "retry_horizon, max_backoff, concurrency, poll_ms and sweep_ms must be positive",
             ));
+        }
+        crate::calendar::Calendar::from_config(&self.calendar)
+            .map_err(|reason| ConfigError::Invalid { field: "calendar", reason })?;
+        if !(1..=60).contains(&self.apps.rectification_days) || !(1..=60).contains(&self.apps.max_extension_days) {
+            return Err(invalid("apps.rectification_days", "rectification_days and max_extension_days: 1..=60"));
+        }
+        if !(1..=60).contains(&self.apps.review_days) {
+            return Err(invalid("apps.review_days", "must be 1..=60"));
+        }
+        if !(0..=30 * 86_400).contains(&self.apps.secret_overlap) {
+            return Err(invalid("apps.secret_overlap", "must be 0..=2592000 seconds"));
+        }
+        let rl = &self.rate_limit;
+        if !rl.default_per_second.is_finite() || rl.default_per_second < 0.0 || rl.default_per_second > 1e6 {
+            return Err(invalid("rate_limit.default_per_second", "must be 0 (unlimited) ..= 1000000"));
         }
         if self.server.body_limit < 1024 {
             return Err(invalid("server.body_limit", "at least 1024 bytes"));

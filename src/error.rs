@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::apps::AppError;
+use crate::ratelimit::Limited;
 use crate::store::StoreError;
 
 /// Error codes of the OAuth and OpenID endpoints. Each variant's wire value is the spec's code.
@@ -175,11 +177,30 @@ pub struct JsonError {
     pub error: OAuthError,
     /// A status other than the code's usual one (413 for an oversized body).
     pub status: Option<StatusCode>,
+    /// Seconds for `Retry-After` (RFC 9110 s10.2.3), when the client should come back later.
+    pub retry_after: Option<u64>,
 }
 
 impl From<OAuthError> for JsonError {
     fn from(error: OAuthError) -> Self {
-        Self { error, status: None }
+        Self { error, status: None, retry_after: None }
+    }
+}
+
+/// The description every rate-limited answer carries.
+fn rate_limited_text(l: Limited) -> String {
+    format!("rate limit exceeded (AY-8.3.2.1); retry after {} s", l.retry_after)
+}
+
+impl From<Limited> for JsonError {
+    /// RFC 6585 s4: 429 with `Retry-After`. RFC 6749 has no code for it; the body says
+    /// `temporarily_unavailable`, which clients already treat as "try later".
+    fn from(l: Limited) -> Self {
+        Self {
+            error: OAuthError::new(ErrorCode::TemporarilyUnavailable, rate_limited_text(l)),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(l.retry_after),
+        }
     }
 }
 
@@ -201,7 +222,8 @@ impl IntoResponse for JsonError {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tongzheng\""));
         }
         if code == ErrorCode::TemporarilyUnavailable {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let secs = self.retry_after.unwrap_or(1);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -214,6 +236,14 @@ pub enum BearerError {
     Missing,
     /// Credentials were sent and rejected.
     Rejected(OAuthError),
+    /// The token's client is over its rate limit (AY-8.3.2.1).
+    Limited(Limited),
+}
+
+impl From<Limited> for BearerError {
+    fn from(l: Limited) -> Self {
+        Self::Limited(l)
+    }
 }
 
 impl From<StoreError> for BearerError {
@@ -230,15 +260,18 @@ impl From<OAuthError> for BearerError {
 
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
+        if let Self::Limited(l) = self {
+            return JsonError::from(l).into_response();
+        }
         let mut resp = match &self {
-            Self::Missing => StatusCode::UNAUTHORIZED.into_response(),
+            Self::Limited(_) | Self::Missing => StatusCode::UNAUTHORIZED.into_response(),
             Self::Rejected(e) => {
                 let body = ErrorBody { error: e.code.as_str(), error_description: &e.description };
                 (status_of(e.code), axum::Json(body)).into_response()
             }
         };
         let challenge = match &self {
-            Self::Missing => "Bearer realm=\"tongzheng\"".to_owned(),
+            Self::Limited(_) | Self::Missing => "Bearer realm=\"tongzheng\"".to_owned(),
             Self::Rejected(e) => {
                 let d = e.description.replace(['"', '\\'], "'");
                 format!("Bearer realm=\"tongzheng\", error=\"{}\", error_description=\"{d}\"", e.code.as_str())
@@ -272,12 +305,33 @@ pub struct Problem {
     /// token was presented and did not enable access.
     #[serde(skip)]
     pub bearer_error: Option<ErrorCode>,
+    /// Seconds for `Retry-After` (429 and 503).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+    /// RFC 7807 s3.2 extension members (e.g. `from`, `to` and `allowed` of an illegal
+    /// transition).
+    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
     /// A problem with the given status, type slug, title and detail.
     pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind: slug, title, detail: detail.into(), status_code: status.as_u16(), bearer_error: None }
+        Self {
+            status,
+            kind: slug,
+            title,
+            detail: detail.into(),
+            status_code: status.as_u16(),
+            bearer_error: None,
+            retry_after: None,
+            extensions: serde_json::Map::new(),
+        }
+    }
+    /// Adds an RFC 7807 s3.2 extension member.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
     }
     /// The same problem, answered with an RFC 6750 s3 challenge naming `code`.
     pub fn with_bearer_error(mut self, code: ErrorCode) -> Self {
@@ -361,7 +415,85 @@ impl IntoResponse for Problem {
         if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         no_store(&mut resp);
         resp
+    }
+}
+
+impl From<Limited> for Problem {
+    fn from(l: Limited) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:tongzheng:problem:rate-limited",
+            "Too many requests",
+            rate_limited_text(l),
+        );
+        p.retry_after = Some(l.retry_after);
+        p
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        let detail = e.to_string();
+        match e {
+            AppError::NotFound(_) => Self::not_found(detail),
+            AppError::Invalid(_) => Self::bad_request(detail),
+            AppError::MissingEvidence(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:tongzheng:problem:missing-evidence",
+                "Review evidence missing",
+                detail,
+            ),
+            AppError::IllegalTransition { from, to } => Self::new(
+                StatusCode::CONFLICT,
+                "urn:tongzheng:problem:illegal-transition",
+                "Illegal lifecycle transition",
+                detail,
+            )
+            .with("from", from.as_str().into())
+            .with("to", to.as_str().into())
+            .with("allowed", from.next().iter().map(|s| s.as_str()).collect::<Vec<_>>().into()),
+            AppError::Conflict(_) => Self::conflict(detail),
+            AppError::Busy => {
+                let mut p = Self::conflict(detail);
+                p.retry_after = Some(1);
+                p
+            }
+            AppError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::audit::AuditError> for Problem {
+    fn from(e: crate::audit::AuditError) -> Self {
+        use crate::audit::AuditError as A;
+        let detail = e.to_string();
+        match e {
+            A::InvalidQuery(_) | A::Malformed { .. } | A::TooManyLines { .. } => Self::bad_request(detail),
+            A::Disabled => Self::conflict("the audit log is disabled on this platform"),
+            A::Stopped => {
+                let mut p = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:tongzheng:problem:unavailable",
+                    "Service unavailable",
+                    "the audit log is shutting down; retry",
+                );
+                p.retry_after = Some(5);
+                p
+            }
+            A::Io { .. } | A::Config { .. } | A::AlreadyStarted | A::Task(_) => {
+                tracing::error!(error = %detail, "audit log failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "urn:tongzheng:problem:internal",
+                    "Internal error",
+                    "internal error",
+                )
+            }
+        }
     }
 }

@@ -12,8 +12,10 @@
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
+pub mod apps;
 pub mod audit;
 pub mod authorize;
+pub mod calendar;
 pub mod clients;
 pub mod clock;
 pub mod config;
@@ -26,7 +28,9 @@ pub mod jwt;
 pub mod keys;
 pub mod logout;
 pub mod metrics;
+pub mod ratelimit;
 pub mod registration;
+pub mod scopes;
 pub mod sealing;
 pub mod server;
 pub mod session;

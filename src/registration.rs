@@ -10,7 +10,7 @@ use crate::grant::{USER_SCOPES, parse_scope};
 use crate::jwt::{Alg, JwkSet, VerifyKey};
 
 /// Client metadata as sent by a client or an admin. Unknown members are ignored (RFC 7591 s2).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Metadata {
     /// Redirect URIs.
     #[serde(default)]
@@ -35,6 +35,7 @@ pub struct Metadata {
     pub id_token_signed_response_alg: Option<String>,
     /// Inline JWKS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub jwks: Option<JwkSet>,
     /// JWKS URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +199,10 @@ impl Metadata {
             },
             registration_token_sealed: None,
             access_token_ttl: None,
+            refresh_token_ttl: None,
+            app_id: None,
+            lifecycle: None,
+            rate_limit: None,
             created_at: now,
         })
     }

@@ -79,7 +79,8 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let metrics = Metrics::new(clock.now());
     let store = Instrumented::wrap(store, metrics.clone());
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
-    let state = AppState::new(config, store, keys, clock, passwords, http, metrics, audit);
+    let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
+        .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
     if let Err(e) = seed(&state).await {
         match e {
             // Redis may come up after us; seeding is retried at the next start, and /readyz tells.
@@ -137,9 +138,29 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             origin: Origin::Config,
             registration_token_sealed: None,
             access_token_ttl: None,
+            refresh_token_ttl: None,
+            app_id: None,
+            lifecycle: None,
+            rate_limit: None,
             created_at,
         };
         clients::put(&state.store, &client).await?;
+    }
+    // AY-7.1: every scope a seeded client holds is in the catalogue.
+    for c in &state.config.seed.clients {
+        for name in &c.scopes {
+            if !crate::scopes::valid_name(name) {
+                return Err(ServerError::Seed(format!("client {}: '{name}' is not a scope token", c.client_id)));
+            }
+            let def = crate::scopes::ScopeDef {
+                name: name.clone(),
+                description: format!("declared in the configuration (client {})", c.client_id),
+                sensitive: false,
+                built_in: false,
+                created_at: now,
+            };
+            crate::scopes::create(&state.store, &state.builtin_scopes, &def).await?;
+        }
     }
     for u in &state.config.seed.users {
         if users::by_username(&state.store, &u.username).await?.is_some() {
@@ -155,6 +176,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             email: u.email.clone(),
             email_verified: u.email.is_some(),
             phone_sealed: None,
+            orgs: Vec::new(),
             enabled: true,
             created_at: now,
             updated_at: now,
@@ -210,14 +232,15 @@ pub async fn serve(
     let audit = state.audit.clone();
     let router = app(state);
     let Some(tls) = tls else {
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
         audit.shutdown().await;
         return Ok(served?);
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -232,7 +255,14 @@ pub async fn serve(
             }
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address reaches handlers the same way as on the plain listener.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         tokio::spawn(async move {
             let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
                 return;
@@ -270,6 +300,7 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         broadcast: c.logout.broadcast_on_expiry,
         every_ms: c.logout.sweep_ms,
         wake: state.outbox_wake.clone(),
+        audit: Some(state.audit.clone()),
     };
     tokio::spawn(sweeper.run(stop));
 }

@@ -102,7 +102,8 @@ pub fn at_hash(alg: Alg, access_token: &str) -> String {
 }
 
 /// Verifies a bearer access token and checks it is still active: our signature, `typ` at+jwt,
-/// our issuer, not expired, not revoked (by jti or by grant), and its client still enabled.
+/// our issuer, not expired, not revoked (by jti or by grant), and its client still enabled and
+/// its application neither suspended nor offline (AY-8.5.3.2: the block is immediate).
 /// Every failure is `invalid_token`; store failures are `temporarily_unavailable`.
 pub async fn validate_access_token(
     keys_: &Keys,
@@ -141,7 +142,7 @@ pub async fn validate_access_token(
         }
     }
     let client: Client = store::decode(&keys::client(&claims.client_id), &client_bytes)?;
-    if !client.enabled {
+    if !client.tokens_valid() {
         return Err(invalid());
     }
     Ok((claims, client))

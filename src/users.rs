@@ -35,6 +35,10 @@ pub struct User {
     /// [`User::phone`], write it with [`User::set_phone`].
     #[serde(default, rename = "phone", skip_serializing_if = "Option::is_none")]
     pub phone_sealed: Option<String>,
+    /// Organizations the user belongs to (ids); they decide which applications the user may
+    /// use (visible scope, SH-6.2.2; grey release, SH-6.2.7).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<String>,
     /// Disabled users cannot log in.
     #[serde(default = "yes")]
     pub enabled: bool,

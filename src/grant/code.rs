@@ -110,7 +110,8 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         (None, Some(_)) => return Err(bad("code_verifier sent but no code_challenge was")),
         (None, None) => {}
     }
-    let refresh_family_exp = client.allows(GrantType::RefreshToken).then_some(ctx.now + ctx.tokens.refresh_token_ttl);
+    let family_ttl = client.refresh_token_ttl.unwrap_or(ctx.tokens.refresh_token_ttl);
+    let refresh_family_exp = client.allows(GrantType::RefreshToken).then_some(ctx.now + family_ttl);
     mint(
         ctx,
         Mint {

@@ -52,6 +52,9 @@ pub struct TokenResponse {
     /// ID token, when `openid` was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The user the tokens are about (for the audit log; not sent).
+    #[serde(skip)]
+    pub subject: Option<String>,
 }
 
 /// The authenticated user behind a grant.
@@ -131,6 +134,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         scope,
         refresh_token: None,
         id_token: None,
+        subject: m.user.as_ref().map(|u| u.sub.clone()),
     };
     if let (Some(user), true) = (&m.user, m.scope.iter().any(|s| s == "openid")) {
         let alg = m.client.id_token_alg;

@@ -10,12 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use super::extract::{Form, Query, body_bytes, cookie, is_form, parse_params};
+use super::extract::{Form, Meta, Query, body_bytes, cookie, is_form, parse_params};
 use super::pages::{self, Locale, LoginForm};
+use crate::audit::{Event, Kind, Outcome};
 use crate::authorize::{self, AuthRequest, Decision, Redirect, Rejection, ResponseMode};
 use crate::clients;
 use crate::crypto::{self, Secret};
 use crate::error::{ErrorCode, OAuthError};
+use crate::metrics::LoginOutcome;
 use crate::session::{self, Session};
 use crate::store::StoreError;
 use crate::users::{self, PasswordError};
@@ -218,11 +220,20 @@ fn expired(state: &AppState, headers: &HeaderMap) -> Response {
 }
 
 async fn client_name(state: &AppState, client_id: &str) -> String {
-    clients::get(&state.store, client_id).await.ok().flatten().map_or_else(|| client_id.to_owned(), |c| c.name)
+    client_info(state, client_id).await.0
+}
+
+/// A client's display name and application, for the login page and the audit log.
+async fn client_info(state: &AppState, client_id: &str) -> (String, Option<String>) {
+    clients::get(&state.store, client_id)
+        .await
+        .ok()
+        .flatten()
+        .map_or_else(|| (client_id.to_owned(), None), |c| (c.name, c.app_id))
 }
 
 /// POST /login: checks the password and continues the remembered request.
-async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mut form): Form) -> Response {
+async fn login_submit(State(state): State<AppState>, meta: Meta, headers: HeaderMap, Form(mut form): Form) -> Response {
     let id = form.remove("req").unwrap_or_default();
     let now = state.clock.now();
     let pending = match authorize::recall(&state.store, &id, cookie(&headers, BROWSER_COOKIE), now).await {
@@ -240,7 +251,7 @@ async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mu
     let username = form.remove("username").unwrap_or_default();
     let password = Secret(form.remove("password").unwrap_or_default());
     let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
-    let client_name = client_name(&state, &p.req.client_id).await;
+    let (client_name, app_id) = client_info(&state, &p.req.client_id).await;
     let user = match users::by_username(&state.store, username.trim()).await {
         Ok(u) => u,
         Err(e) => return unavailable_page(&state, &headers, e),
@@ -260,8 +271,23 @@ async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mu
     };
     let user = match (verdict, user) {
         (Ok(true), Some(u)) => u,
-        (Ok(_), _) => {
+        (Ok(_), known) => {
             tracing::info!(client_id = %p.req.client_id, "login failed");
+            let reason = match &known {
+                None => "unknown_user",
+                Some(u) if !u.enabled => "disabled",
+                Some(_) => "bad_password",
+            };
+            state.metrics.login(LoginOutcome::Failure, reason);
+            // The username typed is kept only when it names an account (no typo'd passwords).
+            let mut event = Event::new(Kind::LoginFailure, Outcome::Failure)
+                .actor("anonymous")
+                .client(&p.req.client_id)
+                .detail(serde_json::json!({"reason": reason}));
+            if let Some(u) = &known {
+                event = event.subject(&u.id);
+            }
+            state.audit.record(meta.apply(event, app_id.as_deref())).await;
             return form_again(true, false);
         }
         (Err(PasswordError::Busy), _) => return form_again(false, true),
@@ -285,7 +311,8 @@ async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mu
         other => {
             if let Some(old) = other
                 && let Err(e) =
-                    crate::logout::end_session(state.logout_ctx(), &old.sid, crate::logout::Reason::User, None).await
+                    crate::logout::end_session(state.logout_ctx("user"), &old.sid, crate::logout::Reason::User, None)
+                        .await
             {
                 return unavailable_page(&state, &headers, e);
             }
@@ -297,6 +324,16 @@ async fn login_submit(State(state): State<AppState>, headers: HeaderMap, Form(mu
         Err(e) => return unavailable_page(&state, &headers, e),
     };
     tracing::info!(client_id = %p.req.client_id, sub = %user.id, sid = %session.sid, "login succeeded");
+    state.metrics.login(LoginOutcome::Success, "ok");
+    if cookie_value.is_some() {
+        state.metrics.session_started();
+    }
+    let event = Event::new(Kind::LoginSuccess, Outcome::Success)
+        .actor(format!("user:{}", user.id))
+        .client(&p.req.client_id)
+        .subject(&user.id)
+        .detail(serde_json::json!({"sid": session.sid, "amr": session.amr, "acr": session.acr}));
+    state.audit.record(meta.apply(event, app_id.as_deref())).await;
     let mut resp = continue_after_auth(&state, &headers, &id, p.req, session).await;
     if let Some(c) = cookie_value {
         set_cookie(&mut resp, &state, &state.config.session.cookie_name, &c, t.absolute);

@@ -55,6 +55,7 @@ pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
             JsonError {
                 error: OAuthError::invalid_request("request body too large"),
                 status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+                retry_after: None,
             }
         } else {
             OAuthError::invalid_request("the request body could not be read").into()
@@ -71,6 +72,60 @@ impl<S: Send + Sync> FromRequest<S> for Form {
         }
         let bytes = body_bytes(req, state).await?;
         Ok(Self(parse_params(&bytes)?))
+    }
+}
+
+/// The id the request-id layer gave this request (echoed in `X-Request-Id`).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Who sent a request, for the audit log: its request id and the client's IP address (the
+/// socket peer, or the last `X-Forwarded-For` hop when a trusted TLS proxy is configured).
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The client address.
+    pub ip: Option<String>,
+}
+
+impl Meta {
+    /// Reads the request id and address from request parts.
+    pub fn of(parts: &Parts, trust_proxy: bool) -> Self {
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let forwarded = trust_proxy
+            .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+            .flatten()
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+        let peer =
+            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        Self { request_id, ip: forwarded.or(peer) }
+    }
+}
+
+impl Meta {
+    /// Adds the request id, address and application to an audit event.
+    pub fn apply(&self, mut e: crate::audit::Event, app_id: Option<&str>) -> crate::audit::Event {
+        if let Some(ip) = &self.ip {
+            e = e.ip(ip);
+        }
+        if let Some(id) = &self.request_id {
+            e = e.request_id(id);
+        }
+        if let Some(app) = app_id {
+            e = e.app(app);
+        }
+        e
+    }
+}
+
+impl FromRequestParts<super::AppState> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &super::AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts, state.config.server.behind_tls_proxy))
     }
 }
 

@@ -11,8 +11,9 @@ use axum::routing::post;
 use serde::Serialize;
 
 use super::AppState;
-use super::extract::Form;
+use super::extract::{Form, Meta};
 use super::token::authenticate;
+use crate::audit::{Event, Kind, Outcome};
 use crate::crypto;
 use crate::error::{ErrorCode, JsonError, OAuthError};
 use crate::grant::{RefreshRecord, revoke_grant};
@@ -61,6 +62,7 @@ async fn introspect(
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let caller = authenticate(&state, &headers, &mut form, &state.urls.introspect).await?;
+    state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
     let now = state.clock.now();
@@ -121,10 +123,12 @@ fn active_access(c: AccessClaims) -> Introspection {
 /// token revokes its whole grant, so the access tokens it issued stop validating (s2.1).
 async fn revoke(
     State(state): State<AppState>,
+    meta: Meta,
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let caller = authenticate(&state, &headers, &mut form, &state.urls.revoke).await?;
+    state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     match form.get("token_type_hint").map(String::as_str) {
         None | Some("access_token" | "refresh_token") => {}
@@ -134,6 +138,7 @@ async fn revoke(
     }
     let now = state.clock.now();
     let key = keys::refresh_token(&crypto::token_key(&token));
+    let mut revoked = None;
     if let Some(found) = state.store.peek(&key).await? {
         let r: RefreshRecord = store::decode(&key, &found.value)?;
         if r.client_id == caller.client_id {
@@ -141,13 +146,23 @@ async fn revoke(
                 .await?;
             state.store.delete(&key).await?;
             tracing::info!(client_id = %caller.client_id, "refresh token revoked");
+            revoked = Some(("refresh_token", r.user.sub));
         }
     } else if let Ok((c, _)) = state.keys.verify::<AccessClaims>(&token) {
         // Only our own, unexpired tokens of this client; anything else is silently ignored (s2.2).
         if c.client_id == caller.client_id && c.iss == state.config.issuer && c.exp > now {
             state.store.put(&keys::revoked_jti(&c.jti), b"1", Some(store::ttl_until(c.exp, now))).await?;
             tracing::info!(client_id = %caller.client_id, "access token revoked");
+            revoked = Some(("access_token", c.sub));
         }
+    }
+    if let Some((kind, sub)) = revoked {
+        let event = Event::new(Kind::TokenRevoked, Outcome::Success)
+            .actor(format!("client:{}", caller.client_id))
+            .client(&caller.client_id)
+            .subject(sub)
+            .detail(serde_json::json!({"token_type": kind}));
+        state.audit.record(meta.apply(event, caller.app_id.as_deref())).await;
     }
     // RFC 7009 s2.2: 200 whether or not the token was valid.
     Ok(StatusCode::OK.into_response())

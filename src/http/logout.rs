@@ -180,7 +180,7 @@ async fn do_logout(
     sid: &str,
     next: Option<String>,
 ) -> Response {
-    match logout::end_session(state.logout_ctx(), sid, Reason::User, None).await {
+    match logout::end_session(state.logout_ctx("user"), sid, Reason::User, None).await {
         Ok(ended) => {
             let mut resp = finish(state, headers, ui, ended.as_ref(), next);
             set_cookie(&mut resp, state, &state.config.session.cookie_name, "", 0);
@@ -234,7 +234,8 @@ async fn backend_logout(
     }
     let me = caller.client_id.as_str();
     let denied = || OAuthError::new(ErrorCode::AccessDenied, "this client may not end that session");
-    let ctx = state.logout_ctx();
+    let actor = format!("client:{me}");
+    let ctx = state.logout_ctx(&actor);
     let ended: Vec<Ended> = if let Some(hint) = form.get("id_token_hint") {
         let claims = verify_hint(&state, hint)
             .ok_or_else(|| OAuthError::invalid_request("id_token_hint is not an ID token issued by this server"))?;

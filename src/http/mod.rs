@@ -62,6 +62,12 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// The audit log.
     pub audit: Audit,
+    /// Working days, for lifecycle deadlines.
+    pub calendar: crate::calendar::Calendar,
+    /// Per-client call control.
+    pub limiter: crate::ratelimit::Limiter,
+    /// The built-in entries of the scope catalogue.
+    pub builtin_scopes: Vec<crate::scopes::ScopeDef>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -97,6 +103,26 @@ impl Urls {
     }
 }
 
+/// What [`AppState::new`] is built from.
+pub struct Parts {
+    /// Validated configuration.
+    pub config: Config,
+    /// Storage backend.
+    pub store: DynStore,
+    /// Signing keys.
+    pub keys: Keys,
+    /// Time source.
+    pub clock: Clock,
+    /// Password hashing pool.
+    pub passwords: PasswordPool,
+    /// Outgoing HTTP client.
+    pub http: reqwest::Client,
+    /// Metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// Audit log.
+    pub audit: Audit,
+}
+
 impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -105,31 +131,27 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Assembles the state.
-    pub fn new(
-        config: Config,
-        store: DynStore,
-        keys: Keys,
-        clock: Clock,
-        passwords: PasswordPool,
-        http: reqwest::Client,
-        metrics: crate::metrics::Metrics,
-        audit: Audit,
-    ) -> Self {
-        let urls = Urls::new(&config.issuer);
-        Self(Arc::new(Inner {
-            config,
-            store,
-            keys: Arc::new(keys),
-            clock,
-            passwords,
-            jwks: JwksCache::new(http.clone()),
+    /// Assembles the state; fails only on a calendar `Config::validate` would have refused.
+    pub fn new(p: Parts) -> Result<Self, String> {
+        let urls = Urls::new(&p.config.issuer);
+        let calendar = crate::calendar::Calendar::from_config(&p.config.calendar)?;
+        let builtin_scopes = crate::scopes::built_in(&p.config.security.admin_scope, &p.config.security.audit_scope);
+        Ok(Self(Arc::new(Inner {
+            calendar,
+            limiter: crate::ratelimit::Limiter::default(),
+            builtin_scopes,
+            jwks: JwksCache::new(p.http.clone()),
             urls,
-            http,
+            config: p.config,
+            store: p.store,
+            keys: Arc::new(p.keys),
+            clock: p.clock,
+            passwords: p.passwords,
+            http: p.http,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
-            metrics,
-            audit,
-        }))
+            metrics: p.metrics,
+            audit: p.audit,
+        })))
     }
 
     /// The grant context at the current time.
@@ -143,8 +165,8 @@ impl AppState {
         }
     }
 
-    /// The logout context at the current time.
-    pub fn logout_ctx(&self) -> crate::logout::Ctx<'_> {
+    /// The logout context at the current time; `actor` is recorded in the audit log.
+    pub fn logout_ctx<'a>(&'a self, actor: &'a str) -> crate::logout::Ctx<'a> {
         let t = &self.config.tokens;
         crate::logout::Ctx {
             store: &self.store,
@@ -152,7 +174,44 @@ impl AppState {
             now: self.clock.now(),
             revoke_for: t.refresh_token_ttl.max(t.access_token_ttl),
             wake: Some(&self.outbox_wake),
+            audit: Some((&self.audit, actor)),
         }
+    }
+
+    /// The application-lifecycle context at the current time, acting as `actor`.
+    pub fn apps_ctx<'a>(&'a self, actor: &'a str, request_id: Option<&'a str>) -> crate::apps::Ctx<'a> {
+        crate::apps::Ctx {
+            store: &self.store,
+            keys: &self.keys,
+            calendar: &self.calendar,
+            config: &self.config.apps,
+            builtin_scopes: &self.builtin_scopes,
+            dev: self.config.server.dev,
+            now: self.clock.now(),
+            actor,
+            request_id,
+        }
+    }
+
+    /// AY-8.3.2.1: counts one call of `client` against its limit (its application's, or the
+    /// platform default). `Err` carries the seconds to wait.
+    pub fn rate_check(&self, client: &crate::clients::Client) -> Result<(), crate::ratelimit::Limited> {
+        let rl = &self.config.rate_limit;
+        if !rl.enabled {
+            return Ok(());
+        }
+        let limit = match client.rate_limit {
+            Some(l) => l,
+            None if rl.default_per_second > 0.0 => {
+                crate::ratelimit::RateLimit { per_second: rl.default_per_second, burst: rl.default_burst }
+            }
+            None => return Ok(()),
+        };
+        let r = self.limiter.check(&client.client_id, limit, self.clock.monotonic_ns());
+        if r.is_err() {
+            self.metrics.rate_limited(&client.client_id);
+        }
+        r
     }
 
     /// Session timeouts.
@@ -174,6 +233,8 @@ async fn layers(req: Request, next: Next) -> Response {
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .map_or_else(|| format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)), str::to_owned);
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let mut req = req;
+    req.extensions_mut().insert(extract::RequestId(id.clone()));
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -207,7 +268,7 @@ pub fn app(state: AppState) -> Router {
         .merge(introspect::routes())
         .merge(logout::routes())
         .merge(registration::routes())
-        .merge(admin::routes())
+        .merge(admin::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())
         .fallback(|| async { crate::error::Problem::not_found("no such endpoint") })

@@ -101,8 +101,9 @@ async fn userinfo_post(State(state): State<AppState>, req: axum::extract::Reques
 async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) -> Result<Response, BearerError> {
     let token = bearer(headers, form)?;
     let now = state.clock.now();
-    let (claims, _) =
+    let (claims, client) =
         tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await?;
+    state.rate_check(&client)?;
     if !claims.has_scope("openid") || !claims.has_user() {
         return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
     }

@@ -8,9 +8,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::AppState;
-use super::extract::{Form, credentials};
-use crate::clients;
+use super::extract::Meta;
+use super::extract::{Form, Params, credentials};
+use crate::audit::{Event, Kind, Outcome};
+use crate::clients::{self, Client, GrantType};
 use crate::error::{ErrorCode, JsonError, OAuthError};
+use crate::grant::TokenResponse;
 use crate::grant::{client_credentials, code, refresh};
 
 /// Authenticates the client of a token-style request (token, introspect, revoke).
@@ -28,32 +31,74 @@ pub async fn authenticate(
         .map_err(JsonError::from)
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, Form(mut form): Form) -> Result<Response, JsonError> {
+async fn token(
+    State(state): State<AppState>,
+    meta: Meta,
+    headers: HeaderMap,
+    Form(mut form): Form,
+) -> Result<Response, JsonError> {
     let grant_type =
         form.get("grant_type").cloned().ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    if !matches!(grant_type.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
+    let Some(grant) = GrantType::parse(&grant_type) else {
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
-    }
-    let client = authenticate(&state, &headers, &mut form, &state.urls.token).await?;
-    let ctx = state.ctx();
-    let get = |k: &str| form.get(k).map(String::as_str);
-    let resp = match grant_type.as_str() {
-        "authorization_code" => {
-            let code = get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-            let req = code::Redeem { code, redirect_uri: get("redirect_uri"), code_verifier: get("code_verifier") };
-            code::redeem(ctx, &client, req).await?
-        }
-        "refresh_token" => {
-            let token = get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-            refresh::grant(ctx, &client, token, get("scope")).await?
-        }
-        _ => client_credentials::grant(ctx, &client, get("scope")).await?,
     };
-    tracing::debug!(client_id = %client.client_id, grant_type = %grant_type, "token issued");
+    let claimed = form.get("client_id").cloned();
+    let client = match authenticate(&state, &headers, &mut form, &state.urls.token).await {
+        Ok(c) => c,
+        Err(e) => {
+            // GB-6.8a: failed client authentication is audited (who tried, from where).
+            let detail = serde_json::json!({"grant_type": grant.as_str(), "error": e.error.code.as_str(), "claimed_client_id": claimed});
+            let event = Event::new(Kind::TokenIssued, Outcome::Denied).actor("anonymous").detail(detail);
+            state.audit.record(meta.apply(event, None)).await;
+            return Err(e);
+        }
+    };
+    let issued = issue(&state, &client, grant, &form).await;
+    let kind = if grant == GrantType::RefreshToken { Kind::TokenRefreshed } else { Kind::TokenIssued };
+    let (outcome, mut detail) = match &issued {
+        Ok(resp) => (Outcome::Success, serde_json::json!({"grant_type": grant.as_str(), "scope": resp.scope})),
+        Err(e) => (Outcome::Failure, serde_json::json!({"grant_type": grant.as_str(), "error": e.error.code.as_str()})),
+    };
+    if let (Err(e), Some(d)) = (&issued, detail.as_object_mut()) {
+        d.insert("error_description".into(), e.error.description.as_ref().into());
+    }
+    let mut event = Event::new(kind, outcome)
+        .actor(format!("client:{}", client.client_id))
+        .client(&client.client_id)
+        .detail(detail);
+    if let Some(sub) = issued.as_ref().ok().and_then(|r| r.subject.as_deref()) {
+        event = event.subject(sub);
+    }
+    state.audit.record(meta.apply(event, client.app_id.as_deref())).await;
+    let resp = issued?;
+    state.metrics.token_issued(&client.client_id, grant);
     let mut r = axum::Json(resp).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
+}
+
+/// Runs one grant for an authenticated client.
+async fn issue(state: &AppState, client: &Client, grant: GrantType, form: &Params) -> Result<TokenResponse, JsonError> {
+    // AY-8.3.2.1: call control per client; AY-8.5.3.2: a suspended application gets no tokens.
+    state.rate_check(client)?;
+    if let Some(why) = client.refusal() {
+        return Err(OAuthError::unauthorized_client(why).into());
+    }
+    let ctx = state.ctx();
+    let get = |k: &str| form.get(k).map(String::as_str);
+    Ok(match grant {
+        GrantType::AuthorizationCode => {
+            let code = get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+            let req = code::Redeem { code, redirect_uri: get("redirect_uri"), code_verifier: get("code_verifier") };
+            code::redeem(ctx, client, req).await?
+        }
+        GrantType::RefreshToken => {
+            let token = get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+            refresh::grant(ctx, client, token, get("scope")).await?
+        }
+        GrantType::ClientCredentials => client_credentials::grant(ctx, client, get("scope")).await?,
+    })
 }
 
 /// Routes of this module.

@@ -30,6 +30,8 @@ pub struct Sweeper {
     pub every_ms: u64,
     /// Wakes the outbox worker.
     pub wake: Arc<Notify>,
+    /// Where expiry logouts are recorded.
+    pub audit: Option<crate::audit::Audit>,
 }
 
 impl Sweeper {
@@ -66,6 +68,7 @@ impl Sweeper {
                         now,
                         revoke_for: self.revoke_for,
                         wake: Some(&self.wake),
+                        audit: self.audit.as_ref().map(|a| (a, "system")),
                     };
                     if end_session(ctx, &sid, Reason::Expired, None).await?.is_some() {
                         ended += 1;

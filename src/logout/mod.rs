@@ -45,6 +45,8 @@ pub struct Ctx<'a> {
     pub revoke_for: i64,
     /// Wakes this instance's outbox worker.
     pub wake: Option<&'a Notify>,
+    /// Where the logout is recorded (GB-6.8a), with the actor that caused it.
+    pub audit: Option<(&'a crate::audit::Audit, &'a str)>,
 }
 
 /// One client told about a logout through the back channel.
@@ -116,6 +118,14 @@ pub async fn end_session(
         w.notify_one();
     }
     tracing::info!(sid = %s.sid, sub = %s.sub, ?reason, deliveries = ended.notified.len(), "session ended");
+    if let Some((audit, actor)) = ctx.audit {
+        let notified: Vec<&str> = ended.notified.iter().map(|n| n.client_id.as_str()).collect();
+        let event = crate::audit::Event::new(crate::audit::Kind::Logout, crate::audit::Outcome::Success)
+            .actor(actor)
+            .subject(&s.sub)
+            .detail(serde_json::json!({"sid": s.sid, "reason": reason, "notified": notified, "requested_by": skip_backchannel}));
+        audit.record(event).await;
+    }
     Ok(Some(ended))
 }
 

@@ -81,3 +81,31 @@ pub fn client_deliveries(client_id: &str) -> String {
 pub fn logout_request(id: &str) -> String {
     format!("logoutreq:{id}")
 }
+/// An application, by id.
+pub fn app(id: &str) -> String {
+    format!("app:{id}")
+}
+/// The set of all application ids.
+pub const APP_INDEX: &str = "apps";
+/// An application's review records (a JSON list).
+pub fn app_reviews(id: &str) -> String {
+    format!("app:{id}:reviews")
+}
+/// An application's transitions (a JSON list, append-only).
+pub fn app_transitions(id: &str) -> String {
+    format!("app:{id}:transitions")
+}
+/// Held while one admin request changes an application, so two cannot interleave.
+pub fn app_lock(id: &str) -> String {
+    format!("lock:app:{id}")
+}
+/// A scope of the catalogue, by name.
+pub fn scope(name: &str) -> String {
+    format!("scope:{name}")
+}
+/// The set of catalogue scope names.
+pub const SCOPE_INDEX: &str = "scopes";
+/// The users who consented to a client (so its consents can be revoked).
+pub fn client_consents(client_id: &str) -> String {
+    format!("client:{client_id}:consents")
+}

@@ -125,6 +125,7 @@ async fn admin_errors_carry_rfc6750_challenges() {
 async fn client_grants_lifecycle(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = flow::admin_token(&s).await;
+    flow::catalogue_scope(&s, &admin, "api.write").await;
     let url = s.url("/admin/v1/clients");
     let one = s.url("/admin/v1/clients/tax-sync");
     let body = json!({

@@ -33,6 +33,7 @@ async fn clients_crud(b: Backend) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(is_problem(&r));
     let admin = flow::admin_token(&s).await;
+    flow::catalogue_scope(&s, &admin, "api.write").await;
     // Create: the secret is shown once; admin-created clients sign ID tokens with ES256.
     let body = json!({"client_id": "biz-system", "grant_types": ["client_credentials"], "scope": "api.read", "client_name": "业务系统"});
     let r = s.http.post(&url).bearer_auth(&admin).json(&body).send().await.unwrap();

@@ -142,3 +142,20 @@ pub async fn prompt_none(s: &TestServer, client_id: &str, redirect_uri: &str) ->
     ];
     query(&location(&authorize(s, &params).await))
 }
+
+/// Adds `name` to the scope catalogue (AY-7.1: only catalogue scopes can be granted).
+pub async fn catalogue_scope(s: &TestServer, admin: &str, name: &str) {
+    let resp = s
+        .http
+        .post(s.url("/admin/v1/scopes"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": name, "description": format!("test scope {name}")}))
+        .send()
+        .await
+        .expect("scope");
+    assert!(
+        resp.status() == StatusCode::CREATED || resp.status() == StatusCode::CONFLICT,
+        "catalogue {name}: {}",
+        resp.status()
+    );
+}

@@ -111,7 +111,13 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         // The caller's overlay may set its own issuer (several instances of one platform).
-        let fixed = format!("issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n");
+        // Each instance writes its audit log and archives under its own temporary directory.
+        let data = std::env::temp_dir().join(format!("tz-test-{}-{}", std::process::id(), addr.port()));
+        let fixed = format!(
+            "issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+            data.join("audit").display(),
+            data.join("archive").display()
+        );
         let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
         let clock = Clock::manual(Clock::system().now());
         let state = server::build(config, clock.clone(), store, Some(keys())).await.expect("build server");
