@@ -129,7 +129,8 @@ async fn validate(ctx: Ctx<'_>, id: &str, reg: &Registration, grants: &Grants) -
     check_text("owning_unit", &reg.owning_unit, true, 200)?;
     check_text("contact.name", &reg.contact.name, true, 100)?;
     check_ids("visible_scope", &reg.visible_scope)?;
-    if let Some(p) = &reg.contact.phone {
+    // A stored registration carries the phone sealed; a submitted one in clear.
+    if let Some(p) = reg.contact.phone.as_deref().filter(|p| !crate::sealing::DataKey::is_sealed(p)) {
         check_text("contact.phone", p, false, 40)?;
     }
     let requested: Vec<String> = grants.scopes.clone();

@@ -26,6 +26,7 @@ mod bad_input;
 mod browser;
 mod client_auth;
 mod flows;
+mod lifecycle;
 mod logout;
 mod logs;
 mod malformed;

@@ -59,6 +59,10 @@ pub const SPA_REDIRECT: &str = "http://127.0.0.1:9001/callback";
 pub const ADMIN_CLIENT: &str = "admin-cli";
 /// Secret of [`ADMIN_CLIENT`].
 pub const ADMIN_SECRET: &str = "admin-cli-secret-0123456789abcdef";
+/// The bootstrap auditor client.
+pub const AUDITOR_CLIENT: &str = "auditor-cli";
+/// Secret of [`AUDITOR_CLIENT`].
+pub const AUDITOR_SECRET: &str = "auditor-cli-secret-0123456789abcdef";
 /// Demo user.
 pub const USER: &str = "demo";
 /// Demo user's password.
