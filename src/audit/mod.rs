@@ -117,6 +117,16 @@ pub(crate) struct Counters {
     write_errors: AtomicU64,
 }
 
+/// An event id that sorts after every earlier id of this process: a sequence number seeded
+/// from the clock at the first event (so a restart continues above the last run's ids, at up
+/// to a million events a second) plus a random tail. Queries order by (time, id), so a page
+/// cursor stays exact while this instance appends events in the same second.
+fn event_id(now: i64) -> String {
+    static SEQ: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+    let seq = SEQ.get_or_init(|| AtomicU64::new(u64::try_from(now).unwrap_or(0).saturating_mul(1_000_000)));
+    format!("{:014x}{}", seq.fetch_add(1, Ordering::Relaxed), crate::crypto::random_token(3))
+}
+
 impl Counters {
     fn add(counter: &AtomicU64, n: u64) -> u64 {
         counter.fetch_add(n, Ordering::Relaxed).saturating_add(n)
@@ -256,8 +266,8 @@ impl Audit {
     /// event is queued for the writer; when the queue is full this waits, so nothing is dropped.
     pub async fn record(&self, mut e: Event) {
         let Some(a) = &self.0.active else { return };
-        e.id = crate::crypto::random_token(12);
         e.time = a.clock.now();
+        e.id = event_id(e.time);
         e.ts.clear();
         e.origin.clone_from(&a.origin);
         self.send(a, Msg::Event(e)).await;

@@ -22,6 +22,7 @@ mod support;
 
 mod admin;
 mod admin_crud;
+mod audit_api;
 mod bad_input;
 mod browser;
 mod client_auth;
