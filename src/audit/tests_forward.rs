@@ -82,6 +82,13 @@ async fn forwarder_retries_then_resumes_without_resending() {
     }
     a.flush().await;
     wait_for(&col, 10).await;
+    // The collector has the lines; the forwarder counts them once its cursor is saved.
+    for _ in 0..500 {
+        if a.stats().forwarded == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     stop.send(true).unwrap();
     a.shutdown().await;
     let local: Vec<String> = ["audit-2024-02-29.t1.jsonl", "audit-2024-03-01.t1.jsonl"]
