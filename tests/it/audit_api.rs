@@ -116,14 +116,18 @@ async fn events_are_recorded_and_queryable(b: Backend) {
 
     let issued = events(&s, &auditor, &format!("kind=token_issued&client_id={WEB_CLIENT}")).await;
     let e = &issued["events"][0];
-    assert_eq!((e["outcome"].as_str(), e["detail"]["grant_type"].as_str()), (Some("success"), Some("client_credentials")));
+    assert_eq!(
+        (e["outcome"].as_str(), e["detail"]["grant_type"].as_str()),
+        (Some("success"), Some("client_credentials"))
+    );
     let failures = events(&s, &auditor, "kind=login_failure").await;
     let f = &failures["events"][0];
     assert_eq!(f["detail"]["reason"], "bad_password");
     assert_eq!(f["client_id"], WEB_CLIENT);
     let sub = f["subject"].as_str().unwrap().to_owned();
     let by_subject = events(&s, &auditor, &format!("subject={sub}&limit=1000")).await;
-    let kinds: HashSet<&str> = by_subject["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    let kinds: HashSet<&str> =
+        by_subject["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
     assert!(kinds.contains("login_failure") && kinds.contains("login_success"), "{kinds:?}");
     let revoked = events(&s, &auditor, "kind=token_revoked").await;
     assert_eq!(revoked["events"][0]["detail"]["token_type"], "access_token");
@@ -147,7 +151,8 @@ async fn events_are_recorded_and_queryable(b: Backend) {
         }
     }
     assert!(pages >= 3);
-    let want: Vec<String> = all["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+    let want: Vec<String> =
+        all["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
     // Events recorded after the big query (the audited query itself) come first, newest
     // first; then exactly the big query's events, each once, although every page request
     // appended an event of its own in the same second.
@@ -225,13 +230,20 @@ async fn downstream_events_are_ingested() {
         let url = s.url("/admin/v1/audit/ingest");
         let http = s.http.clone();
         async move {
-            http.post(url).bearer_auth(token).header("content-type", "application/x-ndjson").body(body).send().await.unwrap()
+            http.post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
         }
     };
     let r = post(body, forwarder.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["accepted"], 2);
-    let p = problem(post(format!("{}\nnot json\n", line("c-3")), forwarder).await, StatusCode::BAD_REQUEST, "bad line").await;
+    let p = problem(post(format!("{}\nnot json\n", line("c-3")), forwarder).await, StatusCode::BAD_REQUEST, "bad line")
+        .await;
     assert!(p["detail"].as_str().unwrap().contains("line 2"), "{p}");
     // Without the ingest scope: refused.
     problem(post(line("c-4"), admin).await, StatusCode::FORBIDDEN, "admin ingests").await;
