@@ -10,6 +10,7 @@
 
 mod flows;
 mod harness;
+mod lifecycle;
 mod logout;
 mod negative;
 mod registration;

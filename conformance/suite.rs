@@ -352,6 +352,9 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
         negative::malformed_bearer(&rp, user).await,
     );
 
+    // Application lifecycle, least privilege, call control, audit (issue 4).
+    crate::lifecycle::run(&rp, run).await;
+
     // Logout (last: it ends the browser's session).
     run.record(
         (

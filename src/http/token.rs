@@ -80,11 +80,11 @@ async fn token(
 
 /// Runs one grant for an authenticated client.
 async fn issue(state: &AppState, client: &Client, grant: GrantType, form: &Params) -> Result<TokenResponse, JsonError> {
-    // AY-8.3.2.1: call control per client; AY-8.5.3.2: a suspended application gets no tokens.
-    state.rate_check(client)?;
+    // AY-8.5.3.2: a suspended application gets no tokens; AY-8.3.2.1: call control per client.
     if let Some(why) = client.refusal() {
         return Err(OAuthError::unauthorized_client(why).into());
     }
+    state.rate_check(client)?;
     let ctx = state.ctx();
     let get = |k: &str| form.get(k).map(String::as_str);
     Ok(match grant {
