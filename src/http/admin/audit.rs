@@ -3,7 +3,7 @@
 //! and the ingest point where downstream platforms forward their events (GB-6.8c).
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -33,7 +33,14 @@ async fn export(State(state): State<AppState>, _: Auditor, Params(q): Params<Que
 
 /// GB-6.8c: a downstream platform forwards its events (NDJSON) with a client holding the
 /// ingest scope; they are kept with the origin they carry.
-async fn ingest(State(state): State<AppState>, Forwarder(who): Forwarder, body: Bytes) -> Result<Response, Problem> {
+async fn ingest(State(state): State<AppState>, Forwarder(who): Forwarder, req: Request) -> Result<Response, Problem> {
+    let body = Bytes::from_request(req, &()).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "urn:tongzheng:problem:too-large", "Body too large", "at most 16 MiB per request")
+        } else {
+            Problem::bad_request("the request body could not be read")
+        }
+    })?;
     let n = state.audit.ingest(&body, &who.actor()).await?;
     Ok((StatusCode::OK, axum::Json(json!({ "accepted": n }))).into_response())
 }
