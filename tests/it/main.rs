@@ -24,6 +24,7 @@ mod admin;
 mod admin_crud;
 mod bad_input;
 mod browser;
+mod cli;
 mod client_auth;
 mod flows;
 mod lifecycle;
