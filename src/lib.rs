@@ -9,6 +9,7 @@
 //!   types; time is passed in from [`clock`].
 //! - [`store`]: one storage interface, memory and Redis backends.
 //! - [`metrics`]: Prometheus counters and histograms of one instance, served at `/metrics`.
+//! - [`cli`]: `tongzheng admin`, a client of the admin API of a running server.
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
@@ -16,6 +17,7 @@ pub mod apps;
 pub mod audit;
 pub mod authorize;
 pub mod calendar;
+pub mod cli;
 pub mod clients;
 pub mod clock;
 pub mod config;

@@ -1,5 +1,5 @@
 //! The `tongzheng` binary: parses the CLI, sets up logging, binds the listener and hands it
-//! to `server::run`. Everything else lives in the library.
+//! to `server::run`, or hands `admin` to `tongzheng::cli`. Everything else lives in the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,9 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Drive the admin API of a running server (applications, clients, scopes, audit).
+    #[command(after_help = tongzheng::cli::AFTER_HELP)]
+    Admin(Box<tongzheng::cli::AdminArgs>),
     /// Measure the raw single-core ES256 signing rate (the benchmark baseline).
     BenchSign {
         /// How long to sign, in seconds.
@@ -62,13 +65,17 @@ fn load(config: Option<&PathBuf>, dev: bool) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Admin(args) = cli.command {
+        return admin(*args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TONGZHENG_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match real_main(Cli::parse()) {
+    match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tongzheng: {e}");
@@ -77,8 +84,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// `tongzheng admin`: stdout is the command's output, so no logging there.
+fn admin(args: tongzheng::cli::AdminArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tongzheng admin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    ExitCode::from(rt.block_on(tongzheng::cli::execute(args, &mut out, &mut err)))
+}
+
 fn real_main(cli: Cli) -> Result<(), String> {
     match cli.command {
+        // Dispatched by `main` before logging starts.
+        Command::Admin(_) => Err("admin: dispatched before this point".into()),
         Command::Serve { dev, config, listen } => {
             let mut cfg = load(config.as_ref(), dev)?;
             if let Some(l) = listen {

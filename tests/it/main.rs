@@ -26,6 +26,7 @@ mod audit_api;
 mod bad_input;
 mod browser;
 mod call_control;
+mod cli;
 mod client_auth;
 mod flows;
 mod lifecycle;
