@@ -36,7 +36,12 @@ async fn export(State(state): State<AppState>, _: Auditor, Params(q): Params<Que
 async fn ingest(State(state): State<AppState>, Forwarder(who): Forwarder, req: Request) -> Result<Response, Problem> {
     let body = Bytes::from_request(req, &()).await.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "urn:tongzheng:problem:too-large", "Body too large", "at most 16 MiB per request")
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:tongzheng:problem:too-large",
+                "Body too large",
+                "at most 16 MiB per request",
+            )
         } else {
             Problem::bad_request("the request body could not be read")
         }
