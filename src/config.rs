@@ -130,6 +130,8 @@ pub struct AuditConfig {
     pub channel_capacity: usize,
     /// Longest time between two fsyncs of written events, milliseconds (0: after every batch).
     pub fsync_ms: u64,
+    /// How long the writer gathers events into one write, milliseconds (0: write at once).
+    pub batch_ms: u64,
     /// How often expired files are looked for, milliseconds.
     pub sweep_ms: u64,
     /// Collector of the higher-level platform that receives our events; empty disables forwarding.
@@ -182,6 +184,9 @@ impl AuditConfig {
         }
         if self.fsync_ms > 60_000 {
             return Err(invalid("audit.fsync_ms", "must be 0..=60000"));
+        }
+        if self.batch_ms > 1_000 {
+            return Err(invalid("audit.batch_ms", "must be 0..=1000"));
         }
         if self.sweep_ms == 0 {
             return Err(invalid("audit.sweep_ms", "must be positive"));

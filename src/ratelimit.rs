@@ -84,7 +84,11 @@ impl Limiter {
             let wait_ns = tat - now_ns - tolerance;
             return Err(Limited { retry_after: wait_ns.div_ceil(1_000_000_000).max(1) });
         }
-        if map.len() >= SHARD_SOFT_CAP && !map.contains_key(key) {
+        if let Some(slot) = map.get_mut(key) {
+            *slot = tat + interval;
+            return Ok(());
+        }
+        if map.len() >= SHARD_SOFT_CAP {
             // Entries whose TAT has passed hold no debt: forgetting them changes nothing.
             map.retain(|_, t| *t > now_ns);
         }

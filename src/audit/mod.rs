@@ -239,6 +239,7 @@ impl Audit {
         let w = writer::Writer {
             layout: a.layout.clone(),
             fsync_every: Duration::from_millis(a.config.fsync_ms),
+            batch_window: Duration::from_millis(a.config.batch_ms),
             wake: a.wake.clone(),
             counters: self.0.counters.clone(),
         };

@@ -42,6 +42,9 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 pub(crate) struct Writer {
     pub layout: Arc<Layout>,
     pub fsync_every: Duration,
+    /// How long the writer gathers events after the first of a batch (group commit): one
+    /// write and one thread hand-off per window instead of per event.
+    pub batch_window: Duration,
     pub wake: Arc<Notify>,
     pub counters: Arc<Counters>,
 }
@@ -90,11 +93,12 @@ impl Writer {
                     continue;
                 }
             }
-            while msgs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(m) => msgs.push(m),
-                    Err(_) => break,
-                }
+            drain(&mut rx, &mut msgs);
+            // Group commit: unless someone waits for a flush, let more events arrive first.
+            let waited_on = msgs.iter().any(|m| !matches!(m, Msg::Event(_)));
+            if !waited_on && !self.batch_window.is_zero() && msgs.len() < MAX_BATCH {
+                tokio::time::sleep(self.batch_window).await;
+                drain(&mut rx, &mut msgs);
             }
             let mut acks = Vec::new();
             let mut shutdown = None;
@@ -177,6 +181,16 @@ impl Writer {
                 Some(r)
             }
             Err(_) => None,
+        }
+    }
+}
+
+/// Takes what is queued, up to a batch.
+fn drain(rx: &mut mpsc::Receiver<Msg>, msgs: &mut Vec<Msg>) {
+    while msgs.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(m) => msgs.push(m),
+            Err(_) => break,
         }
     }
 }
