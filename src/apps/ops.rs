@@ -231,8 +231,7 @@ pub async fn update(ctx: Ctx<'_>, id: &str, input: ApplicationInput) -> Result<A
     if input.id.as_deref().is_some_and(|i| i != id) {
         return Err(invalid("id cannot be changed"));
     }
-    let lock = Lock::take(ctx.store, id).await?;
-    let result = async {
+    locked(ctx, id, async {
         let mut app = must_get(ctx.store, id).await?;
         if app.state == State::Offline {
             return Err(AppError::Conflict("an offline application cannot be changed".into()));
@@ -248,10 +247,8 @@ pub async fn update(ctx: Ctx<'_>, id: &str, input: ApplicationInput) -> Result<A
         sync_clients(ctx, &app).await?;
         put(ctx.store, &app).await?;
         Ok(app)
-    }
-    .await;
-    lock.release().await?;
-    result
+    })
+    .await
 }
 
 /// Evidence a category needs that the review does not show as checked and passed.
@@ -288,8 +285,7 @@ pub async fn review(ctx: Ctx<'_>, id: &str, input: ReviewInput) -> Result<Review
     if input.evidence.len() > 50 || input.evidence.iter().any(|e| e.reference.trim().is_empty()) {
         return Err(invalid("evidence: at most 50 entries, each with a reference"));
     }
-    let lock = Lock::take(ctx.store, id).await?;
-    let result = async {
+    locked(ctx, id, async {
         let mut app = must_get(ctx.store, id).await?;
         if app.state != State::Applied {
             return Err(AppError::Conflict(format!(
@@ -320,21 +316,25 @@ pub async fn review(ctx: Ctx<'_>, id: &str, input: ReviewInput) -> Result<Review
             let template = validate(ctx, id, &app.registration, &app.grants).await?;
             let issued = new_client(ctx, &app, template, State::Approved).await?;
             app.clients.push(issued.client.client_id.clone());
-            record_transition(ctx, &mut app, State::Approved, &format!("review {} approved", review.id), None).await?;
-            Some(issued)
+            Some((issued, move_to(ctx, &mut app, State::Approved, &format!("review {} approved", review.id), None)))
         } else {
             None
         };
         app.updated_at = ctx.now;
         put(ctx.store, &app).await?;
+        let issued = match issued {
+            Some((issued, t)) => {
+                append_transition(ctx, id, t).await?;
+                Some(issued)
+            }
+            None => None,
+        };
         let mut list = reviews(ctx.store, id).await?;
         list.push(review.clone());
         store::put_json(ctx.store.as_ref(), &keys::app_reviews(id), &list, None).await?;
         Ok(Reviewed { app, review, issued })
-    }
-    .await;
-    lock.release().await?;
-    result
+    })
+    .await
 }
 
 /// Creates a client from `template` for `app`, with a secret when its method uses one.
@@ -360,8 +360,7 @@ async fn new_client(ctx: Ctx<'_>, app: &Application, mut template: Client, state
 /// Adds another client to a live or tested application (e.g. a public mobile client beside
 /// the website). Its scopes and grant types are bounded by the application's grant.
 pub async fn add_client(ctx: Ctx<'_>, id: &str, meta: Metadata, client_id: Option<String>) -> Result<Issued, AppError> {
-    let lock = Lock::take(ctx.store, id).await?;
-    let result = async {
+    locked(ctx, id, async {
         let mut app = must_get(ctx.store, id).await?;
         if matches!(app.state, State::Applied | State::Offline) {
             return Err(AppError::Conflict(format!("an application in '{}' cannot get clients", app.state.as_str())));
@@ -385,10 +384,8 @@ pub async fn add_client(ctx: Ctx<'_>, id: &str, meta: Metadata, client_id: Optio
         app.updated_at = ctx.now;
         put(ctx.store, &app).await?;
         Ok(issued)
-    }
-    .await;
-    lock.release().await?;
-    result
+    })
+    .await
 }
 
 /// Applies the application's grant and state to every one of its clients. The first client
@@ -437,13 +434,8 @@ async fn validate_quiet(ctx: Ctx<'_>, app: &Application) -> Result<Client, AppEr
     validate(ctx, &app.id, &app.registration, &app.grants).await
 }
 
-async fn record_transition(
-    ctx: Ctx<'_>,
-    app: &mut Application,
-    to: State,
-    reason: &str,
-    closed: Option<&Suspension>,
-) -> Result<Transition, AppError> {
+/// Moves `app` to `to` in memory and returns the transition to append once it is stored.
+fn move_to(ctx: Ctx<'_>, app: &mut Application, to: State, reason: &str, closed: Option<&Suspension>) -> Transition {
     let t = Transition {
         from: app.state,
         to,
@@ -457,17 +449,30 @@ async fn record_transition(
     };
     app.state = to;
     app.state_since = ctx.now;
-    let mut list = transitions(ctx.store, &app.id).await?;
-    list.push(t.clone());
-    store::put_json(ctx.store.as_ref(), &keys::app_transitions(&app.id), &list, None).await?;
-    Ok(t)
+    t
+}
+
+/// Appends a transition to the application's history, after the move itself is stored (a
+/// failed move is retried and recorded once).
+async fn append_transition(ctx: Ctx<'_>, id: &str, t: Transition) -> Result<(), AppError> {
+    let mut list = transitions(ctx.store, id).await?;
+    list.push(t);
+    store::put_json(ctx.store.as_ref(), &keys::app_transitions(id), &list, None).await?;
+    Ok(())
+}
+
+/// Runs `op` holding the application's change lock, releasing it whatever the outcome.
+async fn locked<T>(ctx: Ctx<'_>, id: &str, op: impl Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
+    let lock = Lock::take(ctx.store, id).await?;
+    let result = op.await;
+    lock.release().await?;
+    result
 }
 
 /// Moves an application through the state machine, enforcing each move's rules.
 pub async fn transition(ctx: Ctx<'_>, id: &str, input: TransitionInput) -> Result<Application, AppError> {
     check_text("reason", &input.reason, false, 2000)?;
-    let lock = Lock::take(ctx.store, id).await?;
-    let result = async {
+    locked(ctx, id, async {
         let mut app = must_get(ctx.store, id).await?;
         let from = app.state;
         let to = input.to;
@@ -533,17 +538,16 @@ pub async fn transition(ctx: Ctx<'_>, id: &str, input: TransitionInput) -> Resul
             Some(r) => format!("{} (re-test {}: {})", input.reason, r.report, r.comment),
             None => input.reason.clone(),
         };
-        record_transition(ctx, &mut app, to, reason.trim(), closed.as_ref()).await?;
+        let t = move_to(ctx, &mut app, to, reason.trim(), closed.as_ref());
         app.updated_at = ctx.now;
         // Clients first: a failure here leaves the application in its old state, and a retry
-        // of the same move converges.
+        // of the same move converges; the history records the move once it is stored.
         sync_clients(ctx, &app).await?;
         put(ctx.store, &app).await?;
+        append_transition(ctx, id, t).await?;
         Ok(app)
-    }
-    .await;
-    lock.release().await?;
-    result
+    })
+    .await
 }
 
 /// AY-8.5.4: one extension of the rectification, of at most `max_extension_days` working days.
@@ -552,8 +556,7 @@ pub async fn extend(ctx: Ctx<'_>, id: &str, input: ExtensionInput) -> Result<App
     if input.working_days == 0 || input.working_days > ctx.config.max_extension_days {
         return Err(invalid(format!("an extension is 1..={} working days (AY-8.5.4)", ctx.config.max_extension_days)));
     }
-    let lock = Lock::take(ctx.store, id).await?;
-    let result = async {
+    locked(ctx, id, async {
         let mut app = must_get(ctx.store, id).await?;
         let Some(s) = app.suspension.as_mut().filter(|_| app.state == State::Suspended) else {
             return Err(AppError::Conflict("only a suspended application's rectification can be extended".into()));
@@ -573,10 +576,8 @@ pub async fn extend(ctx: Ctx<'_>, id: &str, input: ExtensionInput) -> Result<App
         app.updated_at = ctx.now;
         put(ctx.store, &app).await?;
         Ok(app)
-    }
-    .await;
-    lock.release().await?;
-    result
+    })
+    .await
 }
 
 /// Reads an application and its clients.
