@@ -133,6 +133,7 @@ async fn events_are_recorded_and_queryable(b: Backend) {
     assert_eq!(revoked["events"][0]["detail"]["token_type"], "access_token");
 
     // Pagination: every event exactly once across pages, newest first.
+    s.state.audit.flush().await;
     let all = events(&s, &auditor, "limit=1000").await;
     let total = all["events"].as_array().unwrap().len();
     assert!(total >= 8, "{total}");
@@ -153,11 +154,11 @@ async fn events_are_recorded_and_queryable(b: Backend) {
     assert!(pages >= 3);
     let want: Vec<String> =
         all["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
-    // Events recorded after the big query (the audited query itself) come first, newest
-    // first; then exactly the big query's events, each once, although every page request
-    // appended an event of its own in the same second.
+    // The big query's own record may land before the first page (the writer's group commit
+    // decides) and then comes first; then exactly the big query's events, each once, although
+    // every page request appended an event of its own in the same second.
     let start = seen.iter().position(|id| *id == want[0]).unwrap();
-    assert_eq!(start, 1, "only the big query's own record is newer");
+    assert!(start <= 1, "{start} newer events");
     assert_eq!(seen[start..], want[..]);
     let r = s.http.get(s.url("/admin/v1/audit/events?limit=0")).bearer_auth(&auditor).send().await.unwrap();
     problem(r, StatusCode::BAD_REQUEST, "limit 0").await;
