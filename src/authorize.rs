@@ -65,6 +65,12 @@ pub struct AuthRequest {
     pub hint_sub: Option<String>,
     /// Preferred UI locales.
     pub ui_locales: Option<String>,
+    /// Platforms this request has already visited (`tz_path`, DC-5): never forwarded to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
+    /// An upstream platform was already tried silently for this request.
+    #[serde(default)]
+    pub fed_tried: bool,
 }
 
 /// Where errors go, once the client and redirect URI are known to be good.
@@ -237,6 +243,8 @@ pub async fn validate(
         login_hint: params.get("login_hint").cloned(),
         hint_sub,
         ui_locales: params.get("ui_locales").cloned(),
+        path: crate::federation::login::parse_path(params.get(crate::federation::PATH_PARAM).map(String::as_str)),
+        fed_tried: false,
     };
     Ok((req, client))
 }

@@ -68,6 +68,8 @@ pub struct Config {
     pub apps: AppsConfig,
     /// Per-client call control.
     pub rate_limit: RateLimitConfig,
+    /// Trusted platforms.
+    pub federation: FederationConfig,
 }
 
 /// `[calendar]`: which days are working days (AY-8.5.4 counts deadlines in working days).
@@ -98,6 +100,67 @@ pub struct AppsConfig {
     pub archive_dir: PathBuf,
     /// Overlap of an old client secret after rotation when the request names none, seconds.
     pub secret_overlap: i64,
+}
+
+/// `[federation]`: trusted platforms (DC-5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Try an upstream platform with `prompt=none` before showing the login form (GB-6.4c).
+    pub silent_login: bool,
+    /// Trusts defined by configuration (written at every start; the admin API adds more).
+    pub trusts: Vec<TrustConfig>,
+}
+
+/// A trust in the configuration; see `federation::Trust` for the fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Short id.
+    pub id: String,
+    /// `upstream` or `downstream`.
+    pub role: String,
+    /// The peer's issuer.
+    pub issuer: String,
+    /// Display name (zh-CN).
+    pub name: String,
+    /// Display name (en).
+    #[serde(default)]
+    pub name_en: String,
+    /// Upstream: our client_id there. Downstream: its client_id here.
+    pub client_id: String,
+    /// Upstream: our client secret there (prefer `TONGZHENG_FEDERATION__...` or a file with
+    /// restricted rights; it is sealed once stored).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes asked of the upstream.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Claims copied into local accounts.
+    #[serde(default)]
+    pub accept_claims: Option<Vec<String>>,
+    /// `subject` or `preferred_username`.
+    #[serde(default)]
+    pub link_by: Option<String>,
+    /// Create local accounts on first arrival.
+    #[serde(default)]
+    pub create_accounts: bool,
+    /// Lowest `acr` accepted.
+    #[serde(default)]
+    pub min_acr: Option<String>,
+    /// Try silently.
+    #[serde(default = "yes_cfg")]
+    pub silent_login: bool,
+    /// Push registrations upstream (GB-6.4a).
+    #[serde(default)]
+    pub sync_registrations: bool,
+    /// In force.
+    #[serde(default = "yes_cfg")]
+    pub enabled: bool,
+}
+
+fn yes_cfg() -> bool {
+    true
 }
 
 /// `[rate_limit]`: per-client call control (AY-8.3.2.1).

@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod federation;
 pub mod grant;
 pub mod http;
 pub mod jwks_cache;

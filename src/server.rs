@@ -146,6 +146,14 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         };
         clients::put(&state.store, &client).await?;
     }
+    for tc in &state.config.federation.trusts {
+        let mut t = crate::federation::from_config(tc, state.keys.data(), state.config.server.dev, now)
+            .map_err(ServerError::Seed)?;
+        if let Some(old) = crate::federation::get(&state.store, &t.id).await? {
+            t.created_at = old.created_at;
+        }
+        crate::federation::put(&state.store, &t).await?;
+    }
     // AY-7.1: every scope a seeded client holds is in the catalogue.
     for c in &state.config.seed.clients {
         for name in &c.scopes {
@@ -289,6 +297,7 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         config: c.logout.clone(),
         wake: state.outbox_wake.clone(),
         metrics: Some(state.metrics.clone()),
+        peers: state.peers.clone(),
     });
     tokio::spawn(worker.run(stop.clone()));
     let sweeper = crate::logout::expiry::Sweeper {

@@ -31,6 +31,24 @@ pub struct Session {
     /// Absolute expiry.
     #[serde(rename = "exp")]
     pub expires_at: i64,
+    /// The upstream platform login this session came from (GB-6.4c), if any.
+    #[serde(default, rename = "up", skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
+}
+
+/// An upstream platform's login behind a local session: logouts there end it here, and its
+/// end here is told there (GB-6.4d).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// The trust it came through.
+    pub trust: String,
+    /// The upstream issuer.
+    pub iss: String,
+    /// The subject there.
+    pub sub: String,
+    /// The upstream session id (from its ID token), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Session timeouts.
@@ -75,6 +93,20 @@ pub async fn create(
     now: i64,
     t: Timeouts,
 ) -> Result<(Session, String), StoreError> {
+    create_with(store, sub, acr, amr, None, now, t).await
+}
+
+/// Creates a session that came from an upstream platform's login, indexed by the upstream's
+/// session and subject so the upstream's logout finds it.
+pub async fn create_with(
+    store: &DynStore,
+    sub: &str,
+    acr: &str,
+    amr: Vec<String>,
+    upstream: Option<Upstream>,
+    now: i64,
+    t: Timeouts,
+) -> Result<(Session, String), StoreError> {
     let sid = crypto::random_token(16);
     let secret = crypto::random_token(32);
     let session = Session {
@@ -86,10 +118,17 @@ pub async fn create(
         amr,
         last_seen: now,
         expires_at: now + t.absolute,
+        upstream,
     };
     store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
     let index_ttl = store::ttl_until(now + t.absolute + GRACE, now);
     store.set_add(&keys::user_sessions(sub), &sid, Some(index_ttl)).await?;
+    if let Some(up) = &session.upstream {
+        if let Some(up_sid) = &up.sid {
+            store.set_add(&keys::fed_sessions_by_sid(&up.trust, up_sid), &sid, Some(index_ttl)).await?;
+        }
+        store.set_add(&keys::fed_sessions_by_sub(&up.trust, &up.sub), &sid, Some(index_ttl)).await?;
+    }
     store.queue_put(keys::SESSION_EXPIRY_QUEUE, &sid, b"", session.ends_at(t)).await?;
     Ok((session, format!("{sid}.{secret}")))
 }
@@ -164,6 +203,12 @@ pub async fn remove(store: &DynStore, sid: &str) -> Result<Option<Session>, Stor
     let s: Session = store::decode(&keys::session(sid), &bytes)?;
     store.delete(&keys::session_clients(sid)).await?;
     store.set_remove(&keys::user_sessions(&s.sub), sid).await?;
+    if let Some(up) = &s.upstream {
+        if let Some(up_sid) = &up.sid {
+            store.set_remove(&keys::fed_sessions_by_sid(&up.trust, up_sid), sid).await?;
+        }
+        store.set_remove(&keys::fed_sessions_by_sub(&up.trust, &up.sub), sid).await?;
+    }
     store.queue_remove(keys::SESSION_EXPIRY_QUEUE, sid).await?;
     Ok(Some(s))
 }

@@ -65,7 +65,7 @@ fn to_client(state: &AppState, headers: &HeaderMap, r: &Redirect, params: &[(&'s
 }
 
 /// An error to the client's redirect URI, with `state` and `iss` (RFC 6749 s4.1.2.1, RFC 9207 s2).
-fn error_to_client(state: &AppState, headers: &HeaderMap, r: &Redirect, e: &OAuthError) -> Response {
+pub(super) fn error_to_client(state: &AppState, headers: &HeaderMap, r: &Redirect, e: &OAuthError) -> Response {
     let mut params = vec![("error", e.code.as_str().to_owned()), ("error_description", e.description.to_string())];
     if let Some(s) = &r.state {
         params.push(("state", s.clone()));
@@ -127,7 +127,7 @@ async fn authorize_endpoint(State(state): State<AppState>, method: Method, req: 
     respond(&state, &headers, req, &client, decision).await
 }
 
-async fn respond(
+pub(super) async fn respond(
     state: &AppState,
     headers: &HeaderMap,
     req: AuthRequest,
@@ -135,6 +135,18 @@ async fn respond(
     decision: Decision,
 ) -> Response {
     let redirect = Redirect { uri: req.redirect_uri.clone(), mode: req.response_mode, state: req.state.clone() };
+    let needs_login = match &decision {
+        Decision::Login => true,
+        Decision::Error(e) => e.code == ErrorCode::LoginRequired,
+        Decision::Issue(_) | Decision::Consent(_) => false,
+    };
+    if needs_login
+        && !req.fed_tried
+        && state.config.federation.silent_login
+        && let Some(r) = silent_login(state, headers, &req).await
+    {
+        return r;
+    }
     match decision {
         Decision::Error(e) => error_to_client(state, headers, &redirect, &e),
         Decision::Issue(s) => match authorize::issue_code(state.ctx(), &req, &s, state.timeouts()).await {
@@ -189,6 +201,56 @@ async fn respond(
     }
 }
 
+/// "Log in with <upstream>" links (GB-6.4c) for the trusted upstream platforms this request
+/// may go to (not where it came from, not already visited).
+async fn upstream_buttons(state: &AppState, id: &str, req: &AuthRequest) -> Vec<(String, String, String)> {
+    let from = crate::federation::downstream_of_client(&state.store, &req.client_id).await.ok().flatten();
+    let upstreams = crate::federation::all_enabled(&state.store, crate::federation::Role::Upstream).await;
+    upstreams
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| !req.path.contains(&t.issuer) && from.as_ref().is_none_or(|f| f.issuer != t.issuer))
+        .map(|t| (format!("/federation/{}/login?req={id}", t.id), t.name, t.name_en))
+        .collect()
+}
+
+/// GB-6.4c: with no usable session here, tries the first eligible upstream platform with
+/// `prompt=none` before any form. `None` when there is none to try (or it failed to start;
+/// the failure is logged and the login continues here).
+async fn silent_login(state: &AppState, headers: &HeaderMap, req: &AuthRequest) -> Option<Response> {
+    let trust = match crate::federation::login::silent_candidate(&state.store, &req.client_id, &req.path).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking for an upstream platform failed");
+            return None;
+        }
+    };
+    let (browser, fresh) = match cookie(headers, BROWSER_COOKIE) {
+        Some(b) if b.len() <= 64 => (b.to_owned(), false),
+        _ => (crypto::random_token(24), true),
+    };
+    let mut tried = req.clone();
+    tried.fed_tried = true;
+    let path = tried.path.clone();
+    let now = state.clock.now();
+    let (id, _) = authorize::remember(&state.store, tried, &browser, now, state.config.tokens.login_ttl).await.ok()?;
+    let url = match crate::federation::login::start(state.fed_ctx(), &trust, &id, &browser, true, &path).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(trust = %trust.id, error = %e, "silent login upstream could not start");
+            return None;
+        }
+    };
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&url).ok()?);
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if fresh {
+        set_cookie(&mut r, state, BROWSER_COOKIE, &browser, state.config.tokens.login_ttl.max(3600));
+    }
+    Some(r)
+}
+
 /// GET /login?req=ID: the login form for a remembered request.
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query) -> Response {
     let id = q.get("req").map_or("", String::as_str);
@@ -201,6 +263,7 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
     };
     let client_name = client_name(&state, &p.req.client_id).await;
     let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
+    let upstreams = upstream_buttons(&state, id, &p.req).await;
     let form = LoginForm {
         req: id,
         csrf: &p.csrf,
@@ -208,11 +271,13 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         username: p.req.login_hint.as_deref(),
         failed: false,
         busy: false,
+        upstreams: &upstreams,
+        upstream_failed: q.get("upstream").is_some_and(|v| v == "failed"),
     };
     pages::login(loc, &form)
 }
 
-fn expired(state: &AppState, headers: &HeaderMap) -> Response {
+pub(super) fn expired(state: &AppState, headers: &HeaderMap) -> Response {
     let e = OAuthError::invalid_request(
         "this login request has expired or belongs to another browser; start again from the application",
     );
@@ -258,6 +323,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     };
     let phc = user.as_ref().filter(|u| u.enabled).map(|u| u.password_hash.clone());
     let verdict = state.passwords.verify(password, phc).await;
+    let upstreams = upstream_buttons(&state, &id, &p.req).await;
     let form_again = |failed: bool, busy: bool| {
         let f = LoginForm {
             req: &id,
@@ -266,6 +332,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             username: Some(username.as_str()),
             failed,
             busy,
+            upstreams: &upstreams,
+            upstream_failed: false,
         };
         pages::login(loc, &f)
     };
@@ -342,7 +410,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
 }
 
 /// After login: ask for consent when needed, else issue the code.
-async fn continue_after_auth(
+pub(super) async fn continue_after_auth(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,

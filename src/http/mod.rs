@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod authorize;
 pub mod extract;
+pub mod federation;
 pub mod health;
 pub mod introspect;
 pub mod logout;
@@ -68,6 +69,8 @@ pub struct Inner {
     pub limiter: crate::ratelimit::Limiter,
     /// The built-in entries of the scope catalogue.
     pub builtin_scopes: Vec<crate::scopes::ScopeDef>,
+    /// Trusted platforms' metadata.
+    pub peers: Arc<crate::federation::remote::Peers>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -140,6 +143,7 @@ impl AppState {
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
+            peers: Arc::new(crate::federation::remote::Peers::default()),
             jwks: JwksCache::new(p.http.clone()),
             urls,
             config: p.config,
@@ -214,6 +218,20 @@ impl AppState {
         r
     }
 
+    /// The upstream-login context at the current time.
+    pub fn fed_ctx(&self) -> crate::federation::login::Ctx<'_> {
+        crate::federation::login::Ctx {
+            store: &self.store,
+            keys: &self.keys,
+            http: &self.http,
+            jwks: &self.jwks,
+            peers: &self.peers,
+            issuer: &self.config.issuer,
+            ttl: self.config.tokens.login_ttl,
+            now: self.clock.now(),
+        }
+    }
+
     /// Session timeouts.
     pub fn timeouts(&self) -> Timeouts {
         Timeouts { idle: self.config.session.idle_timeout, absolute: self.config.session.absolute_timeout }
@@ -268,6 +286,7 @@ pub fn app(state: AppState) -> Router {
         .merge(introspect::routes())
         .merge(logout::routes())
         .merge(registration::routes())
+        .merge(federation::routes())
         .merge(admin::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())

@@ -27,6 +27,8 @@ pub fn metadata(state: &AppState) -> Value {
         "introspection_endpoint": u.introspect,
         "revocation_endpoint": u.revoke,
         "end_session_endpoint": format!("{issuer}/end_session"),
+        // tongzheng's server-to-server logout (HL-5.4), used by trusting platforms (GB-6.4d).
+        "platform_logout_endpoint": format!("{issuer}/logout"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": true,

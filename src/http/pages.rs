@@ -69,6 +69,8 @@ struct Texts {
     logout_yes: &'static str,
     logout_no: &'static str,
     logged_out: &'static str,
+    or_with: &'static str,
+    upstream_failed: &'static str,
 }
 
 const ZH: Texts = Texts {
@@ -91,6 +93,8 @@ const ZH: Texts = Texts {
     logout_yes: "退出",
     logout_no: "取消",
     logged_out: "您已安全退出。",
+    or_with: "或使用以下平台账号登录：",
+    upstream_failed: "通过上级平台登录未成功，请使用本平台账号登录或稍后重试。",
 };
 
 const EN: Texts = Texts {
@@ -113,6 +117,8 @@ const EN: Texts = Texts {
     logout_yes: "Sign out",
     logout_no: "Cancel",
     logged_out: "You have signed out.",
+    or_with: "Or sign in with a trusted platform:",
+    upstream_failed: "Signing in through the other platform did not succeed. Sign in here, or try again later.",
 };
 
 fn texts(l: Locale) -> &'static Texts {
@@ -143,7 +149,7 @@ main{max-width:24rem;margin:8vh auto;background:#fff;padding:2rem;border-radius:
 h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .3rem}\
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px}\
 button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;border:0;border-radius:4px;background:#b91c1c;color:#fff;cursor:pointer}\
-button.secondary{background:#e5e7eb;color:#111}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
+button.secondary{background:#e5e7eb;color:#111}a.upstream{display:block;margin-top:.6rem;padding:.7rem;text-align:center;border:1px solid #b91c1c;border-radius:4px;color:#b91c1c;text-decoration:none}p.or{margin-top:1.4rem;color:#555}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
 .client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}";
 
 const AUTOSUBMIT: &str = "document.forms[0].submit();";
@@ -215,6 +221,10 @@ pub struct LoginForm<'a> {
     pub failed: bool,
     /// Show the "busy" message.
     pub busy: bool,
+    /// Trusted upstream platforms to offer (GB-6.4c): `(link, zh-CN name, en name)`.
+    pub upstreams: &'a [(String, String, String)],
+    /// A login through an upstream did not succeed.
+    pub upstream_failed: bool,
 }
 
 /// The login page (HL-5.3): a plain form posting `username` and `password`.
@@ -224,8 +234,23 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.bad_credentials)
     } else if f.busy {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
+    } else if f.upstream_failed {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", t.upstream_failed)
     } else {
         String::new()
+    };
+    let upstreams = if f.upstreams.is_empty() {
+        String::new()
+    } else {
+        let links: String = f
+            .upstreams
+            .iter()
+            .map(|(href, zh, en)| {
+                let name = if locale == Locale::En && !en.is_empty() { en } else { zh };
+                format!("<a class=\"upstream\" href=\"{}\">{}</a>", esc(href), esc(name))
+            })
+            .collect();
+        format!("<p class=\"or\">{}</p>{links}", t.or_with)
     };
     let body = format!(
         "<h1>{title}</h1><p class=\"client\">{to} {client}</p>{error}\
@@ -233,7 +258,7 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
          <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label for=\"username\">{u}</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{user}\">\
          <label for=\"password\">{p}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">{submit}</button></form>",
+         <button type=\"submit\">{submit}</button></form>{upstreams}",
         title = t.login_title,
         to = t.signing_in_to,
         client = esc(f.client_name),

@@ -30,6 +30,8 @@ pub enum Reason {
     AccountChanged,
     /// Idle or absolute timeout.
     Expired,
+    /// The upstream platform the session came from logged the user out (GB-6.4d).
+    Upstream,
 }
 
 /// Everything a logout needs besides the session id.
@@ -108,6 +110,12 @@ pub async fn end_session(
             let (store, session, now) = (ctx.store.clone(), s.clone(), ctx.now);
             queued.spawn(async move { outbox::enqueue(&store, &client.client_id, &uri, &session, reason, now).await });
         }
+    }
+    // GB-6.4d: a session that came from an upstream platform tells it, unless the upstream is
+    // where this logout came from.
+    if let (Some(up), true) = (&s.upstream, reason != Reason::Upstream) {
+        let (store, session, up, now) = (ctx.store.clone(), s.clone(), up.clone(), ctx.now);
+        queued.spawn(async move { outbox::enqueue_upstream(&store, &up, &session, reason, now).await });
     }
     while let Some(joined) = queued.join_next().await {
         let d = joined.map_err(|e| StoreError::Unavailable(format!("queueing a delivery failed: {e}")))??;

@@ -17,7 +17,7 @@ use crate::config::LogoutConfig;
 use crate::crypto;
 use crate::keys::Keys;
 use crate::metrics::{DeliveryOutcome, Metrics};
-use crate::session::Session;
+use crate::session::{Session, Upstream};
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// How long delivery records are kept for the admin API, seconds (7 days).
@@ -65,6 +65,10 @@ pub struct Delivery {
     /// When the next attempt is due, while pending.
     #[serde(default)]
     pub next_attempt_at: Option<i64>,
+    /// When set, this delivery tells the upstream platform the session came from, through its
+    /// server-to-server logout API, instead of posting a logout token to a client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<Upstream>,
 }
 
 /// Queues a delivery for `client_id` about session `s`.
@@ -89,12 +93,45 @@ pub async fn enqueue(
         created_at: now,
         updated_at: now,
         next_attempt_at: Some(now),
+        upstream: None,
     };
-    save(store, &d).await?;
+    queue(store, &d, now).await?;
+    Ok(d)
+}
+
+/// Queues the notice to the upstream platform a session came from (GB-6.4d).
+pub async fn enqueue_upstream(
+    store: &DynStore,
+    up: &Upstream,
+    s: &Session,
+    reason: Reason,
+    now: i64,
+) -> Result<Delivery, StoreError> {
+    let d = Delivery {
+        id: crypto::random_token(16),
+        client_id: format!("platform:{}", up.trust),
+        uri: up.iss.clone(),
+        sub: s.sub.clone(),
+        sid: s.sid.clone(),
+        reason,
+        state: DeliveryState::Pending,
+        attempts: 0,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        next_attempt_at: Some(now),
+        upstream: Some(up.clone()),
+    };
+    queue(store, &d, now).await?;
+    Ok(d)
+}
+
+async fn queue(store: &DynStore, d: &Delivery, now: i64) -> Result<(), StoreError> {
+    let client_id = &d.client_id;
+    save(store, d).await?;
     store.set_add(&keys::session_deliveries(&d.sid), &d.id, Some(RECORD_TTL)).await?;
     store.set_add(&keys::client_deliveries(client_id), &d.id, Some(RECORD_TTL)).await?;
-    store.queue_put(keys::OUTBOX_QUEUE, &d.id, &store::encode(&d), now).await?;
-    Ok(d)
+    store.queue_put(keys::OUTBOX_QUEUE, &d.id, &store::encode(d), now).await
 }
 
 async fn save(store: &DynStore, d: &Delivery) -> Result<(), StoreError> {
@@ -168,6 +205,8 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// Where attempt outcomes are counted, if anywhere.
     pub metrics: Option<Metrics>,
+    /// Peer platforms' metadata (for upstream logout notices).
+    pub peers: Arc<crate::federation::remote::Peers>,
 }
 
 impl Worker {
@@ -291,8 +330,43 @@ impl Worker {
         self.store.queue_remove(keys::OUTBOX_QUEUE, &d.id).await.map(|_| ())
     }
 
+    /// GB-6.4d, HL-5.4: tells the upstream that its session ended here, at its server-to-server
+    /// logout API, authenticated as our client there. The upstream skips us in its broadcast.
+    async fn send_upstream(&self, d: &Delivery, up: &Upstream) -> Result<(), Failure> {
+        let trust = crate::federation::get(&self.store, &up.trust).await.map_err(|e| Retry(e.to_string()))?;
+        let Some(trust) = trust.filter(|t| t.enabled && t.issuer == up.iss) else {
+            return Err(Fatal("the trust is gone or disabled".into()));
+        };
+        let meta = self.peers.metadata(&self.http, &trust.issuer).await.map_err(|e| Retry(e.to_string()))?;
+        let endpoint = match (&meta.platform_logout_endpoint, &up.sid) {
+            (Some(ep), _) => ep.clone(),
+            (None, _) => return Err(Fatal(format!("{} offers no server-to-server logout", trust.issuer))),
+        };
+        let form: Vec<(&str, &str)> = match &up.sid {
+            Some(sid) => vec![("sid", sid.as_str())],
+            None => vec![("logout_hint", up.sub.as_str())],
+        };
+        let secret = trust.secret(self.keys.data()).unwrap_or_default();
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let resp = self
+            .http
+            .post(&endpoint)
+            .timeout(Duration::from_millis(self.config.attempt_timeout_ms))
+            .basic_auth(enc(&trust.client_id), Some(enc(&secret)))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| Retry(if e.is_timeout() { "timed out".to_owned() } else { e.without_url().to_string() }))?;
+        let status = resp.status();
+        tracing::info!(delivery = %d.id, trust = %trust.id, %status, "upstream told of a logout");
+        if status.is_success() { Ok(()) } else { Err(Retry(format!("upstream answered {status}"))) }
+    }
+
     /// One POST of a freshly signed logout token (Back-Channel Logout s2.5).
     async fn send(&self, d: &Delivery) -> Result<(), Failure> {
+        if let Some(up) = &d.upstream {
+            return self.send_upstream(d, up).await;
+        }
         let client = clients::get(&self.store, &d.client_id).await.map_err(|e| Retry(e.to_string()))?;
         let Some(client) = client else { return Err(Fatal("the client no longer exists".into())) };
         let now = self.clock.now();

@@ -109,3 +109,33 @@ pub const SCOPE_INDEX: &str = "scopes";
 pub fn client_consents(client_id: &str) -> String {
     format!("client:{client_id}:consents")
 }
+/// A trusted platform, by id.
+pub fn trust(id: &str) -> String {
+    format!("trust:{id}")
+}
+/// The set of trust ids.
+pub const TRUST_INDEX: &str = "trusts";
+/// A login sent to an upstream platform, by its `state`.
+pub fn fed_state(state: &str) -> String {
+    format!("fedstate:{state}")
+}
+/// The local account linked to an upstream subject.
+pub fn fed_link(trust: &str, upstream_sub: &str) -> String {
+    format!("fedlink:{trust}:{upstream_sub}")
+}
+/// The upstream subjects linked to a local account (trust:sub members).
+pub fn fed_links_of(local_sub: &str) -> String {
+    format!("user:{local_sub}:fedlinks")
+}
+/// Local sessions that came from one upstream session.
+pub fn fed_sessions_by_sid(trust: &str, upstream_sid: &str) -> String {
+    format!("fedsid:{trust}:{upstream_sid}")
+}
+/// Local sessions that came from one upstream subject.
+pub fn fed_sessions_by_sub(trust: &str, upstream_sub: &str) -> String {
+    format!("fedsub:{trust}:{upstream_sub}")
+}
+/// Marker: a logout token from a peer (by issuer and jti) was already acted on.
+pub fn fed_logout_jti(issuer_hash: &str, jti: &str) -> String {
+    format!("fedjti:{issuer_hash}:{jti}")
+}

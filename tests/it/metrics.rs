@@ -195,6 +195,7 @@ async fn logout_delivery_outcomes_are_counted() {
         amr: vec!["pwd".into()],
         last_seen: now,
         expires_at: now + 3600,
+        upstream: None,
     };
     outbox::enqueue(&s.state.store, "rp-m", &r.uri("m"), &session, Reason::Admin, now).await.unwrap();
     outbox::enqueue(&s.state.store, "rp-gone", &r.uri("gone"), &session, Reason::Admin, now).await.unwrap();

@@ -11,6 +11,7 @@ mod audit;
 mod clients;
 mod scopes;
 mod system;
+mod trusts;
 mod users;
 
 use std::sync::{Arc, Mutex};
@@ -249,6 +250,7 @@ pub fn api() -> api::Api {
         .merge(scopes::api())
         .merge(system::api())
         .merge(audit::api())
+        .merge(trusts::api())
 }
 
 /// Routes of this module, including `GET /admin/v1/openapi.json`.

@@ -1,0 +1,191 @@
+//! What we know of a peer platform: its discovery document (OIDC Discovery s4, cached five
+//! minutes, issuer checked) and its keys (the shared JWKS cache, refetched on an unknown `kid`),
+//! and the verification of JWTs it signed: ID tokens, access tokens and logout tokens.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::FedError;
+use crate::jwks_cache::JwksCache;
+use crate::jwt::{Unverified, VerifyKey};
+
+const TTL: Duration = Duration::from_secs(300);
+const MAX_DOC: usize = 64 * 1024;
+
+/// The parts of a provider's metadata we use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    /// Issuer (must equal the trusted issuer, OIDC Discovery s4.3).
+    pub issuer: String,
+    /// Authorization endpoint.
+    pub authorization_endpoint: String,
+    /// Token endpoint.
+    pub token_endpoint: String,
+    /// JWKS.
+    pub jwks_uri: String,
+    /// UserInfo endpoint.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// tongzheng's server-to-server logout (HL-5.4), when the peer is a tongzheng.
+    #[serde(default)]
+    pub platform_logout_endpoint: Option<String>,
+    /// RP-Initiated Logout endpoint.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+}
+
+/// The metadata cache of one instance.
+#[derive(Debug, Default)]
+pub struct Peers {
+    entries: Mutex<HashMap<String, (Metadata, Instant)>>,
+}
+
+impl Peers {
+    /// The metadata of `issuer`, from cache when fresh.
+    pub async fn metadata(&self, http: &reqwest::Client, issuer: &str) -> Result<Metadata, FedError> {
+        if let Some((m, at)) = self.entries.lock().ok().and_then(|e| e.get(issuer).cloned())
+            && at.elapsed() < TTL
+        {
+            return Ok(m);
+        }
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        let resp = http
+            .get(&url)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .map_err(|e| FedError::Remote(format!("discovery of {issuer}: {}", e.without_url())))?;
+        if !resp.status().is_success() {
+            return Err(FedError::Remote(format!("discovery of {issuer} answered {}", resp.status())));
+        }
+        let body = resp.bytes().await.map_err(|e| FedError::Remote(e.without_url().to_string()))?;
+        if body.len() > MAX_DOC {
+            return Err(FedError::Remote(format!("discovery of {issuer}: document too large")));
+        }
+        let m: Metadata = serde_json::from_slice(&body)
+            .map_err(|e| FedError::Remote(format!("discovery of {issuer} is not provider metadata: {e}")))?;
+        if m.issuer != issuer {
+            return Err(FedError::Remote(format!("{issuer} names itself {} (OIDC Discovery s4.3)", m.issuer)));
+        }
+        if let Ok(mut e) = self.entries.lock() {
+            e.insert(issuer.to_owned(), (m.clone(), Instant::now()));
+        }
+        Ok(m)
+    }
+}
+
+/// Verifies a JWT signed by the peer whose keys are at `jwks_uri`, refetching the keys once
+/// when the `kid` is unknown (the peer rotated). Returns the claims and the header's `typ`.
+pub async fn verify<T: DeserializeOwned>(
+    jwks: &JwksCache,
+    jwks_uri: &str,
+    token: &str,
+) -> Result<(T, Option<String>), FedError> {
+    let parsed = Unverified::parse(token).map_err(|_| FedError::Invalid("not a JWT".into()))?;
+    let alg = parsed.alg.ok_or_else(|| FedError::Invalid("unsupported signature algorithm".into()))?;
+    for refresh in [false, true] {
+        let set = jwks.get(jwks_uri, refresh).await.map_err(|e| FedError::Remote(e.to_string()))?;
+        let candidates = set
+            .keys
+            .iter()
+            .filter(|k| parsed.header.kid.is_none() || k.kid == parsed.header.kid)
+            .filter(|k| k.alg.as_deref().is_none_or(|a| a == alg.as_str()))
+            .filter_map(VerifyKey::from_jwk);
+        for key in candidates {
+            if let Ok(claims) = parsed.verify::<T>(&key) {
+                return Ok((claims, parsed.header.typ.clone()));
+            }
+        }
+    }
+    Err(FedError::Invalid("the signature does not verify with the platform's keys".into()))
+}
+
+/// `aud` as a string or a list (RFC 7519 s4.1.3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `who` is among them.
+    pub fn contains(&self, who: &str) -> bool {
+        match self {
+            Self::One(a) => a == who,
+            Self::Many(list) => list.iter().any(|a| a == who),
+        }
+    }
+}
+
+/// A peer's ID token (OIDC Core s2), as much as we read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdToken {
+    /// Issuer.
+    pub iss: String,
+    /// Subject at the peer.
+    pub sub: String,
+    /// Audience: our client_id there.
+    pub aud: Audience,
+    /// Authorized party.
+    #[serde(default)]
+    pub azp: Option<String>,
+    /// Expiry.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Nonce we sent.
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// The peer's session id (Back-Channel Logout s2.1).
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// Authentication context.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// Authentication methods.
+    #[serde(default)]
+    pub amr: Option<Vec<String>>,
+    /// When the user authenticated there.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+}
+
+/// The leeway for clock differences between platforms, seconds.
+pub const LEEWAY: i64 = 60;
+
+/// OIDC Core s3.1.3.7: issuer, audience, azp, expiry, nonce.
+pub fn check_id_token(t: &IdToken, issuer: &str, client_id: &str, nonce: &str, now: i64) -> Result<(), FedError> {
+    let bad = |w: &str| Err(FedError::Invalid(format!("ID token from {issuer}: {w}")));
+    if t.iss != issuer {
+        return bad("wrong issuer");
+    }
+    if !t.aud.contains(client_id) {
+        return bad("not for us (aud)");
+    }
+    if let (Audience::Many(list), Some(azp)) = (&t.aud, &t.azp)
+        && list.len() > 1
+        && azp != client_id
+    {
+        return bad("azp is another client");
+    }
+    if t.exp + LEEWAY <= now {
+        return bad("expired");
+    }
+    if t.iat > now + LEEWAY {
+        return bad("issued in the future");
+    }
+    if t.nonce.as_deref() != Some(nonce) {
+        return bad("nonce does not match");
+    }
+    if t.sub.is_empty() || t.sub.len() > 255 {
+        return bad("no usable sub");
+    }
+    Ok(())
+}
