@@ -74,6 +74,16 @@ fn redirect_err(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRedirectUri, d)
 }
 
+/// Whether a URL's host is a loopback address (127.0.0.0/8, ::1) or `localhost`.
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
 /// Checks a URI we will send users or requests to: absolute, no fragment, https — or http on
 /// a loopback host in dev mode.
 pub fn check_uri(uri: &str, dev: bool) -> Result<(), &'static str> {
@@ -84,7 +94,7 @@ pub fn check_uri(uri: &str, dev: bool) -> Result<(), &'static str> {
     if u.fragment().is_some() {
         return Err("URI must not contain a fragment");
     }
-    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    let loopback = is_loopback(&u);
     match u.scheme() {
         "https" => Ok(()),
         "http" if dev && loopback => Ok(()),

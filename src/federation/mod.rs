@@ -212,7 +212,7 @@ pub fn validate(t: &Trust, dev: bool) -> Result<(), String> {
         return Err("id must be 2-32 of lowercase letters, digits and '-'".into());
     }
     let url = url::Url::parse(&t.issuer).map_err(|_| "issuer is not a URL".to_owned())?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let loopback = crate::registration::is_loopback(&url);
     if url.scheme() != "https" && !(dev && loopback && url.scheme() == "http") {
         return Err("issuer must be https (http only on loopback in dev mode)".into());
     }

@@ -28,6 +28,7 @@ mod browser;
 mod call_control;
 mod cli;
 mod client_auth;
+mod federation;
 mod flows;
 mod lifecycle;
 mod logout;

@@ -110,8 +110,28 @@ impl TestServer {
         Self::start_inner(overlay, store_overlay, store).await
     }
 
+    /// Starts a server as its own platform: listening on loopback address `ip` (so browsers
+    /// keep its cookies apart from the other platforms'), with its own signing keys.
+    pub async fn start_platform(backend: Backend, ip: &str, overlay: &str) -> Self {
+        let (store_overlay, store): (String, DynStore) = match backend {
+            Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
+            Backend::Redis => {
+                let prefix = super::redis::unique_prefix();
+                let url = super::redis::shared().url();
+                let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
+                (overlay, Arc::new(super::redis::redis_store(&prefix)))
+            }
+        };
+        let keys = Keys::ephemeral(Clock::system().now()).expect("keys");
+        Self::start_at(ip, overlay, store_overlay, store, keys).await
+    }
+
     async fn start_inner(overlay: &str, store_overlay: String, store: DynStore) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_at("127.0.0.1", overlay, store_overlay, store, keys()).await
+    }
+
+    async fn start_at(ip: &str, overlay: &str, store_overlay: String, store: DynStore, keys: Keys) -> Self {
+        let listener = TcpListener::bind(format!("{ip}:0")).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         // The caller's overlay may set its own issuer (several instances of one platform).
@@ -124,7 +144,7 @@ impl TestServer {
         );
         let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
         let clock = Clock::manual(Clock::system().now());
-        let state = server::build(config, clock.clone(), store, Some(keys())).await.expect("build server");
+        let state = server::build(config, clock.clone(), store, Some(keys)).await.expect("build server");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {
