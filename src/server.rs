@@ -300,6 +300,16 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         peers: state.peers.clone(),
     });
     tokio::spawn(worker.run(stop.clone()));
+    let sync = Arc::new(crate::federation::sync::Worker {
+        store: state.store.clone(),
+        keys: state.keys.clone(),
+        http: state.http.clone(),
+        peers: state.peers.clone(),
+        clock: state.clock.clone(),
+        wake: state.sync_wake.clone(),
+        audit: state.audit.clone(),
+    });
+    tokio::spawn(sync.run(stop.clone()));
     let sweeper = crate::logout::expiry::Sweeper {
         store: state.store.clone(),
         clock: state.clock.clone(),

@@ -10,6 +10,7 @@ pub mod links;
 pub mod login;
 pub mod logout;
 pub mod remote;
+pub mod sync;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

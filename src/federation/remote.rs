@@ -33,6 +33,9 @@ pub struct Metadata {
     /// tongzheng's server-to-server logout (HL-5.4), when the peer is a tongzheng.
     #[serde(default)]
     pub platform_logout_endpoint: Option<String>,
+    /// tongzheng's registration sync API (GB-6.4a), when the peer is a tongzheng.
+    #[serde(default)]
+    pub registration_sync_endpoint: Option<String>,
     /// RP-Initiated Logout endpoint.
     #[serde(default)]
     pub end_session_endpoint: Option<String>,

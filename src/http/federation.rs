@@ -198,10 +198,54 @@ async fn backchannel_logout(
     Ok(r)
 }
 
+/// POST /federation/v1/registrations (GB-6.4a): a trusted downstream platform, authenticated
+/// as its client here, registers a user it created; the account here is created or found, and
+/// linked to the downstream's.
+async fn registrations(
+    State(state): State<AppState>,
+    meta: Meta,
+    req: axum::extract::Request,
+) -> Result<Response, JsonError> {
+    let headers = req.headers().clone();
+    let body = super::extract::body_bytes(req, &()).await?;
+    let mut none = super::extract::Params::new();
+    let client = super::token::authenticate(
+        &state,
+        &headers,
+        &mut none,
+        &format!("{}/federation/v1/registrations", state.config.issuer),
+    )
+    .await?;
+    state.rate_check(&client)?;
+    let reg: federation::sync::Registration = serde_json::from_slice(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("the body is not a registration: {e}")))?;
+    let now = state.clock.now();
+    let done = federation::sync::accept(&state.store, &state.keys, &client.client_id, &reg, now).await.map_err(
+        |e| match e {
+            FedError::Store(s) => JsonError::from(s),
+            FedError::Denied(d) => OAuthError::new(ErrorCode::AccessDenied, d).into(),
+            other => OAuthError::invalid_request(other.to_string()).into(),
+        },
+    )?;
+    let e = Event::new(Kind::Federation, Outcome::Success)
+        .actor(format!("client:{}", client.client_id))
+        .client(&client.client_id)
+        .subject(&done.sub)
+        .detail(
+            serde_json::json!({"step": "registration_received", "downstream_sub": reg.sub, "created": done.created}),
+        );
+    state.audit.record(meta.apply(e, None)).await;
+    let status = if done.created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut r = (status, axum::Json(done)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
 /// Routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/federation/{id}/login", get(login_with))
         .route("/federation/callback", get(callback))
         .route("/federation/backchannel-logout", post(backchannel_logout))
+        .route("/federation/v1/registrations", post(registrations))
 }

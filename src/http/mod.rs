@@ -71,6 +71,8 @@ pub struct Inner {
     pub builtin_scopes: Vec<crate::scopes::ScopeDef>,
     /// Trusted platforms' metadata.
     pub peers: Arc<crate::federation::remote::Peers>,
+    /// Wakes this instance's registration-sync worker.
+    pub sync_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -144,6 +146,7 @@ impl AppState {
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
             peers: Arc::new(crate::federation::remote::Peers::default()),
+            sync_wake: Arc::new(tokio::sync::Notify::new()),
             jwks: JwksCache::new(p.http.clone()),
             urls,
             config: p.config,

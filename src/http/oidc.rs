@@ -29,6 +29,8 @@ pub fn metadata(state: &AppState) -> Value {
         "end_session_endpoint": format!("{issuer}/end_session"),
         // tongzheng's server-to-server logout (HL-5.4), used by trusting platforms (GB-6.4d).
         "platform_logout_endpoint": format!("{issuer}/logout"),
+        // Where trusted downstream platforms push their registrations (GB-6.4a).
+        "registration_sync_endpoint": format!("{issuer}/federation/v1/registrations"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": true,

@@ -400,3 +400,104 @@ async fn disabled_trust_stops_at_once(b: Backend) {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
+
+// GB-6.4a: a user registered at the city is pushed to the province (no password) and linked;
+// when the person later arrives from the province, it is the city's same account.
+#[tokio::test]
+async fn registration_sync_links_accounts() {
+    let province = TestServer::start_platform(Backend::Memory, "127.0.0.6", "").await;
+    let city = TestServer::start_platform(Backend::Memory, "127.0.0.7", "").await;
+    trust(&province, "province", &city, "city").await;
+    let rx = Receivers::start().await;
+    rp(&city, "city", &rx).await;
+    let (pa, ca) = (admin(&province).await, admin(&city).await);
+    // Turn sync on for the city's trust in the province.
+    let r = city
+        .http
+        .put(city.url("/admin/v1/trusts/province"))
+        .bearer_auth(&ca)
+        .json(&json!({"role": "upstream", "issuer": province.base, "name": "province", "client_id": "city-platform",
+                      "create_accounts": true, "sync_registrations": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body =
+        json!({"username": "wang.wu", "password": "wang-wu-password-1", "name": "王五", "phone_number": "13700001111"});
+    let local = post_json(&city, &ca, "/admin/v1/users", body).await;
+    let local_id = local["id"].as_str().unwrap().to_owned();
+    // The province gets the account (no password) within the worker's reach.
+    let mut upstream = None;
+    for _ in 0..200 {
+        let users: Value = province
+            .http
+            .get(province.url("/admin/v1/users"))
+            .bearer_auth(&pa)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        upstream = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "wang.wu").cloned();
+        if upstream.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let upstream = upstream.expect("the registration reached the province");
+    assert_eq!(upstream["name"], "王五");
+    assert_eq!(upstream["phone_number"], "*******1111", "sealed and masked there too");
+    let up_id = upstream["id"].as_str().unwrap().to_owned();
+    // Linked at the city: the province's subject maps to the city's account.
+    let linked = tongzheng::federation::links::linked(&city.state.store, "province", &up_id).await.unwrap();
+    assert_eq!(linked.map(|u| u.id), Some(local_id.clone()));
+    // The person logs in at the province (an admin gave a password there) and arrives at the
+    // city through the province: the city's own account, not a new one.
+    let r = province
+        .http
+        .put(province.url(&format!("/admin/v1/users/{up_id}")))
+        .bearer_auth(&pa)
+        .json(&json!({"password": "province-password-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = browser();
+    let (landed, _) = walk(&b, &authorize_url(&city, "city", &[])).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the city's form") };
+    let (landed, _) = walk(&b, &upstream_link(&url, &html)).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the province's form") };
+    let action = url::Url::parse(&url).unwrap().join("/login").unwrap();
+    let form = [
+        ("req", hidden(&html, "req")),
+        ("csrf", hidden(&html, "csrf")),
+        ("username", "wang.wu".into()),
+        ("password", "province-password-9".into()),
+    ];
+    let r = b.post(action.clone()).form(&form).send().await.unwrap();
+    let next = action.join(r.headers()["location"].to_str().unwrap()).unwrap();
+    let (landed, _) = walk(&b, next.as_str()).await;
+    assert!(matches!(landed, Landed::Rp(ref q) if q.contains_key("code")), "{landed:?}");
+    let sessions: Value = city
+        .http
+        .get(city.url(&format!("/admin/v1/users/{local_id}/sessions")))
+        .bearer_auth(&ca)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "the city's own account is logged in: {sessions}");
+    // The registration API refuses clients that are not trusted platforms.
+    let r = province
+        .http
+        .post(province.url("/federation/v1/registrations"))
+        .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
+        .json(&json!({"sub": "x", "username": "intruder", "name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

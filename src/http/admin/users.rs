@@ -145,6 +145,8 @@ async fn create(
         return Err(Problem::conflict(format!("username '{}' is taken", user.username)));
     }
     who.about_subject(&user.id);
+    // GB-6.4a: a registration here is pushed to the upstream platforms that want it.
+    crate::federation::sync::enqueue(&state.store, &user.id, now, Some(&state.sync_wake)).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&state, &user))).into_response())
 }
 
