@@ -53,7 +53,13 @@ impl Drop for Platform {
 impl Platform {
     /// Builds and serves an instance with `config/dev.toml` semantics plus `overlay` (TOML).
     pub async fn start(backend: &Backend, overlay: &str) -> Result<Self, String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
+        Self::start_at(backend, overlay, "127.0.0.1").await
+    }
+
+    /// As [`Platform::start`], listening on loopback address `ip` (several platforms on one
+    /// machine keep their browser cookies apart by host).
+    pub async fn start_at(backend: &Backend, overlay: &str, ip: &str) -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind(format!("{ip}:0")).await.map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
         let base = format!("http://{addr}");
         let data = std::env::temp_dir().join(format!("tz-conformance-{}-{}", std::process::id(), addr.port()));

@@ -95,13 +95,13 @@ pub async fn rp_logout(c: &Rp) -> Check {
 }
 
 /// Collects back-channel logout tokens posted to `/bc/{name}`.
-struct Receiver {
+pub struct Receiver {
     base: String,
     got: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Receiver {
-    async fn start() -> Check<Self> {
+    pub async fn start() -> Check<Self> {
         let got: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let store = got.clone();
         let app = axum::Router::new().route(
@@ -125,11 +125,11 @@ impl Receiver {
         Ok(Self { base, got })
     }
 
-    fn uri(&self, name: &str) -> String {
+    pub fn uri(&self, name: &str) -> String {
         format!("{}/bc/{name}", self.base)
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    pub fn get(&self, name: &str) -> Option<String> {
         self.got.lock().ok().and_then(|m| m.get(name).cloned())
     }
 }

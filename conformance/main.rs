@@ -8,6 +8,7 @@
 // not reach it; a check that cannot proceed returns `Err`, and these cover the few literals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod federation;
 mod flows;
 mod harness;
 mod lifecycle;
@@ -29,7 +30,10 @@ async fn pass(backend: &Backend, report: &mut Report) {
     let main = Platform::start(backend, "").await;
     let strict = Platform::start(backend, "[tokens]\nrefresh_grace = 0\n").await;
     match (&main, &strict) {
-        (Ok(m), Ok(s)) => suite::run(&m.base, &s.base, &mut run).await,
+        (Ok(m), Ok(s)) => {
+            suite::run(&m.base, &s.base, &mut run).await;
+            federation::run(backend, &mut run).await;
+        }
         (Err(err), _) | (_, Err(err)) => {
             let failed: Check = Err(format!("the instance did not start: {err}"));
             run.record(suite::READY, failed);
