@@ -22,7 +22,7 @@ use crate::support::webdriver::Browser;
 
 const RP_CLIENT: &str = "browser-rp";
 
-type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
 
 /// The relying party's redirect target: a real page echoing what it got, recording each query.
 async fn callback(State(seen): State<Seen>, Query(q): Query<HashMap<String, String>>) -> Html<String> {
@@ -38,7 +38,7 @@ async fn callback(State(seen): State<Seen>, Query(q): Query<HashMap<String, Stri
 }
 
 /// Starts the RP on a free loopback port; returns its redirect URI and what it has seen.
-async fn start_rp() -> (String, Seen) {
+pub(crate) async fn start_rp() -> (String, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let redirect = format!("http://{}/callback", listener.local_addr().unwrap());
     let seen = Seen::default();
@@ -63,7 +63,7 @@ async fn register_rp(s: &TestServer, redirect: &str) -> String {
     v["client_secret"].as_str().expect("client_secret in the admin response").to_owned()
 }
 
-fn screenshot_path(name: &str) -> PathBuf {
+pub(crate) fn screenshot_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"), PathBuf::from);
     target.join(name)

@@ -25,6 +25,7 @@ mod admin_crud;
 mod audit_api;
 mod bad_input;
 mod browser;
+mod browser_federation;
 mod call_control;
 mod cli;
 mod client_auth;
