@@ -52,6 +52,7 @@ fn client(id: String, uri: String) -> Client {
         app_id: None,
         lifecycle: None,
         rate_limit: None,
+        token_exchange: None,
         created_at: 0,
     }
 }

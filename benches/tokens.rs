@@ -48,6 +48,7 @@ fn client() -> Client {
         app_id: None,
         lifecycle: None,
         rate_limit: None,
+        token_exchange: None,
         created_at: 0,
     }
 }
@@ -74,6 +75,7 @@ fn benches(c: &mut Criterion) {
         acr: None,
         sid: None,
         gid: None,
+        act: None,
     };
     g.bench_function("access token JWT (RFC 9068)", |b| b.iter(|| keys.sign(Alg::ES256, AT_TYP, &claims).unwrap()));
     g.finish();

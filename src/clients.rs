@@ -7,10 +7,14 @@ use serde::{Deserialize, Serialize};
 pub use crate::apps::State;
 use crate::crypto::{self, Secret, ct_eq, sha256_hex};
 use crate::error::OAuthError;
+pub use crate::grant::token_exchange::ExchangePolicy;
 use crate::jwks_cache::JwksCache;
 use crate::jwt::{Alg, JwkSet, Unverified, VerifyKey};
 pub use crate::ratelimit::RateLimit;
 use crate::store::{self, DynStore, StoreError, keys};
+
+/// The token exchange grant type (RFC 8693 s2.1).
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Grant types a client may be allowed (RFC 7591 s2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +28,9 @@ pub enum GrantType {
     /// RFC 6749 s4.4.
     #[serde(rename = "client_credentials")]
     ClientCredentials,
+    /// RFC 8693 s2.1 (token exchange).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
@@ -33,6 +40,7 @@ impl GrantType {
             "authorization_code" => Some(Self::AuthorizationCode),
             "refresh_token" => Some(Self::RefreshToken),
             "client_credentials" => Some(Self::ClientCredentials),
+            TOKEN_EXCHANGE => Some(Self::TokenExchange),
             _ => None,
         }
     }
@@ -42,6 +50,7 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::TokenExchange => TOKEN_EXCHANGE,
         }
     }
 }
@@ -179,6 +188,9 @@ pub struct Client {
     /// Call control (AY-8.3.2.1); the platform default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// What the client may exchange and for which audiences (RFC 8693); none: no exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<ExchangePolicy>,
     /// Creation time.
     pub created_at: i64,
 }

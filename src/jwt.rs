@@ -211,6 +211,52 @@ pub struct Jwk {
     pub e: Option<String>,
 }
 
+/// `aud` as a string or a list (RFC 7519 s4.1.3); one value serializes as a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `who` is among them.
+    pub fn contains(&self, who: &str) -> bool {
+        match self {
+            Self::One(a) => a == who,
+            Self::Many(list) => list.iter().any(|a| a == who),
+        }
+    }
+    /// The audiences as a slice.
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            Self::One(a) => std::slice::from_ref(a),
+            Self::Many(list) => list,
+        }
+    }
+    /// One value as a string, several as a list (duplicates dropped, order kept).
+    pub fn of(values: Vec<String>) -> Self {
+        let mut out: Vec<String> = Vec::with_capacity(values.len());
+        for v in values {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        match <[String; 1]>::try_from(out) {
+            Ok([one]) => Self::One(one),
+            Err(many) => Self::Many(many),
+        }
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(one: &str) -> Self {
+        Self::One(one.to_owned())
+    }
+}
+
 /// A JWK Set (RFC 7517 s5).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JwkSet {

@@ -152,6 +152,10 @@ impl Metadata {
         if auth_method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
             return Err(meta_err("a public client cannot use client_credentials"));
         }
+        // RFC 8693 s2.1: the exchanging client authenticates; a public one cannot.
+        if auth_method == AuthMethod::None && grant_types.contains(&GrantType::TokenExchange) {
+            return Err(meta_err("a public client cannot use token exchange"));
+        }
         if self.jwks.is_some() && self.jwks_uri.is_some() {
             return Err(meta_err("jwks and jwks_uri must not both be present (RFC 7591 s2)"));
         }
@@ -213,6 +217,7 @@ impl Metadata {
             app_id: None,
             lifecycle: None,
             rate_limit: None,
+            token_exchange: None,
             created_at: now,
         })
     }
@@ -257,6 +262,16 @@ mod tests {
     }
 
     #[test]
+    fn token_exchange_grant_type_is_registrable() {
+        // RFC 8693 s2.1 grant type URN in RFC 7591 s2 grant_types.
+        let c = meta(r#"{"grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"]}"#)
+            .into_client("c1".into(), Registrar::Admin, false, 0)
+            .unwrap();
+        assert_eq!(c.grant_types, vec![GrantType::TokenExchange]);
+        assert_eq!(Metadata::of(&c).grant_types.unwrap(), vec!["urn:ietf:params:oauth:grant-type:token-exchange"]);
+    }
+
+    #[test]
     fn bad_metadata_is_named() {
         let e = meta(r#"{"redirect_uris":["http://evil.example/cb"]}"#)
             .into_client("c".into(), Registrar::Dynamic, false, 0)
@@ -274,6 +289,12 @@ mod tests {
             .into_client("c".into(), Registrar::Dynamic, false, 0)
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidClientMetadata);
+        let e = meta(
+            r#"{"grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"],"token_endpoint_auth_method":"none"}"#,
+        )
+        .into_client("c".into(), Registrar::Dynamic, false, 0)
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClientMetadata, "RFC 8693 s2.1: a public client cannot exchange");
         assert!(
             meta(r#"{"redirect_uris":["http://127.0.0.1:9000/cb"]}"#)
                 .into_client("c".into(), Registrar::Dynamic, true, 0)

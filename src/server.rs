@@ -142,6 +142,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             app_id: None,
             lifecycle: None,
             rate_limit: None,
+            token_exchange: None,
             created_at,
         };
         clients::put(&state.store, &client).await?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::clients::Client;
 use crate::crypto::b64;
 use crate::error::OAuthError;
-use crate::jwt::Alg;
+use crate::jwt::{Alg, Audience};
 use crate::keys::Keys;
 use crate::store::{self, DynStore, keys};
 
@@ -21,8 +21,9 @@ pub struct AccessClaims {
     pub iss: String,
     /// Subject: the user, or the client for client_credentials (RFC 9068 s2.2).
     pub sub: String,
-    /// Audience: the resource the token is for.
-    pub aud: String,
+    /// Audience: the resource(s) the token is for; our issuer unless a token exchange named
+    /// another (RFC 8693 s2.1 `audience`/`resource`). Each resource server checks it is named.
+    pub aud: Audience,
     /// The client it was issued to.
     pub client_id: String,
     /// Space-separated scopes.
@@ -45,12 +46,20 @@ pub struct AccessClaims {
     /// Grant (token family) id: revoking the family makes this token inactive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The acting party of a delegated token (RFC 8693 s4.1), prior actors nested inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
 }
 
 impl AccessClaims {
     /// Whether the token carries a scope.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scope.split(' ').any(|s| s == scope)
+    }
+    /// Whether the token is meant for `resource` (RFC 9068 s4: a resource server refuses a
+    /// token whose `aud` does not name it).
+    pub fn is_for(&self, resource: &str) -> bool {
+        self.aud.contains(resource)
     }
     /// True when the subject is a user rather than the client itself.
     pub fn has_user(&self) -> bool {
@@ -104,7 +113,9 @@ pub fn at_hash(alg: Alg, access_token: &str) -> String {
 /// Verifies a bearer access token and checks it is still active: our signature, `typ` at+jwt,
 /// our issuer, not expired, not revoked (by jti or by grant), and its client still enabled and
 /// its application neither suspended nor offline (AY-8.5.3.2: the block is immediate).
-/// Every failure is `invalid_token`; store failures are `temporarily_unavailable`.
+/// `aud` is not checked here: a token exchanged for another resource (RFC 8693) is valid too,
+/// and each resource checks it is named ([`AccessClaims::is_for`]). Every failure is
+/// `invalid_token`; store failures are `temporarily_unavailable`.
 pub async fn validate_access_token(
     keys_: &Keys,
     store: &DynStore,

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::FedError;
 use crate::jwks_cache::JwksCache;
+pub use crate::jwt::Audience;
 use crate::jwt::{Unverified, VerifyKey};
 
 const TTL: Duration = Duration::from_secs(300);
@@ -105,26 +106,6 @@ pub async fn verify<T: DeserializeOwned>(
         }
     }
     Err(FedError::Invalid("the signature does not verify with the platform's keys".into()))
-}
-
-/// `aud` as a string or a list (RFC 7519 s4.1.3).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    /// One audience.
-    One(String),
-    /// Several.
-    Many(Vec<String>),
-}
-
-impl Audience {
-    /// Whether `who` is among them.
-    pub fn contains(&self, who: &str) -> bool {
-        match self {
-            Self::One(a) => a == who,
-            Self::Many(list) => list.iter().any(|a| a == who),
-        }
-    }
 }
 
 /// A peer's ID token (OIDC Core s2), as much as we read.

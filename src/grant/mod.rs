@@ -1,10 +1,13 @@
 //! Token minting: every grant type ends in [`mint`], the one path that signs access tokens
-//! (RFC 9068), ID tokens (OIDC Core s3.1.3.3) and stores refresh tokens. Each grant's rules live
-//! in its own file as plain functions over records, with time passed in.
+//! (RFC 9068, through [`sign_access`]), ID tokens (OIDC Core s3.1.3.3) and stores refresh
+//! tokens; token exchange (RFC 8693) builds its claims itself and signs through the same
+//! [`sign_access`]. Each grant's rules live in its own file as plain functions over records,
+//! with time passed in.
 
 pub mod client_credentials;
 pub mod code;
 pub mod refresh;
+pub mod token_exchange;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +15,7 @@ use crate::clients::Client;
 use crate::config::TokensConfig;
 use crate::crypto;
 use crate::error::OAuthError;
-use crate::jwt::Alg;
+use crate::jwt::{Alg, Audience};
 use crate::keys::Keys;
 use crate::store::{self, DynStore, keys};
 use crate::tokens::{AT_TYP, AccessClaims, IdClaims, at_hash};
@@ -35,11 +38,14 @@ pub struct Ctx<'a> {
     pub now: i64,
 }
 
-/// The successful token response (RFC 6749 s5.1, OIDC Core s3.1.3.3).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The successful token response (RFC 6749 s5.1, OIDC Core s3.1.3.3, RFC 8693 s2.2.1).
+#[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
+    /// RFC 8693 s2.2.1: the type of the issued token (token exchange only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// Always "Bearer".
     pub token_type: &'static str,
     /// Lifetime in seconds (AY-7.2a).
@@ -55,6 +61,9 @@ pub struct TokenResponse {
     /// The user the tokens are about (for the audit log; not sent).
     #[serde(skip)]
     pub subject: Option<String>,
+    /// Extra audit detail of the grant (for the audit log; not sent).
+    #[serde(skip)]
+    pub audit: Option<serde_json::Value>,
 }
 
 /// The authenticated user behind a grant.
@@ -112,7 +121,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
     let claims = AccessClaims {
         iss: ctx.issuer.to_owned(),
         sub: m.user.as_ref().map_or_else(|| m.client.client_id.clone(), |u| u.sub.clone()),
-        aud: ctx.issuer.to_owned(),
+        aud: Audience::One(ctx.issuer.to_owned()),
         client_id: m.client.client_id.clone(),
         scope: scope.clone(),
         jti: crypto::random_token(16),
@@ -122,19 +131,19 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         acr: m.user.as_ref().map(|u| u.acr.clone()),
         sid: m.user.as_ref().map(|u| u.sid.clone()),
         gid: m.gid.clone(),
+        act: None,
     };
-    let access_token = ctx.keys.sign(Alg::ES256, AT_TYP, &claims).map_err(|e| {
-        tracing::error!(error = %e, "signing access token failed");
-        OAuthError::server_error()
-    })?;
+    let access_token = sign_access(ctx, &claims)?;
     let mut resp = TokenResponse {
         access_token,
+        issued_token_type: None,
         token_type: "Bearer",
         expires_in: ttl,
         scope,
         refresh_token: None,
         id_token: None,
         subject: m.user.as_ref().map(|u| u.sub.clone()),
+        audit: None,
     };
     if let (Some(user), true) = (&m.user, m.scope.iter().any(|s| s == "openid")) {
         let alg = m.client.id_token_alg;
@@ -172,6 +181,14 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         resp.refresh_token = Some(token);
     }
     Ok(resp)
+}
+
+/// Signs JWT access token claims (RFC 9068 s2.1: `typ` at+jwt, ES256).
+pub fn sign_access(ctx: Ctx<'_>, claims: &AccessClaims) -> Result<String, OAuthError> {
+    ctx.keys.sign(Alg::ES256, AT_TYP, claims).map_err(|e| {
+        tracing::error!(error = %e, "signing access token failed");
+        OAuthError::server_error()
+    })
 }
 
 /// Marks a whole grant (token family) revoked until `until`: its refresh tokens stop

@@ -17,6 +17,7 @@ use crate::audit::{Event, Kind, Outcome};
 use crate::crypto;
 use crate::error::{ErrorCode, JsonError, OAuthError};
 use crate::grant::{RefreshRecord, revoke_grant};
+use crate::jwt::Audience;
 use crate::store::{self, keys};
 use crate::tokens::{self, AccessClaims};
 
@@ -37,7 +38,7 @@ pub struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<String>,
+    aud: Option<Audience>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,6 +49,9 @@ pub struct Introspection {
     auth_time: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<String>,
+    /// RFC 8693 s4.1 (and s2.2.1's pointer to RFC 7662): the acting party of a delegated token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<serde_json::Value>,
 }
 
 fn json_no_store<T: Serialize>(v: &T) -> Response {
@@ -72,7 +76,10 @@ async fn introspect(
     // token_type_hint is only a hint (RFC 7662 s2.1): the token's shape decides.
     if looks_jwt {
         match tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await {
-            Ok((c, _)) if privileged || c.client_id == caller.client_id => out = active_access(c),
+            // The client it was issued to, or the resource it names by client_id (RFC 8693 aud).
+            Ok((c, _)) if privileged || c.client_id == caller.client_id || c.is_for(&caller.client_id) => {
+                out = active_access(c);
+            }
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::TemporarilyUnavailable => return Err(e.into()),
             Err(_) => {}
@@ -116,6 +123,7 @@ fn active_access(c: AccessClaims) -> Introspection {
         sid: c.sid,
         auth_time: c.auth_time,
         acr: c.acr,
+        act: c.act,
     }
 }
 

@@ -235,6 +235,11 @@ impl AppState {
         }
     }
 
+    /// The token exchange environment (RFC 8693) at the current time.
+    pub fn exchange_env(&self) -> crate::grant::token_exchange::Env<'_> {
+        crate::grant::token_exchange::Env { ctx: self.ctx(), http: &self.http, jwks: &self.jwks, peers: &self.peers }
+    }
+
     /// Session timeouts.
     pub fn timeouts(&self) -> Timeouts {
         Timeouts { idle: self.config.session.idle_timeout, absolute: self.config.session.absolute_timeout }

@@ -38,7 +38,8 @@ pub fn metadata(state: &AppState) -> Value {
         "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "userinfo_signing_alg_values_supported": ["none"],
@@ -108,6 +109,10 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) 
     let (claims, client) =
         tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await?;
     state.rate_check(&client)?;
+    // RFC 9068 s4: UserInfo is our resource; a token exchanged for another API is not for it.
+    if !claims.is_for(&state.config.issuer) {
+        return Err(OAuthError::invalid_token("the access token is meant for another audience").into());
+    }
     if !claims.has_scope("openid") || !claims.has_user() {
         return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
     }

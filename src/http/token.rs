@@ -14,7 +14,7 @@ use crate::audit::{Event, Kind, Outcome};
 use crate::clients::{self, Client, GrantType};
 use crate::error::{ErrorCode, JsonError, OAuthError};
 use crate::grant::TokenResponse;
-use crate::grant::{client_credentials, code, refresh};
+use crate::grant::{client_credentials, code, refresh, token_exchange};
 
 /// Authenticates the client of a token-style request (token, introspect, revoke).
 pub async fn authenticate(
@@ -54,13 +54,23 @@ async fn token(
         }
     };
     let issued = issue(&state, &client, grant, &form).await;
-    let kind = if grant == GrantType::RefreshToken { Kind::TokenRefreshed } else { Kind::TokenIssued };
+    let kind = match grant {
+        GrantType::RefreshToken => Kind::TokenRefreshed,
+        GrantType::TokenExchange => Kind::TokenExchanged,
+        _ => Kind::TokenIssued,
+    };
     let (outcome, mut detail) = match &issued {
         Ok(resp) => (Outcome::Success, serde_json::json!({"grant_type": grant.as_str(), "scope": resp.scope})),
         Err(e) => (Outcome::Failure, serde_json::json!({"grant_type": grant.as_str(), "error": e.error.code.as_str()})),
     };
     if let (Err(e), Some(d)) = (&issued, detail.as_object_mut()) {
         d.insert("error_description".into(), e.error.description.as_ref().into());
+    }
+    // A grant's own detail (token exchange: origin platform, audience, actor).
+    if let (Ok(Some(serde_json::Value::Object(extra))), Some(d)) =
+        (issued.as_ref().map(|r| r.audit.as_ref()), detail.as_object_mut())
+    {
+        d.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let mut event = Event::new(kind, outcome)
         .actor(format!("client:{}", client.client_id))
@@ -98,6 +108,10 @@ async fn issue(state: &AppState, client: &Client, grant: GrantType, form: &Param
             refresh::grant(ctx, client, token, get("scope")).await?
         }
         GrantType::ClientCredentials => client_credentials::grant(ctx, client, get("scope")).await?,
+        GrantType::TokenExchange => {
+            let req = token_exchange::Request::parse(get)?;
+            token_exchange::grant(state.exchange_env(), client, &req).await?
+        }
     })
 }
 

@@ -42,3 +42,4 @@ mod resilience;
 mod store;
 mod store_queue;
 mod tls;
+mod token_exchange;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::api::{Api, op};
 use super::{Admin, Json, json};
 use crate::audit::Kind;
-use crate::clients::{self, Client, Origin, RateLimit, State as Lifecycle};
+use crate::clients::{self, Client, ExchangePolicy, Origin, RateLimit, State as Lifecycle};
 use crate::error::Problem;
 use crate::http::AppState;
 use crate::registration::{Metadata, Registrar};
@@ -42,6 +42,9 @@ pub struct ClientView {
     pub refresh_token_ttl: Option<i64>,
     /// Call control.
     pub rate_limit: Option<RateLimit>,
+    /// Token exchange policy (RFC 8693).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<ExchangePolicy>,
     /// Expiry of each live secret (null: no expiry), newest last.
     pub secret_expires_at: Vec<Option<i64>>,
     /// Creation time.
@@ -79,6 +82,7 @@ pub fn view(c: &Client, now: i64) -> ClientView {
         access_token_ttl: c.access_token_ttl,
         refresh_token_ttl: c.refresh_token_ttl,
         rate_limit: c.rate_limit,
+        token_exchange: c.token_exchange.clone(),
         secret_expires_at: c
             .secrets
             .iter()
@@ -110,6 +114,11 @@ pub struct ClientBody {
     /// Call control.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Token exchange policy (RFC 8693): the issuers whose tokens the client may exchange
+    /// (this platform's issuer included, for local tokens) and the audiences it may ask for.
+    /// Kept on update when absent; the client also needs the token-exchange grant type.
+    #[serde(default)]
+    pub token_exchange: Option<ExchangePolicy>,
 }
 
 fn check_client_id(id: &str) -> Result<(), Problem> {
@@ -136,6 +145,10 @@ fn apply_extras(c: &mut Client, b: &ClientBody) -> Result<(), Problem> {
     if let Some(rl) = b.rate_limit {
         rl.validate().map_err(Problem::bad_request)?;
         c.rate_limit = Some(rl);
+    }
+    if let Some(policy) = &b.token_exchange {
+        policy.validate().map_err(Problem::bad_request)?;
+        c.token_exchange = Some(policy.clone());
     }
     Ok(())
 }
@@ -225,6 +238,7 @@ async fn update(
     c.consent_required = old.consent_required;
     c.access_token_ttl = old.access_token_ttl;
     c.rate_limit = old.rate_limit;
+    c.token_exchange = old.token_exchange;
     if c.auth_method.uses_secret() && c.secrets.is_empty() {
         return Err(Problem::bad_request("switching to a secret method needs a secret; create a new client"));
     }

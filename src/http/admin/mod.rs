@@ -104,6 +104,11 @@ async fn authenticate(parts: &mut Parts, state: &AppState, scope: &str) -> Resul
         tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, state.clock.now())
             .await?;
     slot.with(|n| n.actor = Some(format!("client:{}", claims.client_id)));
+    // RFC 9068 s4: the admin API is our resource; a token exchanged for another API is not for it.
+    if !claims.is_for(&state.config.issuer) {
+        return Err(Problem::unauthorized("the access token is meant for another audience")
+            .with_bearer_error(ErrorCode::InvalidToken));
+    }
     if !claims.has_scope(scope) {
         return Err(Problem::forbidden(format!("the token lacks the '{scope}' scope"))
             .with_bearer_error(ErrorCode::InsufficientScope));
