@@ -32,7 +32,8 @@ async fn platform(ip: &str) -> (String, AppState) {
     );
     let config = Config::from_overlay(&overlay, true).unwrap();
     let keys = Keys::ephemeral(Clock::system().now()).unwrap();
-    let state = tongzheng::server::build(config, Clock::system(), Arc::new(MemoryStore::new()), Some(keys)).await.unwrap();
+    let state =
+        tongzheng::server::build(config, Clock::system(), Arc::new(MemoryStore::new()), Some(keys)).await.unwrap();
     let serve = state.clone();
     tokio::spawn(async move { tongzheng::server::serve(listener, serve, None, std::future::pending()).await });
     (base, state)

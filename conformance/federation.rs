@@ -229,6 +229,127 @@ async fn logout_up(t: &Two) -> Check {
     }
 }
 
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+const API: &str = "https://api.down.example.gov.cn/tax";
+
+/// Token-exchange clients: at the upstream one that may exchange its own tokens for the
+/// downstream; at the downstream one that may exchange the upstream's tokens for its API.
+async fn exchange_clients(t: &Two) -> Check<(String, String)> {
+    let http = reqwest::Client::new();
+    let (ut, dt) = (token(&http, &t.up.base).await?, token(&http, &t.down.base).await?);
+    let up = post(
+        &http,
+        &t.up.base,
+        &ut,
+        "/admin/v1/clients",
+        json!({"client_id": "exch-up", "grant_types": [EXCHANGE],
+        "scope": "openid", "token_exchange": {"issuers": [t.up.base], "audiences": [t.down.base]}}),
+    )
+    .await?;
+    let down = post(
+        &http,
+        &t.down.base,
+        &dt,
+        "/admin/v1/clients",
+        json!({"client_id": "exch-down", "grant_types": [EXCHANGE],
+        "scope": "openid", "token_exchange": {"issuers": [t.up.base], "audiences": [API]}}),
+    )
+    .await?;
+    let secret = |v: &Value| v["client_secret"].as_str().map(str::to_owned).ok_or("no secret".to_owned());
+    Ok((secret(&up)?, secret(&down)?))
+}
+
+async fn exchange(base: &str, id: &str, secret: &str, subject: &str, extra: &[(&str, &str)]) -> Check<(u16, Value)> {
+    let mut form = vec![("grant_type", EXCHANGE), ("subject_token", subject), ("subject_token_type", AT)];
+    form.extend_from_slice(extra);
+    let r = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .map_err(e("token exchange"))?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.map_err(e("token exchange JSON"))?))
+}
+
+/// The user's access token at the upstream: the conformance RP redeems a code with PKCE.
+async fn user_token(t: &Two, browser: &reqwest::Client) -> Check<String> {
+    let Ok(q) = walk(browser, &authorize(&t.up.base, false)).await? else { return Err("no code".into()) };
+    let code = q.get("code").ok_or("no code")?;
+    let r = reqwest::Client::new()
+        .post(format!("{}/token", t.up.base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "conf-rp"),
+            ("code", code.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", "conformance-verifier-0123456789-abcdefghijk"),
+        ])
+        .send()
+        .await
+        .map_err(e("code redemption"))?;
+    let v: Value = r.json().await.map_err(e("token JSON"))?;
+    v["access_token"].as_str().map(str::to_owned).ok_or_else(|| format!("no access token: {v}"))
+}
+
+/// RFC 8693 s2.1-s2.2.1: the upstream user's token is exchanged upstream for the downstream,
+/// then downstream for its API: a JWT for that audience, about the downstream's linked
+/// account, with only the scope both allow (AY-7.1).
+async fn exchange_ok(t: &Two, subject: &str, secrets: &(String, String)) -> Check<String> {
+    let (status, v) = exchange(&t.up.base, "exch-up", &secrets.0, subject, &[("audience", &t.down.base)]).await?;
+    ensure(status == 200, format!("upstream exchange: {status} {v}"))?;
+    ensure(v["issued_token_type"] == AT && v["token_type"].is_string(), format!("s2.2.1 response: {v}"))?;
+    let for_down = v["access_token"].as_str().ok_or("no token")?.to_owned();
+    let (status, v) = exchange(&t.down.base, "exch-down", &secrets.1, &for_down, &[("audience", API)]).await?;
+    ensure(status == 200, format!("downstream exchange: {status} {v}"))?;
+    let claims = crate::rp::jwt_parts(v["access_token"].as_str().ok_or("no token")?)?.1;
+    ensure(
+        claims["iss"] == t.down.base.as_str() && (claims["aud"] == API || claims["aud"][0] == API),
+        format!("{claims}"),
+    )?;
+    ensure(claims["scope"] == "openid" && claims["client_id"] == "exch-down", format!("{claims}"))?;
+    Ok(for_down)
+}
+
+async fn exchange_refusals(t: &Two, for_down: &str, secrets: &(String, String)) -> Check {
+    // s2.2.2 invalid_target: an audience outside the client's policy.
+    let (status, v) =
+        exchange(&t.down.base, "exch-down", &secrets.1, for_down, &[("audience", "https://elsewhere.example")]).await?;
+    ensure(status == 400 && v["error"] == "invalid_target", format!("forbidden audience: {status} {v}"))?;
+    // s2.2.2 invalid_scope: a scope the client was never granted.
+    let (status, v) = exchange(
+        &t.down.base,
+        "exch-down",
+        &secrets.1,
+        for_down,
+        &[("audience", API), ("scope", "openid tongzheng:admin")],
+    )
+    .await?;
+    ensure(status == 400 && v["error"] == "invalid_scope", format!("ungranted scope: {status} {v}"))?;
+    // s2.2.2 invalid_request: a subject token from an issuer the downstream does not trust.
+    let foreign = format!(
+        "{}.{}.{}",
+        tongzheng::crypto::b64(br#"{"alg":"ES256","typ":"at+jwt"}"#),
+        tongzheng::crypto::b64(br#"{"iss":"https://untrusted.example","sub":"x","aud":"y","exp":9999999999}"#),
+        "c2ln"
+    );
+    let (status, v) = exchange(&t.down.base, "exch-down", &secrets.1, &foreign, &[("audience", API)]).await?;
+    ensure(status == 400 && v["error"] == "invalid_request", format!("untrusted issuer: {status} {v}"))
+}
+
+async fn exchange_discovered(t: &Two) -> Check {
+    let v: Value = reqwest::get(format!("{}/.well-known/openid-configuration", t.down.base))
+        .await
+        .map_err(e("discovery"))?
+        .json()
+        .await
+        .map_err(e("discovery JSON"))?;
+    let grants = v["grant_types_supported"].as_array().cloned().unwrap_or_default();
+    ensure(grants.iter().any(|g| g == EXCHANGE), format!("grant_types_supported: {grants:?}"))
+}
+
 /// Runs the federation checks for one backend.
 pub async fn run(backend: &Backend, run: &mut Runner<'_>) {
     let Some(two) = run.record(
@@ -254,6 +375,38 @@ pub async fn run(backend: &Backend, run: &mut Runner<'_>) {
         ("GB-6.4c", "OIDC Core s3.1.2.6", "prompt=none with no session at either platform: login_required"),
         prompt_none_nowhere(&two).await,
     );
+    run.record(
+        ("DC-5, RFC 8693", "RFC 8693 s3 (grant_types_supported)", "token exchange advertised in discovery"),
+        exchange_discovered(&two).await,
+    );
+    let exchanged = async {
+        let secrets = exchange_clients(&two).await?;
+        let subject = user_token(&two, &browser).await?;
+        Ok::<_, String>((secrets, subject))
+    }
+    .await;
+    if let Some((secrets, subject)) =
+        run.record(("DC-5, RFC 8693", "RFC 8693 s2.1", "exchange clients and a user token at the upstream"), exchanged)
+    {
+        let for_down = run.record(
+            (
+                "DC-5, AY-7.1, RFC 8693",
+                "RFC 8693 s2.1, s2.2.1",
+                "upstream token exchanged for the downstream, then for its API (linked subject, least scope)",
+            ),
+            exchange_ok(&two, &subject, &secrets).await,
+        );
+        if let Some(for_down) = for_down {
+            run.record(
+                (
+                    "RFC 8693, AY-7.1",
+                    "RFC 8693 s2.2.2",
+                    "refused: forbidden audience (invalid_target), ungranted scope (invalid_scope), untrusted issuer (invalid_request)",
+                ),
+                exchange_refusals(&two, &for_down, &secrets).await,
+            );
+        }
+    }
     run.record(
         (
             "GB-6.4d, DC-4",
