@@ -58,6 +58,18 @@ wrk.body = "token=$AT"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic $WEB_BASIC"
 LUA
+# Token exchange (RFC 8693): a client allowed to exchange this platform's tokens for one API.
+ADMIN_AT="$(curl -s -u admin-cli:admin-cli-secret-0123456789abcdef -d grant_type=client_credentials "$BASE/token" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')"
+EXCH_SECRET="$(curl -s -H "Authorization: Bearer $ADMIN_AT" -H 'content-type: application/json' "$BASE/admin/v1/clients" -d "{
+  \"client_id\":\"exchanger\",\"grant_types\":[\"urn:ietf:params:oauth:grant-type:token-exchange\"],\"scope\":\"api.read\",
+  \"token_exchange\":{\"issuers\":[\"$BASE\"],\"audiences\":[\"https://api.example.gov.cn\"]}}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["client_secret"])')"
+EXCH_BASIC="$(printf %s "exchanger:$EXCH_SECRET" | base64 -w0)"
+cat >"$WORK/exchange.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=$AT&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=https%3A%2F%2Fapi.example.gov.cn"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic $EXCH_BASIC"
+LUA
 # Phase 1 collects single-use codes from SSO redirects; phase 2 redeems each once.
 cat >"$WORK/codes.lua" <<LUA
 wrk.headers["Cookie"] = "$COOKIE"
@@ -94,6 +106,7 @@ run() { # name url script -> "rps p50 p99 non2xx"
 ROWS=()
 ROWS+=("$(run "client_credentials POST /token" "${DURATION}s" "$BASE/token" "$WORK/cc.lua")")
 ROWS+=("$(run "introspection POST /introspect" "${DURATION}s" "$BASE/introspect" "$WORK/introspect.lua")")
+ROWS+=("$(run "token exchange (RFC 8693) POST /token" "${DURATION}s" "$BASE/token" "$WORK/exchange.lua")")
 : >"$WORK/codes.txt"
 taskset -c 1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/codes.lua" "$AUTHZ" >/dev/null
 NCODES="$(wc -l <"$WORK/codes.txt")"

@@ -36,8 +36,6 @@ pub enum LinkBy {
     Subject,
     /// The upstream's `preferred_username` equals a local username.
     PreferredUsername,
-    /// The upstream's verified `email` equals a local verified e-mail.
-    Email,
 }
 
 /// A trusted platform.
@@ -255,7 +253,6 @@ pub fn from_config(c: &crate::config::TrustConfig, key: &DataKey, dev: bool, now
     let link_by = match c.link_by.as_deref() {
         None | Some("subject") => LinkBy::Subject,
         Some("preferred_username") => LinkBy::PreferredUsername,
-        Some("email") => LinkBy::Email,
         Some(other) => return Err(format!("trust {}: link_by '{other}' is unknown", c.id)),
     };
     let mut t = Trust {

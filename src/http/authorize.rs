@@ -140,8 +140,12 @@ pub(super) async fn respond(
         Decision::Error(e) => e.code == ErrorCode::LoginRequired,
         Decision::Issue(_) | Decision::Consent(_) => false,
     };
+    // prompt=login and max_age ask for a fresh authentication here: an upstream session does
+    // not answer them (OIDC Core s3.1.2.1).
     if needs_login
         && !req.fed_tried
+        && !req.prompt.login
+        && req.max_age.is_none()
         && state.config.federation.silent_login
         && let Some(r) = silent_login(state, headers, &req).await
     {

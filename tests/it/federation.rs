@@ -501,3 +501,16 @@ async fn registration_sync_links_accounts() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+// OIDC Core s3.1.2.1: prompt=login asks for a fresh login here; no silent trip upstream.
+#[tokio::test]
+async fn prompt_login_is_not_answered_upstream() {
+    let province = TestServer::start_platform(Backend::Memory, "127.0.0.13", "").await;
+    let city = TestServer::start_platform(Backend::Memory, "127.0.0.14", "").await;
+    trust(&province, "province", &city, "city").await;
+    let rx = Receivers::start().await;
+    rp(&city, "city", &rx).await;
+    let (landed, hops) = walk(&browser(), &authorize_url(&city, "city", &[("prompt", "login")])).await;
+    assert!(matches!(landed, Landed::Form { ref url, .. } if url.starts_with(&city.base)), "{hops:#?}");
+    assert!(hops.iter().all(|h| !h.starts_with(&province.base)), "{hops:#?}");
+}
