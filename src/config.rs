@@ -109,58 +109,7 @@ pub struct FederationConfig {
     /// Try an upstream platform with `prompt=none` before showing the login form (GB-6.4c).
     pub silent_login: bool,
     /// Trusts defined by configuration (written at every start; the admin API adds more).
-    pub trusts: Vec<TrustConfig>,
-}
-
-/// A trust in the configuration; see `federation::Trust` for the fields.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustConfig {
-    /// Short id.
-    pub id: String,
-    /// `upstream` or `downstream`.
-    pub role: String,
-    /// The peer's issuer.
-    pub issuer: String,
-    /// Display name (zh-CN).
-    pub name: String,
-    /// Display name (en).
-    #[serde(default)]
-    pub name_en: String,
-    /// Upstream: our client_id there. Downstream: its client_id here.
-    pub client_id: String,
-    /// Upstream: our client secret there (prefer `TONGZHENG_FEDERATION__...` or a file with
-    /// restricted rights; it is sealed once stored).
-    #[serde(default)]
-    pub client_secret: Option<String>,
-    /// Scopes asked of the upstream.
-    #[serde(default)]
-    pub scopes: Option<Vec<String>>,
-    /// Claims copied into local accounts.
-    #[serde(default)]
-    pub accept_claims: Option<Vec<String>>,
-    /// `subject` or `preferred_username`.
-    #[serde(default)]
-    pub link_by: Option<String>,
-    /// Create local accounts on first arrival.
-    #[serde(default)]
-    pub create_accounts: bool,
-    /// Lowest `acr` accepted.
-    #[serde(default)]
-    pub min_acr: Option<String>,
-    /// Try silently.
-    #[serde(default = "yes_cfg")]
-    pub silent_login: bool,
-    /// Push registrations upstream (GB-6.4a).
-    #[serde(default)]
-    pub sync_registrations: bool,
-    /// In force.
-    #[serde(default = "yes_cfg")]
-    pub enabled: bool,
-}
-
-fn yes_cfg() -> bool {
-    true
+    pub trusts: Vec<crate::federation::TrustInput>,
 }
 
 /// `[rate_limit]`: per-client call control (AY-8.3.2.1).
@@ -773,6 +722,23 @@ mod tests {
             c.utc_offset = bad.into();
             assert_eq!(c.offset(), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn federation_trusts_parse() {
+        // DC-5: a city trusting its province, as in the README.
+        let c = Config::from_overlay(
+            "[[federation.trusts]]\nid = \"province\"\nrole = \"upstream\"\nissuer = \"https://id.province.gov.cn\"\n\
+             name = \"省平台\"\nclient_id = \"city-platform\"\nclient_secret = \"s\"\nlink_by = \"preferred_username\"\n",
+            true,
+        )
+        .unwrap();
+        let t = &c.federation.trusts[0];
+        assert_eq!(t.role, crate::federation::Role::Upstream);
+        assert_eq!(t.link_by, Some(crate::federation::LinkBy::PreferredUsername));
+        assert!(t.silent_login && t.enabled);
+        let e = Config::from_overlay("[[federation.trusts]]\nid = \"x\"\nrole = \"sideways\"\n", true).unwrap_err();
+        assert!(e.to_string().contains("sideways"), "{e}");
     }
 
     #[test]

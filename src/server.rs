@@ -148,11 +148,12 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         clients::put(&state.store, &client).await?;
     }
     for tc in &state.config.federation.trusts {
-        let mut t = crate::federation::from_config(tc, state.keys.data(), state.config.server.dev, now)
-            .map_err(ServerError::Seed)?;
-        if let Some(old) = crate::federation::get(&state.store, &t.id).await? {
-            t.created_at = old.created_at;
-        }
+        let id = tc.id.clone().ok_or_else(|| ServerError::Seed("federation.trusts: every trust needs an id".into()))?;
+        let old = crate::federation::get(&state.store, &id).await?;
+        let t = tc
+            .clone()
+            .into_trust(id.clone(), state.keys.data(), state.config.server.dev, now, old.as_ref())
+            .map_err(|e| ServerError::Seed(format!("trust {id}: {e}")))?;
         crate::federation::put(&state.store, &t).await?;
     }
     // AY-7.1: every scope a seeded client holds is in the catalogue.

@@ -243,41 +243,94 @@ pub fn audit_detail(t: &Trust, what: &str) -> serde_json::Value {
     serde_json::json!({"trust": t.id, "platform": t.issuer, "step": what})
 }
 
-/// A trust from its configuration entry, its secret sealed, validated.
-pub fn from_config(c: &crate::config::TrustConfig, key: &DataKey, dev: bool, now: i64) -> Result<Trust, String> {
-    let role = match c.role.as_str() {
-        "upstream" => Role::Upstream,
-        "downstream" => Role::Downstream,
-        other => return Err(format!("trust {}: role '{other}' is not upstream or downstream", c.id)),
-    };
-    let link_by = match c.link_by.as_deref() {
-        None | Some("subject") => LinkBy::Subject,
-        Some("preferred_username") => LinkBy::PreferredUsername,
-        Some(other) => return Err(format!("trust {}: link_by '{other}' is unknown", c.id)),
-    };
-    let mut t = Trust {
-        id: c.id.clone(),
-        role,
-        issuer: c.issuer.clone(),
-        name: c.name.clone(),
-        name_en: c.name_en.clone(),
-        client_id: c.client_id.clone(),
-        client_secret_sealed: None,
-        scopes: c.scopes.clone().unwrap_or_else(default_scopes),
-        accept_claims: c.accept_claims.clone().unwrap_or_else(default_claims),
-        link_by,
-        create_accounts: c.create_accounts,
-        min_acr: c.min_acr.clone(),
-        silent_login: c.silent_login,
-        sync_registrations: c.sync_registrations,
-        enabled: c.enabled,
-        created_at: now,
-        updated_at: now,
-    };
-    t.set_secret(key, c.client_secret.as_deref());
-    validate(&t, dev).map_err(|e| format!("trust {}: {e}", c.id))?;
-    if t.role == Role::Upstream && t.client_secret_sealed.is_none() {
-        return Err(format!("trust {}: an upstream needs client_secret", c.id));
+/// A trust as configured (`[[federation.trusts]]`) or sent to the admin API: absent optional
+/// fields take their defaults.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustInput {
+    /// Short id (2-32 of a-z, 0-9, '-'); in the admin API only when adding.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Upstream or downstream.
+    pub role: Role,
+    /// The peer's issuer.
+    pub issuer: String,
+    /// Display name (zh-CN).
+    pub name: String,
+    /// Display name (en).
+    #[serde(default)]
+    pub name_en: String,
+    /// Upstream: our client_id there. Downstream: its client_id here.
+    pub client_id: String,
+    /// Upstream: our client secret there (sealed once stored; never shown again).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes asked of the upstream (default `openid profile`).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Claims copied into local accounts (default `name`).
+    #[serde(default)]
+    pub accept_claims: Option<Vec<String>>,
+    /// How upstream subjects are matched (default `subject`).
+    #[serde(default)]
+    pub link_by: Option<LinkBy>,
+    /// Create local accounts on first arrival.
+    #[serde(default)]
+    pub create_accounts: bool,
+    /// Lowest `acr` accepted.
+    #[serde(default)]
+    pub min_acr: Option<String>,
+    /// Try silently with `prompt=none`.
+    #[serde(default = "yes")]
+    pub silent_login: bool,
+    /// Push registrations upstream (GB-6.4a).
+    #[serde(default)]
+    pub sync_registrations: bool,
+    /// In force.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl TrustInput {
+    /// The trust record for `id`, its secret sealed (or kept from `old` when none is sent),
+    /// validated; the message names the bad field.
+    pub fn into_trust(
+        self,
+        id: String,
+        key: &DataKey,
+        dev: bool,
+        now: i64,
+        old: Option<&Trust>,
+    ) -> Result<Trust, String> {
+        let mut t = Trust {
+            id,
+            role: self.role,
+            issuer: self.issuer,
+            name: self.name,
+            name_en: self.name_en,
+            client_id: self.client_id,
+            client_secret_sealed: None,
+            scopes: self.scopes.unwrap_or_else(default_scopes),
+            accept_claims: self.accept_claims.unwrap_or_else(default_claims),
+            link_by: self.link_by.unwrap_or(LinkBy::Subject),
+            create_accounts: self.create_accounts,
+            min_acr: self.min_acr,
+            silent_login: self.silent_login,
+            sync_registrations: self.sync_registrations,
+            enabled: self.enabled,
+            created_at: old.map_or(now, |o| o.created_at),
+            updated_at: now,
+        };
+        match (&self.client_secret, old) {
+            (Some(s), _) => t.set_secret(key, Some(s)),
+            // The seal is bound to the trust id, which does not change.
+            (None, Some(o)) => t.client_secret_sealed.clone_from(&o.client_secret_sealed),
+            (None, None) => {}
+        }
+        validate(&t, dev)?;
+        if t.role == Role::Upstream && t.client_secret_sealed.is_none() {
+            return Err("an upstream trust needs client_secret (our secret at that platform)".into());
+        }
+        Ok(t)
     }
-    Ok(t)
 }

@@ -71,19 +71,19 @@ pub struct Delivery {
     pub upstream: Option<Upstream>,
 }
 
-/// Queues a delivery for `client_id` about session `s`.
-pub async fn enqueue(
-    store: &DynStore,
-    client_id: &str,
-    uri: &str,
+/// A new pending delivery about session `s`.
+fn pending(
+    client_id: String,
+    uri: String,
     s: &Session,
     reason: Reason,
     now: i64,
-) -> Result<Delivery, StoreError> {
-    let d = Delivery {
+    upstream: Option<Upstream>,
+) -> Delivery {
+    Delivery {
         id: crypto::random_token(16),
-        client_id: client_id.to_owned(),
-        uri: uri.to_owned(),
+        client_id,
+        uri,
         sub: s.sub.clone(),
         sid: s.sid.clone(),
         reason,
@@ -93,8 +93,20 @@ pub async fn enqueue(
         created_at: now,
         updated_at: now,
         next_attempt_at: Some(now),
-        upstream: None,
-    };
+        upstream,
+    }
+}
+
+/// Queues a delivery for `client_id` about session `s`.
+pub async fn enqueue(
+    store: &DynStore,
+    client_id: &str,
+    uri: &str,
+    s: &Session,
+    reason: Reason,
+    now: i64,
+) -> Result<Delivery, StoreError> {
+    let d = pending(client_id.to_owned(), uri.to_owned(), s, reason, now, None);
     queue(store, &d, now).await?;
     Ok(d)
 }
@@ -107,21 +119,7 @@ pub async fn enqueue_upstream(
     reason: Reason,
     now: i64,
 ) -> Result<Delivery, StoreError> {
-    let d = Delivery {
-        id: crypto::random_token(16),
-        client_id: format!("platform:{}", up.trust),
-        uri: up.iss.clone(),
-        sub: s.sub.clone(),
-        sid: s.sid.clone(),
-        reason,
-        state: DeliveryState::Pending,
-        attempts: 0,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-        next_attempt_at: Some(now),
-        upstream: Some(up.clone()),
-    };
+    let d = pending(format!("platform:{}", up.trust), up.iss.clone(), s, reason, now, Some(up.clone()));
     queue(store, &d, now).await?;
     Ok(d)
 }
