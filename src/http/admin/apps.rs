@@ -143,8 +143,7 @@ async fn create(
     Admin(who): Admin,
     Json(input): Json<ApplicationInput>,
 ) -> Result<Response, Problem> {
-    let actor = who.actor();
-    let app = ops::apply(state.apps_ctx(&actor, who.meta.request_id.as_deref()), input).await?;
+    let app = ops::apply(who.apps_ctx(&state), input).await?;
     who.about_app(&app.id);
     Ok(json(StatusCode::CREATED, &view(&state, app).await?))
 }
@@ -162,8 +161,7 @@ async fn update(
     Json(input): Json<ApplicationInput>,
 ) -> Result<Response, Problem> {
     who.about_app(&id);
-    let actor = who.actor();
-    let app = ops::update(state.apps_ctx(&actor, who.meta.request_id.as_deref()), &id, input).await?;
+    let app = ops::update(who.apps_ctx(&state), &id, input).await?;
     Ok(json(StatusCode::OK, &view(&state, app).await?))
 }
 
@@ -174,8 +172,7 @@ async fn review(
     Json(input): Json<ReviewInput>,
 ) -> Result<Response, Problem> {
     who.about_app(&id);
-    let actor = who.actor();
-    let done = ops::review(state.apps_ctx(&actor, who.meta.request_id.as_deref()), &id, input).await?;
+    let done = ops::review(who.apps_ctx(&state), &id, input).await?;
     let now = state.clock.now();
     if let Some(i) = &done.issued {
         who.about_client(&i.client.client_id);
@@ -209,10 +206,9 @@ async fn transition(
     Json(input): Json<TransitionInput>,
 ) -> Result<Response, Problem> {
     who.about_app(&id);
-    let actor = who.actor();
     let to = input.to;
     let reason = input.reason.clone();
-    let app = ops::transition(state.apps_ctx(&actor, who.meta.request_id.as_deref()), &id, input).await?;
+    let app = ops::transition(who.apps_ctx(&state), &id, input).await?;
     let last = apps::transitions(&state.store, &id).await?.pop();
     who.record_as(
         Kind::AppTransition,
@@ -239,8 +235,7 @@ async fn extend(
     Json(input): Json<ExtensionInput>,
 ) -> Result<Response, Problem> {
     who.about_app(&id);
-    let actor = who.actor();
-    let app = ops::extend(state.apps_ctx(&actor, who.meta.request_id.as_deref()), &id, input).await?;
+    let app = ops::extend(who.apps_ctx(&state), &id, input).await?;
     Ok(json(StatusCode::OK, &view(&state, app).await?))
 }
 
@@ -251,8 +246,7 @@ async fn add_client(
     Json(body): Json<NewClient>,
 ) -> Result<Response, Problem> {
     who.about_app(&id);
-    let actor = who.actor();
-    let ctx = state.apps_ctx(&actor, who.meta.request_id.as_deref());
+    let ctx = who.apps_ctx(&state);
     let issued = ops::add_client(ctx, &id, body.metadata, body.client_id).await?;
     who.about_client(&issued.client.client_id);
     Ok(json(StatusCode::CREATED, &credentials(issued, state.clock.now())))
@@ -284,8 +278,7 @@ async fn call_records(state: &AppState, app_id: &str) -> Result<(Vec<Value>, boo
 
 async fn build_archive(state: &AppState, app: &Application) -> Result<Value, Problem> {
     state.audit.flush().await;
-    let ctx_actor = String::new();
-    let (_, clients) = ops::with_clients(state.apps_ctx(&ctx_actor, None), &app.id).await?;
+    let (_, clients) = ops::with_clients(state.apps_ctx("system", None), &app.id).await?;
     let (calls, truncated) = call_records(state, &app.id).await?;
     let mut doc = archive::build(
         app,

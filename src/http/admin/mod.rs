@@ -61,6 +61,8 @@ impl NoteSlot {
 pub struct Caller {
     /// The token's claims.
     pub claims: AccessClaims,
+    /// `client:<id>`.
+    actor: String,
     /// Request id and address.
     pub meta: Meta,
     slot: NoteSlot,
@@ -69,7 +71,12 @@ pub struct Caller {
 impl Caller {
     /// `client:<id>`, the actor recorded on transitions and audit events.
     pub fn actor(&self) -> String {
-        format!("client:{}", self.claims.client_id)
+        self.actor.clone()
+    }
+    /// The application-lifecycle context of this call: acting as this caller, with its
+    /// request id.
+    pub fn apps_ctx<'a>(&'a self, state: &'a AppState) -> crate::apps::Ctx<'a> {
+        state.apps_ctx(&self.actor, self.meta.request_id.as_deref())
     }
     /// Tells the audit record which application the call was about.
     pub fn about_app(&self, app_id: &str) {
@@ -114,7 +121,8 @@ async fn authenticate(parts: &mut Parts, state: &AppState, scope: &str) -> Resul
             .with_bearer_error(ErrorCode::InsufficientScope));
     }
     state.rate_check(&client)?;
-    Ok(Caller { claims, meta, slot })
+    let actor = format!("client:{}", claims.client_id);
+    Ok(Caller { claims, actor, meta, slot })
 }
 
 /// A caller holding the admin scope.
