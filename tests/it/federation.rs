@@ -153,6 +153,22 @@ pub fn upstream_link(form_url: &str, html: &str) -> String {
     url::Url::parse(form_url).unwrap().join(&html[start..end].replace("&amp;", "&")).unwrap().into()
 }
 
+/// Logs the browser out at `s` through RP-Initiated Logout's confirmation page; the answer to
+/// the confirmation.
+async fn log_out_at(browser: &reqwest::Client, s: &TestServer) -> reqwest::Response {
+    let (landed, _) = walk(browser, &s.url("/end_session")).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the confirmation page at {}", s.base) };
+    let confirm = url::Url::parse(&url).unwrap().join("/end_session/confirm").unwrap();
+    let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf")), ("decision", "logout".to_owned())];
+    browser.post(confirm).form(&form).send().await.unwrap()
+}
+
+/// A user's live sessions at `s`, through the admin API.
+async fn sessions_of(s: &TestServer, admin: &str, sub: &str) -> Value {
+    let url = s.url(&format!("/admin/v1/users/{sub}/sessions"));
+    s.http.get(url).bearer_auth(admin).send().await.unwrap().json().await.unwrap()
+}
+
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
@@ -247,11 +263,7 @@ async fn silent_login_and_logout_both_ways(b: Backend) {
 
     // GB-6.4d: log out at the province. The province RP, the city RP (down, through the
     // city's back-channel receiver) and the national RP (up, through HL-5.4) are told.
-    let (landed, _) = walk(&browser, &p.province.url("/end_session")).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the confirmation page") };
-    let confirm = url::Url::parse(&url).unwrap().join("/end_session/confirm").unwrap();
-    let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf")), ("decision", "logout".to_owned())];
-    let r = browser.post(confirm).form(&form).send().await.unwrap();
+    let r = log_out_at(&browser, &p.province).await;
     assert!(r.status().is_success() || r.status() == StatusCode::SEE_OTHER, "{}", r.status());
     p.rx.wait_for(10, "the three RPs' logout tokens", |r| {
         !r.accepted("province").is_empty() && !r.accepted("city").is_empty() && !r.accepted("national").is_empty()
@@ -275,11 +287,7 @@ async fn silent_login_and_logout_both_ways(b: Backend) {
     login_everywhere(&p, &browser).await;
     let before = |n: &str| p.rx.accepted(n).len();
     let (pb, nb, cb) = (before("province"), before("national"), before("city"));
-    let (landed, _) = walk(&browser, &p.city.url("/end_session")).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the confirmation page") };
-    let confirm = url::Url::parse(&url).unwrap().join("/end_session/confirm").unwrap();
-    let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf")), ("decision", "logout".to_owned())];
-    browser.post(confirm).form(&form).send().await.unwrap();
+    log_out_at(&browser, &p.city).await;
     p.rx.wait_for(10, "the upstream RPs' logout tokens", |r| {
         r.accepted("province").len() == pb + 1
             && r.accepted("national").len() == nb + 1
@@ -329,11 +337,7 @@ async fn trust_loop_does_not_ping_pong(b: Backend) {
     let (landed, _) = walk(&browser, &authorize_url(&bb, "b", &[])).await;
     assert!(matches!(landed, Landed::Rp(ref q) if q.contains_key("code")), "{landed:?}");
     // Logout at A: B is told once (HL-5.4), B's RP once, A's RP once; nothing comes back.
-    let (landed, _) = walk(&browser, &a.url("/end_session")).await;
-    let Landed::Form { url, html } = landed else { panic!("confirmation") };
-    let confirm = url::Url::parse(&url).unwrap().join("/end_session/confirm").unwrap();
-    let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf")), ("decision", "logout".to_owned())];
-    browser.post(confirm).form(&form).send().await.unwrap();
+    log_out_at(&browser, &a).await;
     rx.wait_for(10, "both RPs told", |r| r.accepted("a").len() == 1 && r.accepted("b").len() == 1).await;
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!((rx.arrivals("a"), rx.arrivals("b")), (1, 1), "each RP told exactly once");
@@ -342,16 +346,7 @@ async fn trust_loop_does_not_ping_pong(b: Backend) {
         let users: Value =
             s.http.get(s.url("/admin/v1/users")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
         for u in users["users"].as_array().unwrap() {
-            let sessions: Value = s
-                .http
-                .get(s.url(&format!("/admin/v1/users/{}/sessions", u["id"].as_str().unwrap())))
-                .bearer_auth(&admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let sessions = sessions_of(s, &admin, u["id"].as_str().unwrap()).await;
             assert_eq!(sessions["sessions"], json!([]), "a session survived at {}", s.base);
         }
     }
@@ -479,16 +474,7 @@ async fn registration_sync_links_accounts() {
     let next = action.join(r.headers()["location"].to_str().unwrap()).unwrap();
     let (landed, _) = walk(&b, next.as_str()).await;
     assert!(matches!(landed, Landed::Rp(ref q) if q.contains_key("code")), "{landed:?}");
-    let sessions: Value = city
-        .http
-        .get(city.url(&format!("/admin/v1/users/{local_id}/sessions")))
-        .bearer_auth(&ca)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = sessions_of(&city, &ca, &local_id).await;
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1, "the city's own account is logged in: {sessions}");
     // The registration API refuses clients that are not trusted platforms.
     let r = province
