@@ -112,7 +112,7 @@ async fn main() {
 
     // Memory of one session record (and its client set) in Redis.
     let now = Clock::system().now();
-    let (s, _) = session::create(&store, "user-0123456789abcdef", "1", vec!["pwd".into()], now, t).await.unwrap();
+    let (s, _) = session::create(&store, login("user-0123456789abcdef"), now, t).await.unwrap();
     let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let record: i64 =
         redis::cmd("MEMORY").arg("USAGE").arg(format!("bench:session:{}", s.sid)).query_async(&mut conn).await.unwrap();
@@ -129,7 +129,7 @@ async fn main() {
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let now = Clock::system().now();
-        let (s, _) = session::create(&store, "user-bench", "1", vec!["pwd".into()], now, t).await.unwrap();
+        let (s, _) = session::create(&store, login("user-bench"), now, t).await.unwrap();
         for i in 0..RECEIVERS {
             session::add_client(&store, &s, &format!("rp{i}"), now, t).await.unwrap();
         }
@@ -154,4 +154,8 @@ async fn main() {
     println!("  session record in Redis: {record} B (MEMORY USAGE); client set with 3 clients: {set3} B");
     let _ = redis.kill();
     let _ = redis.wait();
+}
+
+fn login(sub: &str) -> session::Login {
+    session::Login { sub: sub.into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
 }

@@ -13,7 +13,7 @@ pub const READY: Id = (
     "instance started; /readyz reports store and keys ready",
 );
 
-/// Runs every check against `base` (default config) and `strict` (`refresh_grace = 0`).
+/// Runs every check against `base` (`refresh_grace = 10`) and `strict` (the default, 0).
 pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     let rp = match Rp::new(base).await {
         Ok(rp) => rp,
@@ -225,7 +225,7 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
         (
             "DC-3",
             "RFC 9700 s4.14.2 (tokens.refresh_grace = 10 s)",
-            "rotated refresh token reused within the grace window: honoured as a retry",
+            "rotated refresh token retried within an enabled grace window: the same successor, no new branch",
         ),
         flows::refresh_within_grace(&rp, rotated).await,
     );
@@ -238,7 +238,7 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
         (
             "DC-3",
             "RFC 9700 s4.14.2, RFC 6749 s10.4",
-            "refresh token reused after the grace window (refresh_grace = 0): invalid_grant, family revoked",
+            "rotated refresh token reused (default refresh_grace = 0, same second): invalid_grant, family revoked",
         ),
         reuse,
     );

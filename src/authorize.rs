@@ -366,6 +366,7 @@ pub async fn issue_code(ctx: Ctx<'_>, req: &AuthRequest, s: &Session, t: Timeout
             auth_time: s.auth_time,
             acr: s.acr.clone(),
             amr: s.amr.clone(),
+            generation: s.generation,
         },
         gid: crypto::random_token(16),
         exp: ctx.now + ctx.tokens.code_ttl,

@@ -231,6 +231,37 @@ impl Client {
     }
 }
 
+/// The client-authenticated endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/token` (RFC 6749 s3.2).
+    Token,
+    /// `/introspect` (RFC 7662).
+    Introspection,
+    /// `/revoke` (RFC 7009).
+    Revocation,
+    /// `/logout`, the server-to-server logout (HL-5.4).
+    Logout,
+    /// `/federation/v1/registrations`, a downstream platform's registration push (GB-6.4a).
+    RegistrationSync,
+}
+
+/// May an authenticated client call `endpoint` now? The one rule for every client-authenticated
+/// endpoint (AY-8.5.3.2: a suspended or offline application is blocked at once). New tokens are
+/// refused with `unauthorized_client` and the reason (RFC 6749 s5.2); introspection and
+/// revocation with `invalid_client` (RFC 7662 s2.3, RFC 7009 s2.2.1: the caller is not
+/// authorized). Ending a user's session is never refused: a logout only takes power away.
+pub fn admit(client: &Client, endpoint: Endpoint) -> Result<(), OAuthError> {
+    let Some(why) = client.refusal() else { return Ok(()) };
+    match endpoint {
+        Endpoint::Token => Err(OAuthError::unauthorized_client(why)),
+        Endpoint::Introspection | Endpoint::Revocation | Endpoint::RegistrationSync => {
+            Err(OAuthError::invalid_client(why))
+        }
+        Endpoint::Logout => Ok(()),
+    }
+}
+
 /// Generates a new client secret (256 bits) and its stored form.
 pub fn new_secret(expires_at: Option<i64>) -> (Secret, StoredSecret) {
     let secret = crypto::random_token(32);

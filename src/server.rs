@@ -188,6 +188,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             phone_sealed: None,
             orgs: Vec::new(),
             enabled: true,
+            generation: 0,
             created_at: now,
             updated_at: now,
         };
@@ -317,7 +318,6 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         clock: state.clock.clone(),
         issuer: c.issuer.clone(),
         timeouts: state.timeouts(),
-        revoke_for: c.tokens.refresh_token_ttl.max(c.tokens.access_token_ttl),
         broadcast: c.logout.broadcast_on_expiry,
         every_ms: c.logout.sweep_ms,
         wake: state.outbox_wake.clone(),

@@ -42,6 +42,11 @@ pub struct User {
     /// Disabled users cannot log in.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Token generation: bumped when the password changes or the account is disabled. Sessions,
+    /// grants and refresh tokens record the generation they were issued under, and are dead
+    /// once it moved on (see [`crate::tokens::validity`]), offline_access ones included.
+    #[serde(default, rename = "gen")]
+    pub generation: u32,
     /// Creation time.
     pub created_at: i64,
     /// Last change.
@@ -194,9 +199,22 @@ pub async fn create(store: &DynStore, user: &User) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// Replaces a user record (the username must not change through this call).
-pub async fn update(store: &DynStore, user: &User) -> Result<(), StoreError> {
-    store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await
+/// Whether a change from `old` to `new` must kill every token of the user: a new password
+/// or a disabled account (DC-4). Re-enabling does not bring old tokens back.
+pub fn credentials_changed(old: &User, new: &User) -> bool {
+    old.password_hash != new.password_hash || (old.enabled && !new.enabled)
+}
+
+/// Replaces a user record (the username must not change through this call). When the change
+/// is one of [`credentials_changed`], the token generation moves on first, so every session,
+/// grant and token issued before is dead from this write on. Returns whether it did.
+pub async fn update(store: &DynStore, old: &User, new: &mut User) -> Result<bool, StoreError> {
+    let changed = credentials_changed(old, new);
+    if changed {
+        new.generation = old.generation.wrapping_add(1);
+    }
+    store::put_json(store.as_ref(), &keys::user(&new.id), new, None).await?;
+    Ok(changed)
 }
 
 /// Deletes a user and frees the username; true when it existed.

@@ -113,9 +113,10 @@ pub async fn local_account(
     if !user.enabled {
         return Err(FedError::Denied("the account here is disabled".into()));
     }
+    let old = user.clone();
     if apply_claims(trust, keys_, &mut user, p) {
         user.updated_at = now;
-        users::update(store, &user).await?;
+        users::update(store, &old, &mut user).await?;
     }
     Ok(user)
 }
@@ -135,6 +136,7 @@ async fn create(store: &DynStore, keys_: &Keys, trust: &Trust, p: &Person, now: 
             phone_sealed: None,
             orgs: Vec::new(),
             enabled: true,
+            generation: 0,
             created_at: now,
             updated_at: now,
         };

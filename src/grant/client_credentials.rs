@@ -24,5 +24,5 @@ pub async fn grant(ctx: Ctx<'_>, client: &Client, scope: Option<&str>) -> Result
         // RFC 6749 s3.3: without a scope parameter we apply the default: everything granted.
         None => client.scopes.iter().filter(|s| !USER_SCOPES.contains(&s.as_str())).cloned().collect(),
     };
-    mint(ctx, Mint { client, scope, user: None, gid: None, nonce: None, refresh_family_exp: None }).await
+    mint(ctx, Mint { client, scope, user: None, family: None, nonce: None, refresh: false }).await
 }

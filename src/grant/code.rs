@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Mint, TokenResponse, UserAuth, mint, revoke_grant};
+use super::family::{self, Family};
+use super::{Ctx, Mint, TokenResponse, UserAuth, mint};
 use crate::clients::{Client, GrantType};
 use crate::crypto::{self, b64, ct_eq};
 use crate::error::OAuthError;
@@ -82,11 +83,17 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         return Err(bad("the authorization code is invalid or expired"));
     };
     let record: CodeRecord = store::decode(&key, &redeemed.value)?;
-    if redeemed.first_redeemed_at.is_some() {
-        // RFC 6749 s4.1.2: a code used twice is refused, and tokens it already issued are revoked.
+    if let Some(first) = redeemed.first_redeemed_at {
+        // RFC 6749 s4.1.2: a code used twice is refused, and tokens it already issued are
+        // revoked. The tombstone lasts as long as the family the first use started can.
         tracing::warn!(client_id = %record.client_id, "authorization code replayed; revoking its grant");
-        let until = ctx.now + ctx.tokens.refresh_token_ttl.max(ctx.tokens.access_token_ttl);
-        revoke_grant(ctx.store, &record.gid, until, ctx.now).await?;
+        let owner = if record.client_id == client.client_id {
+            Some(client.clone())
+        } else {
+            crate::clients::get(ctx.store, &record.client_id).await?
+        };
+        let until = first + owner.as_ref().map_or(ctx.tokens.refresh_token_ttl, |c| longest_life(ctx, c));
+        family::revoke(ctx.store, &record.gid, until.max(ctx.now + 1), ctx.now).await?;
         return Err(bad("the authorization code was already used"));
     }
     if record.exp <= ctx.now {
@@ -110,20 +117,47 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         (None, Some(_)) => return Err(bad("code_verifier sent but no code_challenge was")),
         (None, None) => {}
     }
-    let family_ttl = client.refresh_token_ttl.unwrap_or(ctx.tokens.refresh_token_ttl);
-    let refresh_family_exp = client.allows(GrantType::RefreshToken).then_some(ctx.now + family_ttl);
+    let refresh = client.allows(GrantType::RefreshToken);
+    let exp = ctx.now + if refresh { longest_life(ctx, client) } else { access_life(ctx, client) };
+    let f = Family {
+        client_id: client.client_id.clone(),
+        sub: record.user.sub.clone(),
+        sid: record.user.sid.clone(),
+        generation: record.user.generation,
+        offline: refresh && record.scope.iter().any(|s| s == "offline_access"),
+        exp,
+        revoked: false,
+    };
+    // A replay of this code may have revoked the family already (its tombstone holds the id).
+    if !family::start(ctx.store, &record.gid, &f, ctx.now).await? {
+        return Err(bad("the authorization code was already used"));
+    }
     mint(
         ctx,
         Mint {
             client,
             scope: record.scope,
             user: Some(record.user),
-            gid: Some(record.gid),
+            family: Some((record.gid, exp)),
             nonce: record.nonce,
-            refresh_family_exp,
+            refresh,
         },
     )
     .await
+}
+
+fn access_life(ctx: Ctx<'_>, client: &Client) -> i64 {
+    client.access_token_ttl.unwrap_or(ctx.tokens.access_token_ttl)
+}
+
+/// How long a family of `client` may hold live tokens: its refresh lifetime (an access token
+/// never outlives its family), or one access token's life when it gets no refresh token.
+fn longest_life(ctx: Ctx<'_>, client: &Client) -> i64 {
+    if client.allows(GrantType::RefreshToken) {
+        client.refresh_token_ttl.unwrap_or(ctx.tokens.refresh_token_ttl)
+    } else {
+        access_life(ctx, client)
+    }
 }
 
 #[cfg(test)]

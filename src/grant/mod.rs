@@ -6,6 +6,7 @@
 
 pub mod client_credentials;
 pub mod code;
+pub mod family;
 pub mod refresh;
 pub mod token_exchange;
 
@@ -17,8 +18,9 @@ use crate::crypto;
 use crate::error::OAuthError;
 use crate::jwt::{Alg, Audience};
 use crate::keys::Keys;
+use crate::session::Timeouts;
 use crate::store::{self, DynStore, keys};
-use crate::tokens::{AT_TYP, AccessClaims, IdClaims, at_hash};
+use crate::tokens::{AT_TYP, AccessClaims, Authority, IdClaims, at_hash};
 
 /// Scopes that only make sense with a user present (OIDC Core s5.4, s11).
 pub const USER_SCOPES: [&str; 5] = ["openid", "profile", "email", "phone", "offline_access"];
@@ -34,8 +36,17 @@ pub struct Ctx<'a> {
     pub issuer: &'a str,
     /// Token lifetimes.
     pub tokens: &'a TokensConfig,
+    /// SSO session timeouts (token validity depends on the session).
+    pub timeouts: Timeouts,
     /// Current time.
     pub now: i64,
+}
+
+impl Ctx<'_> {
+    /// The validity authority over the same store and keys.
+    pub fn authority(&self) -> Authority<'_> {
+        Authority { store: self.store, keys: self.keys, issuer: self.issuer, timeouts: self.timeouts }
+    }
 }
 
 /// The successful token response (RFC 6749 s5.1, OIDC Core s3.1.3.3, RFC 8693 s2.2.1).
@@ -79,6 +90,9 @@ pub struct UserAuth {
     pub acr: String,
     /// Authentication methods.
     pub amr: Vec<String>,
+    /// The user's token generation at login ([`crate::users::User::generation`]).
+    #[serde(default, rename = "g")]
+    pub generation: u32,
 }
 
 /// A stored refresh token (keyed by the token's SHA-256).
@@ -106,17 +120,21 @@ pub struct Mint<'a> {
     pub scope: Vec<String>,
     /// The user, absent for client_credentials.
     pub user: Option<UserAuth>,
-    /// Grant id that ties the tokens to a family.
-    pub gid: Option<String>,
+    /// The family the tokens belong to: its id (`gid`) and the time no token of it outlives.
+    pub family: Option<(String, i64)>,
     /// ID token nonce.
     pub nonce: Option<String>,
-    /// Issue a refresh token ending at this family expiry.
-    pub refresh_family_exp: Option<i64>,
+    /// Issue a refresh token of the family.
+    pub refresh: bool,
 }
 
 /// Signs the access token (and ID token) and stores the refresh token, if any.
 pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError> {
-    let ttl = m.client.access_token_ttl.unwrap_or(ctx.tokens.access_token_ttl);
+    let mut ttl = m.client.access_token_ttl.unwrap_or(ctx.tokens.access_token_ttl);
+    // No token outlives its family: the family's record is what keeps it alive.
+    if let Some((_, family_exp)) = &m.family {
+        ttl = ttl.min(family_exp - ctx.now).max(1);
+    }
     let scope = m.scope.join(" ");
     let claims = AccessClaims {
         iss: ctx.issuer.to_owned(),
@@ -130,7 +148,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         auth_time: m.user.as_ref().map(|u| u.auth_time),
         acr: m.user.as_ref().map(|u| u.acr.clone()),
         sid: m.user.as_ref().map(|u| u.sid.clone()),
-        gid: m.gid.clone(),
+        gid: m.family.as_ref().map(|(gid, _)| gid.clone()),
         act: None,
     };
     let access_token = sign_access(ctx, &claims)?;
@@ -166,7 +184,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
             OAuthError::server_error()
         })?);
     }
-    if let (Some(family_exp), Some(user), Some(gid)) = (m.refresh_family_exp, m.user, m.gid) {
+    if let (true, Some(user), Some((gid, family_exp))) = (m.refresh, m.user, m.family) {
         let token = crypto::random_token(32);
         let record = RefreshRecord {
             gid,
@@ -189,13 +207,6 @@ pub fn sign_access(ctx: Ctx<'_>, claims: &AccessClaims) -> Result<String, OAuthE
         tracing::error!(error = %e, "signing access token failed");
         OAuthError::server_error()
     })
-}
-
-/// Marks a whole grant (token family) revoked until `until`: its refresh tokens stop
-/// refreshing and its access tokens stop validating (RFC 9700 s4.14.2, RFC 7009 s2.1).
-pub async fn revoke_grant(store: &DynStore, gid: &str, until: i64, now: i64) -> Result<(), OAuthError> {
-    store.put(&keys::revoked_grant(gid), b"1", Some(store::ttl_until(until, now))).await?;
-    Ok(())
 }
 
 /// Parses a space-delimited scope parameter (RFC 6749 s3.3); duplicates collapse, order kept.

@@ -369,30 +369,19 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         }
     };
     let t = state.timeouts();
-    // Re-authentication of the same user keeps the SSO session (and its sid, which the
-    // applications hold); a different user ends the previous user's session first, with the
-    // usual logout broadcast, so no login outlives the browser switching users.
     let existing = match session_of(&state, &headers).await {
         Ok(s) => s,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    let renewed = match existing {
-        Some(s) if s.sub == user.id => {
-            session::reauthenticate(&state.store, s, vec!["pwd".into()], now, t).await.map(|s| (s, None))
-        }
-        other => {
-            if let Some(old) = other
-                && let Err(e) =
-                    crate::logout::end_session(state.logout_ctx("user"), &old.sid, crate::logout::Reason::User, None)
-                        .await
-            {
-                return unavailable_page(&state, &headers, e);
-            }
-            session::create(&state.store, &user.id, "1", vec!["pwd".into()], now, t).await.map(|(s, c)| (s, Some(c)))
-        }
+    let login = session::Login {
+        sub: user.id.clone(),
+        generation: user.generation,
+        acr: "1".into(),
+        amr: vec!["pwd".into()],
+        upstream: None,
     };
-    let (session, cookie_value) = match renewed {
-        Ok(v) => v,
+    let (session, cookie_value) = match session::establish(state.logout_ctx("user"), existing, login, t).await {
+        Ok(e) => (e.session, e.cookie),
         Err(e) => return unavailable_page(&state, &headers, e),
     };
     tracing::info!(client_id = %p.req.client_id, sub = %user.id, sid = %session.sid, "login succeeded");

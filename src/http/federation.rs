@@ -19,7 +19,6 @@ use crate::authorize::{self, Redirect};
 use crate::error::{ErrorCode, JsonError, OAuthError};
 use crate::federation::login::{self, Callback, Returned};
 use crate::federation::{self, FedError, Role};
-use crate::logout::Reason;
 use crate::metrics::LoginOutcome;
 use crate::session;
 
@@ -132,23 +131,21 @@ async fn callback(State(state): State<AppState>, meta: Meta, headers: HeaderMap,
                 Ok(None) => return expired(&state, &headers),
                 Err(e) => return unavailable_page(&state, &headers, e),
             };
-            // Another user's session in this browser ends first, as at the login form.
-            match session_of(&state, &headers).await {
-                Ok(Some(old)) => {
-                    if let Err(e) =
-                        crate::logout::end_session(state.logout_ctx("user"), &old.sid, Reason::User, None).await
-                    {
-                        return unavailable_page(&state, &headers, e);
-                    }
-                }
-                Ok(None) => {}
+            let existing = match session_of(&state, &headers).await {
+                Ok(s) => s,
                 Err(e) => return unavailable_page(&state, &headers, e),
-            }
+            };
             let t = state.timeouts();
             let up_sid = upstream.sid.clone();
-            let created = session::create_with(&state.store, &user.id, &acr, amr, Some(upstream), now, t).await;
-            let (s, cookie_value) = match created {
-                Ok(v) => v,
+            let login = session::Login {
+                sub: user.id.clone(),
+                generation: user.generation,
+                acr,
+                amr,
+                upstream: Some(upstream),
+            };
+            let (s, cookie_value) = match session::establish(state.logout_ctx("user"), existing, login, t).await {
+                Ok(e) => (e.session, e.cookie.unwrap_or_default()),
                 Err(e) => return unavailable_page(&state, &headers, e),
             };
             tracing::info!(trust = %trust.id, sub = %user.id, sid = %s.sid, "logged in through an upstream platform");
@@ -209,13 +206,8 @@ async fn registrations(
     let headers = req.headers().clone();
     let body = super::extract::body_bytes(req, &()).await?;
     let mut none = super::extract::Params::new();
-    let client = super::token::authenticate(
-        &state,
-        &headers,
-        &mut none,
-        &format!("{}/federation/v1/registrations", state.config.issuer),
-    )
-    .await?;
+    let client =
+        super::token::authenticate(&state, &headers, &mut none, crate::clients::Endpoint::RegistrationSync).await?;
     state.rate_check(&client)?;
     let reg: federation::sync::Registration = serde_json::from_slice(&body)
         .map_err(|e| OAuthError::invalid_request(format!("the body is not a registration: {e}")))?;

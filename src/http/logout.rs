@@ -226,8 +226,7 @@ async fn backend_logout(
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let logout_url = format!("{}/logout", state.config.issuer);
-    let caller = authenticate(&state, &headers, &mut form, &logout_url).await?;
+    let caller = authenticate(&state, &headers, &mut form, clients::Endpoint::Logout).await?;
     let given = ["id_token_hint", "sid", "logout_hint"].iter().filter(|k| form.contains_key(**k)).count();
     if given != 1 {
         return Err(OAuthError::invalid_request("send exactly one of id_token_hint, sid or logout_hint").into());

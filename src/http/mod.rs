@@ -168,18 +168,27 @@ impl AppState {
             keys: &self.keys,
             issuer: &self.config.issuer,
             tokens: &self.config.tokens,
+            timeouts: self.timeouts(),
             now: self.clock.now(),
+        }
+    }
+
+    /// The validity authority: whether a token is alive (the only place that decides).
+    pub fn authority(&self) -> crate::tokens::Authority<'_> {
+        crate::tokens::Authority {
+            store: &self.store,
+            keys: &self.keys,
+            issuer: &self.config.issuer,
+            timeouts: self.timeouts(),
         }
     }
 
     /// The logout context at the current time; `actor` is recorded in the audit log.
     pub fn logout_ctx<'a>(&'a self, actor: &'a str) -> crate::logout::Ctx<'a> {
-        let t = &self.config.tokens;
         crate::logout::Ctx {
             store: &self.store,
             issuer: &self.config.issuer,
             now: self.clock.now(),
-            revoke_for: t.refresh_token_ttl.max(t.access_token_ttl),
             wake: Some(&self.outbox_wake),
             audit: Some((&self.audit, actor)),
         }

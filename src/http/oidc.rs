@@ -11,8 +11,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::extract::{Params, bearer, body_bytes, is_form, parse_params};
 use crate::error::{BearerError, ErrorCode, OAuthError};
-use crate::tokens;
-use crate::users;
+use crate::tokens::Dead;
 
 /// The provider metadata document.
 pub fn metadata(state: &AppState) -> Value {
@@ -105,21 +104,18 @@ async fn userinfo_post(State(state): State<AppState>, req: axum::extract::Reques
 /// OIDC Core s5.3.1: claims of the token's user, by the scopes the token carries.
 async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) -> Result<Response, BearerError> {
     let token = bearer(headers, form)?;
-    let now = state.clock.now();
-    let (claims, client) =
-        tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, now).await?;
-    state.rate_check(&client)?;
+    let live = state.authority().access(&token, state.clock.now()).await?.map_err(dead_token)?;
+    let (claims, client) = (&live.claims, &live.standing.client);
+    state.rate_check(client)?;
     // RFC 9068 s4: UserInfo is our resource; a token exchanged for another API is not for it.
     if !claims.is_for(&state.config.issuer) {
         return Err(OAuthError::invalid_token("the access token is meant for another audience").into());
     }
-    if !claims.has_scope("openid") || !claims.has_user() {
+    // The authority read the user while deciding the token is alive (present, enabled, same
+    // token generation); a token without one is a client's own token.
+    let Some(user) = live.standing.user.as_ref().filter(|_| claims.has_scope("openid")) else {
         return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
-    }
-    let user = users::get(&state.store, &claims.sub)
-        .await?
-        .filter(|u| u.enabled)
-        .ok_or_else(|| OAuthError::invalid_token("the user no longer exists or is disabled"))?;
+    };
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
     if claims.has_scope("profile") {
@@ -142,6 +138,12 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) 
     let mut r = axum::Json(Value::Object(out)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// Every dead token is the same `invalid_token` to the caller (RFC 6750 s3.1).
+pub fn dead_token(dead: Dead) -> OAuthError {
+    tracing::debug!(reason = dead.as_str(), "bearer token refused");
+    OAuthError::invalid_token("the access token is invalid, expired or revoked")
 }
 
 /// Routes of this module.

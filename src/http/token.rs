@@ -11,24 +11,37 @@ use super::AppState;
 use super::extract::Meta;
 use super::extract::{Form, Params, credentials};
 use crate::audit::{Event, Kind, Outcome};
-use crate::clients::{self, Client, GrantType};
+use crate::clients::{self, Client, Endpoint, GrantType};
 use crate::error::{ErrorCode, JsonError, OAuthError};
 use crate::grant::TokenResponse;
 use crate::grant::{client_credentials, code, refresh, token_exchange};
 
-/// Authenticates the client of a token-style request (token, introspect, revoke).
+/// Authenticates the client of a token-style request (token, introspect, revoke, logout) and
+/// checks it may call `endpoint` now ([`clients::admit`]); `/token` checks that itself, after
+/// the grant type is known, so the refusal is audited with the client.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     form: &mut super::extract::Params,
-    endpoint: &str,
+    endpoint: Endpoint,
 ) -> Result<clients::Client, JsonError> {
     let creds = credentials(headers, form)?;
-    let audiences = [endpoint, state.config.issuer.as_str(), state.urls.token.as_str()];
-    clients::authenticate(&state.store, &state.jwks, creds, &audiences, state.clock.now())
+    let url = match endpoint {
+        Endpoint::Token => state.urls.token.clone(),
+        Endpoint::Introspection => state.urls.introspect.clone(),
+        Endpoint::Revocation => state.urls.revoke.clone(),
+        Endpoint::Logout => format!("{}/logout", state.config.issuer),
+        Endpoint::RegistrationSync => format!("{}/federation/v1/registrations", state.config.issuer),
+    };
+    let audiences = [url.as_str(), state.config.issuer.as_str(), state.urls.token.as_str()];
+    let client = clients::authenticate(&state.store, &state.jwks, creds, &audiences, state.clock.now())
         .await
         .map(|a| a.client)
-        .map_err(JsonError::from)
+        .map_err(JsonError::from)?;
+    if endpoint != Endpoint::Token {
+        clients::admit(&client, endpoint)?;
+    }
+    Ok(client)
 }
 
 async fn token(
@@ -43,7 +56,7 @@ async fn token(
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
     };
     let claimed = form.get("client_id").cloned();
-    let client = match authenticate(&state, &headers, &mut form, &state.urls.token).await {
+    let client = match authenticate(&state, &headers, &mut form, Endpoint::Token).await {
         Ok(c) => c,
         Err(e) => {
             // GB-6.8a: failed client authentication is audited (who tried, from where).
@@ -91,9 +104,7 @@ async fn token(
 /// Runs one grant for an authenticated client.
 async fn issue(state: &AppState, client: &Client, grant: GrantType, form: &Params) -> Result<TokenResponse, JsonError> {
     // AY-8.5.3.2: a suspended application gets no tokens; AY-8.3.2.1: call control per client.
-    if let Some(why) = client.refusal() {
-        return Err(OAuthError::unauthorized_client(why).into());
-    }
+    clients::admit(client, Endpoint::Token)?;
     state.rate_check(client)?;
     let ctx = state.ctx();
     let get = |k: &str| form.get(k).map(String::as_str);

@@ -22,8 +22,6 @@ pub struct Sweeper {
     pub issuer: String,
     /// Session timeouts.
     pub timeouts: Timeouts,
-    /// Revocation marker lifetime.
-    pub revoke_for: i64,
     /// Broadcast expired sessions (else they are only removed).
     pub broadcast: bool,
     /// How often to look, milliseconds.
@@ -66,7 +64,6 @@ impl Sweeper {
                         store: &self.store,
                         issuer: &self.issuer,
                         now,
-                        revoke_for: self.revoke_for,
                         wake: Some(&self.wake),
                         audit: self.audit.as_ref().map(|a| (a, "system")),
                     };
@@ -74,6 +71,8 @@ impl Sweeper {
                         ended += 1;
                     }
                 }
+                // Without the broadcast the session is only removed; its tokens die all the same,
+                // since they are alive only while the session is (crate::tokens::validity).
                 Some(_) => {
                     session::remove(&self.store, &sid).await?;
                 }

@@ -1,6 +1,7 @@
 //! Single logout (DC-4, GB-6.4d, HL-5.4): every path that ends an SSO session comes through
 //! [`end_session`], which removes the session atomically (exactly one caller wins, so a logout
-//! is broadcast once), revokes the session's non-offline tokens, queues a durable back-channel
+//! is broadcast once; the session's non-offline tokens die with its record, see
+//! [`crate::tokens::validity`]), queues a durable back-channel
 //! delivery for every client the session reached (OpenID Back-Channel Logout 1.0) and returns
 //! the front-channel URLs to render (OpenID Front-Channel Logout 1.0).
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::clients;
-use crate::session::{self, Session};
+use crate::session;
 use crate::store::{self, DynStore, StoreError, keys};
 
 pub use outbox::{Delivery, DeliveryState};
@@ -43,8 +44,6 @@ pub struct Ctx<'a> {
     pub issuer: &'a str,
     /// Current time.
     pub now: i64,
-    /// How long revocation markers must live: the longest token lifetime.
-    pub revoke_for: i64,
     /// Wakes this instance's outbox worker.
     pub wake: Option<&'a Notify>,
     /// Where the logout is recorded (GB-6.8a), with the actor that caused it.
@@ -74,7 +73,7 @@ pub struct Ended {
     pub frontchannel: Vec<String>,
 }
 
-/// Ends session `sid`: removes it, revokes its tokens, queues the back-channel deliveries
+/// Ends session `sid`: removes it (which kills its tokens), queues the back-channel deliveries
 /// (skipping `skip_backchannel`, the application that asked, HL-5.4) and lists the
 /// front-channel URLs. `None` when the session was already gone.
 pub async fn end_session(
@@ -87,7 +86,6 @@ pub async fn end_session(
     let Some(s) = session::remove(ctx.store, sid).await? else {
         return Ok(None);
     };
-    revoke_session_tokens(ctx, &s).await?;
     let mut ended = Ended { sid: s.sid.clone(), sub: s.sub.clone(), notified: Vec::new(), frontchannel: Vec::new() };
     let mut reached = reached;
     reached.sort();
@@ -157,19 +155,6 @@ pub async fn end_user_sessions(
         }
     }
     Ok(out)
-}
-
-/// Ending a session makes its access tokens inactive and its refresh tokens unusable, except
-/// those of `offline_access` grants (OIDC Core s11): the marker holds the logout time, and
-/// tokens issued under the session at or before it are refused.
-async fn revoke_session_tokens(ctx: Ctx<'_>, s: &Session) -> Result<(), StoreError> {
-    let ttl = store::ttl_until(ctx.now + ctx.revoke_for, ctx.now);
-    ctx.store.put(&keys::ended_session(&s.sid), ctx.now.to_string().as_bytes(), Some(ttl)).await
-}
-
-/// When the session was ended, if it was (for token validation).
-pub fn ended_at(marker: Option<&[u8]>) -> Option<i64> {
-    marker.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok())
 }
 
 /// OpenID Front-Channel Logout 1.0 s2: `iss` and `sid` are added when the client asked.

@@ -37,9 +37,14 @@ pub fn code(code_hash: &str) -> String {
 pub fn refresh_token(token_hash: &str) -> String {
     format!("rt:{token_hash}")
 }
-/// Marker: the grant (token family) is revoked.
-pub fn revoked_grant(grant_id: &str) -> String {
-    format!("revoked:grant:{grant_id}")
+/// A grant (token family), by its id (`gid`): its tokens are alive only while it is.
+pub fn family(grant_id: &str) -> String {
+    format!("grant:{grant_id}")
+}
+/// The successor a refresh token's first use issued, sealed under the token itself, kept for
+/// the reuse grace window so a client's retry gets the same answer (RFC 9700 s4.14.2).
+pub fn refresh_successor(token_hash: &str) -> String {
+    format!("rt:{token_hash}:next")
 }
 /// Marker: one access token (by jti) is revoked.
 pub fn revoked_jti(jti: &str) -> String {
@@ -56,10 +61,6 @@ pub fn assertion_jti(client_id: &str, jti: &str) -> String {
 /// The sessions of a user (for "log out everywhere").
 pub fn user_sessions(sub: &str) -> String {
     format!("user:{sub}:sessions")
-}
-/// Marker: the session ended at this time; its non-offline tokens are revoked.
-pub fn ended_session(sid: &str) -> String {
-    format!("ended:sid:{sid}")
 }
 /// Queue of session expiry times (for the expiry logout broadcast).
 pub const SESSION_EXPIRY_QUEUE: &str = "queue:session-expiry";

@@ -297,14 +297,17 @@ async fn refresh_rotation_and_reuse_detection(b: Backend) {
     assert_eq!(userinfo(&s, &at2).await.status(), StatusCode::UNAUTHORIZED, "family's access tokens revoked");
 }
 
-// RFC 9700 s4.14.2: a concurrent retry within the grace window is not theft.
+// RFC 9700 s4.14.2: with a grace window enabled, a concurrent retry is not theft, and it gets
+// the same successor the first use issued: never a second, independent token pair.
 async fn refresh_grace_window_allows_concurrent_retry(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::start_with(b, "[tokens]\nrefresh_grace = 10\n").await;
     let (code, pkce) = flow::web_code(&s, "openid").await;
     let rt = flow::redeem(&s, &code, &pkce).await.1["refresh_token"].as_str().unwrap().to_owned();
     let (a, b2) = tokio::join!(refresh(&s, &rt, None), refresh(&s, &rt, None));
-    assert_eq!(a.0, StatusCode::OK);
-    assert_eq!(b2.0, StatusCode::OK);
+    assert_eq!(a.0, StatusCode::OK, "{}", a.1);
+    assert_eq!(b2.0, StatusCode::OK, "{}", b2.1);
+    assert_eq!(a.1["refresh_token"], b2.1["refresh_token"], "one successor, not two branches");
+    assert_eq!(a.1["access_token"], b2.1["access_token"]);
     let newest = b2.1["refresh_token"].as_str().unwrap();
     assert_eq!(refresh(&s, newest, None).await.0, StatusCode::OK, "family still alive");
 }

@@ -195,6 +195,7 @@ async fn logout_delivery_outcomes_are_counted() {
         amr: vec!["pwd".into()],
         last_seen: now,
         expires_at: now + 3600,
+        generation: 0,
         upstream: None,
     };
     outbox::enqueue(&s.state.store, "rp-m", &r.uri("m"), &session, Reason::Admin, now).await.unwrap();

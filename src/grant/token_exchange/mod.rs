@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 pub use policy::ExchangePolicy;
 pub use verify::{Presented, Which};
 
+use super::family::{self, Family};
 use super::{Ctx, TokenResponse, parse_scope, sign_access};
 use crate::clients::{Client, GrantType};
 use crate::crypto;
@@ -240,7 +241,7 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
     let aud = target(policy, req)?;
     let subject =
         verify::verify(env, client, policy, Which::Subject, req.subject_token, req.subject_token_type).await?;
-    let local_sub = verify::local_subject(ctx.store, &subject).await?;
+    let (local_sub, generation) = verify::local_subject(ctx.store, &subject).await?;
     let actor = match req.actor {
         Some((token, ty)) => Some(verify::verify(env, client, policy, Which::Actor, token, ty).await?),
         None => None,
@@ -252,6 +253,27 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
     // extend a grant.
     let exp = actor.iter().map(|a| a.exp).fold((ctx.now + ttl).min(subject.exp), i64::min);
     let local = subject.trust.is_none();
+    // A local access token's family carries over, so revoking or logging out the original ends
+    // the exchanged token too. Otherwise (an ID token, a peer's token) the new token gets a
+    // family of its own, tied to the user's token generation and, for our ID token, to its
+    // session: every user-bound token is alive only through a family or a session.
+    let gid = match subject.gid.clone().filter(|_| local) {
+        Some(gid) => gid,
+        None => {
+            let gid = crypto::random_token(16);
+            let f = Family {
+                client_id: client.client_id.clone(),
+                sub: local_sub.clone(),
+                sid: subject.sid.clone().filter(|_| local).unwrap_or_default(),
+                generation,
+                offline: false,
+                exp,
+                revoked: false,
+            };
+            family::start(ctx.store, &gid, &f, ctx.now).await?;
+            gid
+        }
+    };
     let claims = AccessClaims {
         iss: ctx.issuer.to_owned(),
         sub: local_sub.clone(),
@@ -266,7 +288,7 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
         // Local tokens stay tied to their session and grant family: logout or revocation of
         // the original ends the exchanged token too.
         sid: subject.sid.clone().filter(|_| local),
-        gid: subject.gid.clone().filter(|_| local),
+        gid: Some(gid),
         act,
     };
     let access_token = sign_access(ctx, &claims)?;

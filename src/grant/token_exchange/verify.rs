@@ -14,9 +14,8 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::federation::remote::{self, Audience, LEEWAY};
 use crate::federation::{self, FedError, Role, Trust, links};
 use crate::jwt::Unverified;
-use crate::store::{DynStore, keys};
-use crate::tokens::{self, AT_TYP, IdClaims};
-use crate::users;
+use crate::store::DynStore;
+use crate::tokens::AT_TYP;
 
 /// Which of the request's tokens is being checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +59,8 @@ pub struct Presented {
     pub gid: Option<String>,
     /// The trust it came through (peer tokens).
     pub trust: Option<Trust>,
+    /// The local user's token generation, when the user was read while verifying.
+    pub generation: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,13 @@ struct PeerClaims {
 #[derive(Deserialize)]
 struct Iss {
     iss: String,
+    /// Present in logout tokens (Back-Channel Logout 1.0 s2.4), never in ID or access tokens.
+    #[serde(default)]
+    events: Option<Value>,
 }
+
+/// `typ` of logout tokens (Back-Channel Logout 1.0 s2.4).
+const LOGOUT_TYP: &str = "logout+jwt";
 
 /// The declared type against the JWT's `typ` (RFC 9068 s2.1: access tokens are at+jwt, so an
 /// ID token cannot pass as one nor the reverse).
@@ -116,6 +123,14 @@ pub async fn verify(
     let parsed = Unverified::parse(token).map_err(|_| bad_token(which, "is not a JWT"))?;
     // Read unverified only to route; the claims are trusted after the signature checks below.
     let iss: Iss = parsed.claims().map_err(|_| bad_token(which, "has no issuer"))?;
+    // A logout token says a session ended; it never stands for a user (Back-Channel Logout
+    // s2.4 gives it its own typ and an events claim so it cannot pass as an ID token).
+    let typ = parsed.header.typ.as_deref();
+    if iss.events.is_some()
+        || typ.is_some_and(|t| t.eq_ignore_ascii_case(LOGOUT_TYP) || t.eq_ignore_ascii_case("application/logout+jwt"))
+    {
+        return Err(bad_token(which, "is a logout token, not an access or ID token"));
+    }
     let kind = kind(which, declared, parsed.header.typ.as_deref())?;
     if !policy.allows_issuer(&iss.iss) {
         return Err(bad_token(which, "this client may not exchange tokens of its issuer"));
@@ -138,24 +153,16 @@ fn aud_ok(aud: &Audience, issuer: &str, client: &Client) -> bool {
     aud.contains(issuer) || aud.contains(&client.client_id)
 }
 
-async fn check_user(store: &DynStore, which: Which, sub: &str) -> Result<(), OAuthError> {
-    match users::get(store, sub).await? {
-        Some(u) if u.enabled => Ok(()),
-        _ => Err(bad_token(which, "its user is unknown here or disabled")),
-    }
-}
-
 async fn local_access(env: Env<'_>, client: &Client, which: Which, token: &str) -> Result<Presented, OAuthError> {
     let ctx = env.ctx;
-    // The one validation path: signature, typ, iss, exp, revocation, client standing.
-    let (c, _) = tokens::validate_access_token(ctx.keys, ctx.store, ctx.issuer, token, ctx.now).await.map_err(|e| {
-        if e.code == ErrorCode::InvalidToken { bad_token(which, "is invalid, expired or revoked") } else { e }
+    // The one validity authority: signature, typ, iss, exp, family, session, user, client.
+    let live = ctx.authority().access(token, ctx.now).await?.map_err(|dead| {
+        tracing::info!(reason = dead.as_str(), "token exchange: local access token refused");
+        bad_token(which, "is invalid, expired or revoked")
     })?;
+    let c = live.claims;
     if !aud_ok(&c.aud, ctx.issuer, client) {
         return Err(bad_token(which, "is meant for another audience (aud)"));
-    }
-    if c.has_user() {
-        check_user(ctx.store, which, &c.sub).await?;
     }
     Ok(Presented {
         iss: c.iss,
@@ -168,26 +175,22 @@ async fn local_access(env: Env<'_>, client: &Client, which: Which, token: &str) 
         sid: c.sid,
         gid: c.gid,
         trust: None,
+        generation: live.standing.user.map(|u| u.generation),
     })
 }
 
 async fn local_id(env: Env<'_>, client: &Client, which: Which, token: &str) -> Result<Presented, OAuthError> {
     let ctx = env.ctx;
-    let (c, _): (IdClaims, _) =
-        ctx.keys.verify(token).map_err(|_| bad_token(which, "does not verify with this platform's keys"))?;
-    if c.iss != ctx.issuer || c.exp <= ctx.now {
-        return Err(bad_token(which, "is expired"));
-    }
+    // Alive only while its session is (an ID token has no offline form) and its user is.
+    let live = ctx.authority().id_token(token, ctx.now).await?.map_err(|dead| {
+        tracing::info!(reason = dead.as_str(), "token exchange: local ID token refused");
+        bad_token(which, "is invalid, expired, or its session has ended")
+    })?;
+    let c = live.claims;
     // OIDC Core s2: an ID token's aud is the client it was issued to.
     if c.aud != client.client_id && c.aud != ctx.issuer {
         return Err(bad_token(which, "was issued to another client (aud)"));
     }
-    // Tokens die with their session (OIDC Core s11 aside, an ID token has no offline form).
-    let marker = ctx.store.get(&keys::ended_session(&c.sid)).await?;
-    if crate::logout::ended_at(marker.as_deref()).is_some_and(|at| c.iat <= at) {
-        return Err(bad_token(which, "its session has ended"));
-    }
-    check_user(ctx.store, which, &c.sub).await?;
     Ok(Presented {
         iss: c.iss,
         sub: c.sub,
@@ -199,6 +202,7 @@ async fn local_id(env: Env<'_>, client: &Client, which: Which, token: &str) -> R
         sid: Some(c.sid),
         gid: None,
         trust: None,
+        generation: live.standing.user.map(|u| u.generation),
     })
 }
 
@@ -258,15 +262,16 @@ async fn peer(
         sid: None,
         gid: None,
         trust: Some(trust),
+        generation: None,
     })
 }
 
-/// The local subject of a verified subject token: itself for ours; for a peer's, the account
-/// linked to it (GB-6.4a), which must exist and be enabled.
-pub async fn local_subject(store: &DynStore, p: &Presented) -> Result<String, OAuthError> {
-    let Some(trust) = &p.trust else { return Ok(p.sub.clone()) };
+/// The local subject of a verified subject token and its token generation: itself for ours;
+/// for a peer's, the account linked to it (GB-6.4a), which must exist and be enabled.
+pub async fn local_subject(store: &DynStore, p: &Presented) -> Result<(String, u32), OAuthError> {
+    let Some(trust) = &p.trust else { return Ok((p.sub.clone(), p.generation.unwrap_or_default())) };
     match links::linked(store, &trust.id, &p.sub).await? {
-        Some(u) if u.enabled => Ok(u.id),
+        Some(u) if u.enabled => Ok((u.id, u.generation)),
         Some(_) => Err(bad_token(Which::Subject, "the subject's account here is disabled")),
         None => Err(bad_token(Which::Subject, "the subject is not known here")),
     }

@@ -30,7 +30,7 @@ use super::extract::{Meta, bearer};
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::Client;
 use crate::error::{BearerError, ErrorCode, Problem};
-use crate::tokens::{self, AccessClaims};
+use crate::tokens::AccessClaims;
 
 /// What the audit middleware learns about a call from its handler: who called, what it was
 /// about, and any detail worth keeping. Shared between the middleware and the extractors
@@ -107,9 +107,8 @@ async fn authenticate(parts: &mut Parts, state: &AppState, scope: &str) -> Resul
         BearerError::Rejected(e) => Problem::from(e),
         BearerError::Limited(l) => Problem::from(l),
     })?;
-    let (claims, client): (AccessClaims, Client) =
-        tokens::validate_access_token(&state.keys, &state.store, &state.config.issuer, &token, state.clock.now())
-            .await?;
+    let live = state.authority().access(&token, state.clock.now()).await?.map_err(crate::http::oidc::dead_token)?;
+    let (claims, client): (AccessClaims, Client) = (live.claims, live.standing.client);
     slot.with(|n| n.actor = Some(format!("client:{}", claims.client_id)));
     // RFC 9068 s4: the admin API is our resource; a token exchanged for another API is not for it.
     if !claims.is_for(&state.config.issuer) {

@@ -137,6 +137,7 @@ async fn create(
         phone_sealed: None,
         orgs,
         enabled: b.enabled.unwrap_or(true),
+        generation: 0,
         created_at: now,
         updated_at: now,
     };
@@ -172,10 +173,10 @@ async fn update(
 ) -> Result<Response, Problem> {
     who.about_subject(&id);
     let mut u = load(&state, &id).await?;
+    let old = u.clone();
     if b.username.as_ref().is_some_and(|n| *n != u.username) {
         return Err(Problem::bad_request("username cannot be changed"));
     }
-    let password_changed = b.password.is_some();
     if let Some(p) = b.password {
         u.password_hash = hash(&state, p).await?;
     }
@@ -199,9 +200,9 @@ async fn update(
         u.enabled = e;
     }
     u.updated_at = state.clock.now();
-    users::update(&state.store, &u).await?;
-    // A changed password or a disabled account ends every login of the user (DC-4).
-    if password_changed || !u.enabled {
+    // A changed password or a disabled account kills every token of the user (the generation
+    // moves on in the same write) and ends every login, with the logout broadcast (DC-4).
+    if users::update(&state.store, &old, &mut u).await? {
         crate::logout::end_user_sessions(state.logout_ctx(&who.actor()), &u.id, Reason::AccountChanged, None, None)
             .await?;
     }

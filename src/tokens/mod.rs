@@ -1,15 +1,17 @@
-//! Token formats and checks: JWT access tokens (RFC 9068), ID tokens (OIDC Core s2), and the
-//! one validation path every protected endpoint uses (signature, `typ`, `iss`, `exp`, then the
-//! revocation markers and the client's standing, in a single store round trip).
+//! Token formats: JWT access tokens (RFC 9068) and ID tokens (OIDC Core s2). Whether a token
+//! is alive is decided in one place, [`validity`]; introspection ([`introspection`], RFC 7662)
+//! and revocation ([`revocation`], RFC 7009) are built on it.
+
+pub mod introspection;
+pub mod revocation;
+pub mod validity;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clients::Client;
 use crate::crypto::b64;
-use crate::error::OAuthError;
 use crate::jwt::{Alg, Audience};
-use crate::keys::Keys;
-use crate::store::{self, DynStore, keys};
+
+pub use validity::{Authority, Dead, Standing};
 
 /// `typ` of JWT access tokens (RFC 9068 s2.1).
 pub const AT_TYP: &str = "at+jwt";
@@ -61,9 +63,10 @@ impl AccessClaims {
     pub fn is_for(&self, resource: &str) -> bool {
         self.aud.contains(resource)
     }
-    /// True when the subject is a user rather than the client itself.
+    /// True when the subject is a user rather than the client itself (a grant family always
+    /// has a user; client_credentials tokens have neither family, session nor auth_time).
     pub fn has_user(&self) -> bool {
-        self.sid.is_some() || self.auth_time.is_some()
+        self.sid.is_some() || self.auth_time.is_some() || self.gid.is_some()
     }
 }
 
@@ -108,55 +111,6 @@ pub fn at_hash(alg: Alg, access_token: &str) -> String {
     let d = ring::digest::digest(algo, access_token.as_bytes());
     let bytes = d.as_ref();
     b64(bytes.get(..bytes.len() / 2).unwrap_or_default())
-}
-
-/// Verifies a bearer access token and checks it is still active: our signature, `typ` at+jwt,
-/// our issuer, not expired, not revoked (by jti or by grant), and its client still enabled and
-/// its application neither suspended nor offline (AY-8.5.3.2: the block is immediate).
-/// `aud` is not checked here: a token exchanged for another resource (RFC 8693) is valid too,
-/// and each resource checks it is named ([`AccessClaims::is_for`]). Every failure is
-/// `invalid_token`; store failures are `temporarily_unavailable`.
-pub async fn validate_access_token(
-    keys_: &Keys,
-    store: &DynStore,
-    issuer: &str,
-    token: &str,
-    now: i64,
-) -> Result<(AccessClaims, Client), OAuthError> {
-    let invalid = || OAuthError::invalid_token("the access token is invalid, expired or revoked");
-    let (claims, typ): (AccessClaims, _) = keys_.verify(token).map_err(|_| invalid())?;
-    if typ.as_deref() != Some(AT_TYP) || claims.iss != issuer || claims.exp <= now {
-        return Err(invalid());
-    }
-    // One round trip: the client, the jti marker, and the grant and session markers if any.
-    let mut lookups = vec![keys::client(&claims.client_id), keys::revoked_jti(&claims.jti)];
-    if let Some(gid) = &claims.gid {
-        lookups.push(keys::revoked_grant(gid));
-    }
-    if let Some(sid) = &claims.sid {
-        lookups.push(keys::ended_session(sid));
-    }
-    let mut found = store.get_many(&lookups).await?.into_iter();
-    let client_bytes = found.next().flatten().ok_or_else(invalid)?;
-    if found.next().flatten().is_some() {
-        return Err(invalid());
-    }
-    if claims.gid.is_some() && found.next().flatten().is_some() {
-        return Err(invalid());
-    }
-    if claims.sid.is_some() {
-        // Tokens issued under an ended session die with it; an offline_access grant refreshed
-        // after the logout carries a later iat and lives on (OIDC Core s11).
-        let ended = crate::logout::ended_at(found.next().flatten().as_deref());
-        if ended.is_some_and(|at| claims.iat <= at) {
-            return Err(invalid());
-        }
-    }
-    let client: Client = store::decode(&keys::client(&claims.client_id), &client_bytes)?;
-    if !client.tokens_valid() {
-        return Err(invalid());
-    }
-    Ok((claims, client))
 }
 
 #[cfg(test)]

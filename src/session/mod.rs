@@ -3,7 +3,11 @@
 //! The browser holds `sid.secret`; only the secret's SHA-256 is stored, so knowing a `sid`
 //! (it appears in ID tokens) is not enough to ride the session.
 
+mod establish;
+
 use serde::{Deserialize, Serialize};
+
+pub use establish::{Established, establish};
 
 use crate::crypto::{self, ct_eq};
 use crate::store::{self, DynStore, StoreError, keys};
@@ -31,6 +35,10 @@ pub struct Session {
     /// Absolute expiry.
     #[serde(rename = "exp")]
     pub expires_at: i64,
+    /// The user's token generation at login ([`crate::users::User::generation`]): a password
+    /// change or a disabled account ends the session's tokens even before the logout runs.
+    #[serde(default, rename = "g")]
+    pub generation: u32,
     /// The upstream platform login this session came from (GB-6.4c), if any.
     #[serde(default, rename = "up", skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Upstream>,
@@ -84,29 +92,27 @@ impl Session {
     }
 }
 
-/// Creates a session and returns it with the cookie value to set.
-pub async fn create(
-    store: &DynStore,
-    sub: &str,
-    acr: &str,
-    amr: Vec<String>,
-    now: i64,
-    t: Timeouts,
-) -> Result<(Session, String), StoreError> {
-    create_with(store, sub, acr, amr, None, now, t).await
+/// Who logged in and how: what a new session records.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The user.
+    pub sub: String,
+    /// The user's token generation now.
+    pub generation: u32,
+    /// Authentication context class.
+    pub acr: String,
+    /// Authentication methods.
+    pub amr: Vec<String>,
+    /// The upstream platform login it came from, if any.
+    pub upstream: Option<Upstream>,
 }
 
-/// Creates a session that came from an upstream platform's login, indexed by the upstream's
-/// session and subject so the upstream's logout finds it.
-pub async fn create_with(
-    store: &DynStore,
-    sub: &str,
-    acr: &str,
-    amr: Vec<String>,
-    upstream: Option<Upstream>,
-    now: i64,
-    t: Timeouts,
-) -> Result<(Session, String), StoreError> {
+/// Creates a session and returns it with the cookie value to set. A session that came from an
+/// upstream platform's login is indexed by the upstream's session and subject so the upstream's
+/// logout finds it.
+pub async fn create(store: &DynStore, login: Login, now: i64, t: Timeouts) -> Result<(Session, String), StoreError> {
+    let Login { sub, generation, acr, amr, upstream } = login;
+    let sub = sub.as_str();
     let sid = crypto::random_token(16);
     let secret = crypto::random_token(32);
     let session = Session {
@@ -118,6 +124,7 @@ pub async fn create_with(
         amr,
         last_seen: now,
         expires_at: now + t.absolute,
+        generation,
         upstream,
     };
     store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
@@ -134,16 +141,17 @@ pub async fn create_with(
 }
 
 /// Records a fresh authentication in an existing session (`prompt=login`, `max_age`): new
-/// auth_time and amr, same sid and cookie.
+/// auth_time, amr and token generation, same sid and cookie.
 pub async fn reauthenticate(
     store: &DynStore,
     mut s: Session,
-    amr: Vec<String>,
+    login: &Login,
     now: i64,
     t: Timeouts,
 ) -> Result<Session, StoreError> {
     s.auth_time = now;
-    s.amr = amr;
+    s.amr.clone_from(&login.amr);
+    s.generation = login.generation;
     s.last_seen = now;
     store::put_json(store.as_ref(), &keys::session(&s.sid), &s, Some(s.ttl(now, t))).await?;
     store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await?;
@@ -164,12 +172,20 @@ pub async fn from_cookie(store: &DynStore, cookie: &str, now: i64, t: Timeouts) 
     if !ct_eq(s.secret_hash.as_bytes(), crypto::token_key(secret).as_bytes()) || !s.live(now, t) {
         return Ok(None);
     }
-    if now - s.last_seen >= TOUCH_EVERY {
-        s.last_seen = now;
-        store::put_json(store.as_ref(), &keys::session(sid), &s, Some(s.ttl(now, t))).await?;
-        store.queue_put(keys::SESSION_EXPIRY_QUEUE, sid, b"", s.ends_at(t)).await?;
-    }
+    touch(store, &mut s, now, t).await?;
     Ok(Some(s))
+}
+
+/// Records activity in a live session: the idle timeout counts from `now`. Written back at
+/// most once a minute, so a busy session does not cost a write per request. Browser requests
+/// and refresh-token use both count as activity (the user is working in an application).
+pub async fn touch(store: &DynStore, s: &mut Session, now: i64, t: Timeouts) -> Result<(), StoreError> {
+    if now - s.last_seen < TOUCH_EVERY {
+        return Ok(());
+    }
+    s.last_seen = now;
+    store::put_json(store.as_ref(), &keys::session(&s.sid), &*s, Some(s.ttl(now, t))).await?;
+    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await
 }
 
 /// Reads a session by sid (no secret check: for server-side use only).
@@ -226,10 +242,14 @@ mod tests {
 
     const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
 
+    fn login(sub: &str) -> Login {
+        Login { sub: sub.into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
+    }
+
     #[tokio::test]
     async fn cookie_resolves_only_with_the_secret() {
         let store: DynStore = Arc::new(MemoryStore::new());
-        let (s, cookie) = create(&store, "u1", "1", vec!["pwd".into()], 1_000, T).await.unwrap();
+        let (s, cookie) = create(&store, login("u1"), 1_000, T).await.unwrap();
         assert_eq!(from_cookie(&store, &cookie, 1_001, T).await.unwrap().unwrap().sid, s.sid);
         let forged = format!("{}.{}", s.sid, crypto::random_token(32));
         assert!(from_cookie(&store, &forged, 1_001, T).await.unwrap().is_none());
@@ -239,14 +259,14 @@ mod tests {
     #[tokio::test]
     async fn idle_and_absolute_timeouts() {
         let store: DynStore = Arc::new(MemoryStore::new());
-        let (_, cookie) = create(&store, "u1", "1", vec![], 0, T).await.unwrap();
+        let (_, cookie) = create(&store, login("u1"), 0, T).await.unwrap();
         // Activity keeps it alive past the first idle window...
         assert!(from_cookie(&store, &cookie, 1_700, T).await.unwrap().is_some());
         assert!(from_cookie(&store, &cookie, 3_400, T).await.unwrap().is_some());
         // ...but not past idle without activity...
         assert!(from_cookie(&store, &cookie, 3_400 + 1_800, T).await.unwrap().is_none());
         // ...and never past the absolute limit.
-        let (_, c2) = create(&store, "u2", "1", vec![], 0, T).await.unwrap();
+        let (_, c2) = create(&store, login("u2"), 0, T).await.unwrap();
         let mut now = 0;
         while now < 43_000 {
             now += 1_000;

@@ -1,0 +1,280 @@
+//! The one authority on whether a token is alive, for whom and with what scope. Every path
+//! that accepts a token asks here: the refresh grant, `/introspect`, `/revoke`, `/userinfo`,
+//! token exchange, the admin API and every other bearer-protected endpoint.
+//!
+//! A token is alive only while every record it depends on is present and in good standing,
+//! read in one store round trip: its client (enabled, application neither suspended nor
+//! offline, AY-8.5.3.2), its grant family (present, not revoked, [`crate::grant::family`]),
+//! its SSO session unless the family is `offline_access` (present and within its timeouts),
+//! and its user (present, enabled, same token generation: a password change or a disabled
+//! account kills everything issued before, offline tokens included). Nothing here is a
+//! revocation marker that could expire before what it revokes, except the per-token `jti`
+//! marker of RFC 7009, which lives exactly as long as the access token it names.
+
+use crate::clients::Client;
+use crate::crypto;
+use crate::grant::RefreshRecord;
+use crate::grant::family::Family;
+use crate::keys::Keys;
+use crate::session::{Session, Timeouts};
+use crate::store::{self, DynStore, StoreError, keys};
+use crate::users::User;
+
+use super::{AT_TYP, AccessClaims, IdClaims};
+
+/// Why a token is not alive. Callers answer every one of these the same way on the wire
+/// (`invalid_token`, `invalid_grant`, `active: false`); the reason is for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dead {
+    /// Not a token of ours: malformed, unknown, bad signature, wrong `typ` or issuer.
+    Unknown,
+    /// Past its `exp` (or its family's end, for refresh tokens).
+    Expired,
+    /// A refresh token that was already rotated (RFC 9700 s4.14.2), first used at `at`.
+    Rotated {
+        /// When it was first used.
+        at: i64,
+    },
+    /// Revoked: the token itself (RFC 7009) or its grant family.
+    Revoked,
+    /// Its SSO session ended (logout, expiry) and it is not an `offline_access` token.
+    SessionEnded,
+    /// Its user was deleted or disabled, or changed their password since it was issued.
+    UserGone,
+    /// Its client is gone or disabled, or the client's application is suspended or offline.
+    ClientBlocked,
+}
+
+impl Dead {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::Rotated { .. } => "rotated",
+            Self::Revoked => "revoked",
+            Self::SessionEnded => "session_ended",
+            Self::UserGone => "user_gone",
+            Self::ClientBlocked => "client_blocked",
+        }
+    }
+}
+
+/// The records a live token stands on, as read while deciding.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    /// The token's client.
+    pub client: Client,
+    /// Its user, when it has one.
+    pub user: Option<User>,
+    /// Its grant family, when it has one.
+    pub family: Option<Family>,
+    /// Its SSO session, when it is bound to one (not for `offline_access` families).
+    pub session: Option<Session>,
+}
+
+/// A live access token.
+#[derive(Debug, Clone)]
+pub struct LiveAccess {
+    /// Its verified claims.
+    pub claims: AccessClaims,
+    /// What it stands on.
+    pub standing: Standing,
+}
+
+/// A refresh token found in the store, its family and user in good standing. It may have been
+/// rotated already: only the refresh grant may do anything with such a token (reuse handling).
+#[derive(Debug, Clone)]
+pub struct RefreshState {
+    /// The stored record.
+    pub record: RefreshRecord,
+    /// Its store key.
+    pub key: String,
+    /// When it was first used, if it was (then it is no longer alive).
+    pub rotated_at: Option<i64>,
+    /// What it stands on.
+    pub standing: Standing,
+}
+
+/// A live ID token of ours (a token exchange subject).
+#[derive(Debug, Clone)]
+pub struct LiveId {
+    /// Its verified claims.
+    pub claims: IdClaims,
+    /// What it stands on.
+    pub standing: Standing,
+}
+
+/// What a token depends on: the keys of the records that decide whether it is alive.
+#[derive(Debug, Clone, Copy, Default)]
+struct Binding<'a> {
+    client_id: &'a str,
+    /// The user, when the token is about one.
+    user: Option<&'a str>,
+    sid: Option<&'a str>,
+    gid: Option<&'a str>,
+    jti: Option<&'a str>,
+}
+
+/// Decides validity. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Authority<'a> {
+    /// The store.
+    pub store: &'a DynStore,
+    /// Our signing keys (active and retired ones still published).
+    pub keys: &'a Keys,
+    /// Our issuer identifier.
+    pub issuer: &'a str,
+    /// SSO session timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// The outcome of a check: a store failure, or the verdict.
+pub type Verdict<T> = Result<Result<T, Dead>, StoreError>;
+
+/// Longest opaque token accepted (ours are 43 characters).
+const MAX_OPAQUE: usize = 128;
+
+impl Authority<'_> {
+    /// Whether a bearer access token (RFC 9068 JWT) is alive at `now`. `aud` is not checked
+    /// here: each resource checks it is named ([`AccessClaims::is_for`]).
+    pub async fn access(&self, token: &str, now: i64) -> Verdict<LiveAccess> {
+        let Ok((claims, typ)) = self.keys.verify::<AccessClaims>(token) else {
+            return Ok(Err(Dead::Unknown));
+        };
+        if typ.as_deref() != Some(AT_TYP) || claims.iss != self.issuer {
+            return Ok(Err(Dead::Unknown));
+        }
+        if claims.exp <= now {
+            return Ok(Err(Dead::Expired));
+        }
+        let binding = Binding {
+            client_id: &claims.client_id,
+            user: claims.has_user().then_some(claims.sub.as_str()),
+            sid: claims.sid.as_deref(),
+            gid: claims.gid.as_deref(),
+            jti: Some(&claims.jti),
+        };
+        Ok(self.standing(binding, now).await?.map(|standing| LiveAccess { claims, standing }))
+    }
+
+    /// Reads a refresh token and the standing of everything it depends on. A rotated token is
+    /// returned with `rotated_at` set as long as its family is still in good standing, so the
+    /// refresh grant can tell a retry from a reuse; everyone else uses [`Authority::refresh`].
+    pub async fn refresh_state(&self, token: &str, now: i64) -> Verdict<RefreshState> {
+        if token.is_empty() || token.len() > MAX_OPAQUE {
+            return Ok(Err(Dead::Unknown));
+        }
+        let key = keys::refresh_token(&crypto::token_key(token));
+        let Some(found) = self.store.peek(&key).await? else {
+            return Ok(Err(Dead::Unknown));
+        };
+        let record: RefreshRecord = store::decode(&key, &found.value)?;
+        if record.family_exp <= now {
+            return Ok(Err(Dead::Expired));
+        }
+        let binding = Binding {
+            client_id: &record.client_id,
+            user: Some(&record.user.sub),
+            sid: Some(&record.user.sid),
+            gid: Some(&record.gid),
+            jti: None,
+        };
+        let standing = match self.standing(binding, now).await? {
+            Ok(s) => s,
+            Err(dead) => return Ok(Err(dead)),
+        };
+        Ok(Ok(RefreshState { record, key, rotated_at: found.first_redeemed_at, standing }))
+    }
+
+    /// Whether a refresh token is alive: found, not rotated, and in good standing.
+    pub async fn refresh(&self, token: &str, now: i64) -> Verdict<RefreshState> {
+        Ok(self.refresh_state(token, now).await?.and_then(|s| match s.rotated_at {
+            Some(at) => Err(Dead::Rotated { at }),
+            None => Ok(s),
+        }))
+    }
+
+    /// Whether an ID token of ours is alive: signed by us, unexpired, its session live and its
+    /// user and client in good standing. A logout token is not an ID token.
+    pub async fn id_token(&self, token: &str, now: i64) -> Verdict<LiveId> {
+        let Ok((claims, typ)) = self.keys.verify::<IdClaims>(token) else {
+            return Ok(Err(Dead::Unknown));
+        };
+        if typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) || claims.iss != self.issuer {
+            return Ok(Err(Dead::Unknown));
+        }
+        if claims.exp <= now {
+            return Ok(Err(Dead::Expired));
+        }
+        let binding =
+            Binding { client_id: &claims.aud, user: Some(&claims.sub), sid: Some(&claims.sid), gid: None, jti: None };
+        Ok(self.standing(binding, now).await?.map(|standing| LiveId { claims, standing }))
+    }
+
+    /// The rules, over the records read in one round trip.
+    async fn standing(&self, b: Binding<'_>, now: i64) -> Verdict<Standing> {
+        let mut lookups = vec![keys::client(b.client_id)];
+        let jti_at = b.jti.map(|j| push(&mut lookups, keys::revoked_jti(j)));
+        let family_at = b.gid.map(|g| push(&mut lookups, keys::family(g)));
+        let session_at = b.sid.filter(|s| !s.is_empty()).map(|s| push(&mut lookups, keys::session(s)));
+        let user_at = b.user.map(|u| push(&mut lookups, keys::user(u)));
+        let found = self.store.get_many(&lookups).await?;
+        let read = |at: Option<usize>| at.and_then(|i| found.get(i)).and_then(Option::as_deref);
+        let decode = |at: Option<usize>| read(at).zip(at.and_then(|i| lookups.get(i)));
+
+        let Some((bytes, key)) = decode(Some(0)) else {
+            return Ok(Err(Dead::ClientBlocked));
+        };
+        let client: Client = store::decode(key, bytes)?;
+        if !client.tokens_valid() {
+            return Ok(Err(Dead::ClientBlocked));
+        }
+        if read(jti_at).is_some() {
+            return Ok(Err(Dead::Revoked));
+        }
+        let family = match decode(family_at) {
+            Some((bytes, key)) => Some(store::decode::<Family>(key, bytes)?),
+            None if b.gid.is_some() => return Ok(Err(Dead::Revoked)),
+            None => None,
+        };
+        if let Some(f) = &family
+            && (!f.live(now) || b.user.is_some_and(|u| u != f.sub))
+        {
+            return Ok(Err(Dead::Revoked));
+        }
+        // OIDC Core s11: an offline_access family outlives the session it came from.
+        let offline = family.as_ref().is_some_and(|f| f.offline);
+        let session = if offline || session_at.is_none() {
+            None
+        } else {
+            let Some((bytes, key)) = decode(session_at) else {
+                return Ok(Err(Dead::SessionEnded));
+            };
+            let s: Session = store::decode(key, bytes)?;
+            if !s.live(now, self.timeouts) || b.user.is_some_and(|u| u != s.sub) {
+                return Ok(Err(Dead::SessionEnded));
+            }
+            Some(s)
+        };
+        let user = match decode(user_at) {
+            Some((bytes, key)) => {
+                let u: User = store::decode(key, bytes)?;
+                // The generation the token was issued under: its family's, else its session's.
+                let issued_under = family.as_ref().map(|f| f.generation).or(session.as_ref().map(|s| s.generation));
+                if !u.enabled || issued_under.is_some_and(|g| g != u.generation) {
+                    return Ok(Err(Dead::UserGone));
+                }
+                Some(u)
+            }
+            None if b.user.is_some() => return Ok(Err(Dead::UserGone)),
+            None => None,
+        };
+        Ok(Ok(Standing { client, user, family, session }))
+    }
+}
+
+fn push(lookups: &mut Vec<String>, key: String) -> usize {
+    lookups.push(key);
+    lookups.len() - 1
+}
