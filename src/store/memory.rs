@@ -1,6 +1,7 @@
 //! The embedded in-memory backend: the zero-setup default for `serve --dev` and unit tests.
 //! One mutex-guarded map; each entry carries its own deadline (monotonic), swept lazily on
-//! access and periodically by a cheap partial sweep on writes.
+//! access and periodically by a cheap partial sweep on writes. Built on a manual [`Clock`], its
+//! TTLs follow that clock too, so tests can let stored values expire without sleeping.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{Redeemed, Store, StoreError};
+use crate::clock::Clock;
 
 #[derive(Debug)]
 enum Value {
@@ -35,6 +37,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     map: Mutex<Inner>,
+    /// A manual clock and its reading at construction: time moved on it moves TTLs too.
+    clock: Option<(Clock, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -43,13 +47,9 @@ struct Inner {
     writes: u64,
 }
 
-fn deadline(ttl: Option<u64>) -> Option<Instant> {
+fn deadline(at: Instant, ttl: Option<u64>) -> Option<Instant> {
     // Redis treats our TTLs as at least one second; so does the memory store.
-    ttl.map(|s| monotonic_now() + Duration::from_secs(s.max(1)))
-}
-
-fn monotonic_now() -> Instant {
-    Instant::now()
+    ttl.map(|s| at + Duration::from_secs(s.max(1)))
 }
 
 impl MemoryStore {
@@ -58,9 +58,24 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// An empty store whose TTLs also count the time moved on `clock` (a manual clock in tests).
+    pub fn with_clock(clock: Clock) -> Self {
+        let start = clock.now();
+        Self { map: Mutex::default(), clock: Some((clock, start)) }
+    }
+
+    fn now(&self) -> Instant {
+        let real = Instant::now();
+        match &self.clock {
+            Some((c, start)) => real + Duration::from_secs(u64::try_from(c.now() - start).unwrap_or(0)),
+            None => real,
+        }
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> Result<R, StoreError> {
+        let at = self.now();
         let mut inner = self.map.lock().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
-        Ok(f(&mut inner, monotonic_now()))
+        Ok(f(&mut inner, at))
     }
 }
 
@@ -105,7 +120,7 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
         self.with(|m, at| {
-            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(ttl) };
+            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(at, ttl) };
             m.insert(key, entry, at);
         })
     }
@@ -115,7 +130,7 @@ impl Store for MemoryStore {
             if m.live(key, at).is_some() {
                 return false;
             }
-            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(ttl) };
+            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(at, ttl) };
             m.insert(key, entry, at);
             true
         })
@@ -144,7 +159,7 @@ impl Store for MemoryStore {
     async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
         self.with(|m, at| {
             let value = Value::Redeemable { value: value.to_vec(), first: None };
-            m.insert(key, Entry { value, deadline: deadline(Some(ttl)) }, at);
+            m.insert(key, Entry { value, deadline: deadline(at, Some(ttl)) }, at);
         })
     }
 
@@ -173,7 +188,7 @@ impl Store for MemoryStore {
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {
         self.with(|m, at| match m.live(key, at) {
             Some(e) => {
-                e.deadline = deadline(Some(ttl));
+                e.deadline = deadline(at, Some(ttl));
                 true
             }
             None => false,
@@ -187,12 +202,12 @@ impl Store for MemoryStore {
             {
                 s.insert(member.to_owned());
                 if ttl.is_some() {
-                    e.deadline = deadline(ttl);
+                    e.deadline = deadline(at, ttl);
                 }
                 return;
             }
             let set = HashSet::from([member.to_owned()]);
-            m.insert(key, Entry { value: Value::Set(set), deadline: deadline(ttl) }, at);
+            m.insert(key, Entry { value: Value::Set(set), deadline: deadline(at, ttl) }, at);
         })
     }
 
@@ -227,7 +242,7 @@ impl Store for MemoryStore {
                 *n = n.saturating_add(1);
                 return *n;
             }
-            m.insert(key, Entry { value: Value::Counter(1), deadline: deadline(Some(ttl)) }, at);
+            m.insert(key, Entry { value: Value::Counter(1), deadline: deadline(at, Some(ttl)) }, at);
             1
         })
     }

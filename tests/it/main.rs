@@ -39,6 +39,7 @@ mod metrics;
 mod openapi;
 mod registration;
 mod resilience;
+mod revocation;
 mod store;
 mod store_queue;
 mod tls;

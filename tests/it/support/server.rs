@@ -68,6 +68,11 @@ pub const USER: &str = "demo";
 /// Demo user's password.
 pub const PASSWORD: &str = "demo-password";
 
+/// A manual clock starting now, for one test server.
+fn manual_clock() -> Clock {
+    Clock::manual(Clock::system().now())
+}
+
 fn keys() -> Keys {
     // RSA key generation is the slow part of a start: generate one key set per test process
     // into a temp dir, and load it for every test server.
@@ -93,13 +98,15 @@ impl TestServer {
                 .expect("store"),
         );
         let store_overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
-        Self::start_inner(overlay, store_overlay, store).await
+        Self::start_inner(overlay, store_overlay, store, manual_clock()).await
     }
 
     /// Starts a server with the dev config plus `overlay` (TOML) on `backend`.
     pub async fn start_with(backend: Backend, overlay: &str) -> Self {
+        let clock = manual_clock();
         let (store_overlay, store): (String, DynStore) = match backend {
-            Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
+            // The memory store's TTLs follow the test's clock, so stored values expire on it.
+            Backend::Memory => (String::new(), Arc::new(MemoryStore::with_clock(clock.clone()))),
             Backend::Redis => {
                 let prefix = super::redis::unique_prefix();
                 let url = super::redis::shared().url();
@@ -107,14 +114,15 @@ impl TestServer {
                 (overlay, Arc::new(super::redis::redis_store(&prefix)))
             }
         };
-        Self::start_inner(overlay, store_overlay, store).await
+        Self::start_inner(overlay, store_overlay, store, clock).await
     }
 
     /// Starts a server as its own platform: listening on loopback address `ip` (so browsers
     /// keep its cookies apart from the other platforms'), with its own signing keys.
     pub async fn start_platform(backend: Backend, ip: &str, overlay: &str) -> Self {
+        let clock = manual_clock();
         let (store_overlay, store): (String, DynStore) = match backend {
-            Backend::Memory => (String::new(), Arc::new(MemoryStore::new())),
+            Backend::Memory => (String::new(), Arc::new(MemoryStore::with_clock(clock.clone()))),
             Backend::Redis => {
                 let prefix = super::redis::unique_prefix();
                 let url = super::redis::shared().url();
@@ -123,14 +131,21 @@ impl TestServer {
             }
         };
         let keys = Keys::ephemeral(Clock::system().now()).expect("keys");
-        Self::start_at(ip, overlay, store_overlay, store, keys).await
+        Self::start_at(ip, overlay, store_overlay, store, keys, clock).await
     }
 
-    async fn start_inner(overlay: &str, store_overlay: String, store: DynStore) -> Self {
-        Self::start_at("127.0.0.1", overlay, store_overlay, store, keys()).await
+    async fn start_inner(overlay: &str, store_overlay: String, store: DynStore, clock: Clock) -> Self {
+        Self::start_at("127.0.0.1", overlay, store_overlay, store, keys(), clock).await
     }
 
-    async fn start_at(ip: &str, overlay: &str, store_overlay: String, store: DynStore, keys: Keys) -> Self {
+    async fn start_at(
+        ip: &str,
+        overlay: &str,
+        store_overlay: String,
+        store: DynStore,
+        keys: Keys,
+        clock: Clock,
+    ) -> Self {
         let listener = TcpListener::bind(format!("{ip}:0")).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
@@ -143,7 +158,6 @@ impl TestServer {
             data.join("archive").display()
         );
         let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
-        let clock = Clock::manual(Clock::system().now());
         let state = server::build(config, clock.clone(), store, Some(keys)).await.expect("build server");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
