@@ -11,7 +11,7 @@ use crate::clients::{self, Client, GrantType};
 use crate::crypto;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::code::{self, CodeRecord};
-use crate::grant::{Ctx, UserAuth, check_granted, parse_scope};
+use crate::grant::{Ctx, USER_SCOPES, UserAuth, check_granted, parse_scope};
 use crate::keys::Keys;
 use crate::session::{self, Session, Timeouts};
 use crate::store::{self, DynStore, StoreError, keys};
@@ -172,7 +172,7 @@ pub async fn validate(
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(fail(OAuthError::unauthorized_client("this client may not use the authorization code grant")));
     }
-    let scope = parse_scope(params.get("scope").map_or("", String::as_str)).map_err(fail)?;
+    let scope = narrow_scope(&client, parse_scope(params.get("scope").map_or("", String::as_str)).map_err(fail)?);
     check_granted(&client, &scope).map_err(fail)?;
     // RFC 7636 s4.3 and RFC 9700 s2.1.1: S256 only; required for public clients.
     let code_challenge = match (params.get("code_challenge"), params.get("code_challenge_method").map(String::as_str)) {
@@ -247,6 +247,15 @@ pub async fn validate(
         fed_tried: false,
     };
     Ok((req, client))
+}
+
+/// RFC 6749 s3.3: the server may grant less than asked. A standard OIDC scope (`openid`,
+/// `profile`, `email`, `phone`, `offline_access`) the client does not hold is left out rather
+/// than failing the login, as relying-party libraries ask for them by default; the token
+/// response's `scope` says what was granted. Any other scope the client does not hold still
+/// fails with `invalid_scope` (AY-7.1: business scopes are granted by an administrator).
+pub fn narrow_scope(client: &Client, requested: Vec<String>) -> Vec<String> {
+    requested.into_iter().filter(|s| client.holds_scope(s) || !USER_SCOPES.contains(&s.as_str())).collect()
 }
 
 /// What to do with a valid request.

@@ -479,12 +479,31 @@ impl Config {
         Self::load_with_env(file, dev, std::env::vars())
     }
 
+    /// As [`Config::load`], then `--listen` from the command line over everything else. The
+    /// issuer is derived (dev mode, no issuer configured) from the listen address in effect.
+    pub fn load_with_listen(file: Option<&Path>, dev: bool, listen: Option<&str>) -> Result<Self, ConfigError> {
+        let mut table = Self::merged(file, dev, std::env::vars())?;
+        if let Some(l) = listen {
+            set_path(&mut table, &["server".to_owned(), "listen".to_owned()], toml::Value::String(l.to_owned()));
+        }
+        Self::from_table(table)
+    }
+
     /// As [`Config::load`] with an explicit environment (for tests).
     pub fn load_with_env(
         file: Option<&Path>,
         dev: bool,
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        Self::from_table(Self::merged(file, dev, env)?)
+    }
+
+    /// Defaults, dev overlay, file and environment, merged but not yet validated.
+    fn merged(
+        file: Option<&Path>,
+        dev: bool,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<toml::Table, ConfigError> {
         let mut table = parse_table(DEFAULTS, "config/default.toml")?;
         if dev {
             merge(&mut table, parse_table(DEV, "config/dev.toml")?);
@@ -495,7 +514,7 @@ impl Config {
             merge(&mut table, parse_table(&text, &path.display().to_string())?);
         }
         apply_env(&mut table, env);
-        Self::from_table(table)
+        Ok(table)
     }
 
     /// Parses an already-merged table and validates it.
@@ -652,6 +671,20 @@ mod tests {
         assert_eq!(c.issuer, "http://127.0.0.1:8080");
         assert_eq!(c.store.backend, Backend::Memory);
         assert_eq!(c.seed.users.len(), 1);
+    }
+
+    #[test]
+    fn listen_flag_moves_the_derived_issuer_even_with_a_config_file() {
+        // Issue 9: `serve --dev --listen ADDR --config FILE` kept announcing 127.0.0.1:8080.
+        let file = std::env::temp_dir().join(format!("tz-listen-{}.toml", std::process::id()));
+        std::fs::write(&file, "[tokens]\naccess_token_ttl = 300\n").unwrap();
+        let c = Config::load_with_listen(Some(&file), true, Some("127.0.0.2:9443")).unwrap();
+        assert_eq!((c.server.listen.as_str(), c.issuer.as_str()), ("127.0.0.2:9443", "http://127.0.0.2:9443"));
+        // A configured issuer stays what it is.
+        std::fs::write(&file, "issuer = \"http://127.0.0.1:7000\"\n").unwrap();
+        let c = Config::load_with_listen(Some(&file), true, Some("127.0.0.2:9443")).unwrap();
+        assert_eq!(c.issuer, "http://127.0.0.1:7000");
+        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

@@ -102,14 +102,9 @@ fn real_main(cli: Cli) -> Result<(), String> {
         // Dispatched by `main` before logging starts.
         Command::Admin(_) => Err("admin: dispatched before this point".into()),
         Command::Serve { dev, config, listen } => {
-            let mut cfg = load(config.as_ref(), dev)?;
-            if let Some(l) = listen {
-                cfg.server.listen = l;
-                if dev && config.as_ref().is_none() {
-                    cfg.issuer.clear();
-                }
-                cfg.validate().map_err(|e| e.to_string())?;
-            }
+            // --listen wins over the file and the environment; in dev mode without a configured
+            // issuer, the issuer follows it (discovery and every endpoint announce it).
+            let cfg = Config::load_with_listen(config.as_deref(), dev, listen.as_deref()).map_err(|e| e.to_string())?;
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if cfg.server.workers > 0 {
                 rt.worker_threads(cfg.server.workers);

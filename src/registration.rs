@@ -90,6 +90,11 @@ pub fn check_uri(uri: &str, dev: bool) -> Result<(), &'static str> {
     if uri.len() > 2048 {
         return Err("URI too long");
     }
+    // RFC 3986 s2: no control characters or spaces. The URL parser would silently drop a CR
+    // or LF that exact matching (and a Location header) would then carry.
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("URI must not contain control characters or spaces");
+    }
     let u = url::Url::parse(uri).map_err(|_| "not an absolute URI")?;
     if u.fragment().is_some() {
         return Err("URI must not contain a fragment");
@@ -101,6 +106,38 @@ pub fn check_uri(uri: &str, dev: bool) -> Result<(), &'static str> {
         "http" => Err("URI must use https (http only on loopback in dev mode)"),
         _ => Err("URI must use https"),
     }
+}
+
+/// RFC 7592 s2.2: a client's own update replaces its metadata, but never undoes what an
+/// administrator decided: it keeps its secrets, registration token, standing (enabled,
+/// application and lifecycle state), call control, lifetimes and exchange policy, and it can
+/// narrow its scopes and grant types but never widen them (the server may replace requested
+/// values and returns what it kept). Switching between secret, key and public authentication
+/// needs a new registration.
+pub fn apply_update(old: &Client, mut new: Client) -> Result<Client, OAuthError> {
+    if new.auth_method.uses_secret() != old.auth_method.uses_secret()
+        || (new.auth_method == AuthMethod::None) != old.is_public()
+    {
+        return Err(meta_err("changing between secret, key and public authentication needs a new registration"));
+    }
+    new.scopes.retain(|s| old.scopes.contains(s));
+    new.grant_types.retain(|g| old.grant_types.contains(g));
+    if new.grant_types.is_empty() {
+        return Err(meta_err("grant_types: none of the requested grant types is allowed for this client"));
+    }
+    new.secrets.clone_from(&old.secrets);
+    new.registration_token_sealed.clone_from(&old.registration_token_sealed);
+    new.enabled = old.enabled;
+    new.consent_required = old.consent_required;
+    new.origin = old.origin;
+    new.created_at = old.created_at;
+    new.access_token_ttl = old.access_token_ttl;
+    new.refresh_token_ttl = old.refresh_token_ttl;
+    new.app_id.clone_from(&old.app_id);
+    new.lifecycle = old.lifecycle;
+    new.rate_limit.clone_from(&old.rate_limit);
+    new.token_exchange.clone_from(&old.token_exchange);
+    Ok(new)
 }
 
 impl Metadata {
@@ -179,7 +216,14 @@ impl Metadata {
                 Alg::parse(a).ok_or_else(|| meta_err(format!("unsupported id_token_signed_response_alg '{a}'")))?
             }
         };
-        let scopes = parse_scope(self.scope.as_deref().unwrap_or("openid")).map_err(|e| meta_err(e.description))?;
+        // RFC 7591 s2: without `scope` the server picks a default. Relying-party libraries
+        // register without one and then ask for the standard scopes, so a self-registered
+        // client gets the standard user scopes; business and admin scopes stay admin-granted.
+        let default = match who {
+            Registrar::Dynamic => USER_SCOPES.join(" "),
+            Registrar::Admin => "openid".to_owned(),
+        };
+        let scopes = parse_scope(self.scope.as_deref().unwrap_or(&default)).map_err(|e| meta_err(e.description))?;
         if who == Registrar::Dynamic
             && let Some(s) = scopes.iter().find(|s| !USER_SCOPES.contains(&s.as_str()))
         {

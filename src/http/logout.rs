@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::AppState;
 use super::authorize::{BROWSER_COOKIE, locale, session_of, set_cookie, unavailable_page};
@@ -17,32 +17,15 @@ use super::token::authenticate;
 use crate::clients;
 use crate::crypto;
 use crate::error::{ErrorCode, JsonError, OAuthError};
-use crate::logout::{self, Ended, Reason};
-use crate::session;
-use crate::store::{self, keys};
+use crate::logout::{self, Ended, Reason, backend, confirm};
 use crate::tokens::IdClaims;
-
-/// A logout waiting for the user's confirmation, bound to the browser that asked.
-#[derive(Debug, Serialize, Deserialize)]
-struct PendingLogout {
-    sid: String,
-    next: Option<String>,
-    browser: String,
-    csrf: String,
-    ui_locales: Option<String>,
-}
-
-const PENDING_TTL: u64 = 600;
 
 fn bad_page(state: &AppState, headers: &HeaderMap, d: &'static str) -> Response {
     pages::error(locale(state, None, headers), StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest.as_str(), d)
 }
 
-/// Verifies an `id_token_hint`: our signature and issuer; expiry does not matter
-/// (RP-Initiated Logout s2: "the OP ... SHOULD accept an expired ID Token").
 fn verify_hint(state: &AppState, hint: &str) -> Option<IdClaims> {
-    let (claims, _): (IdClaims, _) = state.keys.verify(hint).ok()?;
-    (claims.iss == state.config.issuer).then_some(claims)
+    confirm::verify_hint(&state.keys, &state.config.issuer, hint)
 }
 
 async fn params_of(method: &Method, req: Request) -> Result<Params, OAuthError> {
@@ -116,27 +99,19 @@ async fn end_session(State(state): State<AppState>, method: Method, req: Request
         // Nothing to end here; still honour the redirect (the RP cleared its own state).
         return finish(&state, &headers, ui.as_deref(), None, next);
     };
-    let hint_matches = hint.as_ref().is_some_and(|h| h.sid == session.sid || h.sub == session.sub);
-    if hint_matches {
+    if confirm::is_genuine(hint.as_ref(), &session) {
         return do_logout(&state, &headers, ui.as_deref(), &session.sid, next).await;
     }
-    // No usable hint: ask the user (s2: the OP SHOULD ask when it cannot tell the request is genuine).
+    // No hint for this very session: ask the user (s2: the OP SHOULD ask when it cannot tell
+    // the request is genuine).
     let (browser, fresh) = match cookie(&headers, BROWSER_COOKIE) {
         Some(b) if b.len() <= 64 => (b.to_owned(), false),
         _ => (crypto::random_token(24), true),
     };
-    let id = crypto::random_token(16);
-    let pending = PendingLogout {
-        sid: session.sid.clone(),
-        next,
-        browser: crypto::token_key(&browser),
-        csrf: crypto::random_token(24),
-        ui_locales: ui.clone(),
+    let (id, pending) = match confirm::ask(&state.store, &session.sid, next, &browser, ui.clone()).await {
+        Ok(asked) => asked,
+        Err(e) => return unavailable_page(&state, &headers, e),
     };
-    if let Err(e) = store::put_json(state.store.as_ref(), &keys::logout_request(&id), &pending, Some(PENDING_TTL)).await
-    {
-        return unavailable_page(&state, &headers, e);
-    }
     let mut resp = pages::logout_confirm(locale(&state, ui.as_deref(), &headers), &id, &pending.csrf);
     if fresh {
         set_cookie(&mut resp, &state, BROWSER_COOKIE, &browser, 3600);
@@ -147,25 +122,24 @@ async fn end_session(State(state): State<AppState>, method: Method, req: Request
 /// POST /end_session/confirm: the user's answer.
 async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form) -> Response {
     let id = form.get("req").map_or("", String::as_str);
-    if id.is_empty() || id.len() > 64 {
-        return bad_page(&state, &headers, "the logout request has expired");
-    }
-    let pending: Option<PendingLogout> = match store::get_json(state.store.as_ref(), &keys::logout_request(id)).await {
-        Ok(p) => p,
+    let answered =
+        confirm::answer(&state.store, id, cookie(&headers, BROWSER_COOKIE), form.get("csrf").map(String::as_str)).await;
+    let p = match answered {
+        Ok(Ok(p)) => p,
+        Ok(Err(confirm::Refused::Expired)) => {
+            return bad_page(&state, &headers, "the logout request has expired or belongs to another browser");
+        }
+        Ok(Err(confirm::Refused::Forged)) => {
+            let loc = locale(&state, None, &headers);
+            return pages::error(
+                loc,
+                StatusCode::FORBIDDEN,
+                "invalid_request",
+                "the form has expired; reload the page",
+            );
+        }
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    let browser_ok = |p: &PendingLogout| {
-        cookie(&headers, BROWSER_COOKIE)
-            .is_some_and(|b| crypto::ct_eq(p.browser.as_bytes(), crypto::token_key(b).as_bytes()))
-    };
-    let Some(p) = pending.filter(browser_ok) else {
-        return bad_page(&state, &headers, "the logout request has expired or belongs to another browser");
-    };
-    if !form.get("csrf").is_some_and(|c| crypto::ct_eq(c.as_bytes(), p.csrf.as_bytes())) {
-        let loc = locale(&state, None, &headers);
-        return pages::error(loc, StatusCode::FORBIDDEN, "invalid_request", "the form has expired; reload the page");
-    }
-    let _ = state.store.delete(&keys::logout_request(id)).await;
     if form.get("decision").map(String::as_str) != Some("logout") {
         let loc = locale(&state, p.ui_locales.as_deref(), &headers);
         return pages::error(loc, StatusCode::OK, "logout_cancelled", "you are still signed in");
@@ -232,26 +206,19 @@ async fn backend_logout(
         return Err(OAuthError::invalid_request("send exactly one of id_token_hint, sid or logout_hint").into());
     }
     let me = caller.client_id.as_str();
-    let denied = || OAuthError::new(ErrorCode::AccessDenied, "this client may not end that session");
-    let actor = format!("client:{me}");
-    let ctx = state.logout_ctx(&actor);
-    let ended: Vec<Ended> = if let Some(hint) = form.get("id_token_hint") {
+    let hint = if let Some(hint) = form.get("id_token_hint") {
         let claims = verify_hint(&state, hint)
             .ok_or_else(|| OAuthError::invalid_request("id_token_hint is not an ID token issued by this server"))?;
-        if claims.aud != me {
-            return Err(denied().into());
-        }
-        logout::end_session(ctx, &claims.sid, Reason::AppBackend, Some(me)).await?.into_iter().collect()
+        backend::Hint::IdToken(claims)
     } else if let Some(sid) = form.get("sid") {
-        let reached = session::clients(&state.store, sid).await?;
-        if session::get(&state.store, sid).await?.is_some() && !reached.iter().any(|c| c == me) {
-            return Err(denied().into());
-        }
-        logout::end_session(ctx, sid, Reason::AppBackend, Some(me)).await?.into_iter().collect()
+        backend::Hint::Sid(sid.clone())
     } else {
-        let sub = form.get("logout_hint").map_or("", String::as_str);
-        logout::end_user_sessions(ctx, sub, Reason::AppBackend, Some(me), Some(me)).await?
+        backend::Hint::Subject(form.get("logout_hint").cloned().unwrap_or_default())
     };
+    let actor = format!("client:{me}");
+    let ended = backend::end(state.logout_ctx(&actor), me, hint)
+        .await?
+        .map_err(|_| OAuthError::new(ErrorCode::AccessDenied, "this client may not end that session"))?;
     let frontchannel_logout_uris = ended.iter().flat_map(|e| e.frontchannel.iter().cloned()).collect();
     tracing::info!(client_id = %me, sessions = ended.len(), "backend logout");
     let mut r = axum::Json(BackendLogout { sessions_ended: ended, frontchannel_logout_uris }).into_response();

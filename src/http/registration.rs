@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{bearer, body_bytes};
-use crate::clients::{self, AuthMethod, Client};
+use crate::clients::{self, Client};
 use crate::crypto::{self, ct_eq};
 use crate::error::{BearerError, ErrorCode, JsonError, OAuthError};
-use crate::registration::{Metadata, Registrar};
+use crate::registration::{self, Metadata, Registrar};
 
 fn parse_json(body: &[u8]) -> Result<Metadata, JsonError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -158,16 +158,8 @@ async fn update(State(state): State<AppState>, Path(id): Path<String>, req: Requ
         return Err(OAuthError::invalid_request("client_id in the body must match the URL (RFC 7592 s2.2)").into());
     }
     let meta = parse_json(&body)?;
-    let mut client = meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at)?;
-    if client.auth_method.uses_secret() != old.auth_method.uses_secret()
-        || (client.auth_method == AuthMethod::None) != old.is_public()
-    {
-        let d = "changing between secret, key and public authentication needs a new registration";
-        return Err(OAuthError::new(ErrorCode::InvalidClientMetadata, d).into());
-    }
-    client.secrets = old.secrets;
-    client.registration_token_sealed = old.registration_token_sealed;
-    client.enabled = old.enabled;
+    let requested = meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at)?;
+    let client = registration::apply_update(&old, requested)?;
     clients::put(&state.store, &client).await?;
     Ok(response(&state, &client, None, Some(&rat), StatusCode::OK))
 }

@@ -5,6 +5,8 @@
 //! delivery for every client the session reached (OpenID Back-Channel Logout 1.0) and returns
 //! the front-channel URLs to render (OpenID Front-Channel Logout 1.0).
 
+pub mod backend;
+pub mod confirm;
 pub mod expiry;
 pub mod outbox;
 

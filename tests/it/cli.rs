@@ -237,3 +237,41 @@ async fn the_binary_lists_applications() {
     assert!(output.status.success(), "{out}{err}");
     assert_eq!(out, "bin-app  applied  税务协同办公\n");
 }
+
+// OIDC Discovery s3, s4.3: `serve --dev --listen ADDR --config FILE` announces the address it
+// listens on as its issuer when the file sets none (two platforms started that way federate).
+#[tokio::test]
+async fn listen_flag_sets_the_dev_issuer() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("tz-serve-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("platform.toml");
+    let d = dir.display();
+    std::fs::write(
+        &file,
+        format!("[keys]\ndir = \"{d}/keys\"\n[audit]\ndir = \"{d}/audit\"\n[apps]\narchive_dir = \"{d}/archive\"\n"),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
+        .args(["serve", "--dev", "--listen", &listen, "--config", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}/.well-known/openid-configuration");
+    let mut doc = None;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(&url).await {
+            doc = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill().await;
+    let doc = doc.expect("the server answered discovery");
+    assert_eq!(doc["issuer"], format!("http://{listen}"));
+    assert_eq!(doc["token_endpoint"], format!("http://{listen}/token"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
