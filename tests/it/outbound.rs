@@ -266,7 +266,40 @@ async fn a_failing_jwks_uri_is_fetched_once(b: Backend) {
     assert_eq!(ep.hits.load(Ordering::SeqCst), 1, "a failed fetch was retried within the window");
 }
 
+async fn a_failing_peer_discovery_is_fetched_once(b: Backend) {
+    // OWASP SSRF: anyone may post a logout token naming a trusted upstream (Back-Channel Logout
+    // s2.6 has us fetch its metadata); a failed discovery is remembered, not refetched per post.
+    let s = TestServer::start(b).await;
+    let ep = endpoint(Serve::Fail).await;
+    let issuer = format!("http://127.0.0.1:{}", ep.port);
+    let admin = flow::admin_token(&s).await;
+    let trust = json!({"id": "up", "role": "upstream", "issuer": issuer, "name": "上级平台",
+        "client_id": "city", "client_secret": "city-secret"});
+    let r = s.http.post(s.url("/admin/v1/trusts")).bearer_auth(admin).json(&trust).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let claims = json!({"iss": issuer, "aud": "city", "iat": s.clock.now(), "jti": random_token(8), "sid": "x",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+    let logout_token = format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"ES256","typ":"logout+jwt"}"#),
+        b64(claims.to_string().as_bytes()),
+        b64(&[1; 64])
+    );
+    for _ in 0..3 {
+        let r = s
+            .http
+            .post(s.url("/federation/backchannel-logout"))
+            .form(&[("logout_token", logout_token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(ep.hits.load(Ordering::SeqCst), 1, "the upstream's discovery was fetched on every post");
+}
+
 per_backend!(
+    a_failing_peer_discovery_is_fetched_once,
     production_refuses_internal_uris_at_registration,
     production_never_connects_to_loopback,
     the_allow_list_admits_an_internal_peer,
