@@ -84,7 +84,7 @@ fn benches(c: &mut Criterion) {
     let store: DynStore = Arc::new(MemoryStore::new());
     rt.block_on(clients::put(&store, &client())).unwrap();
     let config = Config::from_overlay("", true).unwrap();
-    let jwks = JwksCache::new(reqwest::Client::new());
+    let jwks = JwksCache::new(reqwest::Client::new(), std::time::Duration::from_secs(30));
     let mut g = c.benchmark_group("grant");
     g.measurement_time(Duration::from_secs(3));
     g.bench_function("client_credentials (auth + grant, memory store)", |b| {

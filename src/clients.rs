@@ -462,15 +462,16 @@ async fn authenticate_assertion(
     parsed.alg.ok_or("unsupported assertion alg")?;
     let candidates = client_keys(jwks, &client, parsed.header.kid.as_deref(), false).await;
     let mut claims = None;
-    for key in &candidates {
+    for key in candidates.iter().flatten() {
         if let Ok(c) = parsed.verify::<AssertionClaims>(key) {
             claims = Some(c);
             break;
         }
     }
-    if claims.is_none() && client.jwks_uri.is_some() {
-        // Unknown kid or rotated keys: refetch once (rate-limited by the cache).
-        for key in &client_keys(jwks, &client, parsed.header.kid.as_deref(), true).await {
+    if claims.is_none() && client.jwks_uri.is_some() && candidates.is_some() {
+        // Unknown kid or rotated keys: refetch once (rate-limited by the cache). Not after a
+        // failed fetch: one request fetches a jwks_uri at most once (OWASP SSRF).
+        for key in client_keys(jwks, &client, parsed.header.kid.as_deref(), true).await.iter().flatten() {
             if let Ok(c) = parsed.verify::<AssertionClaims>(key) {
                 claims = Some(c);
                 break;
@@ -507,8 +508,9 @@ async fn authenticate_assertion(
     Ok(Authenticated { client })
 }
 
-/// The client's registered verification keys matching `kid` (all keys when no kid).
-async fn client_keys(jwks: &JwksCache, client: &Client, kid: Option<&str>, refresh: bool) -> Vec<VerifyKey> {
+/// The client's registered verification keys matching `kid` (all keys when no kid); `None`
+/// when it has none or its `jwks_uri` could not be fetched.
+async fn client_keys(jwks: &JwksCache, client: &Client, kid: Option<&str>, refresh: bool) -> Option<Vec<VerifyKey>> {
     let set = match (&client.jwks, &client.jwks_uri) {
         (Some(set), _) => Some(set.clone()),
         (None, Some(uri)) => jwks.get(uri, refresh).await.ok(),
@@ -517,7 +519,6 @@ async fn client_keys(jwks: &JwksCache, client: &Client, kid: Option<&str>, refre
     set.map(|s| {
         s.keys.iter().filter(|k| kid.is_none() || k.kid.as_deref() == kid).filter_map(VerifyKey::from_jwk).collect()
     })
-    .unwrap_or_default()
 }
 
 #[cfg(test)]

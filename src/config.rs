@@ -70,6 +70,21 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Trusted platforms.
     pub federation: FederationConfig,
+    /// Where the server's own requests may go.
+    pub outbound: OutboundConfig,
+}
+
+/// `[outbound]`: destinations of the server's own requests (JWKS, peer discovery, back-channel
+/// logout, audit forwarding); see [`crate::outbound`] (OWASP SSRF).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Destinations allowed although not public: CIDR blocks, addresses or host names.
+    pub allow: Vec<crate::outbound::Allowed>,
+    /// Loopback destinations: `dev` (in dev mode only), `allow` or `refuse`.
+    pub loopback: crate::outbound::Loopback,
+    /// Seconds a failed fetch of a JWKS or peer metadata is remembered before it is retried.
+    pub failure_cache_secs: u64,
 }
 
 /// `[calendar]`: which days are working days (AY-8.5.4 counts deadlines in working days).
@@ -641,6 +656,9 @@ impl Config {
             return Err(invalid("server.body_limit", "at least 1024 bytes"));
         }
         self.audit.validate(self.server.dev)?;
+        if self.outbound.failure_cache_secs > 3600 {
+            return Err(invalid("outbound.failure_cache_secs", "must be 0..=3600 seconds"));
+        }
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(
@@ -772,6 +790,18 @@ mod tests {
         assert!(t.silent_login && t.enabled);
         let e = Config::from_overlay("[[federation.trusts]]\nid = \"x\"\nrole = \"sideways\"\n", true).unwrap_err();
         assert!(e.to_string().contains("sideways"), "{e}");
+    }
+
+    #[test]
+    fn outbound_allow_list_parses() {
+        // OWASP SSRF: internal peers are allowed by name or block, nothing else.
+        let c = Config::from_overlay("[outbound]\nallow = [\"10.0.0.0/8\", \"peer.internal.gov.cn\"]", true).unwrap();
+        assert_eq!(c.outbound.allow.len(), 2);
+        assert_eq!(c.outbound.loopback, crate::outbound::Loopback::Dev);
+        let e = Config::from_overlay("[outbound]\nallow = [\"10.0.0.0/40\"]", true).unwrap_err();
+        assert!(e.to_string().contains("10.0.0.0/40"), "{e}");
+        let e = Config::from_overlay("[outbound]\nfailure_cache_secs = 7200", true).unwrap_err();
+        assert!(e.to_string().contains("outbound.failure_cache_secs"), "{e}");
     }
 
     #[test]

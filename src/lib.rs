@@ -31,6 +31,7 @@ pub mod jwt;
 pub mod keys;
 pub mod logout;
 pub mod metrics;
+pub mod outbound;
 pub mod ratelimit;
 pub mod registration;
 pub mod scopes;

@@ -70,12 +70,8 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let passwords =
         PasswordPool::new(config.hash_concurrency(), Duration::from_millis(config.security.password_queue_timeout_ms))
             .map_err(|e| ServerError::Seed(e.to_string()))?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let outbound = crate::outbound::Policy::new(&config.outbound, config.server.dev);
+    let http = crate::outbound::client::build(outbound).map_err(|e| ServerError::Tls(e.to_string()))?;
     let metrics = Metrics::new(clock.now());
     let store = Instrumented::wrap(store, metrics.clone());
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;

@@ -65,6 +65,8 @@ pub struct Ctx<'a> {
     pub builtin_scopes: &'a [ScopeDef],
     /// Dev mode (http redirect URIs on loopback).
     pub dev: bool,
+    /// Where the server's own requests may go (a client's back-channel logout URI).
+    pub outbound: &'a crate::outbound::Policy,
     /// Current time.
     pub now: i64,
     /// Who is acting (`client:<id>`, plus the person when the request names one).

@@ -172,6 +172,7 @@ async fn validate(ctx: Ctx<'_>, id: &str, reg: &Registration, grants: &Grants) -
     };
     let mut client = meta
         .into_client(id.to_owned(), Registrar::Admin, ctx.dev, ctx.now)
+        .and_then(|c| crate::outbound::check_client(ctx.outbound, &c).map(|()| c))
         .map_err(|e| invalid(format!("grants: {}", e.description)))?;
     client.consent_required = false;
     Ok(client)
@@ -371,6 +372,7 @@ pub async fn add_client(ctx: Ctx<'_>, id: &str, meta: Metadata, client_id: Optio
         }
         let mut client = meta
             .into_client(client_id, Registrar::Admin, ctx.dev, ctx.now)
+            .and_then(|c| crate::outbound::check_client(ctx.outbound, &c).map(|()| c))
             .map_err(|e| invalid(format!("client: {}", e.description)))?;
         if let Some(s) = client.scopes.iter().find(|s| !app.grants.scopes.contains(s)) {
             return Err(invalid(format!("scope '{s}' is not in the application's grant (AY-7.1)")));

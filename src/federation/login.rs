@@ -12,8 +12,12 @@ use super::{FedError, PATH_PARAM, Role, Trust};
 use crate::crypto;
 use crate::jwks_cache::JwksCache;
 use crate::keys::Keys;
+use crate::outbound::read_limited;
 use crate::store::{self, DynStore, keys};
 use crate::users::User;
+
+/// The largest token or UserInfo answer read from an upstream, bytes.
+const MAX_ANSWER: usize = 64 * 1024;
 
 /// Everything an upstream login needs besides its input.
 #[derive(Clone, Copy)]
@@ -206,7 +210,9 @@ pub async fn finish(ctx: Ctx<'_>, cb: Callback<'_>, browser_cookie: Option<&str>
     if !resp.status().is_success() {
         return Err(FedError::Remote(format!("{} refused the code: {}", trust.issuer, resp.status())));
     }
-    let answer: TokenAnswer = resp.json().await.map_err(|e| FedError::Remote(format!("token answer: {e}")))?;
+    let body = read_limited(resp, MAX_ANSWER).await.map_err(|e| FedError::Remote(format!("token answer: {e}")))?;
+    let answer: TokenAnswer =
+        serde_json::from_slice(&body).map_err(|e| FedError::Remote(format!("token answer: {e}")))?;
     let id_token = answer.id_token.ok_or_else(|| FedError::Invalid("the upstream sent no ID token".into()))?;
     let (claims, _): (IdToken, _) = remote::verify(ctx.jwks, &meta.jwks_uri, &id_token).await?;
     remote::check_id_token(&claims, &trust.issuer, &trust.client_id, &sent.nonce, ctx.now)?;
@@ -243,7 +249,7 @@ async fn userinfo(http: &reqwest::Client, endpoint: &str, access_token: &str) ->
     if !resp.status().is_success() {
         return None;
     }
-    resp.json().await.ok()
+    serde_json::from_slice(&read_limited(resp, MAX_ANSWER).await.ok()?).ok()
 }
 
 /// The upstream to try silently for a request from `client_id` that has visited `path`:

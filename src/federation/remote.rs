@@ -1,10 +1,8 @@
 //! What we know of a peer platform: its discovery document (OIDC Discovery s4, cached five
-//! minutes, issuer checked) and its keys (the shared JWKS cache, refetched on an unknown `kid`),
+//! minutes, a failure for `outbound.failure_cache_secs`, issuer checked) and its keys (the shared JWKS cache, refetched on an unknown `kid`),
 //! and the verification of JWTs it signed: ID tokens, access tokens and logout tokens.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -13,6 +11,8 @@ use super::FedError;
 use crate::jwks_cache::JwksCache;
 pub use crate::jwt::Audience;
 use crate::jwt::{Unverified, VerifyKey};
+use crate::outbound::cache::{FetchCache, Lifetimes};
+use crate::outbound::read_limited;
 
 const TTL: Duration = Duration::from_secs(300);
 const MAX_DOC: usize = 64 * 1024;
@@ -42,44 +42,43 @@ pub struct Metadata {
     pub end_session_endpoint: Option<String>,
 }
 
-/// The metadata cache of one instance.
-#[derive(Debug, Default)]
+/// The metadata cache of one instance: failures are remembered too, and concurrent requests
+/// for one issuer share a fetch (see [`FetchCache`]).
+#[derive(Debug)]
 pub struct Peers {
-    entries: Mutex<HashMap<String, (Metadata, Instant)>>,
+    cache: FetchCache<Metadata, String>,
 }
 
 impl Peers {
+    /// An empty cache remembering failed fetches for `failure_ttl`.
+    pub fn new(failure_ttl: Duration) -> Self {
+        Self { cache: FetchCache::new(Lifetimes { ttl: TTL, failure_ttl, min_refresh: TTL }) }
+    }
+
     /// The metadata of `issuer`, from cache when fresh.
     pub async fn metadata(&self, http: &reqwest::Client, issuer: &str) -> Result<Metadata, FedError> {
-        if let Some((m, at)) = self.entries.lock().ok().and_then(|e| e.get(issuer).cloned())
-            && at.elapsed() < TTL
-        {
-            return Ok(m);
-        }
-        let url = format!("{issuer}/.well-known/openid-configuration");
-        let resp = http
-            .get(&url)
-            .timeout(Duration::from_secs(3))
-            .send()
-            .await
-            .map_err(|e| FedError::Remote(format!("discovery of {issuer}: {}", e.without_url())))?;
-        if !resp.status().is_success() {
-            return Err(FedError::Remote(format!("discovery of {issuer} answered {}", resp.status())));
-        }
-        let body = resp.bytes().await.map_err(|e| FedError::Remote(e.without_url().to_string()))?;
-        if body.len() > MAX_DOC {
-            return Err(FedError::Remote(format!("discovery of {issuer}: document too large")));
-        }
-        let m: Metadata = serde_json::from_slice(&body)
-            .map_err(|e| FedError::Remote(format!("discovery of {issuer} is not provider metadata: {e}")))?;
-        if m.issuer != issuer {
-            return Err(FedError::Remote(format!("{issuer} names itself {} (OIDC Discovery s4.3)", m.issuer)));
-        }
-        if let Ok(mut e) = self.entries.lock() {
-            e.insert(issuer.to_owned(), (m.clone(), Instant::now()));
-        }
-        Ok(m)
+        self.cache.get(issuer, false, || discover(http, issuer)).await.map_err(FedError::Remote)
     }
+}
+
+async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata, String> {
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    let resp = http
+        .get(&url)
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .map_err(|e| format!("discovery of {issuer}: {}", e.without_url()))?;
+    if !resp.status().is_success() {
+        return Err(format!("discovery of {issuer} answered {}", resp.status()));
+    }
+    let body = read_limited(resp, MAX_DOC).await.map_err(|e| format!("discovery of {issuer}: {e}"))?;
+    let m: Metadata =
+        serde_json::from_slice(&body).map_err(|e| format!("discovery of {issuer} is not provider metadata: {e}"))?;
+    if m.issuer != issuer {
+        return Err(format!("{issuer} names itself {} (OIDC Discovery s4.3)", m.issuer));
+    }
+    Ok(m)
 }
 
 /// Verifies a JWT signed by the peer whose keys are at `jwks_uri`, refetching the keys once

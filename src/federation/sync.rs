@@ -15,6 +15,7 @@ use super::remote::Peers;
 use super::{FedError, Role, Trust};
 use crate::clock::Clock;
 use crate::keys::Keys;
+use crate::outbound::read_limited;
 use crate::store::{self, DynStore, StoreError};
 use crate::users::{self, User};
 
@@ -131,6 +132,9 @@ pub struct Worker {
 /// Give up on a push after this long, seconds (7 days).
 const HORIZON: i64 = 7 * 86_400;
 
+/// The largest answer read from the upstream's registration sync API, bytes.
+const MAX_ANSWER: usize = 16 * 1024;
+
 impl Worker {
     /// Runs until `stop` turns true.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -209,7 +213,8 @@ impl Worker {
         if !status.is_success() {
             return Err(FedError::Remote(format!("{} answered {status}", trust.issuer)));
         }
-        let registered: Registered = resp.json().await.map_err(|e| FedError::Remote(e.to_string()))?;
+        let body = read_limited(resp, MAX_ANSWER).await.map_err(|e| FedError::Remote(e.to_string()))?;
+        let registered: Registered = serde_json::from_slice(&body).map_err(|e| FedError::Remote(e.to_string()))?;
         links::link(&self.store, &trust.id, &registered.sub, &user.id).await?;
         tracing::info!(trust = %trust.id, sub = %user.id, upstream_sub = %registered.sub, "registration synced");
         Ok(registered)

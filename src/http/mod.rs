@@ -55,7 +55,7 @@ pub struct Inner {
     pub jwks: JwksCache,
     /// Endpoint URLs derived from the issuer.
     pub urls: Urls,
-    /// Outgoing HTTP client (back-channel logout, JWKS).
+    /// Outgoing HTTP client (back-channel logout, JWKS), enforcing `outbound`.
     pub http: reqwest::Client,
     /// Wakes this instance's logout outbox worker.
     pub outbox_wake: Arc<tokio::sync::Notify>,
@@ -73,6 +73,8 @@ pub struct Inner {
     pub peers: Arc<crate::federation::remote::Peers>,
     /// Wakes this instance's registration-sync worker.
     pub sync_wake: Arc<tokio::sync::Notify>,
+    /// Where the server's own requests may go (also enforced by `http`).
+    pub outbound: crate::outbound::Policy,
 }
 
 /// Absolute URLs of our endpoints.
@@ -141,13 +143,15 @@ impl AppState {
         let urls = Urls::new(&p.config.issuer);
         let calendar = crate::calendar::Calendar::from_config(&p.config.calendar)?;
         let builtin_scopes = crate::scopes::built_in(&p.config.security.admin_scope, &p.config.security.audit_scope);
+        let failure_ttl = std::time::Duration::from_secs(p.config.outbound.failure_cache_secs);
         Ok(Self(Arc::new(Inner {
+            outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
-            peers: Arc::new(crate::federation::remote::Peers::default()),
+            peers: Arc::new(crate::federation::remote::Peers::new(failure_ttl)),
             sync_wake: Arc::new(tokio::sync::Notify::new()),
-            jwks: JwksCache::new(p.http.clone()),
+            jwks: JwksCache::new(p.http.clone(), failure_ttl),
             urls,
             config: p.config,
             store: p.store,
@@ -203,6 +207,7 @@ impl AppState {
             config: &self.config.apps,
             builtin_scopes: &self.builtin_scopes,
             dev: self.config.server.dev,
+            outbound: &self.outbound,
             now: self.clock.now(),
             actor,
             request_id,

@@ -99,6 +99,7 @@ async fn register(State(state): State<AppState>, req: Request) -> Result<Respons
     let meta = parse_json(&body)?;
     let now = state.clock.now();
     let mut client = meta.into_client(crypto::random_token(16), Registrar::Dynamic, state.config.server.dev, now)?;
+    crate::outbound::check_client(&state.outbound, &client)?;
     let secret = if client.auth_method.uses_secret() {
         let (secret, stored) = clients::new_secret(None);
         client.secrets.push(stored);
@@ -159,6 +160,7 @@ async fn update(State(state): State<AppState>, Path(id): Path<String>, req: Requ
     }
     let meta = parse_json(&body)?;
     let requested = meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at)?;
+    crate::outbound::check_client(&state.outbound, &requested)?;
     let client = registration::apply_update(&old, requested)?;
     clients::put(&state.store, &client).await?;
     Ok(response(&state, &client, None, Some(&rat), StatusCode::OK))

@@ -38,6 +38,7 @@ mod logs;
 mod malformed;
 mod metrics;
 mod openapi;
+mod outbound;
 mod registration;
 mod resilience;
 mod revocation;

@@ -173,6 +173,7 @@ async fn create(
     who.about_client(&id);
     let now = state.clock.now();
     let mut client = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, now)?;
+    crate::outbound::check_client(&state.outbound, &client)?;
     client.consent_required = false;
     apply_extras(&mut client, &body)?;
     check_catalogue(&state, &client).await?;
@@ -231,6 +232,7 @@ async fn update(
         return Err(Problem::bad_request("client_id cannot be changed"));
     }
     let mut c = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, old.created_at)?;
+    crate::outbound::check_client(&state.outbound, &c)?;
     c.secrets = old.secrets;
     c.origin = old.origin;
     c.registration_token_sealed = old.registration_token_sealed;

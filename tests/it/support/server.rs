@@ -138,7 +138,45 @@ impl TestServer {
         Self::start_at("127.0.0.1", overlay, store_overlay, store, keys(), clock).await
     }
 
+    /// Starts a server in production mode (`server.dev = false`, no dev overlay) on `backend`:
+    /// plain HTTP as if behind a TLS proxy, issuer `https://127.0.0.1:PORT`, the memory store
+    /// allowed explicitly, [`ADMIN_CLIENT`] seeded by its secret's hash, and `overlay` on top.
+    pub async fn start_production(backend: Backend, overlay: &str) -> Self {
+        let clock = manual_clock();
+        let (store_overlay, store): (String, DynStore) = match backend {
+            Backend::Memory => (
+                "[store]\nbackend = \"memory\"\nallow_memory = true\n".into(),
+                Arc::new(MemoryStore::with_clock(clock.clone())),
+            ),
+            Backend::Redis => {
+                let prefix = super::redis::unique_prefix();
+                let url = super::redis::shared().url();
+                let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
+                (overlay, Arc::new(super::redis::redis_store(&prefix)))
+            }
+        };
+        let admin = format!(
+            "[server]\nbehind_tls_proxy = true\n[[seed.clients]]\nclient_id = \"{ADMIN_CLIENT}\"\nclient_secret_sha256 = \"{}\"\n\
+             name = \"admin\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"tongzheng:admin\"]\n\
+             token_endpoint_auth_method = \"client_secret_basic\"\n",
+            tongzheng::crypto::sha256_hex(ADMIN_SECRET.as_bytes())
+        );
+        Self::start_mode(false, "127.0.0.1", &format!("{admin}{overlay}"), store_overlay, store, keys(), clock).await
+    }
+
     async fn start_at(
+        ip: &str,
+        overlay: &str,
+        store_overlay: String,
+        store: DynStore,
+        keys: Keys,
+        clock: Clock,
+    ) -> Self {
+        Self::start_mode(true, ip, overlay, store_overlay, store, keys, clock).await
+    }
+
+    async fn start_mode(
+        dev: bool,
         ip: &str,
         overlay: &str,
         store_overlay: String,
@@ -149,15 +187,16 @@ impl TestServer {
         let listener = TcpListener::bind(format!("{ip}:0")).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
+        let issuer = if dev { base.clone() } else { format!("https://{addr}") };
         // The caller's overlay may set its own issuer (several instances of one platform).
         // Each instance writes its audit log and archives under its own temporary directory.
         let data = std::env::temp_dir().join(format!("tz-test-{}-{}", std::process::id(), addr.port()));
         let fixed = format!(
-            "issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+            "issuer = \"{issuer}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
             data.join("audit").display(),
             data.join("archive").display()
         );
-        let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], true).expect("test config");
+        let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], dev).expect("test config");
         let state = server::build(config, clock.clone(), store, Some(keys)).await.expect("build server");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
