@@ -31,8 +31,7 @@ pub(crate) fn text(s: &str) -> String {
         return s.to_owned();
     }
     let mut out = String::with_capacity(s.len().min(MAX_CHARS * 2));
-    let mut kept = 0;
-    for (i, c) in s.char_indices() {
+    for (kept, (i, c)) in s.char_indices().enumerate() {
         if kept == MAX_CHARS {
             out.push_str(&format!("…[+{} bytes]", s.len() - i));
             break;
@@ -42,7 +41,6 @@ pub(crate) fn text(s: &str) -> String {
         } else {
             out.push(c);
         }
-        kept += 1;
     }
     out
 }

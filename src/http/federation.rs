@@ -211,6 +211,7 @@ async fn registrations(
     let mut none = super::extract::Params::new();
     let client = super::token::authenticate(
         &state,
+        &meta,
         &headers,
         &mut none,
         &format!("{}/federation/v1/registrations", state.config.issuer),

@@ -62,10 +62,11 @@ fn json_no_store<T: Serialize>(v: &T) -> Response {
 
 async fn introspect(
     State(state): State<AppState>,
+    meta: Meta,
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &headers, &mut form, &state.urls.introspect).await?;
+    let caller = authenticate(&state, &meta, &headers, &mut form, &state.urls.introspect).await?;
     state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
@@ -135,7 +136,7 @@ async fn revoke(
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &headers, &mut form, &state.urls.revoke).await?;
+    let caller = authenticate(&state, &meta, &headers, &mut form, &state.urls.revoke).await?;
     state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     match form.get("token_type_hint").map(String::as_str) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::authorize::{BROWSER_COOKIE, locale, session_of, set_cookie, unavailable_page};
-use super::extract::{Form, Params, body_bytes, cookie, parse_params};
+use super::extract::{Form, Meta, Params, body_bytes, cookie, parse_params};
 use super::pages;
 use super::token::authenticate;
 use crate::clients;
@@ -223,11 +223,12 @@ struct BackendLogout {
 /// user's login everywhere; every other application the session reached is notified.
 async fn backend_logout(
     State(state): State<AppState>,
+    meta: Meta,
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let logout_url = format!("{}/logout", state.config.issuer);
-    let caller = authenticate(&state, &headers, &mut form, &logout_url).await?;
+    let caller = authenticate(&state, &meta, &headers, &mut form, &logout_url).await?;
     let given = ["id_token_hint", "sid", "logout_hint"].iter().filter(|k| form.contains_key(**k)).count();
     if given != 1 {
         return Err(OAuthError::invalid_request("send exactly one of id_token_hint, sid or logout_hint").into());
