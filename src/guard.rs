@@ -1,24 +1,22 @@
 //! The online-guessing guard (RFC 6749 s10.10, NIST SP 800-63B s5.2.2): whether an (account,
-//! address) may try a password or client secret now, and what a failure or a success changes.
-//! All state is in the store (every instance agrees); nothing here sleeps: a refusal says when
-//! to come back.
-//!
-//! Three counters, each over a sliding window (this and the previous `window`-long bucket):
-//! - **address** (all accounts): past `ip_max_failures` the address is held for a delay that
-//!   doubles with each further failure, up to `window`. Checked first; it bounds one address's
-//!   guessing rate whatever accounts it spreads over.
-//! - **account at address**: past `delay_after` failures, delays of 1 s, 2 s, 4 s ... (at most
-//!   `max_delay`); at `lock_after`, a lockout of `lockout` seconds. This is what an attacker at
-//!   one address meets, and it holds only that address: the user elsewhere is judged apart.
-//! - **account** (all addresses): a lockout of `lockout` seconds at `lock_after` failures, where
-//!   each address contributes at most `min(delay_after, lock_after - 1)` and an address over its
-//!   own limit contributes nothing. So one address can never lock the account for everyone;
-//!   a distributed attack can, for `lockout` seconds at a time, which caps guesses per account
-//!   as NIST asks.
-//!
-//! Every lockout ends on its own; a success resets the account's counters; an admin can unlock.
-//! Unknown usernames and client ids are counted exactly like known ones (no enumeration), under
-//! the SHA-256 of the name, so the name typed never becomes part of a key.
+//! address) may try a password or client secret now, and what a failure or success changes.
+//! State is in the store, so every instance agrees; nothing sleeps: a refusal says when to retry.
+
+// The design. Three counters, each over a sliding window (this and the previous `window`-long
+// bucket, so a burst across a bucket boundary is not forgiven):
+// - address (all accounts): past `ip_max_failures` the address is held for a delay that doubles
+//   with each further failure, up to `window`. Checked first; it bounds one address's guessing
+//   rate whatever accounts it spreads over.
+// - account at address: past `delay_after` failures, delays of 1 s, 2 s, 4 s ... (at most
+//   `max_delay`); at `lock_after`, a lockout of `lockout` seconds. This is what an attacker at
+//   one address meets, and it holds only that address: the user elsewhere is judged apart.
+// - account (all addresses): a lockout at `lock_after` failures, where each address counts for
+//   at most `min(delay_after, lock_after - 1)` of them and an address over its own limit for
+//   none. So one address can never lock the account for everyone; a distributed attack can,
+//   `lockout` seconds at a time, which caps guesses per account as NIST asks.
+// Every lockout ends on its own; a success resets the account's counters; an admin can unlock.
+// Unknown usernames and client ids are counted exactly like known ones (no enumeration), under
+// the SHA-256 of the name, so the name typed never becomes part of a key.
 
 use std::net::IpAddr;
 

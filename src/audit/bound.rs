@@ -1,7 +1,6 @@
-//! Bounds every event before it is written: many fields come from unauthenticated requests (a
-//! claimed `client_id`, a username, an error description echoing input), and the log is kept
-//! 180 days, so each string is cut to a fixed length and control characters are escaped here,
-//! in the writer's one intake, where no handler can forget it.
+//! Bounds every event in the writer's one intake, where no handler can forget it: many fields
+//! come from unauthenticated requests (a claimed `client_id`, an echoed description) and the log
+//! is kept 180 days, so strings are cut to a fixed length and control characters escaped.
 
 use serde_json::{Map, Value};
 

@@ -1,6 +1,6 @@
 //! One audit event: what happened, who did it, to which application, with what outcome.
-//! Events carry identifiers only, never secrets: no passwords, client secrets, tokens, codes or
-//! keys, in the fields or in `detail`.
+//! Identifiers only, never secrets (passwords, client secrets, tokens, codes, keys), in the
+//! fields or in `detail`; the writer bounds every field before writing (`bound`).
 
 use std::cmp::Ordering;
 
