@@ -163,8 +163,10 @@ impl Seen {
     }
 }
 
-/// An admitted attempt: what [`admit`] read, for [`failed`] and [`succeeded`].
+/// An admitted attempt: what [`admit`] read, for [`failed`] and [`succeeded`]. End every one
+/// with [`failed`], [`succeeded`] or [`release`] (a password attempt holds its account's marker).
 #[derive(Debug)]
+#[must_use = "end the attempt with failed, succeeded or release"]
 pub struct Admitted {
     attempt: Attempt,
     bucket: i64,
@@ -254,8 +256,8 @@ pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -
 /// What a failed attempt changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed {
-    /// Failures left before a lockout (0: a lockout has started).
-    pub remaining: u32,
+    /// Failures left before a lockout (0: a lockout has started); `None` with the guard off.
+    pub remaining: Option<u32>,
     /// The hold this failure set, if any: when the next attempt may come.
     pub hold: Option<Refused>,
     /// Lockouts this failure started (the account at this address, and/or the account).
@@ -273,7 +275,7 @@ fn doubled(base: i64, steps: i64, cap: i64) -> i64 {
 pub async fn failed(store: &DynStore, cfg: &GuardConfig, adm: Admitted, now: i64) -> Result<Failed, StoreError> {
     let lock_after = i64::from(cfg.lock_after);
     if !adm.active {
-        return Ok(Failed { remaining: cfg.lock_after, hold: None, lockouts: Vec::new() });
+        return Ok(Failed { remaining: None, hold: None, lockouts: Vec::new() });
     }
     let a = &adm.attempt;
     let ttl = u64::try_from(cfg.window.saturating_mul(2)).unwrap_or(u64::MAX);
@@ -309,7 +311,7 @@ pub async fn failed(store: &DynStore, cfg: &GuardConfig, adm: Admitted, now: i64
         holds.push((Scope::Account, Hold { until: now + lockout, lock: true }));
     }
     let mut out = Failed {
-        remaining: u32::try_from((lock_after - pair_total.max(acct_total)).max(0)).unwrap_or(0),
+        remaining: Some(u32::try_from((lock_after - pair_total.max(acct_total)).max(0)).unwrap_or(0)),
         hold: None,
         lockouts: Vec::new(),
     };
@@ -431,7 +433,7 @@ mod tests {
         for i in 1..=c.lock_after {
             let adm = admit(&store, &c, &a, now).await.unwrap();
             let f = failed(&store, &c, adm, now).await.unwrap();
-            assert_eq!(f.remaining, c.lock_after - i);
+            assert_eq!(f.remaining, Some(c.lock_after - i));
             assert_eq!(f.hold.is_some(), i >= c.delay_after, "failure {i}");
             if let Some(h) = f.hold.filter(|_| i < c.lock_after) {
                 // Refused until the hold ends, and not counted meanwhile.
@@ -475,6 +477,30 @@ mod tests {
         assert_eq!(u, Unlocked { was_held: true, addresses: 2 });
         let adm = admit(&store, &c, &third, now).await.unwrap();
         release(&store, adm).await.unwrap();
+    }
+
+    // RFC 6749 s10.10: an address over its own limit is held across accounts, and its
+    // failures no longer count against any account.
+    #[tokio::test]
+    async fn an_address_over_its_limit_is_held_and_does_not_count() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let c = cfg();
+        let mut now = 3_000_000;
+        let bot = |name: String| Attempt::new(Realm::Password, &name, Some("198.51.100.9"));
+        for i in 0..c.ip_max_failures {
+            let adm = admit(&store, &c, &bot(format!("user-{i}")), now).await.unwrap();
+            failed(&store, &c, adm, now).await.unwrap();
+        }
+        let held = admit(&store, &c, &bot("demo".into()), now).await.unwrap_err();
+        assert!(matches!(held, GuardError::Throttled(r) if r.scope == Scope::Address), "{held:?}");
+        now += c.ip_delay;
+        let adm = admit(&store, &c, &bot("demo".into()), now).await.unwrap();
+        let f = failed(&store, &c, adm, now).await.unwrap();
+        assert_eq!(f.hold.map(|h| h.retry_after), Some(u64::try_from(c.ip_delay * 2).unwrap()), "the delay doubles");
+        let user = Attempt::new(Realm::Password, "demo", Some("198.51.100.10"));
+        let adm = admit(&store, &c, &user, now).await.unwrap();
+        let f = failed(&store, &c, adm, now).await.unwrap();
+        assert_eq!(f.remaining, Some(c.lock_after - 1), "only the user's own failure counted");
     }
 
     // One attempt at a time per account: a parallel second one is told to wait.

@@ -421,7 +421,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
                 }
                 state.audit.record(meta.apply(event, app_id.as_deref())).await;
             }
-            let shown = Guarded { remaining: Some(failed.remaining), retry_after, throttled: false };
+            let shown = Guarded { remaining: failed.remaining, retry_after, throttled: false };
             return form_again(true, false, shown);
         }
         (Err(e), _) => {
