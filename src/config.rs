@@ -54,6 +54,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// Security knobs.
     pub security: SecurityConfig,
+    /// Throttling of password and client-secret guessing.
+    pub guard: GuardConfig,
     /// Logout broadcast.
     pub logout: LogoutConfig,
     /// Prometheus metrics endpoint.
@@ -380,6 +382,60 @@ pub struct SecurityConfig {
     pub default_locale: String,
 }
 
+/// `[guard]`: throttling of password and client-secret guessing (RFC 6749 s10.10, NIST SP
+/// 800-63B s5.2.2); the rules are in [`crate::guard`]. Times in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Whether failures are counted and attempts throttled at all.
+    pub enabled: bool,
+    /// Length of a counting window; a failure counts for between one and two windows.
+    pub window: i64,
+    /// Failures from one client address (all accounts) before the address is held.
+    pub ip_max_failures: u32,
+    /// First hold of an address over its limit; doubles with each further failure, up to `window`.
+    pub ip_delay: i64,
+    /// Failures of one account from one address before growing delays (1 s, 2 s, 4 s ...).
+    pub delay_after: u32,
+    /// Failures before a temporary lockout.
+    pub lock_after: u32,
+    /// Longest growing delay.
+    pub max_delay: i64,
+    /// Lockout of a user account.
+    pub lockout: i64,
+    /// Lockout of a client (shorter: a client is a machine that retries).
+    pub client_lockout: i64,
+}
+
+impl GuardConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        if !(60..=86_400).contains(&self.window) {
+            return bad("guard.window", "must be 60..=86400 seconds");
+        }
+        if self.ip_max_failures == 0 {
+            return bad("guard.ip_max_failures", "must be at least 1");
+        }
+        if !(1..=self.window).contains(&self.ip_delay) {
+            return bad("guard.ip_delay", "must be 1..=window seconds");
+        }
+        if self.lock_after < 2 || self.lock_after > 100 {
+            // NIST SP 800-63B s5.2.2: no more than 100 consecutive failed attempts.
+            return bad("guard.lock_after", "must be 2..=100");
+        }
+        if self.delay_after == 0 || self.delay_after > self.lock_after {
+            return bad("guard.delay_after", "must be 1..=lock_after");
+        }
+        if !(1..=3_600).contains(&self.max_delay) {
+            return bad("guard.max_delay", "must be 1..=3600 seconds");
+        }
+        if !(1..=86_400).contains(&self.lockout) || !(1..=86_400).contains(&self.client_lockout) {
+            return bad("guard.lockout", "lockout and client_lockout must be 1..=86400 seconds");
+        }
+        Ok(())
+    }
+}
+
 /// `[seed]`: clients and users created at start when missing.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -659,6 +715,7 @@ impl Config {
         if self.outbound.failure_cache_secs > 3600 {
             return Err(invalid("outbound.failure_cache_secs", "must be 0..=3600 seconds"));
         }
+        self.guard.validate()?;
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(
@@ -726,6 +783,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("store.backend"), "{e}");
+    }
+
+    #[test]
+    fn guard_limits_are_checked() {
+        // NIST SP 800-63B s5.2.2: at most 100 failures before a lockout.
+        let e = Config::from_overlay("[guard]\nlock_after = 101", true).unwrap_err();
+        assert!(e.to_string().contains("guard.lock_after"), "{e}");
+        let e = Config::from_overlay("[guard]\ndelay_after = 11", true).unwrap_err();
+        assert!(e.to_string().contains("guard.delay_after"), "{e}");
+        assert_eq!(Config::from_overlay("", true).unwrap().guard.lock_after, 10);
     }
 
     #[test]

@@ -204,6 +204,21 @@ impl From<Limited> for JsonError {
     }
 }
 
+impl From<crate::guard::Refused> for JsonError {
+    /// A client held after failed authentications (RFC 6749 s10.10). RFC 6749 has no code for
+    /// it: like call control, 429 with `Retry-After` and `temporarily_unavailable`, which a
+    /// client treats as "try later" (`invalid_client` would read as "your secret is wrong" to
+    /// the legitimate client held because of someone else's guesses at its address).
+    fn from(r: crate::guard::Refused) -> Self {
+        let text = format!("too many failed client authentications; retry after {} s", r.retry_after);
+        Self {
+            error: OAuthError::new(ErrorCode::TemporarilyUnavailable, text),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(r.retry_after),
+        }
+    }
+}
+
 impl From<StoreError> for JsonError {
     fn from(e: StoreError) -> Self {
         OAuthError::from(e).into()

@@ -5,7 +5,8 @@
 //! - [`http`]: axum handlers; extract, make one domain call, map the result through [`error`].
 //! - domain: [`authorize`], [`grant`] (token minting per grant type), [`session`], [`clients`],
 //!   [`users`], [`registration`], [`tokens`] (claims and validation), [`keys`] and [`jwt`]
-//!   (JWS, JWKS), [`audit`] (the audit log, in daily JSON-lines files). No axum here, no Redis
+//!   (JWS, JWKS), [`audit`] (the audit log, in daily JSON-lines files), [`guard`] (throttling
+//!   of password and client-secret guessing). No axum here, no Redis
 //!   types; time is passed in from [`clock`].
 //! - [`store`]: one storage interface, memory and Redis backends.
 //! - [`metrics`]: Prometheus counters and histograms of one instance, served at `/metrics`.
@@ -25,6 +26,7 @@ pub mod crypto;
 pub mod error;
 pub mod federation;
 pub mod grant;
+pub mod guard;
 pub mod http;
 pub mod jwks_cache;
 pub mod jwt;

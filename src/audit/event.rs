@@ -1,6 +1,6 @@
 //! One audit event: what happened, who did it, to which application, with what outcome.
-//! Events carry identifiers only, never secrets: no passwords, client secrets, tokens, codes or
-//! keys, in the fields or in `detail`.
+//! Identifiers only, never secrets (passwords, client secrets, tokens, codes, keys), in the
+//! fields or in `detail`; the writer bounds every field before writing (`bound`).
 
 use std::cmp::Ordering;
 
@@ -36,11 +36,18 @@ pub enum Kind {
     RateLimited,
     /// A call to or from a peer platform.
     Federation,
+    /// A password or client-secret attempt was refused unchecked after earlier failures
+    /// (RFC 6749 s10.10).
+    CredentialThrottled,
+    /// Failures started a temporary lockout of an account or client (NIST SP 800-63B s5.2.2).
+    LockoutStarted,
+    /// An admin ended an account's lockout and cleared its failures.
+    AccountUnlocked,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 16] = [
         Kind::AdminAction,
         Kind::AppTransition,
         Kind::LoginSuccess,
@@ -54,6 +61,9 @@ impl Kind {
         Kind::SecretRotated,
         Kind::RateLimited,
         Kind::Federation,
+        Kind::CredentialThrottled,
+        Kind::LockoutStarted,
+        Kind::AccountUnlocked,
     ];
 
     /// The wire value.
@@ -72,6 +82,9 @@ impl Kind {
             Kind::SecretRotated => "secret_rotated",
             Kind::RateLimited => "rate_limited",
             Kind::Federation => "federation",
+            Kind::CredentialThrottled => "credential_throttled",
+            Kind::LockoutStarted => "lockout_started",
+            Kind::AccountUnlocked => "account_unlocked",
         }
     }
 

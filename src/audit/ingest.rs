@@ -1,7 +1,6 @@
-//! The receiving side of cascade reporting (GB-6.8c): NDJSON events forwarded by a downstream
-//! platform are checked line by line and recorded unchanged, keeping their `id`, `time` and
-//! `origin` (the downstream's issuer; set to the sender when missing). All or nothing: one bad
-//! line refuses the whole request, naming the line, so the sender retries nothing twice.
+//! The receiving side of cascade reporting (GB-6.8c): NDJSON events from a downstream platform
+//! are checked line by line and recorded as sent (then bounded like ours), keeping `id`, `time`
+//! and `origin`. All or nothing: one bad line refuses the request, naming the line.
 
 use super::event::Event;
 use super::files::Layout;

@@ -8,6 +8,7 @@
 //! to `spawn` stops the sweeper and forwarder and makes the writer fsync (it keeps writing until
 //! `shutdown`, so events of requests still draining are not lost).
 
+mod bound;
 mod event;
 mod export;
 mod files;

@@ -203,7 +203,8 @@ fn sort(
     shutdown: &mut Option<oneshot::Sender<()>>,
 ) {
     match m {
-        Msg::Event(e) => pending.push(e),
+        // Every event, recorded here or forwarded from below, is bounded once, on its way in.
+        Msg::Event(e) => pending.push(super::bound::event(e)),
         Msg::Flush(t) => acks.push(t),
         Msg::Shutdown(t) if shutdown.is_none() => *shutdown = Some(t),
         Msg::Shutdown(t) => acks.push(t),

@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde_json::json;
 
 use super::AppState;
 use super::extract::{Form, Meta, Query, body_bytes, cookie, is_form, parse_params};
@@ -17,6 +18,7 @@ use crate::authorize::{self, AuthRequest, Decision, Redirect, Rejection, Respons
 use crate::clients;
 use crate::crypto::{self, Secret};
 use crate::error::{ErrorCode, OAuthError};
+use crate::guard::{self, GuardError};
 use crate::metrics::LoginOutcome;
 use crate::session::{self, Session};
 use crate::store::StoreError;
@@ -277,6 +279,9 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         busy: false,
         upstreams: &upstreams,
         upstream_failed: q.get("upstream").is_some_and(|v| v == "failed"),
+        remaining: None,
+        retry_after: None,
+        throttled: false,
     };
     pages::login(loc, &form)
 }
@@ -299,6 +304,14 @@ async fn client_info(state: &AppState, client_id: &str) -> (String, Option<Strin
         .ok()
         .flatten()
         .map_or_else(|| (client_id.to_owned(), None), |c| (c.name, c.app_id))
+}
+
+/// What the guessing guard adds to a login form shown again.
+#[derive(Default)]
+struct Guarded {
+    remaining: Option<u32>,
+    retry_after: Option<u64>,
+    throttled: bool,
 }
 
 /// POST /login: checks the password and continues the remembered request.
@@ -325,10 +338,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         Ok(u) => u,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    let phc = user.as_ref().filter(|u| u.enabled).map(|u| u.password_hash.clone());
-    let verdict = state.passwords.verify(password, phc).await;
     let upstreams = upstream_buttons(&state, &id, &p.req).await;
-    let form_again = |failed: bool, busy: bool| {
+    let form_again = |failed: bool, busy: bool, guard: Guarded| {
         let f = LoginForm {
             req: &id,
             csrf: &p.csrf,
@@ -338,11 +349,42 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             busy,
             upstreams: &upstreams,
             upstream_failed: false,
+            remaining: guard.remaining,
+            retry_after: guard.retry_after,
+            throttled: guard.throttled,
         };
         pages::login(loc, &f)
     };
+    // RFC 6749 s10.10, NIST SP 800-63B s5.2.2: the address and the account (typed, known or
+    // not) may be held after earlier failures; then the password is not even checked.
+    let cfg = &state.config.guard;
+    let attempt = guard::Attempt::new(guard::Realm::Password, &username, meta.ip.as_deref());
+    let admitted = match guard::admit(&state.store, cfg, &attempt, now).await {
+        Ok(a) => a,
+        Err(GuardError::Store(e)) => return unavailable_page(&state, &headers, e),
+        Err(GuardError::Throttled(r)) => {
+            state.metrics.login(LoginOutcome::Failure, "throttled");
+            let mut event = Event::new(Kind::CredentialThrottled, Outcome::Denied)
+                .actor("anonymous")
+                .client(&p.req.client_id)
+                .detail(json!({"realm": "login", "scope": r.scope.as_str(), "retry_after": r.retry_after, "locked": r.locked}));
+            if let Some(u) = &user {
+                event = event.subject(&u.id);
+            }
+            state.audit.record(meta.apply(event, app_id.as_deref())).await;
+            let held = Guarded { remaining: None, retry_after: Some(r.retry_after), throttled: true };
+            return form_again(false, false, held);
+        }
+    };
+    let phc = user.as_ref().filter(|u| u.enabled).map(|u| u.password_hash.clone());
+    let verdict = state.passwords.verify(password, phc).await;
     let user = match (verdict, user) {
-        (Ok(true), Some(u)) => u,
+        (Ok(true), Some(u)) => {
+            if let Err(e) = guard::succeeded(&state.store, admitted).await {
+                return unavailable_page(&state, &headers, e);
+            }
+            u
+        }
         (Ok(_), known) => {
             tracing::info!(client_id = %p.req.client_id, "login failed");
             let reason = match &known {
@@ -351,21 +393,45 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
                 Some(_) => "bad_password",
             };
             state.metrics.login(LoginOutcome::Failure, reason);
+            let failed = match guard::failed(&state.store, cfg, admitted, now).await {
+                Ok(f) => f,
+                Err(e) => return unavailable_page(&state, &headers, e),
+            };
+            let retry_after = failed.hold.map(|h| h.retry_after);
             // The username typed is kept only when it names an account (no typo'd passwords).
+            let mut detail = json!({"reason": reason, "remaining": failed.remaining});
+            if let (Some(secs), Some(d)) = (retry_after, detail.as_object_mut()) {
+                d.insert("retry_after".into(), secs.into());
+            }
             let mut event = Event::new(Kind::LoginFailure, Outcome::Failure)
                 .actor("anonymous")
                 .client(&p.req.client_id)
-                .detail(serde_json::json!({"reason": reason}));
+                .detail(detail);
             if let Some(u) = &known {
                 event = event.subject(&u.id);
             }
             state.audit.record(meta.apply(event, app_id.as_deref())).await;
-            return form_again(true, false);
+            for scope in &failed.lockouts {
+                let mut event = Event::new(Kind::LockoutStarted, Outcome::Failure)
+                    .actor("anonymous")
+                    .client(&p.req.client_id)
+                    .detail(json!({"realm": "login", "scope": scope.as_str(), "lockout": cfg.lockout}));
+                if let Some(u) = &known {
+                    event = event.subject(&u.id);
+                }
+                state.audit.record(meta.apply(event, app_id.as_deref())).await;
+            }
+            let shown = Guarded { remaining: failed.remaining, retry_after, throttled: false };
+            return form_again(true, false, shown);
         }
-        (Err(PasswordError::Busy), _) => return form_again(false, true),
         (Err(e), _) => {
-            tracing::error!(error = %e, "password verification failed");
-            return form_again(false, true);
+            if !matches!(e, PasswordError::Busy) {
+                tracing::error!(error = %e, "password verification failed");
+            }
+            if let Err(e) = guard::release(&state.store, admitted).await {
+                return unavailable_page(&state, &headers, e);
+            }
+            return form_again(false, true, Guarded::default());
         }
     };
     let t = state.timeouts();
@@ -393,7 +459,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         .actor(format!("user:{}", user.id))
         .client(&p.req.client_id)
         .subject(&user.id)
-        .detail(serde_json::json!({"sid": session.sid, "amr": session.amr, "acr": session.acr}));
+        .detail(json!({"sid": session.sid, "amr": session.amr, "acr": session.acr}));
     state.audit.record(meta.apply(event, app_id.as_deref())).await;
     let mut resp = continue_after_auth(&state, &headers, &id, p.req, session).await;
     if let Some(c) = cookie_value {

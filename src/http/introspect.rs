@@ -24,10 +24,11 @@ fn json_no_store<T: Serialize>(v: &T) -> Response {
 
 async fn introspect(
     State(state): State<AppState>,
+    meta: Meta,
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &headers, &mut form, Endpoint::Introspection).await?;
+    let caller = authenticate(&state, &meta, &headers, &mut form, Endpoint::Introspection).await?;
     state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
@@ -43,7 +44,7 @@ async fn revoke(
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &headers, &mut form, Endpoint::Revocation).await?;
+    let caller = authenticate(&state, &meta, &headers, &mut form, Endpoint::Revocation).await?;
     state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     // RFC 7009 s2.1: the hint is only a hint; an unknown one does not stop the search.

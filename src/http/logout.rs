@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::authorize::{BROWSER_COOKIE, locale, session_of, set_cookie, unavailable_page};
-use super::extract::{Form, Params, body_bytes, cookie, parse_params};
+use super::extract::{Form, Meta, Params, body_bytes, cookie, parse_params};
 use super::pages;
 use super::token::authenticate;
 use crate::clients;
@@ -197,10 +197,11 @@ struct BackendLogout {
 /// user's login everywhere; every other application the session reached is notified.
 async fn backend_logout(
     State(state): State<AppState>,
+    meta: Meta,
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &headers, &mut form, clients::Endpoint::Logout).await?;
+    let caller = authenticate(&state, &meta, &headers, &mut form, clients::Endpoint::Logout).await?;
     let given = ["id_token_hint", "sid", "logout_hint"].iter().filter(|k| form.contains_key(**k)).count();
     if given != 1 {
         return Err(OAuthError::invalid_request("send exactly one of id_token_hint, sid or logout_hint").into());
@@ -209,7 +210,7 @@ async fn backend_logout(
     let hint = if let Some(hint) = form.get("id_token_hint") {
         let claims = verify_hint(&state, hint)
             .ok_or_else(|| OAuthError::invalid_request("id_token_hint is not an ID token issued by this server"))?;
-        backend::Hint::IdToken(claims)
+        backend::Hint::IdToken(Box::new(claims))
     } else if let Some(sid) = form.get("sid") {
         backend::Hint::Sid(sid.clone())
     } else {

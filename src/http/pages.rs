@@ -225,13 +225,54 @@ pub struct LoginForm<'a> {
     pub upstreams: &'a [(String, String, String)],
     /// A login through an upstream did not succeed.
     pub upstream_failed: bool,
+    /// After a failure: attempts left before a lockout (NIST SP 800-63B s5.2.2).
+    pub remaining: Option<u32>,
+    /// Seconds before the next attempt may be made (a delay or lockout is in force).
+    pub retry_after: Option<u64>,
+    /// The attempt was refused unchecked after too many failures (429).
+    pub throttled: bool,
+}
+
+/// A wait in words: seconds below two minutes, else whole minutes (rounded up).
+fn wait_text(locale: Locale, secs: u64) -> String {
+    let mins = secs.div_ceil(60);
+    match (locale, secs < 120) {
+        (Locale::ZhCn, true) => format!("{secs} 秒"),
+        (Locale::ZhCn, false) => format!("{mins} 分钟"),
+        (Locale::En, true) => format!("{secs} seconds"),
+        (Locale::En, false) => format!("{mins} minutes"),
+    }
+}
+
+/// The lines after a failed or refused attempt: attempts left, and when to come back.
+fn guard_text(locale: Locale, f: &LoginForm<'_>) -> String {
+    let mut out = String::new();
+    if let Some(n) = f.remaining.filter(|n| *n > 0) {
+        out.push_str(&match (locale, n) {
+            (Locale::ZhCn, n) => format!("还可尝试 {n} 次。"),
+            (Locale::En, 1) => " 1 attempt left.".to_owned(),
+            (Locale::En, n) => format!(" {n} attempts left."),
+        });
+    }
+    if let Some(secs) = f.retry_after {
+        let wait = wait_text(locale, secs);
+        out.push_str(&match (locale, f.throttled || f.remaining == Some(0)) {
+            (Locale::ZhCn, true) => format!("尝试次数过多，请于 {wait}后再试。"),
+            (Locale::ZhCn, false) => format!("请于 {wait}后再试。"),
+            (Locale::En, true) => format!(" Too many attempts. Try again in {wait}."),
+            (Locale::En, false) => format!(" Try again in {wait}."),
+        });
+    }
+    out
 }
 
 /// The login page (HL-5.3): a plain form posting `username` and `password`.
 pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
     let t = texts(locale);
-    let error = if f.failed {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", t.bad_credentials)
+    let error = if f.throttled {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", guard_text(locale, f).trim_start())
+    } else if f.failed {
+        format!("<p class=\"error\" role=\"alert\">{}{}</p>", t.bad_credentials, guard_text(locale, f))
     } else if f.busy {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
     } else if f.upstream_failed {
@@ -269,14 +310,21 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
         user = esc(f.username.unwrap_or_default()),
         submit = t.submit,
     );
-    let status = if f.busy {
+    let status = if f.throttled {
+        // RFC 6585 s4: too many requests, with when to come back.
+        StatusCode::TOO_MANY_REQUESTS
+    } else if f.busy {
         StatusCode::SERVICE_UNAVAILABLE
     } else if f.failed {
         StatusCode::UNAUTHORIZED
     } else {
         StatusCode::OK
     };
-    page(locale, t.login_title, &body, status, false)
+    let mut resp = page(locale, t.login_title, &body, status, false);
+    if let Some(secs) = f.retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// The consent page.

@@ -6,21 +6,27 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use serde_json::json;
 
 use super::AppState;
 use super::extract::Meta;
 use super::extract::{Form, Params, credentials};
 use crate::audit::{Event, Kind, Outcome};
-use crate::clients::{self, Client, Endpoint, GrantType};
+use crate::clients::{self, Client, Credentials, Endpoint, GrantType};
 use crate::error::{ErrorCode, JsonError, OAuthError};
 use crate::grant::TokenResponse;
 use crate::grant::{client_credentials, code, refresh, token_exchange};
+use crate::guard::{self, GuardError};
 
-/// Authenticates the client of a token-style request (token, introspect, revoke, logout) and
-/// checks it may call `endpoint` now ([`clients::admit`]); `/token` checks that itself, after
-/// the grant type is known, so the refusal is audited with the client.
+/// Authenticates the client of a token-style request (token, introspect, revoke, backend
+/// logout, federation) and checks it may call `endpoint` now ([`clients::admit`]; `/token`
+/// checks that itself, after the grant type is known, so the refusal is audited with the
+/// client). A shared secret is checked behind the guessing guard (RFC 6749 s10.10): a client id
+/// and address with too many failures is refused unchecked (429), a failure counts, a success
+/// resets the client's counters.
 pub async fn authenticate(
     state: &AppState,
+    meta: &Meta,
     headers: &HeaderMap,
     form: &mut super::extract::Params,
     endpoint: Endpoint,
@@ -33,15 +39,61 @@ pub async fn authenticate(
         Endpoint::Logout => format!("{}/logout", state.config.issuer),
         Endpoint::RegistrationSync => format!("{}/federation/v1/registrations", state.config.issuer),
     };
-    let audiences = [url.as_str(), state.config.issuer.as_str(), state.urls.token.as_str()];
-    let client = clients::authenticate(&state.store, &state.jwks, creds, &audiences, state.clock.now())
-        .await
-        .map(|a| a.client)
-        .map_err(JsonError::from)?;
+    let client = guarded(state, meta, creds, &url).await?;
     if endpoint != Endpoint::Token {
         clients::admit(&client, endpoint)?;
     }
     Ok(client)
+}
+
+/// Client authentication behind the guessing guard; `endpoint` is the URL an assertion may name.
+async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &str) -> Result<Client, JsonError> {
+    let audiences = [endpoint, state.config.issuer.as_str(), state.urls.token.as_str()];
+    let now = state.clock.now();
+    // Only shared secrets can be guessed; a signed assertion or a public client cannot.
+    let claimed = match &creds {
+        Credentials::Basic { client_id, .. } | Credentials::Post { client_id, .. } => Some(client_id.clone()),
+        _ => None,
+    };
+    let Some(claimed) = claimed else {
+        return clients::authenticate(&state.store, &state.jwks, creds, &audiences, now)
+            .await
+            .map(|a| a.client)
+            .map_err(JsonError::from);
+    };
+    let cfg = &state.config.guard;
+    let attempt = guard::Attempt::new(guard::Realm::ClientSecret, &claimed, meta.ip.as_deref());
+    let admitted = match guard::admit(&state.store, cfg, &attempt, now).await {
+        Ok(a) => a,
+        Err(GuardError::Store(e)) => return Err(e.into()),
+        Err(GuardError::Throttled(r)) => {
+            let detail = json!({"realm": "client", "scope": r.scope.as_str(), "retry_after": r.retry_after,
+                "locked": r.locked, "claimed_client_id": claimed, "endpoint": endpoint});
+            let event = Event::new(Kind::CredentialThrottled, Outcome::Denied).actor("anonymous").detail(detail);
+            state.audit.record(meta.apply(event, None)).await;
+            return Err(r.into());
+        }
+    };
+    match clients::authenticate(&state.store, &state.jwks, creds, &audiences, now).await {
+        Ok(a) => {
+            guard::succeeded(&state.store, admitted).await?;
+            Ok(a.client)
+        }
+        Err(e) if e.code == ErrorCode::InvalidClient => {
+            let failed = guard::failed(&state.store, cfg, admitted, now).await?;
+            for scope in &failed.lockouts {
+                let detail = json!({"realm": "client", "scope": scope.as_str(), "lockout": cfg.client_lockout,
+                    "claimed_client_id": claimed, "endpoint": endpoint});
+                let event = Event::new(Kind::LockoutStarted, Outcome::Failure).actor("anonymous").detail(detail);
+                state.audit.record(meta.apply(event, None)).await;
+            }
+            Err(e.into())
+        }
+        Err(e) => {
+            guard::release(&state.store, admitted).await?;
+            Err(e.into())
+        }
+    }
 }
 
 async fn token(
@@ -56,7 +108,7 @@ async fn token(
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
     };
     let claimed = form.get("client_id").cloned();
-    let client = match authenticate(&state, &headers, &mut form, Endpoint::Token).await {
+    let client = match authenticate(&state, &meta, &headers, &mut form, Endpoint::Token).await {
         Ok(c) => c,
         Err(e) => {
             // GB-6.8a: failed client authentication is audited (who tried, from where).

@@ -12,7 +12,7 @@ use crate::tokens::IdClaims;
 #[derive(Debug, Clone)]
 pub enum Hint {
     /// The session of an ID token issued to the client (`id_token_hint`).
-    IdToken(IdClaims),
+    IdToken(Box<IdClaims>),
     /// A session by id (`sid`).
     Sid(String),
     /// Every session of a user that reached the client (`logout_hint`).

@@ -140,3 +140,19 @@ pub fn fed_sessions_by_sub(trust: &str, upstream_sub: &str) -> String {
 pub fn fed_logout_jti(issuer_hash: &str, jti: &str) -> String {
     format!("fedjti:{issuer_hash}:{jti}")
 }
+/// Guessing guard: failures of one subject (`ip:..`, `acct:..`, `pair:..`) in one window bucket.
+pub fn guard_failures(realm: &str, subject: &str, bucket: i64) -> String {
+    format!("guard:{realm}:n:{subject}:{bucket}")
+}
+/// Guessing guard: a delay or lockout of one subject (no attempt before its `until`).
+pub fn guard_hold(realm: &str, subject: &str) -> String {
+    format!("guard:{realm}:hold:{subject}")
+}
+/// Guessing guard: an attempt on the account is being checked (one at a time).
+pub fn guard_busy(realm: &str, account: &str) -> String {
+    format!("guard:{realm}:busy:{account}")
+}
+/// Guessing guard: the addresses that failed on an account (so an unlock can clear them).
+pub fn guard_addresses(realm: &str, account: &str) -> String {
+    format!("guard:{realm}:ips:{account}")
+}

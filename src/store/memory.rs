@@ -27,6 +27,16 @@ struct Entry {
     deadline: Option<Instant>,
 }
 
+/// What `get` reads: bytes as stored, and a counter as its decimal text (as Redis answers
+/// `GET` on an `INCR` key).
+fn readable(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Bytes(b) => Some(b.clone()),
+        Value::Counter(n) => Some(n.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
 impl Entry {
     fn live(&self, at: Instant) -> bool {
         self.deadline.is_none_or(|d| d > at)
@@ -101,21 +111,11 @@ impl Inner {
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
-            Some(Value::Bytes(b)) => Some(b.clone()),
-            _ => None,
-        })
+        self.with(|m, at| m.live(key, at).and_then(|e| readable(&e.value)))
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.with(|m, at| {
-            keys.iter()
-                .map(|k| match m.live(k, at).map(|e| &e.value) {
-                    Some(Value::Bytes(b)) => Some(b.clone()),
-                    _ => None,
-                })
-                .collect()
-        })
+        self.with(|m, at| keys.iter().map(|k| m.live(k, at).and_then(|e| readable(&e.value))).collect())
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {

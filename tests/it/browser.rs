@@ -129,7 +129,8 @@ async fn chromium_logs_in_through_the_login_page() {
     browser.click(&browser.find("form button[type=submit]").await).await;
     // The click returns before the POST's answer (password hashing) has loaded: wait for it.
     let error = browser.wait_for(".error[role=alert]", Duration::from_secs(10)).await;
-    assert_eq!(browser.text(&error).await, "用户名或密码错误。");
+    // NIST SP 800-63B s5.2.2: the attempts left before a lockout are shown.
+    assert_eq!(browser.text(&error).await, "用户名或密码错误。还可尝试 9 次。");
     let at = browser.current_url().await;
     assert!(at.starts_with(&s.base), "a failed login stays on the server, at {at}");
     assert!(seen.lock().unwrap().is_empty(), "the RP got a request after a wrong password");

@@ -31,6 +31,7 @@ mod cli;
 mod client_auth;
 mod federation;
 mod flows;
+mod guessing;
 mod interop;
 mod lifecycle;
 mod logout;

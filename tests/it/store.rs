@@ -191,6 +191,11 @@ async fn incr_counts(store: DynStore) {
     got.sort_unstable();
     assert_eq!(got, (1..=64).collect::<Vec<i64>>());
     assert_eq!(store.incr("race", 60).await.unwrap(), 65);
+    // A counter reads as its decimal text, alone or with others (the guessing guard reads its
+    // counters in one round trip).
+    assert_eq!(store.get("c").await.unwrap(), Some(b"3".to_vec()));
+    let many = store.get_many(&["race".to_owned(), "none".to_owned()]).await.unwrap();
+    assert_eq!(many, vec![Some(b"65".to_vec()), None]);
 }
 
 async fn ping(store: DynStore) {

@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 
 use super::api::{Api, op};
 use super::{Admin, Json};
+use crate::audit::Kind;
 use crate::crypto::Secret;
 use crate::error::Problem;
+use crate::guard;
 use crate::http::AppState;
 use crate::logout::Reason;
 use crate::users::{self, User};
@@ -246,6 +248,18 @@ async fn logout(State(state): State<AppState>, Admin(who): Admin, Path(id): Path
     Ok(axum::Json(json!({ "sessions_ended": ended })).into_response())
 }
 
+/// NIST SP 800-63B s5.2.2: ends a user's lockout and growing delays at once (from every
+/// address) and clears the failures counted against the account. Recorded as
+/// `account_unlocked`.
+async fn unlock(State(state): State<AppState>, Admin(who): Admin, Path(id): Path<String>) -> Result<Response, Problem> {
+    who.about_subject(&id);
+    let u = load(&state, &id).await?;
+    let done = guard::unlock(&state.store, &state.config.guard, guard::Realm::Password, &u.username, state.clock.now())
+        .await?;
+    who.record_as(Kind::AccountUnlocked, json!({"was_held": done.was_held, "addresses": done.addresses}));
+    Ok(axum::Json(json!({ "unlocked": true, "was_held": done.was_held })).into_response())
+}
+
 /// This module's routes.
 pub fn api() -> Api {
     let tag = "users";
@@ -279,5 +293,12 @@ pub fn api() -> Api {
             "/admin/v1/users/{id}/logout",
             logout,
             op("logoutUser", "End every session of a user, with the logout broadcast", tag).ok::<Value>(200),
+        )
+        .post(
+            "/admin/v1/users/{id}/unlock",
+            unlock,
+            op("unlockUser", "End a user's lockout after failed logins and clear the failures", tag)
+                .ok::<Value>(200)
+                .errors(&[404]),
         )
 }
