@@ -270,6 +270,54 @@ pub struct ServerConfig {
     pub behind_tls_proxy: bool,
     /// Development mode.
     pub dev: bool,
+    /// Seconds a client has to send a complete request head (and, on a new connection, to
+    /// start its first request).
+    pub header_timeout: u64,
+    /// Seconds a connection with no request in flight is kept open.
+    pub idle_timeout: u64,
+    /// Seconds a request body has to arrive in full, from the end of its head; then 408.
+    pub body_timeout: u64,
+    /// Connections served at once; connections beyond it are closed at once.
+    pub max_connections: usize,
+    /// HTTP/2: streams (requests) in flight at once on one connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2: seconds between keep-alive pings (0: no pings).
+    pub h2_keep_alive_interval: u64,
+    /// HTTP/2: seconds a ping may go unanswered before the connection is closed.
+    pub h2_keep_alive_timeout: u64,
+    /// `Strict-Transport-Security` max-age in seconds on HTTPS responses (0: not sent).
+    pub hsts_max_age: u64,
+    /// Add `includeSubDomains` to `Strict-Transport-Security`.
+    pub hsts_include_subdomains: bool,
+}
+
+impl ServerConfig {
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        for (field, v) in [
+            ("server.header_timeout", self.header_timeout),
+            ("server.idle_timeout", self.idle_timeout),
+            ("server.body_timeout", self.body_timeout),
+            ("server.h2_keep_alive_timeout", self.h2_keep_alive_timeout),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(ConfigError::Invalid { field, reason: "must be 1..=3600 seconds".into() });
+            }
+        }
+        if self.h2_keep_alive_interval > 3600 {
+            return Err(invalid("server.h2_keep_alive_interval", "must be 0..=3600 seconds"));
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(invalid("server.max_connections", "must be 1..=1000000"));
+        }
+        if !(1..=10_000).contains(&self.h2_max_concurrent_streams) {
+            return Err(invalid("server.h2_max_concurrent_streams", "must be 1..=10000"));
+        }
+        if self.hsts_max_age > 2 * 31_536_000 {
+            return Err(invalid("server.hsts_max_age", "must be 0..=63072000 seconds"));
+        }
+        Ok(())
+    }
 }
 
 /// `[tls]`.
@@ -621,6 +669,7 @@ impl Config {
         if self.server.body_limit < 1024 {
             return Err(invalid("server.body_limit", "at least 1024 bytes"));
         }
+        self.server.validate_limits()?;
         self.audit.validate(self.server.dev)?;
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {

@@ -32,6 +32,7 @@ mod client_auth;
 mod federation;
 mod flows;
 mod lifecycle;
+mod limits;
 mod logout;
 mod logs;
 mod malformed;
