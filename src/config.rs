@@ -411,6 +411,10 @@ pub struct SecurityConfig {
     pub audit_scope: String,
     /// Default page locale.
     pub default_locale: String,
+    /// Pending logins (`/authorize` without a session) one browser may have; the oldest goes first.
+    pub pending_logins_per_browser: usize,
+    /// Pending logins on the whole platform; the oldest go first.
+    pub pending_logins_total: usize,
 }
 
 /// `[seed]`: clients and users created at start when missing.
@@ -631,6 +635,12 @@ impl Config {
         }
         if !matches!(self.security.default_locale.as_str(), "zh-CN" | "en") {
             return Err(invalid("security.default_locale", "zh-CN or en"));
+        }
+        if !(1..=1000).contains(&self.security.pending_logins_per_browser) {
+            return Err(invalid("security.pending_logins_per_browser", "must be 1..=1000"));
+        }
+        if !(1..=100_000_000).contains(&self.security.pending_logins_total) {
+            return Err(invalid("security.pending_logins_total", "must be 1..=100000000"));
         }
         if !self.security.initial_access_token.is_empty() && self.security.initial_access_token.len() < 16 {
             return Err(invalid("security.initial_access_token", "at least 16 characters"));

@@ -38,6 +38,7 @@ mod logs;
 mod malformed;
 mod metrics;
 mod openapi;
+mod pending_logins;
 mod registration;
 mod resilience;
 mod store;
