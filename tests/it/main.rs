@@ -29,6 +29,7 @@ mod browser_federation;
 mod call_control;
 mod cli;
 mod client_auth;
+mod duties;
 mod federation;
 mod flows;
 mod lifecycle;
