@@ -801,6 +801,27 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_and_pending_caps_are_checked() {
+        // Issue 9: defaults, and a zero timeout or cap names its field.
+        let c = Config::from_overlay("", true).unwrap();
+        assert_eq!((c.server.header_timeout, c.server.idle_timeout, c.server.body_timeout), (10, 60, 30));
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.server.hsts_max_age, 31_536_000);
+        assert!(!c.server.hsts_include_subdomains);
+        assert_eq!((c.security.pending_logins_per_browser, c.security.pending_logins_total), (16, 100_000));
+        for (overlay, field) in [
+            ("[server]\nheader_timeout = 0", "server.header_timeout"),
+            ("[server]\nbody_timeout = 0", "server.body_timeout"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[security]\npending_logins_per_browser = 0", "security.pending_logins_per_browser"),
+            ("[security]\npending_logins_total = 0", "security.pending_logins_total"),
+        ] {
+            let e = Config::from_overlay(overlay, true).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_rejected() {
         let e = Config::from_overlay("[server]\nlisten_addr = \"x\"", true).unwrap_err();
         assert!(e.to_string().contains("listen_addr"), "{e}");
