@@ -17,6 +17,10 @@ use crate::session::{self, Session, Timeouts};
 use crate::store::{self, DynStore, StoreError, keys};
 use crate::tokens::IdClaims;
 
+pub mod pending;
+
+pub use pending::{Caps, Pending, forget, recall, remember};
+
 /// How the response parameters travel (OAuth 2.0 Multiple Response Types s2.1, Form Post).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -391,53 +395,4 @@ pub async fn issue_code(ctx: Ctx<'_>, req: &AuthRequest, s: &Session, t: Timeout
         redirect: Redirect { uri: req.redirect_uri.clone(), mode: req.response_mode, state: req.state.clone() },
         params,
     })
-}
-
-/// A remembered request waiting for login or consent, bound to one browser.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    /// The request.
-    pub req: AuthRequest,
-    /// SHA-256 of the browser-binding cookie.
-    pub browser: String,
-    /// Anti-CSRF token embedded in the form.
-    pub csrf: String,
-    /// Expiry.
-    pub exp: i64,
-}
-
-/// Stores a pending request and returns its id.
-pub async fn remember(
-    store: &DynStore,
-    req: AuthRequest,
-    browser_cookie: &str,
-    now: i64,
-    ttl: i64,
-) -> Result<(String, Pending), StoreError> {
-    let id = crypto::random_token(16);
-    let p = Pending { req, browser: crypto::token_key(browser_cookie), csrf: crypto::random_token(24), exp: now + ttl };
-    store::put_json(store.as_ref(), &keys::auth_request(&id), &p, Some(store::ttl_until(p.exp, now))).await?;
-    Ok((id, p))
-}
-
-/// Loads a pending request if it belongs to this browser and has not expired.
-pub async fn recall(
-    store: &DynStore,
-    id: &str,
-    browser_cookie: Option<&str>,
-    now: i64,
-) -> Result<Option<Pending>, StoreError> {
-    if id.is_empty() || id.len() > 64 {
-        return Ok(None);
-    }
-    let Some(cookie) = browser_cookie else {
-        return Ok(None);
-    };
-    let p: Option<Pending> = store::get_json(store.as_ref(), &keys::auth_request(id)).await?;
-    Ok(p.filter(|p| p.exp > now && crypto::ct_eq(p.browser.as_bytes(), crypto::token_key(cookie).as_bytes())))
-}
-
-/// Deletes a pending request once it has been answered.
-pub async fn forget(store: &DynStore, id: &str) -> Result<(), StoreError> {
-    store.delete(&keys::auth_request(id)).await.map(|_| ())
 }

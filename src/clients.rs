@@ -199,6 +199,44 @@ fn yes() -> bool {
     true
 }
 
+/// Why the admin API may not do something (separation of duties, AY-8.5.2.1, GB-6.8).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reserved {
+    /// The client holds a scope of the auditor role.
+    #[error(
+        "client '{client_id}' holds '{scope}', which belongs to the auditor role: the admin API cannot change it, \
+         rotate its secret or delete it (it is managed in the configuration; separation of duties, AY-8.5.2.1)"
+    )]
+    AuditorClient {
+        /// The client.
+        client_id: String,
+        /// The auditor's scope it holds.
+        scope: String,
+    },
+    /// The change would grant a scope of the auditor role.
+    #[error(
+        "'{0}' belongs to the auditor role and cannot be granted through the admin API (grant it in the \
+         configuration; separation of duties, AY-8.5.2.1)"
+    )]
+    AuditorScope(String),
+}
+
+/// The admin API's rule for clients (AY-8.5.2.1, GB-6.8): it may act on `existing` (create
+/// when `None`; update, rotate or delete otherwise) only if that client holds no scope of the
+/// auditor role, and may grant `granted` only if none of them is one. Every admin path that
+/// creates, changes or deletes a client or grants scopes calls this.
+pub fn managed_by_admin(existing: Option<&Client>, granted: &[String], audit_scope: &str) -> Result<(), Reserved> {
+    if let Some(c) = existing
+        && let Some(scope) = c.scopes.iter().find(|s| crate::scopes::reserved_for_auditor(s, audit_scope))
+    {
+        return Err(Reserved::AuditorClient { client_id: c.client_id.clone(), scope: scope.clone() });
+    }
+    match granted.iter().find(|s| crate::scopes::reserved_for_auditor(s, audit_scope)) {
+        Some(scope) => Err(Reserved::AuditorScope(scope.clone())),
+        None => Ok(()),
+    }
+}
+
 impl Client {
     /// True when the client authenticates with nothing (public client).
     pub fn is_public(&self) -> bool {

@@ -287,6 +287,54 @@ pub struct ServerConfig {
     pub behind_tls_proxy: bool,
     /// Development mode.
     pub dev: bool,
+    /// Seconds a client has to send a complete request head (and, on a new connection, to
+    /// start its first request).
+    pub header_timeout: u64,
+    /// Seconds a connection with no request in flight is kept open.
+    pub idle_timeout: u64,
+    /// Seconds a request body has to arrive in full, from the end of its head; then 408.
+    pub body_timeout: u64,
+    /// Connections served at once; connections beyond it are closed at once.
+    pub max_connections: usize,
+    /// HTTP/2: streams (requests) in flight at once on one connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2: seconds between keep-alive pings (0: no pings).
+    pub h2_keep_alive_interval: u64,
+    /// HTTP/2: seconds a ping may go unanswered before the connection is closed.
+    pub h2_keep_alive_timeout: u64,
+    /// `Strict-Transport-Security` max-age in seconds on HTTPS responses (0: not sent).
+    pub hsts_max_age: u64,
+    /// Add `includeSubDomains` to `Strict-Transport-Security`.
+    pub hsts_include_subdomains: bool,
+}
+
+impl ServerConfig {
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        for (field, v) in [
+            ("server.header_timeout", self.header_timeout),
+            ("server.idle_timeout", self.idle_timeout),
+            ("server.body_timeout", self.body_timeout),
+            ("server.h2_keep_alive_timeout", self.h2_keep_alive_timeout),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(ConfigError::Invalid { field, reason: "must be 1..=3600 seconds".into() });
+            }
+        }
+        if self.h2_keep_alive_interval > 3600 {
+            return Err(invalid("server.h2_keep_alive_interval", "must be 0..=3600 seconds"));
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(invalid("server.max_connections", "must be 1..=1000000"));
+        }
+        if !(1..=10_000).contains(&self.h2_max_concurrent_streams) {
+            return Err(invalid("server.h2_max_concurrent_streams", "must be 1..=10000"));
+        }
+        if self.hsts_max_age > 2 * 31_536_000 {
+            return Err(invalid("server.hsts_max_age", "must be 0..=63072000 seconds"));
+        }
+        Ok(())
+    }
 }
 
 /// `[tls]`.
@@ -380,6 +428,10 @@ pub struct SecurityConfig {
     pub audit_scope: String,
     /// Default page locale.
     pub default_locale: String,
+    /// Pending logins (`/authorize` without a session) one browser may have; the oldest goes first.
+    pub pending_logins_per_browser: usize,
+    /// Pending logins on the whole platform; the oldest go first.
+    pub pending_logins_total: usize,
 }
 
 /// `[guard]`: throttling of password and client-secret guessing (RFC 6749 s10.10, NIST SP
@@ -674,6 +726,12 @@ impl Config {
         if !matches!(self.security.default_locale.as_str(), "zh-CN" | "en") {
             return Err(invalid("security.default_locale", "zh-CN or en"));
         }
+        if !(1..=1000).contains(&self.security.pending_logins_per_browser) {
+            return Err(invalid("security.pending_logins_per_browser", "must be 1..=1000"));
+        }
+        if !(1..=100_000_000).contains(&self.security.pending_logins_total) {
+            return Err(invalid("security.pending_logins_total", "must be 1..=100000000"));
+        }
         if !self.security.initial_access_token.is_empty() && self.security.initial_access_token.len() < 16 {
             return Err(invalid("security.initial_access_token", "at least 16 characters"));
         }
@@ -711,6 +769,7 @@ impl Config {
         if self.server.body_limit < 1024 {
             return Err(invalid("server.body_limit", "at least 1024 bytes"));
         }
+        self.server.validate_limits()?;
         self.audit.validate(self.server.dev)?;
         if self.outbound.failure_cache_secs > 3600 {
             return Err(invalid("outbound.failure_cache_secs", "must be 0..=3600 seconds"));
@@ -869,6 +928,27 @@ mod tests {
         assert!(e.to_string().contains("10.0.0.0/40"), "{e}");
         let e = Config::from_overlay("[outbound]\nfailure_cache_secs = 7200", true).unwrap_err();
         assert!(e.to_string().contains("outbound.failure_cache_secs"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_and_pending_caps_are_checked() {
+        // Issue 9: defaults, and a zero timeout or cap names its field.
+        let c = Config::from_overlay("", true).unwrap();
+        assert_eq!((c.server.header_timeout, c.server.idle_timeout, c.server.body_timeout), (10, 60, 30));
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.server.hsts_max_age, 31_536_000);
+        assert!(!c.server.hsts_include_subdomains);
+        assert_eq!((c.security.pending_logins_per_browser, c.security.pending_logins_total), (16, 100_000));
+        for (overlay, field) in [
+            ("[server]\nheader_timeout = 0", "server.header_timeout"),
+            ("[server]\nbody_timeout = 0", "server.body_timeout"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[security]\npending_logins_per_browser = 0", "security.pending_logins_per_browser"),
+            ("[security]\npending_logins_total = 0", "security.pending_logins_total"),
+        ] {
+            let e = Config::from_overlay(overlay, true).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 
     #[test]

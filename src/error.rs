@@ -451,6 +451,12 @@ impl From<Limited> for Problem {
     }
 }
 
+impl From<crate::clients::Reserved> for Problem {
+    fn from(e: crate::clients::Reserved) -> Self {
+        Self::forbidden(e.to_string())
+    }
+}
+
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
         let detail = e.to_string();
@@ -473,6 +479,7 @@ impl From<AppError> for Problem {
             .with("to", to.as_str().into())
             .with("allowed", from.next().iter().map(|s| s.as_str()).collect::<Vec<_>>().into()),
             AppError::Conflict(_) => Self::conflict(detail),
+            AppError::Reserved(_) => Self::forbidden(detail),
             AppError::Busy => {
                 let mut p = Self::conflict(detail);
                 p.retry_after = Some(1);

@@ -110,6 +110,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 rt.worker_threads(cfg.server.workers);
             }
             let rt = rt.enable_all().build().map_err(|e| e.to_string())?;
+            raise_open_file_limit();
             rt.block_on(serve(cfg))
         }
         Command::Keys { action: KeysAction::Rotate { config, dev } } => {
@@ -136,6 +137,23 @@ fn real_main(cli: Cli) -> Result<(), String> {
             println!("{:.0}", n as f64 / start.elapsed().as_secs_f64());
             Ok(())
         }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit (every connection holds a descriptor;
+/// the usual soft default of 1024 is soon reached), and logs what it did.
+fn raise_open_file_limit() {
+    let before = match rlimit::Resource::NOFILE.get() {
+        Ok((soft, _)) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "open-file limit unknown; not raised");
+            return;
+        }
+    };
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(after) if after > before => tracing::info!("open-file limit raised from {before} to {after}"),
+        Ok(after) => tracing::info!("open-file limit is {after} (already the hard limit)"),
+        Err(e) => tracing::warn!(error = %e, "open-file limit not raised from {before}"),
     }
 }
 

@@ -29,6 +29,13 @@ pub struct ScopeDef {
 /// The scope a downstream platform's client holds to forward its audit events (GB-6.8c).
 pub const AUDIT_INGEST: &str = "tongzheng:audit.ingest";
 
+/// Separation of duties (AY-8.5.2.1, GB-6.8, 三员分立): whether `name` belongs to the auditor
+/// role: the audit scope (`security.audit_scope`) or the audit-ingest scope. Such scopes, and
+/// the clients holding them, are managed in the configuration only, never by the admin API.
+pub fn reserved_for_auditor(name: &str, audit_scope: &str) -> bool {
+    name == audit_scope || name == AUDIT_INGEST
+}
+
 /// Scopes every platform has: OpenID Connect's (OIDC Core s5.4, s11) and tongzheng's own.
 pub fn built_in(admin_scope: &str, audit_scope: &str) -> Vec<ScopeDef> {
     let def = |name: &str, description: &str, sensitive: bool| ScopeDef {

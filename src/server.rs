@@ -6,9 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::clients::{self, AuthMethod, Client, GrantType, Origin, StoredSecret};
@@ -24,6 +21,8 @@ use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{DynStore, StoreError};
 use crate::users::{self, PasswordPool, User};
+
+pub mod conn;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -237,46 +236,12 @@ pub async fn serve(
     };
     // Written out and fsynced once requests have drained, so their events are kept.
     let audit = state.audit.clone();
+    let limits = conn::Limits::new(&state.config.server, tls.is_some());
     let router = app(state);
-    let Some(tls) = tls else {
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
-        audit.shutdown().await;
-        return Ok(served?);
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => {
-                audit.shutdown().await;
-                return Ok(());
-            }
-        };
-        let acceptor = acceptor.clone();
-        // The peer address reaches handlers the same way as on the plain listener.
-        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        ));
-        tokio::spawn(async move {
-            let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
-                return;
-            };
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
-        });
-    }
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    conn::serve(listener, router, acceptor, limits, shutdown).await;
+    audit.shutdown().await;
+    Ok(())
 }
 
 /// Starts the background tasks of an instance: the logout outbox worker, the session expiry

@@ -42,6 +42,9 @@ pub enum AppError {
     /// The move exists but a rule forbids it now (a second extension, a failed re-test).
     #[error("{0}")]
     Conflict(String),
+    /// The change touches the auditor role's scopes (AY-8.5.2.1 separation of duties).
+    #[error(transparent)]
+    Reserved(#[from] crate::clients::Reserved),
     /// Another admin request is changing the same application.
     #[error("another change to this application is in progress; retry")]
     Busy,
@@ -63,6 +66,8 @@ pub struct Ctx<'a> {
     pub config: &'a AppsConfig,
     /// The scope catalogue's built-in entries.
     pub builtin_scopes: &'a [ScopeDef],
+    /// The auditor role's scope (`security.audit_scope`), which the admin API never grants.
+    pub audit_scope: &'a str,
     /// Dev mode (http redirect URIs on loopback).
     pub dev: bool,
     /// Where the server's own requests may go (a client's back-channel logout URI).

@@ -137,6 +137,7 @@ async fn validate(ctx: Ctx<'_>, id: &str, reg: &Registration, grants: &Grants) -
     if let Some(bad) = requested.iter().find(|s| !crate::scopes::valid_name(s)) {
         return Err(invalid(format!("scope '{bad}' is not a valid scope token (RFC 6749 s3.3)")));
     }
+    clients::managed_by_admin(None, &requested, ctx.audit_scope)?;
     let unknown = crate::scopes::unknown(ctx.store, ctx.builtin_scopes, &requested).await?;
     if !unknown.is_empty() {
         // AY-7.1: only catalogue scopes can be granted.
@@ -374,6 +375,7 @@ pub async fn add_client(ctx: Ctx<'_>, id: &str, meta: Metadata, client_id: Optio
             .into_client(client_id, Registrar::Admin, ctx.dev, ctx.now)
             .and_then(|c| crate::outbound::check_client(ctx.outbound, &c).map(|()| c))
             .map_err(|e| invalid(format!("client: {}", e.description)))?;
+        clients::managed_by_admin(None, &client.scopes, ctx.audit_scope)?;
         if let Some(s) = client.scopes.iter().find(|s| !app.grants.scopes.contains(s)) {
             return Err(invalid(format!("scope '{s}' is not in the application's grant (AY-7.1)")));
         }

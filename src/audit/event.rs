@@ -162,6 +162,10 @@ pub struct Event {
     /// Issuer of the platform where it happened; forwarded events keep the downstream's.
     #[serde(default)]
     pub origin: String,
+    /// Forwarded events only (GB-6.8c): the authenticated client that sent it here
+    /// (`client:<id>`), set by this platform whatever the line said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingested_by: Option<String>,
 }
 
 impl Event {
@@ -181,6 +185,7 @@ impl Event {
             outcome,
             detail: serde_json::Value::Null,
             origin: String::new(),
+            ingested_by: None,
         }
     }
 

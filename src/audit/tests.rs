@@ -287,7 +287,9 @@ async fn ingest_records_forwarded_lines_unchanged() {
     let got = all(&up, Query::default()).await;
     let sent = lines(&down_dir.join("audit-2024-03-01.d1.jsonl"));
     for e in &sent {
-        assert!(got.contains(e), "{e:?} kept unchanged");
+        let mut marked = e.clone();
+        marked.ingested_by = Some("https://b.example.gov.cn".into());
+        assert!(got.contains(&marked), "{e:?} kept unchanged, marked with its sender");
     }
     let x1 = got.iter().find(|e| e.id == "x1").unwrap();
     assert_eq!(x1.origin, "https://b.example.gov.cn", "missing origin is the sender");
@@ -302,6 +304,10 @@ async fn ingest_records_forwarded_lines_unchanged() {
         .repeat(MAX_INGEST_LINES + 1);
     let e = up.ingest(many.as_bytes(), "p").await.unwrap_err();
     assert!(matches!(e, AuditError::TooManyLines { .. }), "{e}");
+    // AY-8.5.2.1: nobody writes this platform's own events through the ingest door.
+    let ours = br#"{"id":"o","time":1709222400,"kind":"logout","actor":"client:a","outcome":"success","origin":"https://up.example.gov.cn"}"#;
+    let e = up.ingest(ours, "client:x").await.unwrap_err();
+    assert!(matches!(e, AuditError::Malformed { line: 1, .. }), "{e}");
     up.flush().await;
     assert_eq!(all(&up, Query::default()).await.len(), 4, "refused bodies record nothing");
     assert!(matches!(Audit::disabled().ingest(&body, "p").await, Err(AuditError::Disabled)));

@@ -39,6 +39,12 @@ pub(super) fn set_cookie(resp: &mut Response, state: &AppState, name: &str, valu
     }
 }
 
+/// The caps on pending logins (issue 9: per browser and in total, oldest first).
+fn pending_caps(state: &AppState) -> authorize::Caps {
+    let s = &state.config.security;
+    authorize::Caps { per_browser: s.pending_logins_per_browser, total: s.pending_logins_total }
+}
+
 pub(super) fn unavailable_page(state: &AppState, headers: &HeaderMap, e: StoreError) -> Response {
     let e = OAuthError::from(e);
     pages::error(locale(state, None, headers), StatusCode::SERVICE_UNAVAILABLE, e.code.as_str(), &e.description)
@@ -178,6 +184,7 @@ pub(super) async fn respond(
                 &browser,
                 state.clock.now(),
                 state.config.tokens.login_ttl,
+                pending_caps(state),
             )
             .await
             {
@@ -240,7 +247,10 @@ async fn silent_login(state: &AppState, headers: &HeaderMap, req: &AuthRequest) 
     tried.fed_tried = true;
     let path = tried.path.clone();
     let now = state.clock.now();
-    let (id, _) = authorize::remember(&state.store, tried, &browser, now, state.config.tokens.login_ttl).await.ok()?;
+    let (id, _) =
+        authorize::remember(&state.store, tried, &browser, now, state.config.tokens.login_ttl, pending_caps(state))
+            .await
+            .ok()?;
     let url = match crate::federation::login::start(state.fed_ctx(), &trust, &id, &browser, true, &path).await {
         Ok(url) => url,
         Err(e) => {
@@ -288,7 +298,8 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
 
 pub(super) fn expired(state: &AppState, headers: &HeaderMap) -> Response {
     let e = OAuthError::invalid_request(
-        "this login request has expired or belongs to another browser; start again from the application",
+        "this login request has expired, was replaced by newer login requests, or belongs to another browser; \
+         start again from the application",
     );
     pages::error(locale(state, None, headers), StatusCode::BAD_REQUEST, e.code.as_str(), &e.description)
 }

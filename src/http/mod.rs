@@ -206,6 +206,7 @@ impl AppState {
             calendar: &self.calendar,
             config: &self.config.apps,
             builtin_scopes: &self.builtin_scopes,
+            audit_scope: &self.config.security.audit_scope,
             dev: self.config.server.dev,
             outbound: &self.outbound,
             now: self.clock.now(),

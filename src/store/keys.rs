@@ -29,6 +29,12 @@ pub fn session_clients(sid: &str) -> String {
 pub fn auth_request(id: &str) -> String {
     format!("authreq:{id}")
 }
+/// The pending requests of one browser, by the SHA-256 of its binding cookie.
+pub fn browser_auth_requests(browser_hash: &str) -> String {
+    format!("authreq:browser:{browser_hash}")
+}
+/// Queue of all pending requests, by creation time (the global cap evicts the oldest).
+pub const AUTH_REQUEST_QUEUE: &str = "queue:authreq";
 /// An authorization code, by the SHA-256 of the code.
 pub fn code(code_hash: &str) -> String {
     format!("code:{code_hash}")

@@ -285,7 +285,7 @@ fn error_text(code: u16) -> &'static str {
     match code {
         400 => "Invalid input",
         401 => "No valid bearer token",
-        403 => "The token lacks the scope",
+        403 => "The token lacks the scope, or the action is reserved to another role",
         404 => "Not found",
         409 => "Conflict with the current state (e.g. an illegal lifecycle transition)",
         413 => "Body too large",

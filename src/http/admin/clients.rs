@@ -121,6 +121,12 @@ pub struct ClientBody {
     pub token_exchange: Option<ExchangePolicy>,
 }
 
+/// The auditor role's scope, which the admin API neither grants nor touches clients holding
+/// (AY-8.5.2.1 separation of duties).
+fn audit_scope(state: &AppState) -> &str {
+    &state.config.security.audit_scope
+}
+
 fn check_client_id(id: &str) -> Result<(), Problem> {
     if crate::apps::valid_id(id) {
         Ok(())
@@ -174,6 +180,7 @@ async fn create(
     let now = state.clock.now();
     let mut client = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, now)?;
     crate::outbound::check_client(&state.outbound, &client)?;
+    clients::managed_by_admin(None, &client.scopes, audit_scope(&state))?;
     client.consent_required = false;
     apply_extras(&mut client, &body)?;
     check_catalogue(&state, &client).await?;
@@ -227,12 +234,14 @@ async fn update(
 ) -> Result<Response, Problem> {
     who.about_client(&id);
     let old = load(&state, &id).await?;
+    clients::managed_by_admin(Some(&old), &[], audit_scope(&state))?;
     standalone(&old)?;
     if body.client_id.as_ref().is_some_and(|b| *b != id) {
         return Err(Problem::bad_request("client_id cannot be changed"));
     }
     let mut c = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, old.created_at)?;
     crate::outbound::check_client(&state.outbound, &c)?;
+    clients::managed_by_admin(None, &c.scopes, audit_scope(&state))?;
     c.secrets = old.secrets;
     c.origin = old.origin;
     c.registration_token_sealed = old.registration_token_sealed;
@@ -252,7 +261,9 @@ async fn update(
 
 async fn remove(State(state): State<AppState>, Admin(who): Admin, Path(id): Path<String>) -> Result<Response, Problem> {
     who.about_client(&id);
-    standalone(&load(&state, &id).await?)?;
+    let c = load(&state, &id).await?;
+    clients::managed_by_admin(Some(&c), &[], audit_scope(&state))?;
+    standalone(&c)?;
     clients::delete(&state.store, &id).await?;
     crate::authorize::revoke_consents(&state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -298,6 +309,7 @@ async fn rotate(
         return Err(Problem::bad_request("overlap_seconds must be 0..=2592000"));
     }
     let mut c = load(&state, &id).await?;
+    clients::managed_by_admin(Some(&c), &[], audit_scope(&state))?;
     if !c.auth_method.uses_secret() {
         return Err(Problem::conflict(format!("client '{id}' does not authenticate with a secret")));
     }

@@ -34,6 +34,16 @@ pub struct ScopeBody {
     pub sensitive: bool,
 }
 
+/// AY-8.5.2.1: the auditor role's scopes are configuration, not catalogue entries the admin edits.
+fn not_reserved(state: &AppState, name: &str) -> Result<(), Problem> {
+    if scopes::reserved_for_auditor(name, &state.config.security.audit_scope) {
+        return Err(Problem::forbidden(format!(
+            "'{name}' belongs to the auditor role; the admin API does not manage it (separation of duties, AY-8.5.2.1)"
+        )));
+    }
+    Ok(())
+}
+
 fn check_description(d: &str) -> Result<(), Problem> {
     if d.trim().is_empty() || d.chars().count() > 500 {
         return Err(Problem::bad_request("description: 1-500 characters"));
@@ -48,6 +58,7 @@ async fn list(State(state): State<AppState>, _: Admin) -> Result<Response, Probl
 
 async fn create(State(state): State<AppState>, _: Admin, Json(b): Json<ScopeBody>) -> Result<Response, Problem> {
     let name = b.name.ok_or_else(|| Problem::bad_request("name is required"))?;
+    not_reserved(&state, &name)?;
     if !scopes::valid_name(&name) {
         return Err(Problem::bad_request("name must be 1-128 scope-token characters (RFC 6749 s3.3)"));
     }
@@ -81,6 +92,7 @@ async fn update(
     Path(name): Path<String>,
     Json(b): Json<ScopeBody>,
 ) -> Result<Response, Problem> {
+    not_reserved(&state, &name)?;
     let mut def = load(&state, &name).await?;
     if def.built_in {
         return Err(Problem::conflict(format!("'{name}' is built in and cannot be changed")));
@@ -96,6 +108,7 @@ async fn update(
 }
 
 async fn remove(State(state): State<AppState>, _: Admin, Path(name): Path<String>) -> Result<Response, Problem> {
+    not_reserved(&state, &name)?;
     let def = load(&state, &name).await?;
     if def.built_in {
         return Err(Problem::conflict(format!("'{name}' is built in and cannot be removed")));

@@ -1,0 +1,356 @@
+//! The one connection loop for plain HTTP and HTTPS: every accepted socket is served by hyper
+//! under time limits (request head, idle, request body), HTTP/2 bounds and a cap on connections
+//! at once, so slow or idle clients cannot hold the server's sockets; HSTS on HTTPS responses.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::ServerConfig;
+
+/// How long shutdown waits for open connections to finish their requests.
+const DRAIN: Duration = Duration::from_secs(30);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The limits every connection is served under (`[server]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time to receive a complete request head; a new connection's first request included.
+    pub header: Duration,
+    /// Time a connection with no request in flight stays open.
+    pub idle: Duration,
+    /// Time a request body has to arrive in full, from the end of its head.
+    pub body: Duration,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// HTTP/2 streams in flight per connection.
+    pub h2_streams: u32,
+    /// HTTP/2 keep-alive ping interval (`None`: no pings).
+    pub h2_ping: Option<Duration>,
+    /// HTTP/2 time for a ping's answer.
+    pub h2_ping_timeout: Duration,
+    /// The `Strict-Transport-Security` value to add to every response, if any.
+    pub hsts: Option<HeaderValue>,
+}
+
+impl Limits {
+    /// The limits of `[server]`; `https` tells whether the public side of this listener is
+    /// HTTPS (our own TLS, or a TLS-terminating proxy in front).
+    pub fn new(c: &ServerConfig, https: bool) -> Self {
+        Self {
+            header: Duration::from_secs(c.header_timeout),
+            idle: Duration::from_secs(c.idle_timeout),
+            body: Duration::from_secs(c.body_timeout),
+            max_connections: c.max_connections,
+            h2_streams: c.h2_max_concurrent_streams,
+            h2_ping: (c.h2_keep_alive_interval > 0).then(|| Duration::from_secs(c.h2_keep_alive_interval)),
+            h2_ping_timeout: Duration::from_secs(c.h2_keep_alive_timeout),
+            hsts: hsts(c, https),
+        }
+    }
+}
+
+/// RFC 6797: the HSTS header for an HTTPS listener; never on plain HTTP (s7.2), since a
+/// man in the middle could strip or forge it there.
+fn hsts(c: &ServerConfig, https: bool) -> Option<HeaderValue> {
+    if !(https || c.behind_tls_proxy) || c.hsts_max_age == 0 {
+        return None;
+    }
+    let sub = if c.hsts_include_subdomains { "; includeSubDomains" } else { "" };
+    HeaderValue::from_str(&format!("max-age={}{sub}", c.hsts_max_age)).ok()
+}
+
+/// Accepts connections on `listener` (through TLS when `tls` is set) and serves `router` on
+/// them until `shutdown` resolves; then stops accepting, lets in-flight requests finish (at
+/// most [`DRAIN`]) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limits = Arc::new(limits);
+    let builder = Arc::new(builder(&limits));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors, most often: wait for connections to close.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, max = limits.max_connections, "connection refused: server.max_connections reached");
+            continue;
+        };
+        let (limits, builder, tls, router, stop) =
+            (limits.clone(), builder.clone(), tls.clone(), router.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let service = Service { router, peer, limits: limits.clone(), tracker: Arc::new(Tracker::new()) };
+            match tls {
+                None => connection(tcp, &builder, service, stop).await,
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(limits.header, acceptor.accept(tcp)).await else {
+                        return;
+                    };
+                    connection(stream, &builder, service, stop).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN, slots.acquire_many(all)).await.is_err() {
+        tracing::warn!("shutdown: some connections were still busy after {}s", DRAIN.as_secs());
+    }
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().timer(TokioTimer::new()).header_read_timeout(limits.header);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_streams)
+        .keep_alive_interval(limits.h2_ping)
+        .keep_alive_timeout(limits.h2_ping_timeout);
+    b
+}
+
+/// Serves one connection until it ends, times out, or shutdown has drained it.
+async fn connection<I>(io: I, builder: &auto::Builder<TokioExecutor>, service: Service, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let tracker = service.tracker.clone();
+    let limits = service.limits.clone();
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            // A request started or ended: the deadline moved.
+            () = tracker.changed.notified() => {}
+            () = tokio::time::sleep_until(tracker.deadline(&limits)) => {
+                // Dropping the connection closes the socket; nothing is in flight on it.
+                if tracker.expired(&limits) {
+                    return;
+                }
+            }
+            _ = stop.wait_for(|s| *s), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// What a connection's watchdog knows: requests in flight (a response counts until its body
+/// is sent) and when the last one started or ended.
+struct Tracker {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    served: AtomicBool,
+    /// Milliseconds after `opened` of the last start or end of a request.
+    changed_ms: AtomicU64,
+    /// Wakes the watchdog when a request starts or ends.
+    changed: Notify,
+}
+
+impl Tracker {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            changed_ms: AtomicU64::new(0),
+            changed: Notify::new(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.changed_ms.store(ms, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// When the connection is to be looked at next: the end of its idle (or, before its first
+    /// request, header) allowance; while a request is in flight, one allowance from now.
+    fn deadline(&self, limits: &Limits) -> Instant {
+        let allowance = if self.served.load(Ordering::Acquire) { limits.idle } else { limits.header };
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Instant::now() + allowance;
+        }
+        self.opened + Duration::from_millis(self.changed_ms.load(Ordering::Acquire)) + allowance
+    }
+
+    fn expired(&self, limits: &Limits) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && self.deadline(limits) <= Instant::now()
+    }
+
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.served.store(true, Ordering::Release);
+        self.touch();
+        InFlight(self.clone())
+    }
+}
+
+/// One request in flight on its connection, until dropped.
+struct InFlight(Arc<Tracker>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.touch();
+    }
+}
+
+/// The per-connection service: tells the router the peer's address, bounds the time of the
+/// request body, tracks the request until its response is sent, and adds HSTS.
+#[derive(Clone)]
+struct Service {
+    router: Router,
+    peer: SocketAddr,
+    limits: Arc<Limits>,
+    tracker: Arc<Tracker>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Service {
+    type Response = axum::http::Response<Tracked>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let guard = self.tracker.start();
+        let (router, peer, limits) = (self.router.clone(), self.peer, self.limits.clone());
+        Box::pin(async move {
+            let late = Arc::new(AtomicBool::new(false));
+            let (mut parts, body) = req.into_parts();
+            parts.extensions.insert(ConnectInfo(peer));
+            let body = Timed { inner: body, deadline: Instant::now() + limits.body, sleep: None, late: late.clone() };
+            let resp = tower::ServiceExt::oneshot(router, Request::from_parts(parts, body)).await;
+            let mut resp = match resp {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            if late.load(Ordering::Acquire) {
+                resp = body_timeout(limits.body);
+            }
+            if let Some(v) = &limits.hsts {
+                resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            }
+            Ok(resp.map(|inner| Tracked { inner, _guard: guard }))
+        })
+    }
+}
+
+/// 408 for a request whose body did not arrive in time (RFC 9110 s15.5.9); the connection is
+/// closed after it.
+fn body_timeout(limit: Duration) -> axum::response::Response {
+    let detail = format!("the request body did not arrive within {} s", limit.as_secs());
+    let mut r = crate::error::Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "urn:tongzheng:problem:timeout",
+        "Request timeout",
+        detail,
+    )
+    .into_response();
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// The request body was not complete by the deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("request body timeout")]
+struct BodyTimeout;
+
+/// A request body that fails once its deadline passes, and says so through `late`.
+struct Timed {
+    inner: Incoming,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+    late: Arc<AtomicBool>,
+}
+
+impl Body for Timed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.late.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(BodyTimeout.into())));
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            this.late.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(BodyTimeout.into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is sent.
+struct Tracked {
+    inner: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
