@@ -27,6 +27,7 @@ pub mod error;
 pub mod federation;
 pub mod grant;
 pub mod guard;
+pub mod health;
 pub mod http;
 pub mod jwks_cache;
 pub mod jwt;

@@ -51,6 +51,9 @@ pub enum AppError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit log could not be read (the call records of an archive).
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// Everything an operation needs besides its input. Time is passed in.

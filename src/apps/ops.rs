@@ -346,13 +346,7 @@ async fn new_client(ctx: Ctx<'_>, app: &Application, mut template: Client, state
     template.access_token_ttl = app.grants.access_token_ttl;
     template.refresh_token_ttl = app.grants.refresh_token_ttl;
     template.rate_limit = app.grants.rate_limit;
-    let secret = if template.auth_method.uses_secret() {
-        let (secret, stored) = clients::new_secret(None);
-        template.secrets = vec![stored];
-        Some(secret)
-    } else {
-        None
-    };
+    let secret = clients::secrets::issue_first(&mut template);
     if !clients::create(ctx.store, &template).await? {
         return Err(AppError::Conflict(format!("a client '{}' already exists", template.client_id)));
     }

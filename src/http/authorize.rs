@@ -46,8 +46,7 @@ fn pending_caps(state: &AppState) -> authorize::Caps {
 }
 
 pub(super) fn unavailable_page(state: &AppState, headers: &HeaderMap, e: StoreError) -> Response {
-    let e = OAuthError::from(e);
-    pages::error(locale(state, None, headers), StatusCode::SERVICE_UNAVAILABLE, e.code.as_str(), &e.description)
+    super::error::store_page(locale(state, None, headers), e)
 }
 
 /// Sends response parameters to the client by its response mode (RFC 6749 s4.1.2, Form Post).

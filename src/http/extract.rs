@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::clients::Credentials;
 use crate::crypto::Secret;
-use crate::error::{BearerError, JsonError, OAuthError};
+use crate::error::OAuthError;
+use crate::http::error::{BearerError, JsonError};
 
 /// Parameters of a request, each at most once.
 pub type Params = HashMap<String, String>;

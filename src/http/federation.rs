@@ -16,9 +16,10 @@ use super::extract::{Form, Meta, Query, cookie};
 use super::pages;
 use crate::audit::{Event, Kind, Outcome};
 use crate::authorize::{self, Redirect};
-use crate::error::{ErrorCode, JsonError, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
 use crate::federation::login::{self, Callback, Returned};
 use crate::federation::{self, FedError, Role};
+use crate::http::error::JsonError;
 use crate::metrics::LoginOutcome;
 use crate::session;
 

@@ -9,21 +9,18 @@ use axum::routing::get;
 use serde_json::json;
 
 use super::AppState;
-use crate::jwt::Alg;
 
 async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.store.ping().await;
-    let keys = state.keys.current();
-    let keys_ok = [Alg::ES256, Alg::RS256, Alg::EdDSA].iter().all(|a| keys.active(*a).is_some());
-    let ready = store.is_ok() && keys_ok;
+    let r = crate::health::readiness(&state.store, &state.keys).await;
+    let ready = r.ready();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "store": if store.is_ok() { "ok" } else { "unreachable" },
-        "keys": if keys_ok { "ok" } else { "missing" },
+        "store": if r.store { "ok" } else { "unreachable" },
+        "keys": if r.keys { "ok" } else { "missing" },
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()

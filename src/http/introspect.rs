@@ -13,7 +13,8 @@ use super::extract::{Form, Meta};
 use super::token::authenticate;
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::Endpoint;
-use crate::error::{JsonError, OAuthError};
+use crate::error::OAuthError;
+use crate::http::error::JsonError;
 use crate::tokens::{introspection, revocation};
 
 fn json_no_store<T: Serialize>(v: &T) -> Response {

@@ -16,12 +16,13 @@ use super::pages;
 use super::token::authenticate;
 use crate::clients;
 use crate::crypto;
-use crate::error::{ErrorCode, JsonError, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::error::JsonError;
 use crate::logout::{self, Ended, Reason, backend, confirm};
 use crate::tokens::IdClaims;
 
 fn bad_page(state: &AppState, headers: &HeaderMap, d: &'static str) -> Response {
-    pages::error(locale(state, None, headers), StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest.as_str(), d)
+    super::error::page(locale(state, None, headers), &OAuthError::invalid_request(d))
 }
 
 fn verify_hint(state: &AppState, hint: &str) -> Option<IdClaims> {

@@ -10,7 +10,8 @@ use axum::routing::get;
 use super::AppState;
 use super::extract::bearer;
 use crate::crypto::{self, ct_eq};
-use crate::error::{BearerError, OAuthError, Problem};
+use crate::error::OAuthError;
+use crate::http::error::{BearerError, Problem};
 use crate::metrics::text::CONTENT_TYPE;
 
 /// Checks the scrape token when one is configured, in constant time.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod authorize;
+pub mod error;
 pub mod extract;
 pub mod federation;
 pub mod health;
@@ -313,7 +314,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())
-        .fallback(|| async { crate::error::Problem::not_found("no such endpoint") })
+        .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(layers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

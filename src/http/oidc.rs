@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::extract::{Params, bearer, body_bytes, is_form, parse_params};
-use crate::error::{BearerError, ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::error::BearerError;
 use crate::tokens::Dead;
 
 /// The provider metadata document.

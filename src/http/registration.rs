@@ -12,7 +12,8 @@ use super::AppState;
 use super::extract::{bearer, body_bytes};
 use crate::clients::{self, Client};
 use crate::crypto::{self, ct_eq};
-use crate::error::{BearerError, ErrorCode, JsonError, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::error::{BearerError, JsonError};
 use crate::registration::{self, Metadata, Registrar};
 
 fn parse_json(body: &[u8]) -> Result<Metadata, JsonError> {
@@ -100,13 +101,7 @@ async fn register(State(state): State<AppState>, req: Request) -> Result<Respons
     let now = state.clock.now();
     let mut client = meta.into_client(crypto::random_token(16), Registrar::Dynamic, state.config.server.dev, now)?;
     crate::outbound::check_client(&state.outbound, &client)?;
-    let secret = if client.auth_method.uses_secret() {
-        let (secret, stored) = clients::new_secret(None);
-        client.secrets.push(stored);
-        Some(secret)
-    } else {
-        None
-    };
+    let secret = clients::secrets::issue_first(&mut client);
     let rat = crypto::random_token(32);
     client.registration_token_sealed = Some(state.keys.data().seal(&rat, &rat_context(&client.client_id)));
     if !clients::create(&state.store, &client).await? {

@@ -13,10 +13,11 @@ use super::extract::Meta;
 use super::extract::{Form, Params, credentials};
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::{self, Client, Credentials, Endpoint, GrantType};
-use crate::error::{ErrorCode, JsonError, OAuthError};
+use crate::error::{ErrorCode, OAuthError};
 use crate::grant::TokenResponse;
 use crate::grant::{client_credentials, code, refresh, token_exchange};
 use crate::guard::{self, GuardError};
+use crate::http::error::JsonError;
 
 /// Authenticates the client of a token-style request (token, introspect, revoke, backend
 /// logout, federation) and checks it may call `endpoint` now ([`clients::admit`]; `/token`

@@ -141,9 +141,22 @@ pub async fn get(store: &DynStore, id: &str) -> Result<Option<Delivery>, StoreEr
     store::get_json(store.as_ref(), &keys::delivery(id)).await
 }
 
-/// The deliveries listed in an index set (by session or by client), newest first.
-pub async fn list(store: &DynStore, index_key: &str) -> Result<Vec<Delivery>, StoreError> {
-    let ids = store.set_members(index_key).await?;
+/// Whose deliveries to list.
+#[derive(Debug, Clone, Copy)]
+pub enum Of<'a> {
+    /// Those of one ended session.
+    Session(&'a str),
+    /// Those to one client.
+    Client(&'a str),
+}
+
+/// The deliveries of a session or to a client, newest first.
+pub async fn list(store: &DynStore, of: Of<'_>) -> Result<Vec<Delivery>, StoreError> {
+    let index_key = match of {
+        Of::Session(sid) => keys::session_deliveries(sid),
+        Of::Client(id) => keys::client_deliveries(id),
+    };
+    let ids = store.set_members(&index_key).await?;
     let keys: Vec<String> = ids.iter().map(|id| keys::delivery(id)).collect();
     let mut out: Vec<Delivery> = Vec::new();
     for (k, v) in keys.iter().zip(store.get_many(&keys).await?) {

@@ -278,7 +278,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 /// closed after it.
 fn body_timeout(limit: Duration) -> axum::response::Response {
     let detail = format!("the request body did not arrive within {} s", limit.as_secs());
-    let mut r = crate::error::Problem::new(
+    let mut r = crate::http::error::Problem::new(
         StatusCode::REQUEST_TIMEOUT,
         "urn:tongzheng:problem:timeout",
         "Request timeout",

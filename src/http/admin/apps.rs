@@ -17,8 +17,8 @@ use crate::apps::ops::{self, ApplicationInput, ExtensionInput, Issued, ReviewInp
 use crate::apps::{self, Application, Review, State as Lifecycle, Transition, archive};
 use crate::audit::Kind;
 use crate::calendar::rfc3339;
-use crate::error::Problem;
 use crate::http::AppState;
+use crate::http::error::Problem;
 use crate::registration::Metadata;
 
 /// An application as the admin API shows it: contact phone masked (SH-8.2), its clients, and
@@ -252,68 +252,13 @@ async fn add_client(
     Ok(json(StatusCode::CREATED, &credentials(issued, state.clock.now())))
 }
 
-/// The most call records an archive carries (the newest are kept when there are more).
-const MAX_ARCHIVED_CALLS: usize = 200_000;
-
-/// Every audit record of the application still within retention, oldest first.
-async fn call_records(state: &AppState, app_id: &str) -> Result<(Vec<Value>, bool), Problem> {
-    let q = crate::audit::Query { app_id: Some(app_id.to_owned()), ..crate::audit::Query::default() };
-    let mut export = state.audit.export(q);
-    let mut calls = std::collections::VecDeque::new();
-    let mut truncated = false;
-    while let Some(chunk) = export.next_chunk().await {
-        let chunk = chunk?;
-        for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(v) = serde_json::from_slice::<Value>(line) {
-                if calls.len() == MAX_ARCHIVED_CALLS {
-                    calls.pop_front();
-                    truncated = true;
-                }
-                calls.push_back(v);
-            }
-        }
-    }
-    Ok((calls.into(), truncated))
-}
-
-async fn build_archive(state: &AppState, app: &Application) -> Result<Value, Problem> {
-    state.audit.flush().await;
-    let (_, clients) = ops::with_clients(state.apps_ctx("system", None), &app.id).await?;
-    let (calls, truncated) = call_records(state, &app.id).await?;
-    let mut doc = archive::build(
-        app,
-        &apps::reviews(&state.store, &app.id).await?,
-        &apps::transitions(&state.store, &app.id).await?,
-        &clients,
-        &calls,
-        state.clock.now(),
-    );
-    if let Some(o) = doc.as_object_mut() {
-        o.insert("calls_truncated".into(), truncated.into());
-    }
-    Ok(doc)
-}
-
 /// AY-8.6.4: writes the archive of an application that just went offline and records where.
-async fn archive_now(state: &AppState, who: &Caller, mut app: Application) -> Result<Application, Problem> {
-    let doc = build_archive(state, &app).await?;
-    let dir = state.config.apps.archive_dir.clone();
-    let (id, now) = (app.id.clone(), state.clock.now());
-    let written = tokio::task::spawn_blocking(move || archive::write(&dir, &id, now, &doc))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r);
-    match written {
-        Ok(path) => {
-            app.archive = Some(path.display().to_string());
-            apps::put(&state.store, &app).await?;
-        }
-        // The application is offline either way; the archive can be fetched live and the
-        // failure is in the log and the audit record.
-        Err(e) => {
-            tracing::error!(error = %e, app_id = %app.id, "writing the archive failed");
-            who.record_as(Kind::AppTransition, json!({"to": "offline", "archive_error": e.to_string()}));
-        }
+async fn archive_now(state: &AppState, who: &Caller, app: Application) -> Result<Application, Problem> {
+    let dir = std::path::PathBuf::from(&state.config.apps.archive_dir);
+    let (app, failed) = archive::archive_offline(who.apps_ctx(state), &state.audit, &dir, app).await?;
+    // The failure is in the log and in this call's audit record; the archive can be fetched live.
+    if let Some(e) = failed {
+        who.record_as(Kind::AppTransition, json!({"to": "offline", "archive_error": e.to_string()}));
     }
     Ok(app)
 }
@@ -326,14 +271,7 @@ async fn get_archive(
 ) -> Result<Response, Problem> {
     who.about_app(&id);
     let app = apps::must_get(&state.store, &id).await?;
-    if let Some(path) = app.archive.clone() {
-        let read = tokio::task::spawn_blocking(move || archive::read(std::path::Path::new(&path))).await;
-        if let Ok(Ok(doc)) = read {
-            return Ok(axum::Json(doc).into_response());
-        }
-        tracing::warn!(app_id = %id, "stored archive unreadable; building it again");
-    }
-    Ok(axum::Json(build_archive(&state, &app).await?).into_response())
+    Ok(axum::Json(archive::current(who.apps_ctx(&state), &state.audit, &app).await?).into_response())
 }
 
 /// This module's routes.

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::api::{Api, op};
 use super::{Auditor, Forwarder, Params};
 use crate::audit::Query;
-use crate::error::Problem;
 use crate::http::AppState;
+use crate::http::error::Problem;
 
 async fn events(State(state): State<AppState>, _: Auditor, Params(q): Params<Query>) -> Result<Response, Problem> {
     let page = state.audit.query(q).await?;

@@ -12,8 +12,8 @@ use super::api::{Api, op};
 use super::{Admin, Json, json};
 use crate::audit::Kind;
 use crate::clients::{self, Client, ExchangePolicy, Origin, RateLimit, State as Lifecycle};
-use crate::error::Problem;
 use crate::http::AppState;
+use crate::http::error::Problem;
 use crate::registration::{Metadata, Registrar};
 
 /// A client as the admin API shows it (never its secrets).
@@ -184,13 +184,7 @@ async fn create(
     client.consent_required = false;
     apply_extras(&mut client, &body)?;
     check_catalogue(&state, &client).await?;
-    let secret = if client.auth_method.uses_secret() {
-        let (secret, stored) = clients::new_secret(None);
-        client.secrets.push(stored);
-        Some(secret)
-    } else {
-        None
-    };
+    let secret = clients::secrets::issue_first(&mut client);
     if crate::apps::get(&state.store, &client.client_id).await?.is_some()
         || !clients::create(&state.store, &client).await?
     {
@@ -310,20 +304,8 @@ async fn rotate(
     }
     let mut c = load(&state, &id).await?;
     clients::managed_by_admin(Some(&c), &[], audit_scope(&state))?;
-    if !c.auth_method.uses_secret() {
-        return Err(Problem::conflict(format!("client '{id}' does not authenticate with a secret")));
-    }
-    if c.lifecycle == Some(Lifecycle::Offline) {
-        return Err(Problem::conflict("the application is offline; its secrets were revoked"));
-    }
-    let now = state.clock.now();
-    let until = now + overlap;
-    c.secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
-    for s in &mut c.secrets {
-        s.expires_at = Some(s.expires_at.map_or(until, |e| e.min(until)));
-    }
-    let (secret, stored) = clients::new_secret(None);
-    c.secrets.push(stored);
+    let (secret, until) = clients::secrets::rotate(&mut c, state.clock.now(), overlap)
+        .map_err(|e| Problem::conflict(format!("client '{id}': {e}")))?;
     clients::put(&state.store, &c).await?;
     if let Some(app) = &c.app_id {
         who.about_app(app);

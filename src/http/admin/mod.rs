@@ -29,7 +29,8 @@ use super::AppState;
 use super::extract::{Meta, bearer};
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::Client;
-use crate::error::{BearerError, ErrorCode, Problem};
+use crate::error::ErrorCode;
+use crate::http::error::{BearerError, Problem};
 use crate::tokens::AccessClaims;
 
 /// What the audit middleware learns about a call from its handler: who called, what it was

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{Api, op};
 use super::{Admin, Json, json};
-use crate::error::Problem;
 use crate::http::AppState;
+use crate::http::error::Problem;
 use crate::scopes::{self, ScopeDef};
 
 /// The catalogue.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::api::{Api, op};
 use super::{Admin, Params};
-use crate::error::Problem;
 use crate::http::AppState;
+use crate::http::error::Problem;
 
 /// Admin logout of one session (DC-4): broadcast like any other logout.
 async fn end_session(
@@ -45,12 +45,13 @@ async fn deliveries(
     _: Admin,
     Params(q): Params<DeliveryQuery>,
 ) -> Result<Response, Problem> {
-    let index = match (&q.sid, &q.client_id) {
-        (Some(sid), None) => crate::store::keys::session_deliveries(sid),
-        (None, Some(c)) => crate::store::keys::client_deliveries(c),
+    use crate::logout::outbox::{self, Of};
+    let of = match (&q.sid, &q.client_id) {
+        (Some(sid), None) => Of::Session(sid),
+        (None, Some(c)) => Of::Client(c),
         _ => return Err(Problem::bad_request("give exactly one of sid or client_id")),
     };
-    let list = crate::logout::outbox::list(&state.store, &index).await?;
+    let list = outbox::list(&state.store, of).await?;
     Ok(axum::Json(json!({ "deliveries": list })).into_response())
 }
 

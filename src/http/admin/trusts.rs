@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use super::api::{Api, op};
 use super::{Admin, Json, json};
-use crate::error::Problem;
 use crate::federation::{self, Trust, TrustInput};
 use crate::http::AppState;
+use crate::http::error::Problem;
 
 /// A trust as shown (no secret).
 #[derive(Debug, Serialize, JsonSchema)]

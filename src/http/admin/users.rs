@@ -13,9 +13,9 @@ use super::api::{Api, op};
 use super::{Admin, Json};
 use crate::audit::Kind;
 use crate::crypto::Secret;
-use crate::error::Problem;
 use crate::guard;
 use crate::http::AppState;
+use crate::http::error::Problem;
 use crate::logout::Reason;
 use crate::users::{self, User};
 

@@ -2,10 +2,14 @@
 //! constant time), and client authentication at the token-style endpoints (RFC 6749 s2.3,
 //! RFC 7523 s2.2 / OIDC Core s9 private_key_jwt).
 
+pub mod secrets;
+
 use serde::{Deserialize, Serialize};
 
+pub use secrets::new_secret;
+
 pub use crate::apps::State;
-use crate::crypto::{self, Secret, ct_eq, sha256_hex};
+use crate::crypto::{self, Secret, ct_eq};
 use crate::error::OAuthError;
 pub use crate::grant::token_exchange::ExchangePolicy;
 use crate::jwks_cache::JwksCache;
@@ -298,13 +302,6 @@ pub fn admit(client: &Client, endpoint: Endpoint) -> Result<(), OAuthError> {
         }
         Endpoint::Logout => Ok(()),
     }
-}
-
-/// Generates a new client secret (256 bits) and its stored form.
-pub fn new_secret(expires_at: Option<i64>) -> (Secret, StoredSecret) {
-    let secret = crypto::random_token(32);
-    let stored = StoredSecret { sha256: sha256_hex(secret.as_bytes()), expires_at };
-    (Secret(secret), stored)
 }
 
 /// Reads a client.

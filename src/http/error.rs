@@ -1,0 +1,400 @@
+//! The one place errors become HTTP responses: OAuth JSON errors (RFC 6749 s5.2) with their
+//! status, RFC 6750 s3 bearer challenges, RFC 7807 problem documents for the admin API, and the
+//! HTML error pages of the browser-facing endpoints. Every response here is `no-store`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::pages::{self, Locale};
+use crate::apps::AppError;
+use crate::error::{ErrorCode, OAuthError};
+use crate::ratelimit::Limited;
+use crate::store::StoreError;
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error_description: &'a str,
+}
+
+fn no_store(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// JSON error response of the token-style endpoints (RFC 6749 s5.2, RFC 7009, RFC 7662,
+/// RFC 7591): status 400 (401 for `invalid_client`, 503 when storage is down), no-store.
+#[derive(Debug)]
+pub struct JsonError {
+    /// The protocol error.
+    pub error: OAuthError,
+    /// A status other than the code's usual one (413 for an oversized body).
+    pub status: Option<StatusCode>,
+    /// Seconds for `Retry-After` (RFC 9110 s10.2.3), when the client should come back later.
+    pub retry_after: Option<u64>,
+}
+
+impl From<OAuthError> for JsonError {
+    fn from(error: OAuthError) -> Self {
+        Self { error, status: None, retry_after: None }
+    }
+}
+
+/// The description every rate-limited answer carries.
+fn rate_limited_text(l: Limited) -> String {
+    format!("rate limit exceeded (AY-8.3.2.1); retry after {} s", l.retry_after)
+}
+
+impl From<Limited> for JsonError {
+    /// RFC 6585 s4: 429 with `Retry-After`. RFC 6749 has no code for it; the body says
+    /// `temporarily_unavailable`, which clients already treat as "try later".
+    fn from(l: Limited) -> Self {
+        Self {
+            error: OAuthError::new(ErrorCode::TemporarilyUnavailable, rate_limited_text(l)),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(l.retry_after),
+        }
+    }
+}
+
+impl From<crate::guard::Refused> for JsonError {
+    /// A client held after failed authentications (RFC 6749 s10.10). RFC 6749 has no code for
+    /// it: like call control, 429 with `Retry-After` and `temporarily_unavailable`, which a
+    /// client treats as "try later" (`invalid_client` would read as "your secret is wrong" to
+    /// the legitimate client held because of someone else's guesses at its address).
+    fn from(r: crate::guard::Refused) -> Self {
+        let text = format!("too many failed client authentications; retry after {} s", r.retry_after);
+        Self {
+            error: OAuthError::new(ErrorCode::TemporarilyUnavailable, text),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after: Some(r.retry_after),
+        }
+    }
+}
+
+impl From<StoreError> for JsonError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::from(e).into()
+    }
+}
+
+impl IntoResponse for JsonError {
+    fn into_response(self) -> Response {
+        let code = self.error.code;
+        let body = ErrorBody { error: code.as_str(), error_description: &self.error.description };
+        let status = self.status.unwrap_or_else(|| status_of(code));
+        let mut resp = (status, axum::Json(body)).into_response();
+        no_store(&mut resp);
+        if code == ErrorCode::InvalidClient {
+            // RFC 6749 s5.2: a 401 carries a challenge for the scheme clients authenticate with.
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tongzheng\""));
+        }
+        if code == ErrorCode::TemporarilyUnavailable {
+            let secs = self.retry_after.unwrap_or(1);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+/// A protected-resource error (RFC 6750 s3): 401/403 with a `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No credentials at all: RFC 6750 s3.1 says answer with a bare challenge and no error code.
+    Missing,
+    /// Credentials were sent and rejected.
+    Rejected(OAuthError),
+    /// The token's client is over its rate limit (AY-8.3.2.1).
+    Limited(Limited),
+}
+
+impl From<Limited> for BearerError {
+    fn from(l: Limited) -> Self {
+        Self::Limited(l)
+    }
+}
+
+impl From<StoreError> for BearerError {
+    fn from(e: StoreError) -> Self {
+        Self::Rejected(e.into())
+    }
+}
+
+impl From<OAuthError> for BearerError {
+    fn from(e: OAuthError) -> Self {
+        Self::Rejected(e)
+    }
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        if let Self::Limited(l) = self {
+            return JsonError::from(l).into_response();
+        }
+        let mut resp = match &self {
+            Self::Limited(_) | Self::Missing => StatusCode::UNAUTHORIZED.into_response(),
+            Self::Rejected(e) => {
+                let body = ErrorBody { error: e.code.as_str(), error_description: &e.description };
+                (status_of(e.code), axum::Json(body)).into_response()
+            }
+        };
+        let challenge = match &self {
+            Self::Limited(_) | Self::Missing => "Bearer realm=\"tongzheng\"".to_owned(),
+            Self::Rejected(e) => {
+                let d = e.description.replace(['"', '\\'], "'");
+                format!("Bearer realm=\"tongzheng\", error=\"{}\", error_description=\"{d}\"", e.code.as_str())
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        no_store(&mut resp);
+        resp
+    }
+}
+
+/// An RFC 7807 problem document, used by the admin API.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// HTTP status code.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// Occurrence-specific explanation.
+    pub detail: String,
+    /// The HTTP status, repeated in the body as RFC 7807 s3.1 allows.
+    #[serde(rename = "status")]
+    pub status_code: u16,
+    /// The RFC 6750 s3.1 error code of the `WWW-Authenticate: Bearer` challenge, when a bearer
+    /// token was presented and did not enable access.
+    #[serde(skip)]
+    pub bearer_error: Option<ErrorCode>,
+    /// Seconds for `Retry-After` (429 and 503).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+    /// RFC 7807 s3.2 extension members (e.g. `from`, `to` and `allowed` of an illegal
+    /// transition).
+    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Problem {
+    /// A problem with the given status, type slug, title and detail.
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind: slug,
+            title,
+            detail: detail.into(),
+            status_code: status.as_u16(),
+            bearer_error: None,
+            retry_after: None,
+            extensions: serde_json::Map::new(),
+        }
+    }
+    /// Adds an RFC 7807 s3.2 extension member.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
+    }
+    /// The same problem, answered with an RFC 6750 s3 challenge naming `code`.
+    pub fn with_bearer_error(mut self, code: ErrorCode) -> Self {
+        self.bearer_error = Some(code);
+        self
+    }
+    /// 400 validation failure.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "urn:tongzheng:problem:invalid-input", "Invalid input", detail)
+    }
+    /// 404.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "urn:tongzheng:problem:not-found", "Not found", detail)
+    }
+    /// 409.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "urn:tongzheng:problem:conflict", "Conflict", detail)
+    }
+    /// 401.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "urn:tongzheng:problem:unauthorized", "Unauthorized", detail)
+    }
+    /// 403.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "urn:tongzheng:problem:forbidden", "Forbidden", detail)
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match OAuthError::from(e).code {
+            ErrorCode::TemporarilyUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:tongzheng:problem:unavailable",
+                "Service unavailable",
+                "storage is unavailable, retry later",
+            ),
+            _ => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "urn:tongzheng:problem:internal",
+                "Internal error",
+                "internal error",
+            ),
+        }
+    }
+}
+
+impl From<OAuthError> for Problem {
+    fn from(e: OAuthError) -> Self {
+        match e.code {
+            ErrorCode::InvalidToken => Self::unauthorized(e.description).with_bearer_error(e.code),
+            ErrorCode::InvalidClient => Self::unauthorized(e.description),
+            ErrorCode::InsufficientScope => Self::forbidden(e.description).with_bearer_error(e.code),
+            ErrorCode::AccessDenied => Self::forbidden(e.description),
+            ErrorCode::TemporarilyUnavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:tongzheng:problem:unavailable",
+                "Service unavailable",
+                e.description,
+            ),
+            ErrorCode::ServerError => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "urn:tongzheng:problem:internal",
+                "Internal error",
+                "internal error",
+            ),
+            _ => Self::bad_request(e.description),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(&self)).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        // RFC 6750 s3: a bare challenge when no token came, the error code when one was refused.
+        let challenge = match self.bearer_error {
+            Some(code) => Some(format!("Bearer realm=\"tongzheng\", error=\"{}\"", code.as_str())),
+            None => (self.status == StatusCode::UNAUTHORIZED).then(|| "Bearer realm=\"tongzheng\"".to_owned()),
+        };
+        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        no_store(&mut resp);
+        resp
+    }
+}
+
+impl From<Limited> for Problem {
+    fn from(l: Limited) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:tongzheng:problem:rate-limited",
+            "Too many requests",
+            rate_limited_text(l),
+        );
+        p.retry_after = Some(l.retry_after);
+        p
+    }
+}
+
+impl From<crate::clients::Reserved> for Problem {
+    fn from(e: crate::clients::Reserved) -> Self {
+        Self::forbidden(e.to_string())
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        let detail = e.to_string();
+        match e {
+            AppError::NotFound(_) => Self::not_found(detail),
+            AppError::Invalid(_) => Self::bad_request(detail),
+            AppError::MissingEvidence(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:tongzheng:problem:missing-evidence",
+                "Review evidence missing",
+                detail,
+            ),
+            AppError::IllegalTransition { from, to } => Self::new(
+                StatusCode::CONFLICT,
+                "urn:tongzheng:problem:illegal-transition",
+                "Illegal lifecycle transition",
+                detail,
+            )
+            .with("from", from.as_str().into())
+            .with("to", to.as_str().into())
+            .with("allowed", from.next().iter().map(|s| s.as_str()).collect::<Vec<_>>().into()),
+            AppError::Conflict(_) => Self::conflict(detail),
+            AppError::Reserved(_) => Self::forbidden(detail),
+            AppError::Busy => {
+                let mut p = Self::conflict(detail);
+                p.retry_after = Some(1);
+                p
+            }
+            AppError::Store(e) => e.into(),
+            AppError::Audit(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::audit::AuditError> for Problem {
+    fn from(e: crate::audit::AuditError) -> Self {
+        use crate::audit::AuditError as A;
+        let detail = e.to_string();
+        match e {
+            A::InvalidQuery(_) | A::Malformed { .. } | A::TooManyLines { .. } => Self::bad_request(detail),
+            A::Disabled => Self::conflict("the audit log is disabled on this platform"),
+            A::Stopped => {
+                let mut p = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:tongzheng:problem:unavailable",
+                    "Service unavailable",
+                    "the audit log is shutting down; retry",
+                );
+                p.retry_after = Some(5);
+                p
+            }
+            A::Io { .. } | A::Config { .. } | A::AlreadyStarted | A::Task(_) => {
+                tracing::error!(error = %detail, "audit log failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "urn:tongzheng:problem:internal",
+                    "Internal error",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// An HTML error page for a browser-facing request that must not redirect (RFC 6749
+/// s4.1.2.1): the code's status (400; 401 `invalid_client`; 403 `access_denied`; 503 when
+/// storage is down), the code and its description in the user's language.
+pub fn page(locale: Locale, e: &OAuthError) -> Response {
+    pages::error(locale, status_of(e.code), e.code.as_str(), &e.description)
+}
+
+/// The HTML page of a store failure (503, or 500 for a corrupt record).
+pub fn store_page(locale: Locale, e: StoreError) -> Response {
+    page(locale, &OAuthError::from(e))
+}
