@@ -1,0 +1,77 @@
+//! Retry-safe redemption (issue 10): a code or refresh redemption whose answer is lost inside
+//! the server after the single-use mark (the store applied the write, the reply timed out) can be
+//! retried with the same input and gets the same answer; a replay after the answer was given is
+//! still a replay (RFC 6749 s4.1.2, RFC 9700 s4.14.2).
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tongzheng::store::DynStore;
+
+use crate::support::flaky::Flaky;
+use crate::support::flow;
+use crate::support::server::*;
+
+per_backend!(a_code_redemption_lost_inside_the_server_can_be_retried, a_refresh_lost_inside_the_server_can_be_retried);
+
+async fn server(b: Backend) -> (TestServer, Arc<Flaky>) {
+    let clock = manual_clock();
+    let inner: DynStore = match b {
+        Backend::Memory => Arc::new(tongzheng::store::memory::MemoryStore::with_clock(clock.clone())),
+        Backend::Redis => Arc::new(crate::support::redis::redis_store(&crate::support::redis::unique_prefix())),
+    };
+    let flaky = Flaky::new(inner);
+    (TestServer::start_on_store(flaky.clone(), clock, "").await, flaky)
+}
+
+async fn active(s: &TestServer, token: &str) -> bool {
+    let r = s.http.post(s.url("/introspect")).basic_auth(ADMIN_CLIENT, Some(ADMIN_SECRET)).form(&[("token", token)]);
+    r.send().await.unwrap().json::<Value>().await.unwrap()["active"] == true
+}
+
+async fn refresh(s: &TestServer, rt: &str) -> (StatusCode, Value) {
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+// RFC 6749 s4.1.3 with a lost reply: 503, then the retry gets the very same tokens, and a third
+// presentation is a replay that revokes them (s4.1.2).
+async fn a_code_redemption_lost_inside_the_server_can_be_retried(b: Backend) {
+    let (s, flaky) = server(b).await;
+    let (code, pkce) = flow::web_code(&s, "openid offline_access").await;
+    flaky.arm();
+    let (status, e) = flow::redeem(&s, &code, &pkce).await;
+    assert_eq!((status, e["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")));
+    let (status, first) = flow::redeem(&s, &code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "the retry: {first}");
+    assert!(active(&s, first["access_token"].as_str().unwrap()).await);
+    let (status, again) = flow::redeem(&s, &code, &pkce).await;
+    assert_eq!((status, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a replay");
+    assert!(!active(&s, first["access_token"].as_str().unwrap()).await, "the replay revoked what the code issued");
+}
+
+// RFC 9700 s4.14.2 with a lost reply (default grace 0): 503, then the retry gets the same
+// successor; the successor works; the rotated token presented after that is reuse.
+async fn a_refresh_lost_inside_the_server_can_be_retried(b: Backend) {
+    let (s, flaky) = server(b).await;
+    let (code, pkce) = flow::web_code(&s, "openid").await;
+    let rt = flow::redeem(&s, &code, &pkce).await.1["refresh_token"].as_str().unwrap().to_owned();
+    flaky.arm();
+    let (status, e) = refresh(&s, &rt).await;
+    assert_eq!((status, e["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")));
+    let (status, retried) = refresh(&s, &rt).await;
+    assert_eq!(status, StatusCode::OK, "the retry: {retried}");
+    let next = retried["refresh_token"].as_str().unwrap().to_owned();
+    assert!(active(&s, &next).await, "the successor is alive");
+    let (status, _) = refresh(&s, &rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "after the answer was given, a replay is reuse");
+    assert!(!active(&s, &next).await, "reuse revoked the family");
+}
