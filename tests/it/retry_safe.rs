@@ -26,8 +26,7 @@ async fn server(b: Backend) -> (TestServer, Arc<Flaky>) {
 }
 
 async fn active(s: &TestServer, token: &str) -> bool {
-    let r = s.http.post(s.url("/introspect")).basic_auth(ADMIN_CLIENT, Some(ADMIN_SECRET)).form(&[("token", token)]);
-    r.send().await.unwrap().json::<Value>().await.unwrap()["active"] == true
+    flow::introspect_as_admin(s, token).await["active"] == true
 }
 
 async fn refresh(s: &TestServer, rt: &str) -> (StatusCode, Value) {
