@@ -74,3 +74,35 @@ async fn a_refresh_lost_inside_the_server_can_be_retried(b: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "after the answer was given, a replay is reuse");
     assert!(!active(&s, &next).await, "reuse revoked the family");
 }
+
+// JM-5 (every function answers within 5 s): with the store answering each call slowly, every
+// kind of endpoint still answers 503 with Retry-After within the configured deadline, each in
+// its own error format.
+#[tokio::test]
+async fn a_slow_store_never_holds_a_request_past_its_deadline() {
+    let clock = manual_clock();
+    let flaky = Flaky::new(Arc::new(tongzheng::store::memory::MemoryStore::with_clock(clock.clone())));
+    let s = TestServer::start_on_store(flaky.clone(), clock, "[server]\nrequest_deadline_ms = 300\n").await;
+    let admin = flow::admin_token(&s).await;
+    flaky.stall(std::time::Duration::from_secs(3));
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .basic_auth(WEB_CLIENT, Some(WEB_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "temporarily_unavailable", "RFC 6749 s5.2 JSON");
+    let r = s.http.get(s.url("/admin/v1/users")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json", "RFC 7807 for the admin API");
+    let r = s.http.get(s.url("/authorize")).query(&[("client_id", WEB_CLIENT)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "a page for the browser");
+    // Without the deadline each of these would have waited for the store and then succeeded: a
+    // 503 is only ever the deadline's answer here.
+    flaky.stall(std::time::Duration::ZERO);
+}
