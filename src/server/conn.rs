@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -25,9 +25,6 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ServerConfig;
-
-/// How long shutdown waits for open connections to finish their requests.
-const DRAIN: Duration = Duration::from_secs(30);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -50,6 +47,8 @@ pub struct Limits {
     pub h2_ping_timeout: Duration,
     /// The `Strict-Transport-Security` value to add to every response, if any.
     pub hsts: Option<HeaderValue>,
+    /// How long shutdown waits for open connections to finish their requests.
+    pub drain: Duration,
 }
 
 impl Limits {
@@ -65,6 +64,7 @@ impl Limits {
             h2_ping: (c.h2_keep_alive_interval > 0).then(|| Duration::from_secs(c.h2_keep_alive_interval)),
             h2_ping_timeout: Duration::from_secs(c.h2_keep_alive_timeout),
             hsts: hsts(c, https),
+            drain: Duration::from_secs(c.drain_secs),
         }
     }
 }
@@ -80,13 +80,16 @@ fn hsts(c: &ServerConfig, https: bool) -> Option<HeaderValue> {
 }
 
 /// Accepts connections on `listener` (through TLS when `tls` is set) and serves `router` on
-/// them until `shutdown` resolves; then stops accepting, lets in-flight requests finish (at
-/// most [`DRAIN`]) and returns.
+/// them until `shutdown` resolves; then closes the listener, lets in-flight requests finish (at
+/// most `limits.drain`), closes idle connections, and returns. While `closing` is set (the
+/// drain has begun, before `shutdown`), HTTP/1.1 responses carry `Connection: close`, so
+/// clients open new connections, which a balancer sends elsewhere, instead of reusing these.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
+    closing: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = Arc::new(limits);
@@ -111,10 +114,10 @@ pub async fn serve(
             tracing::debug!(%peer, max = limits.max_connections, "connection refused: server.max_connections reached");
             continue;
         };
-        let (limits, builder, tls, router, stop) =
-            (limits.clone(), builder.clone(), tls.clone(), router.clone(), stop_rx.clone());
+        let (limits, builder, tls, router, stop, closing) =
+            (limits.clone(), builder.clone(), tls.clone(), router.clone(), stop_rx.clone(), closing.clone());
         tokio::spawn(async move {
-            let service = Service { router, peer, limits: limits.clone(), tracker: Arc::new(Tracker::new()) };
+            let service = Service { router, peer, limits: limits.clone(), tracker: Arc::new(Tracker::new()), closing };
             match tls {
                 None => connection(tcp, &builder, service, stop).await,
                 Some(acceptor) => {
@@ -127,10 +130,13 @@ pub async fn serve(
             drop(slot);
         });
     }
+    // Closed now, not when the drain is over: new connections are refused at once (a balancer
+    // retries them elsewhere) instead of waiting in the backlog of a server that stopped accepting.
+    drop(listener);
     let _ = stop_tx.send(true);
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN, slots.acquire_many(all)).await.is_err() {
-        tracing::warn!("shutdown: some connections were still busy after {}s", DRAIN.as_secs());
+    if tokio::time::timeout(limits.drain, slots.acquire_many(all)).await.is_err() {
+        tracing::warn!("shutdown: some connections were still busy after {}s", limits.drain.as_secs());
     }
 }
 
@@ -236,13 +242,15 @@ impl Drop for InFlight {
 }
 
 /// The per-connection service: tells the router the peer's address, bounds the time of the
-/// request body, tracks the request until its response is sent, and adds HSTS.
+/// request body, tracks the request until its response is sent, adds HSTS, and closes
+/// HTTP/1.1 connections after their response once the drain has begun.
 #[derive(Clone)]
 struct Service {
     router: Router,
     peer: SocketAddr,
     limits: Arc<Limits>,
     tracker: Arc<Tracker>,
+    closing: Arc<AtomicBool>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {
@@ -252,7 +260,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = self.tracker.start();
-        let (router, peer, limits) = (self.router.clone(), self.peer, self.limits.clone());
+        let (router, peer, limits, closing) =
+            (self.router.clone(), self.peer, self.limits.clone(), self.closing.clone());
+        let http1 = req.version() <= Version::HTTP_11;
         Box::pin(async move {
             let late = Arc::new(AtomicBool::new(false));
             let (mut parts, body) = req.into_parts();
@@ -268,6 +278,11 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             }
             if let Some(v) = &limits.hsts {
                 resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            }
+            // Read after the response is made: a request that began before the drain and ends
+            // during it closes its connection too. (HTTP/2 has no such header; GOAWAY does it.)
+            if http1 && closing.load(Ordering::Acquire) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Ok(resp.map(|inner| Tracked { inner, _guard: guard }))
         })

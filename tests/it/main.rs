@@ -45,6 +45,7 @@ mod outbound;
 mod pending_logins;
 mod registration;
 mod resilience;
+mod restarts;
 mod revocation;
 mod store;
 mod store_queue;
