@@ -631,6 +631,10 @@ async fn readyz_is_not_ready_on_a_read_only_replica() {
     let master = RedisServer::dedicated();
     let replica = RedisServer::dedicated();
     let port = master.url().trim_end_matches('/').rsplit(':').next().unwrap().to_owned();
+    // The full sync goes over the socket both ways: no RDB file in the working directory.
+    redis_cmd(&master.url(), &["CONFIG", "SET", "repl-diskless-sync", "yes"]).await;
+    redis_cmd(&master.url(), &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]).await;
+    redis_cmd(&replica.url(), &["CONFIG", "SET", "repl-diskless-load", "on-empty-db"]).await;
     redis_cmd(&replica.url(), &["REPLICAOF", "127.0.0.1", &port]).await;
     let prefix = unique_prefix();
     let primary = TestServer::start_on_redis(&master.url(), &prefix, "").await;
