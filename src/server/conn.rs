@@ -93,9 +93,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = Arc::new(limits);
-    let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let spawner = Spawner { builder: Arc::new(builder(&limits)), limits, tls, router, closing, slots, stop: stop_rx };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -110,14 +110,72 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, max = limits.max_connections, "connection refused: server.max_connections reached");
-            continue;
+        spawner.spawn(tcp, peer);
+    }
+    // Closed now, not when the drain is over: new connections are refused at once (a balancer
+    // retries them elsewhere) instead of waiting in the backlog of a server that stopped
+    // accepting. Connections already in the backlog would be reset by the close: serve them.
+    match listener.into_std() {
+        Ok(std_listener) => {
+            for (tcp, peer) in backlog(&std_listener) {
+                spawner.spawn(tcp, peer);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "shutdown: the accept backlog was not drained"),
+    }
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(spawner.limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(spawner.limits.drain, spawner.slots.acquire_many(all)).await.is_err() {
+        tracing::warn!("shutdown: some connections were still busy after {}s", spawner.limits.drain.as_secs());
+    }
+}
+
+/// The connections waiting in a closing listener's accept backlog (accepted with the plain
+/// system call until none is left; tokio's cached readiness could miss some).
+fn backlog(listener: &std::net::TcpListener) -> Vec<(tokio::net::TcpStream, SocketAddr)> {
+    let mut out = Vec::new();
+    if listener.set_nonblocking(true).is_err() {
+        return out;
+    }
+    while let Ok((tcp, peer)) = listener.accept() {
+        if tcp.set_nonblocking(true).is_ok()
+            && let Ok(tcp) = tokio::net::TcpStream::from_std(tcp)
+        {
+            out.push((tcp, peer));
+        }
+    }
+    out
+}
+
+/// What every accepted connection is served with.
+struct Spawner {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Arc<Limits>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    closing: Arc<AtomicBool>,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Spawner {
+    /// Serves `tcp` on a task of its own, if a connection slot is free (else closes it).
+    fn spawn(&self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, max = self.limits.max_connections, "connection refused: server.max_connections reached");
+            return;
         };
-        let (limits, builder, tls, router, stop, closing) =
-            (limits.clone(), builder.clone(), tls.clone(), router.clone(), stop_rx.clone(), closing.clone());
+        let (limits, builder, tls, stop) =
+            (self.limits.clone(), self.builder.clone(), self.tls.clone(), self.stop.clone());
+        let tracker = Arc::new(Tracker::new());
+        let service = Service {
+            router: self.router.clone(),
+            peer,
+            limits: limits.clone(),
+            tracker,
+            closing: self.closing.clone(),
+        };
         tokio::spawn(async move {
-            let service = Service { router, peer, limits: limits.clone(), tracker: Arc::new(Tracker::new()), closing };
             match tls {
                 None => connection(tcp, &builder, service, stop).await,
                 Some(acceptor) => {
@@ -129,14 +187,6 @@ pub async fn serve(
             }
             drop(slot);
         });
-    }
-    // Closed now, not when the drain is over: new connections are refused at once (a balancer
-    // retries them elsewhere) instead of waiting in the backlog of a server that stopped accepting.
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(limits.drain, slots.acquire_many(all)).await.is_err() {
-        tracing::warn!("shutdown: some connections were still busy after {}s", limits.drain.as_secs());
     }
 }
 
@@ -160,7 +210,7 @@ where
     let limits = service.limits.clone();
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    let mut draining = false;
+    let (mut stopping, mut draining) = (false, false);
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
@@ -172,10 +222,14 @@ where
                     return;
                 }
             }
-            _ = stop.wait_for(|s| *s), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
-            }
+            _ = stop.wait_for(|s| *s), if !stopping => stopping = true,
+        }
+        // A connection that has not started its first request yet may have one on the way
+        // (sent just before the listener closed): closing it now would fail that request. It
+        // gets its first request served (then closed), or the header timeout ends it.
+        if stopping && !draining && tracker.served.load(Ordering::Acquire) {
+            draining = true;
+            conn.as_mut().graceful_shutdown();
         }
     }
 }

@@ -353,12 +353,14 @@ async fn sigterm_releases_outbox_leases_to_other_instances() {
 // ---------------------------------------------------------------------------------------------
 // Rolling restart behind a balancer.
 
-/// A tiny round-robin balancer in front of instances, as a real one would be: it polls each
-/// instance's `/readyz` and sends only to ready ones (to any when none is); a refused
-/// connection is retried on the next instance. Anything else that is not the expected answer
-/// is a failed request.
+/// A tiny round-robin balancer in front of instances, as a real one would be: it may poll each
+/// instance's `/readyz` and send only to ready ones (to any when none is); a refused connection
+/// is retried on the next instance. Anything else that is not the expected answer is a failed
+/// request.
 struct Balancer {
     bases: Vec<String>,
+    /// Whether `/readyz` is polled (else every instance is always in the rotation).
+    health_checks: bool,
     up: Vec<AtomicBool>,
     next: AtomicUsize,
     sent: AtomicUsize,
@@ -367,10 +369,11 @@ struct Balancer {
 }
 
 impl Balancer {
-    fn new(bases: Vec<String>) -> Arc<Self> {
+    fn new(bases: Vec<String>, health_checks: bool) -> Arc<Self> {
         let up = bases.iter().map(|_| AtomicBool::new(true)).collect();
         Arc::new(Self {
             bases,
+            health_checks,
             up,
             next: AtomicUsize::new(0),
             sent: AtomicUsize::new(0),
@@ -382,7 +385,7 @@ impl Balancer {
     /// Polls every instance's readiness until `stop`.
     async fn health(self: Arc<Self>, stop: Arc<AtomicBool>) {
         let http = reqwest::Client::new();
-        while !stop.load(Ordering::Relaxed) {
+        while self.health_checks && !stop.load(Ordering::Relaxed) {
             for (i, base) in self.bases.iter().enumerate() {
                 let r = http.get(format!("{base}/readyz")).timeout(Duration::from_millis(500)).send().await;
                 let ok = matches!(r, Ok(r) if r.status() == StatusCode::OK);
@@ -413,7 +416,9 @@ impl Balancer {
                 Ok(r) => return Ok(r),
                 Err(e) if refused(&e) && Instant::now() < deadline => {
                     self.refused.fetch_add(1, Ordering::Relaxed);
-                    self.up[i].store(false, Ordering::Relaxed);
+                    if self.health_checks {
+                        self.up[i].store(false, Ordering::Relaxed);
+                    }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err(e) => return Err(format!("{} {e:?}", self.bases[i])),
@@ -523,7 +528,19 @@ fn rolling_config(dir: &Path, port: u16, url: &str, prefix: &str, issuer: &str) 
 // refresh and userinfo traffic fails no request; the only errors the balancer sees are
 // refused connections to a closed port, which it retries on the other instance.
 #[tokio::test]
-async fn rolling_restart_under_traffic_fails_no_request() {
+async fn rolling_restart_behind_a_health_checking_balancer_fails_no_request() {
+    rolling_restart(true).await;
+}
+
+// The same behind a balancer that does not poll /readyz and only retries refused connections:
+// the drain still fails nothing (responses during the grace close their connections, then the
+// closed port refuses).
+#[tokio::test]
+async fn rolling_restart_behind_a_retrying_balancer_fails_no_request() {
+    rolling_restart(false).await;
+}
+
+async fn rolling_restart(health_checks: bool) {
     let dir = temp_dir("rolling");
     let (url, prefix) = (shared().url(), unique_prefix());
     let ports = [free_port(), free_port()];
@@ -535,7 +552,7 @@ async fn rolling_restart_under_traffic_fails_no_request() {
         i.ready().await;
         instances.push(i);
     }
-    let lb = Balancer::new(instances.iter().map(|i| i.base.clone()).collect());
+    let lb = Balancer::new(instances.iter().map(|i| i.base.clone()).collect(), health_checks);
     let stop = Arc::new(AtomicBool::new(false));
     let health = tokio::spawn(lb.clone().health(stop.clone()));
     let rounds = Arc::new(AtomicUsize::new(0));
@@ -574,7 +591,7 @@ async fn rolling_restart_under_traffic_fails_no_request() {
     let (sent, refused, rounds) =
         (lb.sent.load(Ordering::Relaxed), lb.refused.load(Ordering::Relaxed), rounds.load(Ordering::Relaxed));
     eprintln!(
-        "rolling restart: {sent} requests in {rounds} complete user rounds, {} failed, {refused} refused connections retried",
+        "rolling restart (readiness polled: {health_checks}): {sent} requests in {rounds} complete user rounds, {} failed, {refused} refused connections retried",
         failures.len()
     );
     assert!(failures.is_empty(), "failed requests during the rolling restart: {failures:#?}");
