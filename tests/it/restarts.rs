@@ -4,10 +4,9 @@
 //! would, on real redis-servers; a tiny balancer stands in front of two of them.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -17,130 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tongzheng::store::DynStore;
 use tongzheng::store::memory::MemoryStore;
 
+use crate::support::balancer::Balancer;
 use crate::support::flow::{self, Pkce, hidden, location, query};
+use crate::support::process::{ServerProcess as Instance, child_base, free_port, on_redis, temp_dir};
 use crate::support::receiver::{Mode, Receivers};
 use crate::support::redis::{RedisServer, redis_store, shared, unique_prefix};
 use crate::support::server::*;
-
-// ---------------------------------------------------------------------------------------------
-// Child processes.
-
-/// A `tongzheng serve --dev` child process on a fixed loopback port (killed when dropped).
-struct Instance {
-    child: tokio::process::Child,
-    port: u16,
-    base: String,
-    log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A fresh temporary directory for one test.
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tz-restarts-{}-{tag}-{}",
-        std::process::id(),
-        tongzheng::crypto::random_token(6).replace(['-', '_'], "x")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Config lines every child gets: the test process's key set and its own audit directory.
-fn child_base(dir: &Path, port: u16) -> String {
-    format!(
-        "[keys]\ndir = \"{}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
-        keys_dir().display(),
-        dir.join(format!("audit-{port}")).display(),
-        dir.join(format!("archive-{port}")).display()
-    )
-}
-
-/// TOML putting a child on the Redis at `url` under `prefix`.
-fn on_redis(url: &str, prefix: &str) -> String {
-    format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n")
-}
-
-impl Instance {
-    /// Starts `serve --dev --listen 127.0.0.1:PORT --config DIR/PORT.toml` with `toml` (which
-    /// should include [`child_base`]); its log goes to `DIR/PORT.log` (appended across restarts).
-    fn spawn(dir: &Path, port: u16, toml: &str) -> Self {
-        let config = dir.join(format!("{port}.toml"));
-        std::fs::write(&config, toml).unwrap();
-        let log = dir.join(format!("{port}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
-            .args(["serve", "--dev", "--listen", &listen, "--config", config.to_str().unwrap()])
-            .env("TONGZHENG_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        Self { child, port, base: format!("http://{listen}"), log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (bounded) until `/readyz` answers 200.
-    async fn ready(&mut self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = http.get(self.url("/readyz")).timeout(Duration::from_secs(2)).send().await
-                && r.status() == StatusCode::OK
-            {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("instance on {} exited ({status}):\n{}", self.port, self.log_text());
-            }
-            assert!(Instant::now() < deadline, "instance on {} never became ready:\n{}", self.port, self.log_text());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends `signal` (`TERM`, `KILL` ...) as an orchestrator would.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let ok = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
-        assert!(ok.success(), "kill -{signal} {pid}");
-    }
-
-    /// Waits (bounded) for the process to exit.
-    async fn exit(&mut self) -> std::process::ExitStatus {
-        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!("instance on {} did not exit:\n{}", self.port, self.log_text()),
-        }
-    }
-}
-
-/// Whether `e` (at any depth) is a refused TCP connection: the one failure a balancer retries
-/// elsewhere without knowing whether the request was processed.
-fn refused(e: &reqwest::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
 
 /// Reads one HTTP/1.1 response head (through the blank line) from `tcp`.
 async fn read_head(tcp: &mut tokio::net::TcpStream) -> String {
@@ -352,101 +233,6 @@ async fn sigterm_releases_outbox_leases_to_other_instances() {
 
 // ---------------------------------------------------------------------------------------------
 // Rolling restart behind a balancer.
-
-/// A tiny round-robin balancer in front of instances, as a real one would be: it may poll each
-/// instance's `/readyz` and send only to ready ones (to any when none is); a refused connection
-/// is retried on the next instance. Anything else that is not the expected answer is a failed
-/// request.
-struct Balancer {
-    bases: Vec<String>,
-    /// Whether `/readyz` is polled (else every instance is always in the rotation).
-    health_checks: bool,
-    up: Vec<AtomicBool>,
-    next: AtomicUsize,
-    sent: AtomicUsize,
-    refused: AtomicUsize,
-    failures: Mutex<Vec<String>>,
-}
-
-impl Balancer {
-    fn new(bases: Vec<String>, health_checks: bool) -> Arc<Self> {
-        let up = bases.iter().map(|_| AtomicBool::new(true)).collect();
-        Arc::new(Self {
-            bases,
-            health_checks,
-            up,
-            next: AtomicUsize::new(0),
-            sent: AtomicUsize::new(0),
-            refused: AtomicUsize::new(0),
-            failures: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Polls every instance's readiness until `stop`.
-    async fn health(self: Arc<Self>, stop: Arc<AtomicBool>) {
-        let http = reqwest::Client::new();
-        while self.health_checks && !stop.load(Ordering::Relaxed) {
-            for (i, base) in self.bases.iter().enumerate() {
-                let r = http.get(format!("{base}/readyz")).timeout(Duration::from_millis(500)).send().await;
-                let ok = matches!(r, Ok(r) if r.status() == StatusCode::OK);
-                self.up[i].store(ok, Ordering::Relaxed);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn pick(&self) -> usize {
-        let n = self.bases.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|k| (start + k) % n).find(|i| self.up[*i].load(Ordering::Relaxed)).unwrap_or(start % n)
-    }
-
-    /// Sends the request `build` makes for an instance's base URL; retries refused connections
-    /// on the next instance (bounded).
-    async fn send(
-        &self,
-        client: &reqwest::Client,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, String> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let i = self.pick();
-            match build(client, &self.bases[i]).timeout(Duration::from_secs(30)).send().await {
-                Ok(r) => return Ok(r),
-                Err(e) if refused(&e) && Instant::now() < deadline => {
-                    self.refused.fetch_add(1, Ordering::Relaxed);
-                    if self.health_checks {
-                        self.up[i].store(false, Ordering::Relaxed);
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(e) => return Err(format!("{} {e:?}", self.bases[i])),
-            }
-        }
-    }
-
-    /// `send`, expecting `status`; the body when it came.
-    async fn expect(
-        &self,
-        client: &reqwest::Client,
-        what: &str,
-        status: StatusCode,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, String> {
-        let r = self.send(client, build).await.map_err(|e| format!("{what}: {e}"))?;
-        if r.status() != status {
-            let got = r.status();
-            let body: String = r.text().await.unwrap_or_default().chars().take(300).collect();
-            return Err(format!("{what}: {got} {body}"));
-        }
-        Ok(r)
-    }
-
-    fn fail(&self, what: String) {
-        self.failures.lock().unwrap().push(what);
-    }
-}
 
 /// One user's round: log in (authorize, login page, login post, code redemption), call
 /// userinfo, refresh, call userinfo with the new token. Every step may land on either instance.

@@ -1,6 +1,8 @@
 //! Fixtures shared by the integration tests.
 
+pub mod balancer;
 pub mod flow;
+pub mod process;
 pub mod receiver;
 pub mod redis;
 pub mod server;
