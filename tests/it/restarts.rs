@@ -52,7 +52,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 async fn sigterm_drains_in_flight_requests_and_keeps_their_audit_events() {
     let dir = temp_dir("drain");
     let port = free_port();
-    let toml = format!("{}[server]\ndrain_grace_ms = 1500\ndrain_secs = 30\n", child_base(&dir, port));
+    let toml = format!("{}[server]\ndrain_grace_ms = 3000\ndrain_secs = 30\n", child_base(&dir, port));
     let mut a = Instance::spawn(&dir, port, &toml);
     a.ready().await;
 
