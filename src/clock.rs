@@ -29,6 +29,14 @@ impl Clock {
         }
     }
 
+    /// Current unix time in milliseconds (request ids); a manual clock's seconds times 1000.
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            Some(t) => t.load(Ordering::Relaxed).saturating_mul(1000),
+            None => system_now_ms(),
+        }
+    }
+
     /// A monotonic reading in nanoseconds, for rates (the rate limiter): process-relative on
     /// the system clock, the manual time in nanoseconds on a manual clock.
     pub fn monotonic_ns(&self) -> u64 {
@@ -56,6 +64,14 @@ fn system_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[allow(clippy::disallowed_methods)]
+fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 

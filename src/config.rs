@@ -308,6 +308,15 @@ pub struct ServerConfig {
     pub hsts_max_age: u64,
     /// Add `includeSubDomains` to `Strict-Transport-Security`.
     pub hsts_include_subdomains: bool,
+    /// Shutdown: milliseconds between `/readyz` turning 503 and the listener closing, during
+    /// which the instance keeps serving so balancers can stop sending.
+    pub drain_grace_ms: u64,
+    /// Shutdown: seconds requests in flight get to finish once the listener is closed.
+    pub drain_secs: u64,
+    /// Take a request's id from a sane `X-Request-Id` header (only behind a proxy that sets it).
+    pub trust_request_id: bool,
+    /// Seconds between checks that the bootstrap data from `[seed]` is still in the store.
+    pub seed_check_secs: u64,
 }
 
 impl ServerConfig {
@@ -337,6 +346,15 @@ impl ServerConfig {
         }
         if self.hsts_max_age > 2 * 31_536_000 {
             return Err(invalid("server.hsts_max_age", "must be 0..=63072000 seconds"));
+        }
+        if self.drain_grace_ms > 600_000 {
+            return Err(invalid("server.drain_grace_ms", "must be 0..=600000 milliseconds"));
+        }
+        if !(1..=3600).contains(&self.drain_secs) {
+            return Err(invalid("server.drain_secs", "must be 1..=3600 seconds"));
+        }
+        if !(1..=3600).contains(&self.seed_check_secs) {
+            return Err(invalid("server.seed_check_secs", "must be 1..=3600 seconds"));
         }
         Ok(())
     }

@@ -33,6 +33,16 @@ pub fn random_token(n: usize) -> String {
     b64(&buf)
 }
 
+/// A random 64-bit number from the system CSPRNG (identifiers, never secrets).
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    if SystemRandom::new().fill(&mut buf).is_err() {
+        tracing::error!("system random source failed");
+        std::process::abort();
+    }
+    u64::from_le_bytes(buf)
+}
+
 /// SHA-256 digest.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, data);

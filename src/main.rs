@@ -183,9 +183,55 @@ async fn serve(cfg: Config) -> Result<(), String> {
     } else {
         tracing::info!(%issuer, listen = %cfg.server.listen, "tongzheng starting");
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+    // Registered before the server answers anything: an early SIGTERM must not kill the process.
+    let mut signals = StopSignals::register().map_err(|e| format!("signal handlers: {e}"))?;
+    let shutdown = async move {
+        signals.next().await;
+        tracing::info!("stop signal: shutting down gracefully (a second signal exits at once)");
+        tokio::spawn(async move {
+            signals.next().await;
+            tracing::warn!("second stop signal: exiting without finishing requests");
+            std::process::exit(130);
+        });
     };
     tongzheng::server::run(listener, cfg, shutdown).await.map_err(|e| e.to_string())
+}
+
+/// SIGTERM (what systemd, container runtimes and orchestrators send) and SIGINT (Ctrl-C). Once
+/// registered, neither kills the process by itself any more: the server drains first.
+struct StopSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    #[cfg(not(unix))]
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// Resolves at the next stop signal.
+    #[cfg(unix)]
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+
+    /// Resolves at the next Ctrl-C.
+    #[cfg(not(unix))]
+    async fn next(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }

@@ -23,6 +23,7 @@ use crate::store::{DynStore, StoreError};
 use crate::users::{self, PasswordPool, User};
 
 pub mod conn;
+pub mod seeding;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +77,11 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
     let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
         .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
-    if let Err(e) = seed(&state).await {
+    if let Err(e) = seeding::seed_once(&state).await {
         match e {
-            // Redis may come up after us; seeding is retried at the next start, and /readyz tells.
+            // Redis may come up after us: the seeder retries, and /readyz says not ready.
             ServerError::Store(StoreError::Unavailable(reason)) => {
-                tracing::warn!(%reason, "store unavailable; seed data not written")
+                tracing::warn!(%reason, "store unavailable; seed data not written yet")
             }
             other => return Err(other),
         }
@@ -221,7 +222,11 @@ pub fn tls_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, 
     Ok(Some(Arc::new(server)))
 }
 
-/// Serves `state` on an already-bound listener until `shutdown` resolves.
+/// Serves `state` on an already-bound listener until `shutdown` resolves, then shuts down
+/// gracefully: readiness turns 503 at once while the instance keeps serving for
+/// `server.drain_grace_ms` (balancers stop sending), the listener closes, requests in flight get
+/// `server.drain_secs` to finish, background work stops (the outbox worker hands back the
+/// deliveries it holds), and the audit log is flushed.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -229,25 +234,38 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    spawn_background(&state, stop_rx);
-    let shutdown = async move {
+    let outbox = spawn_background(&state, stop_rx);
+    let instance = state.instance.clone();
+    let grace = Duration::from_millis(state.config.server.drain_grace_ms);
+    let stop_accepting = async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        instance.start_draining();
+        tracing::info!(instance = %instance.id(), grace_ms = grace.as_millis(), "shutdown: draining, /readyz answers 503");
+        tokio::time::sleep(grace).await;
+        tracing::info!("shutdown: listener closed, finishing requests in flight");
     };
     // Written out and fsynced once requests have drained, so their events are kept.
     let audit = state.audit.clone();
+    let closing = state.instance.draining_flag();
     let limits = conn::Limits::new(&state.config.server, tls.is_some());
     let router = app(state);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    conn::serve(listener, router, acceptor, limits, shutdown).await;
+    conn::serve(listener, router, acceptor, limits, closing, stop_accepting).await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(10), outbox).await.is_err() {
+        tracing::warn!("shutdown: the logout outbox worker did not stop in time; its leases run out instead");
+    }
     audit.shutdown().await;
+    tracing::info!("shutdown complete");
     Ok(())
 }
 
-/// Starts the background tasks of an instance: the logout outbox worker, the session expiry
-/// sweeper and the audit writer, retention sweeper and forwarder. They stop when `stop` turns
-/// true, except the audit writer, which `serve` stops with `Audit::shutdown` after draining.
-fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
+/// Starts the background tasks of an instance: the logout outbox worker (whose handle is
+/// returned, so shutdown can wait for it to hand back its leases), the bootstrap seeder, the
+/// session expiry sweeper and the audit writer, retention sweeper and forwarder. They stop when
+/// `stop` turns true, except the audit writer, which `serve` stops with `Audit::shutdown` after
+/// draining.
+fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let c = &state.config;
     if let Err(e) = state.audit.spawn(stop.clone()) {
         tracing::warn!(error = %e, "audit tasks not started");
@@ -263,7 +281,8 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         metrics: Some(state.metrics.clone()),
         peers: state.peers.clone(),
     });
-    tokio::spawn(worker.run(stop.clone()));
+    let outbox = tokio::spawn(worker.run(stop.clone()));
+    tokio::spawn(seeding::run(state.clone(), stop.clone()));
     let sync = Arc::new(crate::federation::sync::Worker {
         store: state.store.clone(),
         keys: state.keys.clone(),
@@ -285,6 +304,7 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         audit: Some(state.audit.clone()),
     };
     tokio::spawn(sweeper.run(stop));
+    outbox
 }
 
 /// Builds an instance from `config` with the system clock and serves it on `listener`.

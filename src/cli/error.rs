@@ -136,6 +136,8 @@ impl std::fmt::Display for Problem {
         let extra: Vec<String> = self
             .extensions
             .iter()
+            // The request id every problem carries is for support, not for this line.
+            .filter(|(k, _)| k.as_str() != "request_id")
             .map(|(k, v)| (k, member_text(v)))
             .filter(|(_, v)| !v.is_empty() && !self.detail.contains(v.as_str()))
             .map(|(k, v)| format!("{k}: {v}"))

@@ -12,11 +12,21 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::ratelimit::Limited;
 use crate::store::StoreError;
 
+/// An RFC 6749 s5.2 error body, plus the request id (extra members are allowed there) so a
+/// caller can quote it to support.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+impl<'a> ErrorBody<'a> {
+    fn new(e: &'a OAuthError) -> Self {
+        Self { error: e.code.as_str(), error_description: &e.description, request_id: super::request_id::current() }
+    }
 }
 
 fn no_store(resp: &mut Response) {
@@ -94,7 +104,7 @@ impl From<StoreError> for JsonError {
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
         let code = self.error.code;
-        let body = ErrorBody { error: code.as_str(), error_description: &self.error.description };
+        let body = ErrorBody::new(&self.error);
         let status = self.status.unwrap_or_else(|| status_of(code));
         let mut resp = (status, axum::Json(body)).into_response();
         no_store(&mut resp);
@@ -146,10 +156,7 @@ impl IntoResponse for BearerError {
         }
         let mut resp = match &self {
             Self::Limited(_) | Self::Missing => StatusCode::UNAUTHORIZED.into_response(),
-            Self::Rejected(e) => {
-                let body = ErrorBody { error: e.code.as_str(), error_description: &e.description };
-                (status_of(e.code), axum::Json(body)).into_response()
-            }
+            Self::Rejected(e) => (status_of(e.code), axum::Json(ErrorBody::new(e))).into_response(),
         };
         let challenge = match &self {
             Self::Limited(_) | Self::Missing => "Bearer realm=\"tongzheng\"".to_owned(),
@@ -285,7 +292,11 @@ impl From<OAuthError> for Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        // RFC 7807 s3.2 extension member, for support.
+        if let Some(id) = super::request_id::current() {
+            self.extensions.insert("request_id".to_owned(), id.into());
+        }
         let mut resp = (self.status, axum::Json(&self)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         // RFC 6750 s3: a bare challenge when no token came, the error code when one was refused.

@@ -14,11 +14,11 @@ pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod registration;
+pub mod request_id;
 pub mod token;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -77,6 +77,8 @@ pub struct Inner {
     pub sync_wake: Arc<tokio::sync::Notify>,
     /// Where the server's own requests may go (also enforced by `http`).
     pub outbound: crate::outbound::Policy,
+    /// This process among the instances: its id, request ids, drain state, seeder wake-up.
+    pub instance: Arc<crate::instance::Instance>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -148,6 +150,7 @@ impl AppState {
         let failure_ttl = std::time::Duration::from_secs(p.config.outbound.failure_cache_secs);
         Ok(Self(Arc::new(Inner {
             outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
+            instance: Arc::new(crate::instance::Instance::new()),
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
@@ -263,22 +266,18 @@ impl AppState {
     }
 }
 
-static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Tags each request with an id (kept from `X-Request-Id` when the proxy sent a sane one),
-/// records it in a tracing span, and adds security headers every response should carry.
-async fn layers(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        .map_or_else(|| format!("tz-{:x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed)), str::to_owned);
+/// Tags each request with an id (see [`request_id`]), records it in a tracing span and makes it
+/// the task's current id for the error mapping, and adds security headers every response
+/// should carry.
+async fn layers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let trust = state.config.server.trust_request_id;
+    let id = request_id::assign(req.headers().get(&X_REQUEST_ID), trust, &state.instance, state.clock.now_ms());
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut req = req;
     req.extensions_mut().insert(extract::RequestId(id.clone()));
-    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let mut resp = request_id::scope(id.clone(), tracing::Instrument::instrument(next.run(req), span)).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);
@@ -318,7 +317,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
-        .layer(middleware::from_fn(layers))
+        .layer(middleware::from_fn_with_state(state.clone(), layers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

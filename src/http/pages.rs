@@ -71,6 +71,7 @@ struct Texts {
     logged_out: &'static str,
     or_with: &'static str,
     upstream_failed: &'static str,
+    request_id: &'static str,
 }
 
 const ZH: Texts = Texts {
@@ -95,6 +96,7 @@ const ZH: Texts = Texts {
     logged_out: "您已安全退出。",
     or_with: "或使用以下平台账号登录：",
     upstream_failed: "通过上级平台登录未成功，请使用本平台账号登录或稍后重试。",
+    request_id: "请求编号",
 };
 
 const EN: Texts = Texts {
@@ -119,6 +121,7 @@ const EN: Texts = Texts {
     logged_out: "You have signed out.",
     or_with: "Or sign in with a trusted platform:",
     upstream_failed: "Signing in through the other platform did not succeed. Sign in here, or try again later.",
+    request_id: "Request id",
 };
 
 fn texts(l: Locale) -> &'static Texts {
@@ -150,7 +153,7 @@ h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .3rem}\
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px}\
 button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;border:0;border-radius:4px;background:#b91c1c;color:#fff;cursor:pointer}\
 button.secondary{background:#e5e7eb;color:#111}a.upstream{display:block;margin-top:.6rem;padding:.7rem;text-align:center;border:1px solid #b91c1c;border-radius:4px;color:#b91c1c;text-decoration:none}p.or{margin-top:1.4rem;color:#555}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
-.client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}";
+.client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}p.rid{font-size:.75rem;color:#6b7280;word-break:break-all}";
 
 const AUTOSUBMIT: &str = "document.forms[0].submit();";
 /// After every front-channel iframe has loaded (the window's load event waits for them),
@@ -351,8 +354,12 @@ pub fn consent(locale: Locale, req: &str, csrf: &str, client_name: &str, scopes:
 /// An error page for requests that must not redirect (RFC 6749 s4.1.2.1).
 pub fn error(locale: Locale, status: StatusCode, code: &str, description: &str) -> Response {
     let t = texts(locale);
+    // The request id, small, for a support call (the request-id layer set it for this task).
+    let id = super::request_id::current()
+        .map(|id| format!("<p class=\"rid\">{}: <span>{}</span></p>", t.request_id, esc(&id)))
+        .unwrap_or_default();
     let body = format!(
-        "<h1>{title}</h1><p class=\"error\" role=\"alert\">{code}: {desc}</p><p>{hint}</p>",
+        "<h1>{title}</h1><p class=\"error\" role=\"alert\">{code}: {desc}</p><p>{hint}</p>{id}",
         title = t.error_title,
         code = esc(code),
         desc = esc(description),

@@ -4,6 +4,7 @@
 //! failures are retried with exponential backoff up to a horizon, every attempt has a timeout,
 //! and deliveries run concurrently so one slow application never delays the others.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -225,12 +226,16 @@ impl Worker {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let poll = Duration::from_millis(self.config.poll_ms.max(10));
-        // Attempts in flight die with the instance; their leases hand them to another one.
+        // Attempts in flight, and the delivery each holds: a crash leaves them to the lease; a
+        // shutdown hands them back at once (`release`).
         let mut inflight = tokio::task::JoinSet::new();
+        let mut held: HashMap<tokio::task::Id, String> = HashMap::new();
         loop {
-            while inflight.try_join_next().is_some() {}
+            while let Some(done) = inflight.try_join_next_with_id() {
+                held.remove(&done.map_or_else(|e| e.id(), |(task, ())| task));
+            }
             if *stop.borrow() {
-                inflight.abort_all();
+                self.release(inflight, held).await;
                 return;
             }
             let now = self.clock.now();
@@ -250,10 +255,12 @@ impl Worker {
             for (id, payload) in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else { return };
                 let me = self.clone();
-                inflight.spawn(async move {
+                let delivery = id.clone();
+                let task = inflight.spawn(async move {
                     me.attempt(&id, &payload).await;
                     drop(permit);
                 });
+                held.insert(task.id(), delivery);
             }
             if busy {
                 continue;
@@ -262,6 +269,29 @@ impl Worker {
                 _ = stop.changed() => {}
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Shutdown: stops the attempts in flight and hands their deliveries back to the queue, due
+    /// now, so another instance sends them at once instead of after the lease. A stopped attempt
+    /// may have reached its receiver: the resend is a duplicate the receiver drops by `jti`.
+    async fn release(&self, mut inflight: tokio::task::JoinSet<()>, mut held: HashMap<tokio::task::Id, String>) {
+        inflight.abort_all();
+        while let Some(done) = inflight.join_next_with_id().await {
+            // Finished before the abort: recorded, nothing to hand back.
+            if let Ok((task, ())) = done {
+                held.remove(&task);
+            }
+        }
+        if held.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = held.into_values().collect();
+        match self.store.queue_release(keys::OUTBOX_QUEUE, &ids, self.clock.now()).await {
+            Ok(n) => tracing::info!(released = n, "shutdown: logout deliveries in flight handed back"),
+            Err(e) => {
+                tracing::warn!(error = %e, held = ids.len(), "shutdown: deliveries not handed back; their leases will run out")
             }
         }
     }

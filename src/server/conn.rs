@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -25,9 +25,6 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ServerConfig;
-
-/// How long shutdown waits for open connections to finish their requests.
-const DRAIN: Duration = Duration::from_secs(30);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -50,6 +47,8 @@ pub struct Limits {
     pub h2_ping_timeout: Duration,
     /// The `Strict-Transport-Security` value to add to every response, if any.
     pub hsts: Option<HeaderValue>,
+    /// How long shutdown waits for open connections to finish their requests.
+    pub drain: Duration,
 }
 
 impl Limits {
@@ -65,6 +64,7 @@ impl Limits {
             h2_ping: (c.h2_keep_alive_interval > 0).then(|| Duration::from_secs(c.h2_keep_alive_interval)),
             h2_ping_timeout: Duration::from_secs(c.h2_keep_alive_timeout),
             hsts: hsts(c, https),
+            drain: Duration::from_secs(c.drain_secs),
         }
     }
 }
@@ -80,19 +80,22 @@ fn hsts(c: &ServerConfig, https: bool) -> Option<HeaderValue> {
 }
 
 /// Accepts connections on `listener` (through TLS when `tls` is set) and serves `router` on
-/// them until `shutdown` resolves; then stops accepting, lets in-flight requests finish (at
-/// most [`DRAIN`]) and returns.
+/// them until `shutdown` resolves; then closes the listener, lets in-flight requests finish (at
+/// most `limits.drain`), closes idle connections, and returns. While `closing` is set (the
+/// drain has begun, before `shutdown`), HTTP/1.1 responses carry `Connection: close`, so
+/// clients open new connections, which a balancer sends elsewhere, instead of reusing these.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
+    closing: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = Arc::new(limits);
-    let builder = Arc::new(builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let spawner = Spawner { builder: Arc::new(builder(&limits)), limits, tls, router, closing, slots, stop: stop_rx };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -107,14 +110,72 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, max = limits.max_connections, "connection refused: server.max_connections reached");
-            continue;
+        spawner.spawn(tcp, peer);
+    }
+    // Closed now, not when the drain is over: new connections are refused at once (a balancer
+    // retries them elsewhere) instead of waiting in the backlog of a server that stopped
+    // accepting. Connections already in the backlog would be reset by the close: serve them.
+    match listener.into_std() {
+        Ok(std_listener) => {
+            for (tcp, peer) in backlog(&std_listener) {
+                spawner.spawn(tcp, peer);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "shutdown: the accept backlog was not drained"),
+    }
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(spawner.limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(spawner.limits.drain, spawner.slots.acquire_many(all)).await.is_err() {
+        tracing::warn!("shutdown: some connections were still busy after {}s", spawner.limits.drain.as_secs());
+    }
+}
+
+/// The connections waiting in a closing listener's accept backlog (accepted with the plain
+/// system call until none is left; tokio's cached readiness could miss some).
+fn backlog(listener: &std::net::TcpListener) -> Vec<(tokio::net::TcpStream, SocketAddr)> {
+    let mut out = Vec::new();
+    if listener.set_nonblocking(true).is_err() {
+        return out;
+    }
+    while let Ok((tcp, peer)) = listener.accept() {
+        if tcp.set_nonblocking(true).is_ok()
+            && let Ok(tcp) = tokio::net::TcpStream::from_std(tcp)
+        {
+            out.push((tcp, peer));
+        }
+    }
+    out
+}
+
+/// What every accepted connection is served with.
+struct Spawner {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Arc<Limits>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    closing: Arc<AtomicBool>,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Spawner {
+    /// Serves `tcp` on a task of its own, if a connection slot is free (else closes it).
+    fn spawn(&self, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, max = self.limits.max_connections, "connection refused: server.max_connections reached");
+            return;
         };
-        let (limits, builder, tls, router, stop) =
-            (limits.clone(), builder.clone(), tls.clone(), router.clone(), stop_rx.clone());
+        let (limits, builder, tls, stop) =
+            (self.limits.clone(), self.builder.clone(), self.tls.clone(), self.stop.clone());
+        let tracker = Arc::new(Tracker::new());
+        let service = Service {
+            router: self.router.clone(),
+            peer,
+            limits: limits.clone(),
+            tracker,
+            closing: self.closing.clone(),
+        };
         tokio::spawn(async move {
-            let service = Service { router, peer, limits: limits.clone(), tracker: Arc::new(Tracker::new()) };
             match tls {
                 None => connection(tcp, &builder, service, stop).await,
                 Some(acceptor) => {
@@ -126,11 +187,6 @@ pub async fn serve(
             }
             drop(slot);
         });
-    }
-    let _ = stop_tx.send(true);
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    if tokio::time::timeout(DRAIN, slots.acquire_many(all)).await.is_err() {
-        tracing::warn!("shutdown: some connections were still busy after {}s", DRAIN.as_secs());
     }
 }
 
@@ -154,7 +210,7 @@ where
     let limits = service.limits.clone();
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    let mut draining = false;
+    let (mut stopping, mut draining) = (false, false);
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
@@ -166,10 +222,14 @@ where
                     return;
                 }
             }
-            _ = stop.wait_for(|s| *s), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
-            }
+            _ = stop.wait_for(|s| *s), if !stopping => stopping = true,
+        }
+        // A connection that has not started its first request yet may have one on the way
+        // (sent just before the listener closed): closing it now would fail that request. It
+        // gets its first request served (then closed), or the header timeout ends it.
+        if stopping && !draining && tracker.served.load(Ordering::Acquire) {
+            draining = true;
+            conn.as_mut().graceful_shutdown();
         }
     }
 }
@@ -236,13 +296,15 @@ impl Drop for InFlight {
 }
 
 /// The per-connection service: tells the router the peer's address, bounds the time of the
-/// request body, tracks the request until its response is sent, and adds HSTS.
+/// request body, tracks the request until its response is sent, adds HSTS, and closes
+/// HTTP/1.1 connections after their response once the drain has begun.
 #[derive(Clone)]
 struct Service {
     router: Router,
     peer: SocketAddr,
     limits: Arc<Limits>,
     tracker: Arc<Tracker>,
+    closing: Arc<AtomicBool>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {
@@ -252,7 +314,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = self.tracker.start();
-        let (router, peer, limits) = (self.router.clone(), self.peer, self.limits.clone());
+        let (router, peer, limits, closing) =
+            (self.router.clone(), self.peer, self.limits.clone(), self.closing.clone());
+        let http1 = req.version() <= Version::HTTP_11;
         Box::pin(async move {
             let late = Arc::new(AtomicBool::new(false));
             let (mut parts, body) = req.into_parts();
@@ -268,6 +332,11 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             }
             if let Some(v) = &limits.hsts {
                 resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            }
+            // Read after the response is made: a request that began before the drain and ends
+            // during it closes its connection too. (HTTP/2 has no such header; GOAWAY does it.)
+            if http1 && closing.load(Ordering::Acquire) {
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Ok(resp.map(|inner| Tracked { inner, _guard: guard }))
         })

@@ -106,8 +106,14 @@ impl Store for Instrumented {
     async fn queue_len(&self, queue: &str) -> Result<u64, StoreError> {
         self.timed("queue_len", self.inner.queue_len(queue)).await
     }
+    async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError> {
+        self.timed("queue_release", self.inner.queue_release(queue, ids, now)).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", self.inner.ping()).await
+    }
+    async fn probe_write(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        self.timed("probe_write", self.inner.probe_write(key, now)).await
     }
 }
 

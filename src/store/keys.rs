@@ -162,3 +162,10 @@ pub fn guard_busy(realm: &str, account: &str) -> String {
 pub fn guard_addresses(realm: &str, account: &str) -> String {
     format!("guard:{realm}:ips:{account}")
 }
+/// Written once the bootstrap data from `[seed]` is in the store; its absence means the store
+/// came back empty (a Redis restart without persistence, FLUSHALL) and must be seeded again.
+pub const SEED_MARKER: &str = "seed:done";
+/// Readiness: the key one instance writes to prove the store takes writes.
+pub fn write_probe(instance: &str) -> String {
+    format!("probe:{instance}")
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Redeemed, Store, StoreError};
+use super::{PROBE_TTL, Redeemed, Store, StoreError};
 use crate::clock::Clock;
 
 #[derive(Debug)]
@@ -312,7 +312,29 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError> {
+        self.with(|m, at| match m.live(queue, at) {
+            Some(Entry { value: Value::Queue(q), .. }) => {
+                let mut moved = 0;
+                for id in ids {
+                    if let Some(item) = q.get_mut(id)
+                        && item.0 != now
+                    {
+                        item.0 = now;
+                        moved += 1;
+                    }
+                }
+                moved
+            }
+            _ => 0,
+        })
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|_, _| ())
+    }
+
+    async fn probe_write(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        self.put(key, now.to_string().as_bytes(), Some(PROBE_TTL)).await
     }
 }

@@ -96,9 +96,19 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError>;
     /// Number of items in a queue, due or leased.
     async fn queue_len(&self, queue: &str) -> Result<u64, StoreError>;
+    /// Hands leased items back: those of `ids` still in the queue become claimable at `now`
+    /// (a worker shutting down releases what it holds); removed ones stay removed. Returns how
+    /// many were moved (an item already due at `now` is not counted).
+    async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Checks that the backend accepts writes now by writing `now` under `key` for a minute: a
+    /// Redis replica (the old master after a failover), a read-only or a full Redis fails.
+    async fn probe_write(&self, key: &str, now: i64) -> Result<(), StoreError>;
 }
+
+/// Seconds a [`Store::probe_write`] key lives (it is rewritten at every readiness check).
+pub const PROBE_TTL: u64 = 60;
 
 /// A shared handle to whichever backend the config chose.
 pub type DynStore = Arc<dyn Store>;

@@ -342,8 +342,27 @@ impl Store for RedisStore {
         self.run(redis::cmd("ZCARD").arg(self.key(queue)).clone()).await
     }
 
+    async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // XX: only items still queued (a finished delivery is not brought back); CH: count them.
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.key(queue)).arg("XX").arg("CH");
+        for id in ids {
+            cmd.arg(now).arg(id);
+        }
+        let changed: i64 = self.run(cmd).await?;
+        Ok(usize::try_from(changed).unwrap_or(0))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self.run(redis::cmd("PING")).await?;
         if pong == "PONG" { Ok(()) } else { Err(unavailable(format!("unexpected PING reply {pong}"))) }
+    }
+
+    async fn probe_write(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        // A replica answers READONLY, a full Redis OOM, a master short of replicas NOREPLICAS.
+        self.run::<()>(redis::cmd("SET").arg(self.key(key)).arg(now).arg("EX").arg(super::PROBE_TTL).clone()).await
     }
 }

@@ -46,7 +46,8 @@ fn audit_files_text(s: &TestServer) -> String {
 }
 
 async fn events_are_recorded_and_queryable(b: Backend) {
-    let s = TestServer::start(b).await;
+    // The proxy in front sets X-Request-Id; its id is the one recorded.
+    let s = TestServer::start_with(b, "[server]\ntrust_request_id = true\n").await;
     let admin = flow::admin_token(&s).await;
     let auditor = token_for(&s, AUDITOR_CLIENT, AUDITOR_SECRET).await;
 

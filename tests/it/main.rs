@@ -45,6 +45,7 @@ mod outbound;
 mod pending_logins;
 mod registration;
 mod resilience;
+mod restarts;
 mod retry_safe;
 mod revocation;
 mod store;

@@ -129,6 +129,14 @@ impl Store for Flaky {
         self.pause().await;
         self.inner.queue_len(queue).await
     }
+    async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError> {
+        self.pause().await;
+        self.inner.queue_release(queue, ids, now).await
+    }
+    async fn probe_write(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        self.pause().await;
+        self.inner.probe_write(key, now).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.pause().await;
         self.inner.ping().await

@@ -1,7 +1,9 @@
 //! Fixtures shared by the integration tests.
 
+pub mod balancer;
 pub mod flaky;
 pub mod flow;
+pub mod process;
 pub mod receiver;
 pub mod redis;
 pub mod server;

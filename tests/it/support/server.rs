@@ -73,16 +73,21 @@ pub fn manual_clock() -> Clock {
     Clock::manual(Clock::system().now())
 }
 
-fn keys() -> Keys {
+/// The directory of the one key set of this test process (generated on first use), for
+/// servers started in-process and as child processes alike.
+pub fn keys_dir() -> &'static std::path::Path {
     // RSA key generation is the slow part of a start: generate one key set per test process
     // into a temp dir, and load it for every test server.
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| {
+    DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", std::process::id()));
         Keys::load_or_generate(&dir, Clock::system().now()).expect("generate keys");
         dir
-    });
-    Keys::load_or_generate(dir, Clock::system().now()).expect("load keys")
+    })
+}
+
+fn keys() -> Keys {
+    Keys::load_or_generate(keys_dir(), Clock::system().now()).expect("load keys")
 }
 
 impl TestServer {
