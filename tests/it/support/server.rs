@@ -22,6 +22,48 @@ pub enum Backend {
     Redis,
 }
 
+/// A store several instances share, as several processes would: one memory store, or one key
+/// prefix on the shared redis-server.
+#[derive(Clone)]
+pub enum SharedStore {
+    /// One memory store (real time: the instances' manual clocks differ).
+    Memory(Arc<MemoryStore>),
+    /// One prefix on a Redis.
+    Redis {
+        /// The Redis URL.
+        url: String,
+        /// The key prefix.
+        prefix: String,
+    },
+}
+
+impl SharedStore {
+    /// A new, empty shared store on `backend`.
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Memory => Self::Memory(Arc::new(MemoryStore::new())),
+            Backend::Redis => Self::Redis { url: super::redis::shared().url(), prefix: super::redis::unique_prefix() },
+        }
+    }
+
+    /// Another handle on the same data (what a CLI process would open).
+    pub fn handle(&self) -> DynStore {
+        match self {
+            Self::Memory(m) => m.clone(),
+            Self::Redis { url, prefix } => Arc::new(super::redis::redis_store_at(url, prefix)),
+        }
+    }
+
+    fn overlay(&self) -> String {
+        match self {
+            Self::Memory(_) => String::new(),
+            Self::Redis { url, prefix } => {
+                format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n")
+            }
+        }
+    }
+}
+
 /// A running server; stops when dropped.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT` (also the issuer).
@@ -131,11 +173,19 @@ impl TestServer {
             }
         };
         let keys = Keys::ephemeral(Clock::system().now()).expect("keys");
-        Self::start_at(ip, overlay, store_overlay, store, keys, clock).await
+        Self::start_at(ip, overlay, store_overlay, store, Some(keys), clock).await
     }
 
     async fn start_inner(overlay: &str, store_overlay: String, store: DynStore, clock: Clock) -> Self {
-        Self::start_at("127.0.0.1", overlay, store_overlay, store, keys(), clock).await
+        Self::start_at("127.0.0.1", overlay, store_overlay, store, Some(keys()), clock).await
+    }
+
+    /// Starts one more instance on `shared`, as a separate process would: no keys are handed
+    /// in (it finds or makes them itself) and its `keys.dir` is its own.
+    pub async fn start_on_store(shared: &SharedStore, overlay: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", tongzheng::crypto::random_token(9)));
+        let own = format!("[keys]\ndir = \"{}\"\n{}", dir.display(), shared.overlay());
+        Self::start_at("127.0.0.1", overlay, own, shared.handle(), None, manual_clock()).await
     }
 
     /// Starts a server in production mode (`server.dev = false`, no dev overlay) on `backend`:
@@ -161,7 +211,8 @@ impl TestServer {
              token_endpoint_auth_method = \"client_secret_basic\"\n",
             tongzheng::crypto::sha256_hex(ADMIN_SECRET.as_bytes())
         );
-        Self::start_mode(false, "127.0.0.1", &format!("{admin}{overlay}"), store_overlay, store, keys(), clock).await
+        Self::start_mode(false, "127.0.0.1", &format!("{admin}{overlay}"), store_overlay, store, Some(keys()), clock)
+            .await
     }
 
     async fn start_at(
@@ -169,7 +220,7 @@ impl TestServer {
         overlay: &str,
         store_overlay: String,
         store: DynStore,
-        keys: Keys,
+        keys: Option<Keys>,
         clock: Clock,
     ) -> Self {
         Self::start_mode(true, ip, overlay, store_overlay, store, keys, clock).await
@@ -181,7 +232,7 @@ impl TestServer {
         overlay: &str,
         store_overlay: String,
         store: DynStore,
-        keys: Keys,
+        keys: Option<Keys>,
         clock: Clock,
     ) -> Self {
         let listener = TcpListener::bind(format!("{ip}:0")).await.expect("bind");
@@ -197,7 +248,7 @@ impl TestServer {
             data.join("archive").display()
         );
         let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], dev).expect("test config");
-        let state = server::build(config, clock.clone(), store, Some(keys)).await.expect("build server");
+        let state = server::build(config, clock.clone(), store, keys).await.expect("build server");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {
