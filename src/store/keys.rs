@@ -162,3 +162,5 @@ pub fn guard_busy(realm: &str, account: &str) -> String {
 pub fn guard_addresses(realm: &str, account: &str) -> String {
     format!("guard:{realm}:ips:{account}")
 }
+/// The shared key set: signing keys and the data key, sealed under the key-encryption key.
+pub const KEYSET: &str = "keyset";

@@ -134,8 +134,141 @@ async fn rotation_is_published_everywhere(b: Backend) {
     assert!(new.contains(&kid_of(&from_b)), "B signs with the new active key");
 }
 
+// SH-7.2: `tongzheng keys rotate` acts on the shared store (the library function the CLI
+// calls, on a store handle of its own as the CLI process opens), and running instances pick the
+// rotation up within the refresh time; the rotation keeps the old keys published.
+async fn cli_rotation_reaches_running_instances(b: Backend) {
+    let shared = SharedStore::new(b);
+    let overlay = "[keys]\nrefresh_secs = 1\n";
+    let a = TestServer::start_on_store(&shared, overlay).await;
+    let c = TestServer::start_on_store(&shared, overlay).await;
+    let before = kids(&jwks(&a).await);
+    let old_token = flow::admin_token(&a).await;
+    let config = a.state.config.clone();
+    let new = tongzheng::keys::shared::rotate_in_store(&config, &shared.handle(), a.clock.now()).await.unwrap();
+    assert_eq!(new.len(), 3);
+    for s in [&a, &c] {
+        wait_for_jwks(s, "the CLI's rotation is published", |now| new.iter().chain(&before).all(|k| now.contains(k)))
+            .await;
+    }
+    let fresh = flow::admin_token(&a).await;
+    assert!(new.contains(&kid_of(&fresh)), "A signs with the key the CLI made");
+    assert_eq!(introspect(&c, &old_token).await["active"], true, "tokens from before stay valid");
+}
+
+/// The raw key set record of a shared store, as text.
+async fn raw_record(shared: &SharedStore) -> String {
+    let raw = shared.handle().get(tongzheng::store::keys::KEYSET).await.unwrap().expect("a key set in the store");
+    String::from_utf8(raw).unwrap()
+}
+
+async fn phone_at(s: &TestServer, id: &str) -> Value {
+    let admin = flow::admin_token(s).await;
+    let got: Value = s
+        .http
+        .get(s.url(&format!("/admin/v1/users/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    got["phone_number"].clone()
+}
+
+// Issue 10, SH-8.2: the key-encryption key can be rotated: the set is re-sealed under the new
+// KEK, an instance that knows only the new KEK opens it (same keys, same data key), and one that
+// knows only the old KEK is refused with a message naming the setting.
+async fn kek_rotation_keeps_everything_readable(b: Backend) {
+    const NEW_KEK: &str = "bmV3IGtleS1lbmNyeXB0aW9uIGtleSwgMzIgYnl0ZXM=";
+    let shared = SharedStore::new(b);
+    let a = TestServer::start_on_store(&shared, "").await;
+    let admin = flow::admin_token(&a).await;
+    let r = a
+        .http
+        .post(a.url("/admin/v1/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "zhao.qi", "password": "zhao-qi-password", "phone_number": "+86 139 1234 5678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let sealed_before: Value = serde_json::from_str(&raw_record(&shared).await).unwrap();
+
+    // The operator lists the new KEK first, the old one after it, and runs `keys rotate-kek`.
+    let mut config = a.state.config.clone();
+    config.keys.kek = format!("{NEW_KEK},{TEST_KEK}");
+    let done = tongzheng::keys::shared::rotate_kek_in_store(&config, &shared.handle(), a.clock.now()).await.unwrap();
+    assert_ne!(done.from, done.to);
+    assert_eq!(done.from, sealed_before["kek"].as_str().unwrap());
+    let sealed_after: Value = serde_json::from_str(&raw_record(&shared).await).unwrap();
+    assert_eq!(sealed_after["kek"], done.to.as_str());
+    assert_ne!(sealed_after["data_key"], sealed_before["data_key"], "re-sealed");
+
+    // An instance with both KEKs, and one with the new KEK alone, agree with A.
+    let both = format!("[keys]\nkek = \"{NEW_KEK},{TEST_KEK}\"\n");
+    let with_both = TestServer::start_on_store(&shared, &both).await;
+    let new_only = TestServer::start_on_store(&shared, &format!("[keys]\nkek = \"{NEW_KEK}\"\n")).await;
+    for s in [&with_both, &new_only] {
+        assert_eq!(kids(&jwks(s).await), kids(&jwks(&a).await));
+        assert_eq!(introspect(s, &admin).await["active"], true);
+        assert_eq!(phone_at(s, &id).await, "+86 *******5678", "the data key survives the KEK rotation");
+    }
+
+    // Only the old KEK: the start fails, naming the KEK it needs and the setting.
+    let mut old_only = a.state.config.clone();
+    old_only.keys.dir = std::env::temp_dir().join(format!("tz-test-keys-{}", tongzheng::crypto::random_token(6)));
+    let e = tongzheng::server::build(old_only, a.clock.clone(), shared.handle(), None).await.err().unwrap();
+    let msg = e.to_string();
+    assert!(msg.contains(&done.to) && msg.contains("keys.kek"), "{msg}");
+}
+
+// Issue 10, SH-8.2: keys are never stored unsealed: the raw record in the store holds no
+// private key (PKCS#8) nor the data key, in any encoding, and no private JWK member.
+async fn keys_are_sealed_at_rest(b: Backend) {
+    let shared = SharedStore::new(b);
+    let a = TestServer::start_on_store(&shared, "").await;
+    rotate(&a).await;
+    let raw = raw_record(&shared).await;
+    let plain = a.state.keys.material();
+    assert_eq!(plain.keys.len(), 6, "three active and three retired keys");
+    let standard = base64::engine::general_purpose::STANDARD;
+    for secret in plain.secrets_b64() {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&secret).unwrap();
+        assert!(!raw.contains(&secret), "a secret in base64url");
+        assert!(!raw.contains(&standard.encode(&bytes)), "a secret in base64");
+        assert!(!raw.contains(&hex(&bytes)), "a secret in hex");
+    }
+    let record: Value = serde_json::from_str(&raw).unwrap();
+    for k in record["keys"].as_array().unwrap() {
+        assert!(k["private"].as_str().unwrap().starts_with("v1."), "sealed: {k}");
+        for member in ["d", "p", "q", "pkcs8"] {
+            assert!(k.get(member).is_none(), "no private member {member}: {k}");
+        }
+    }
+    assert!(record["data_key"].as_str().unwrap().starts_with("v1."));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// Issue 10: production refuses to start without a key-encryption key, naming the settings.
+#[test]
+fn production_without_a_kek_is_refused() {
+    let prod = "issuer = \"https://id.example.gov.cn\"\n[server]\nbehind_tls_proxy = true\n\
+                [store]\nbackend = \"memory\"\nallow_memory = true\n";
+    let e = tongzheng::config::Config::from_overlay(prod, false).unwrap_err().to_string();
+    assert!(e.contains("keys.kek") && e.contains("keys.kek_file") && e.contains("TONGZHENG_KEYS__KEK"), "{e}");
+}
+
 per_backend!(
     instances_started_together_agree,
     tokens_and_sealed_data_cross_instances,
-    rotation_is_published_everywhere
+    rotation_is_published_everywhere,
+    cli_rotation_reaches_running_instances,
+    kek_rotation_keeps_everything_readable,
+    keys_are_sealed_at_rest,
 );

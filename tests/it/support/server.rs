@@ -115,16 +115,18 @@ fn manual_clock() -> Clock {
     Clock::manual(Clock::system().now())
 }
 
+/// The issuer of the instances started by [`TestServer::start_on_store`].
+pub const SHARED_ISSUER: &str = "https://id.example.test";
+
+/// The key-encryption key of every test server (a production server gets its own from config).
+pub const TEST_KEK: &str = "dGVzdCBrZXktZW5jcnlwdGlvbiBrZXksIDMyIGJ5dGU=";
+
 fn keys() -> Keys {
-    // RSA key generation is the slow part of a start: generate one key set per test process
-    // into a temp dir, and load it for every test server.
-    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", std::process::id()));
-        Keys::load_or_generate(&dir, Clock::system().now()).expect("generate keys");
-        dir
-    });
-    Keys::load_or_generate(dir, Clock::system().now()).expect("load keys")
+    // RSA key generation is the slow part of a start: generate one key set per test process,
+    // and hand it to every test server, which publishes it in its (empty) store.
+    static SET: std::sync::OnceLock<tongzheng::keys::material::Material> = std::sync::OnceLock::new();
+    let set = SET.get_or_init(|| Keys::ephemeral(Clock::system().now()).expect("generate keys").material());
+    Keys::from_material(set.clone()).expect("load keys")
 }
 
 impl TestServer {
@@ -181,10 +183,12 @@ impl TestServer {
     }
 
     /// Starts one more instance on `shared`, as a separate process would: no keys are handed
-    /// in (it finds or makes them itself) and its `keys.dir` is its own.
+    /// in (it finds or makes them itself), its `keys.dir` is its own, its issuer is
+    /// [`SHARED_ISSUER`] (one platform, several instances).
     pub async fn start_on_store(shared: &SharedStore, overlay: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", tongzheng::crypto::random_token(9)));
-        let own = format!("[keys]\ndir = \"{}\"\n{}", dir.display(), shared.overlay());
+        // One platform: every instance announces the same issuer.
+        let own = format!("issuer = \"{SHARED_ISSUER}\"\n[keys]\ndir = \"{}\"\n{}", dir.display(), shared.overlay());
         Self::start_at("127.0.0.1", overlay, own, shared.handle(), None, manual_clock()).await
     }
 
@@ -243,7 +247,8 @@ impl TestServer {
         // Each instance writes its audit log and archives under its own temporary directory.
         let data = std::env::temp_dir().join(format!("tz-test-{}-{}", std::process::id(), addr.port()));
         let fixed = format!(
-            "issuer = \"{issuer}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+            "issuer = \"{issuer}\"\n[server]\nlisten = \"{addr}\"\n[keys]\nkek = \"{TEST_KEK}\"\n[audit]\ndir = \"{}\"\n\
+             [apps]\narchive_dir = \"{}\"\n",
             data.join("audit").display(),
             data.join("archive").display()
         );
