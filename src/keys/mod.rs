@@ -216,6 +216,9 @@ struct Shared {
     seen: Mutex<Vec<u8>>,
     /// When an unknown `kid` last caused a refresh.
     forced: Mutex<Option<tokio::time::Instant>>,
+    /// Held by a refresh or rotation from its read to its adoption, so a slow refresh never
+    /// replaces a newer set adopted meanwhile.
+    busy: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -292,7 +295,14 @@ impl Keys {
             }
         };
         let mut keys = Self::from_material(opened.material)?;
-        keys.shared = Some(Shared { store, ring, keep, seen: Mutex::new(raw), forced: Mutex::new(None) });
+        keys.shared = Some(Shared {
+            store,
+            ring,
+            keep,
+            seen: Mutex::new(raw),
+            forced: Mutex::new(None),
+            busy: tokio::sync::Mutex::new(()),
+        });
         Ok(keys)
     }
 
@@ -326,6 +336,7 @@ impl Keys {
         let Some(sh) = &self.shared else {
             return Ok(false);
         };
+        let _busy = sh.busy.lock().await;
         let store = sh.store.as_ref();
         let (raw, mut material) = match store.get(shared::KEYSET).await? {
             Some(raw) if *lock(&sh.seen) == raw => (raw, self.material()),
@@ -362,7 +373,9 @@ impl Keys {
     pub async fn rotate(&self, now: i64, keep_retired: i64) -> Result<Vec<String>, KeyError> {
         match &self.shared {
             Some(sh) => {
-                let (raw, opened) = shared::rotate(sh.store.as_ref(), &sh.ring, now, keep_retired).await?;
+                let fresh = shared::fresh_keys(now).await?;
+                let _busy = sh.busy.lock().await;
+                let (raw, opened) = shared::rotate(sh.store.as_ref(), &sh.ring, now, keep_retired, fresh).await?;
                 self.adopt(raw, opened.material)?;
             }
             None => {

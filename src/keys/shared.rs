@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::kek::KekRing;
-use super::material::{self, Material};
+use super::material::{self, Material, PlainKey};
 use super::record::{self, Opened};
 use super::{KeyError, Keys, keep_retired};
 use crate::clock::Clock;
@@ -115,10 +115,20 @@ pub async fn load_or_create(
     Ok((raw, opened))
 }
 
-/// Rotation in the store: a new active key per algorithm; the old ones retire and stay until
+/// One new active key per algorithm, generated away from the async workers.
+pub async fn fresh_keys(now: i64) -> Result<Vec<PlainKey>, KeyError> {
+    generate(move || material::fresh_keys(now)).await
+}
+
+/// Rotation in the store: `fresh` become the active keys; the old ones retire and stay until
 /// `keep` seconds after their retirement.
-pub async fn rotate(store: &dyn Store, ring: &KekRing, now: i64, keep: i64) -> Result<(Vec<u8>, Opened), KeyError> {
-    let fresh = generate(move || material::fresh_keys(now)).await?;
+pub async fn rotate(
+    store: &dyn Store,
+    ring: &KekRing,
+    now: i64,
+    keep: i64,
+    fresh: Vec<PlainKey>,
+) -> Result<(Vec<u8>, Opened), KeyError> {
     update(store, ring, now, |m| {
         m.rotate(fresh.clone(), now, keep);
         true
@@ -139,7 +149,8 @@ pub struct KekRotated {
 /// new keys within `keys.refresh_secs`. Returns the new active kids.
 pub async fn rotate_in_store(config: &Config, store: &DynStore, now: i64) -> Result<Vec<String>, KeyError> {
     let ring = KekRing::from_config(&config.keys, config.server.dev)?;
-    let (_, opened) = rotate(store.as_ref(), &ring, now, keep_retired(&config.tokens)).await?;
+    let fresh = fresh_keys(now).await?;
+    let (_, opened) = rotate(store.as_ref(), &ring, now, keep_retired(&config.tokens), fresh).await?;
     Ok(opened.material.keys.iter().filter(|k| k.retired_at.is_none()).map(|k| k.kid.clone()).collect())
 }
 
