@@ -135,25 +135,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                     .into());
             }
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            let store = tongzheng::server::open_store(&cfg).map_err(|e| e.to_string())?;
-            let now = Clock::system().now();
-            match action {
-                KeysAction::Rotate { .. } => {
-                    let kids = rt
-                        .block_on(tongzheng::keys::shared::rotate_in_store(&cfg, &store, now))
-                        .map_err(|e| e.to_string())?;
-                    println!("new active keys: {}", kids.join(", "));
-                    println!("running servers use them within keys.refresh_secs ({} s)", cfg.keys.refresh_secs);
-                }
-                KeysAction::RotateKek { .. } => {
-                    let done = rt
-                        .block_on(tongzheng::keys::shared::rotate_kek_in_store(&cfg, &store, now))
-                        .map_err(|e| e.to_string())?;
-                    println!("key set re-sealed: key-encryption key {} -> {}", done.from, done.to);
-                    println!("once every instance runs with the new KEK first, the old one can be removed");
-                }
-            }
-            Ok(())
+            rt.block_on(keys(action, &cfg))
         }
         Command::BenchSign { seconds } => {
             let keys = Keys::ephemeral(0).map_err(|e| e.to_string())?;
@@ -170,6 +152,26 @@ fn real_main(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `tongzheng keys ...` on the shared store (inside a runtime: the Redis client needs one).
+async fn keys(action: KeysAction, cfg: &Config) -> Result<(), String> {
+    let store = tongzheng::server::open_store(cfg).map_err(|e| e.to_string())?;
+    let now = Clock::system().now();
+    match action {
+        KeysAction::Rotate { .. } => {
+            let kids = tongzheng::keys::shared::rotate_in_store(cfg, &store, now).await.map_err(|e| e.to_string())?;
+            println!("new active keys: {}", kids.join(", "));
+            println!("running servers use them within keys.refresh_secs ({} s)", cfg.keys.refresh_secs);
+        }
+        KeysAction::RotateKek { .. } => {
+            let done =
+                tongzheng::keys::shared::rotate_kek_in_store(cfg, &store, now).await.map_err(|e| e.to_string())?;
+            println!("key set re-sealed: key-encryption key {} -> {}", done.from, done.to);
+            println!("once every instance lists the new KEK first, remove the old one from their configuration");
+        }
+    }
+    Ok(())
 }
 
 /// Raises the soft open-file limit to the hard limit (every connection holds a descriptor;

@@ -45,6 +45,9 @@ pub enum KeyError {
     /// The key set in the store cannot be opened or used.
     #[error("the key set in the store cannot be used: {0}")]
     Record(String),
+    /// The store holds no key set (no instance has started on it yet).
+    #[error("the store holds no key set yet: start an instance first")]
+    NoSet,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

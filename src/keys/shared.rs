@@ -64,9 +64,7 @@ pub async fn update(
     mut change: impl FnMut(&mut Material) -> bool,
 ) -> Result<(Vec<u8>, Opened), KeyError> {
     for _ in 0..MAX_ATTEMPTS {
-        let (raw, mut opened) = read(store, ring)
-            .await?
-            .ok_or_else(|| KeyError::Record("the store holds no key set yet: start an instance first".into()))?;
+        let (raw, mut opened) = read(store, ring).await?.ok_or(KeyError::NoSet)?;
         if !change(&mut opened.material) {
             return Ok((raw, opened));
         }
