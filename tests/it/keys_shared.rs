@@ -156,6 +156,61 @@ async fn cli_rotation_reaches_running_instances(b: Backend) {
     assert_eq!(introspect(&c, &old_token).await["active"], true, "tokens from before stay valid");
 }
 
+/// Runs the `tongzheng` binary with `args`, a production config file for `shared` and the KEK
+/// in the environment; returns its exit success and its output.
+async fn tongzheng_bin(shared: &SharedStore, args: &[&str]) -> (bool, String) {
+    let store = match shared {
+        SharedStore::Redis { url, prefix } => {
+            format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n")
+        }
+        SharedStore::Memory(_) => "[store]\nbackend = \"memory\"\nallow_memory = true\n".into(),
+    };
+    let dir = std::env::temp_dir().join(format!("tz-test-cli-{}", tongzheng::crypto::random_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.toml");
+    let config = format!(
+        "issuer = \"{SHARED_ISSUER}\"\n[server]\nbehind_tls_proxy = true\n{store}[keys]\ndir = \"{d}/keys\"\n\
+         [audit]\ndir = \"{d}/audit\"\n[apps]\narchive_dir = \"{d}/archive\"\n",
+        d = dir.display()
+    );
+    std::fs::write(&file, config).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
+        .args(args)
+        .arg("--config")
+        .arg(&file)
+        .env("TONGZHENG_KEYS__KEK", TEST_KEK)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out).await.expect("the CLI finishes").unwrap();
+    std::fs::remove_dir_all(dir).ok();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+// SH-7.2: the real `tongzheng keys rotate` process rotates the shared set, and a running
+// instance publishes the new keys; with the memory store (inside the server process) the CLI
+// says to use the admin API instead.
+#[tokio::test]
+async fn cli_binary_rotates_the_shared_set() {
+    let shared = SharedStore::new(Backend::Redis);
+    let a = TestServer::start_on_store(&shared, "[keys]\nrefresh_secs = 1\n").await;
+    let before = kids(&jwks(&a).await);
+    let (ok, out) = tongzheng_bin(&shared, &["keys", "rotate"]).await;
+    assert!(ok, "{out}");
+    let new: Vec<String> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("new active keys: "))
+        .expect("the new kids")
+        .split(", ")
+        .map(str::to_owned)
+        .collect();
+    assert!(new.iter().all(|k| !before.contains(k)));
+    wait_for_jwks(&a, "the CLI's rotation is published", |now| new.iter().chain(&before).all(|k| now.contains(k)))
+        .await;
+    let (ok, out) = tongzheng_bin(&SharedStore::new(Backend::Memory), &["keys", "rotate"]).await;
+    assert!(!ok && out.contains("/admin/v1/keys/rotate"), "{out}");
+}
+
 /// The raw key set record of a shared store, as text.
 async fn raw_record(shared: &SharedStore) -> String {
     let raw = shared.handle().get(tongzheng::store::keys::KEYSET).await.unwrap().expect("a key set in the store");
