@@ -246,8 +246,9 @@ pub async fn serve(
 }
 
 /// Starts the background tasks of an instance: the logout outbox worker, the session expiry
-/// sweeper, the key set refresher and the audit writer, retention sweeper and forwarder. They stop when `stop` turns
-/// true, except the audit writer, which `serve` stops with `Audit::shutdown` after draining.
+/// sweeper, the key set refresher and the audit writer, retention sweeper and forwarder. They
+/// stop when `stop` turns true, except the audit writer, which `serve` stops with
+/// `Audit::shutdown` after draining.
 fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
     let c = &state.config;
     if let Err(e) = state.audit.spawn(stop.clone()) {

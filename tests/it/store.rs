@@ -84,7 +84,7 @@ async fn put_if_compares_and_sets(store: DynStore) {
     assert!(store.put_if("k", Some(b"one"), &binary).await.unwrap());
     assert!(store.put_if("k", Some(&binary), b"").await.unwrap(), "binary values compare exactly");
     assert!(store.put_if("k", Some(b""), b"three").await.unwrap(), "an empty value is not an absent one");
-    // Values written with a TTL compare too, and the new value has none.
+    // A value written with a TTL compares like any other.
     store.put("t", b"old", Some(1)).await.unwrap();
     assert!(store.put_if("t", Some(b"old"), b"new").await.unwrap());
     // Concurrent writers from one version: exactly one wins.

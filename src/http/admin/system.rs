@@ -2,7 +2,6 @@
 //! status of back-channel logout deliveries.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -64,18 +63,7 @@ async fn delivery(State(state): State<AppState>, _: Admin, Path(id): Path<String
 
 async fn rotate_keys(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
     let keep = crate::keys::keep_retired(&state.config.tokens);
-    let kids = state.keys.rotate(state.clock.now(), keep).await.map_err(|e| match e {
-        crate::keys::KeyError::Store(e) => Problem::from(e),
-        e => {
-            tracing::error!(error = %e, "key rotation failed");
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "urn:tongzheng:problem:internal",
-                "Internal error",
-                "key rotation failed",
-            )
-        }
-    })?;
+    let kids = state.keys.rotate(state.clock.now(), keep).await?;
     Ok(axum::Json(json!({ "active_kids": kids })).into_response())
 }
 
