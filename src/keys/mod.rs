@@ -201,10 +201,14 @@ impl KeySet {
 /// The algorithms we always keep an active key for.
 pub const ALGS: [Alg; 3] = [Alg::ES256, Alg::RS256, Alg::EdDSA];
 
-/// How long a retired key stays published: the longest lifetime of anything it signed, plus an
-/// hour for clock skew and caches.
+/// The longest access token lifetime an admin may give one client (`/admin/v1/clients`).
+pub const MAX_CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
+
+/// How long a retired key stays published: the longest lifetime of anything it signed (the
+/// configured lifetimes, or a client's own access token lifetime, up to a day), plus an hour
+/// for clock skew and caches.
 pub fn keep_retired(tokens: &TokensConfig) -> i64 {
-    tokens.access_token_ttl.max(tokens.id_token_ttl) + 3600
+    tokens.access_token_ttl.max(tokens.id_token_ttl).max(MAX_CLIENT_ACCESS_TOKEN_TTL) + 3600
 }
 
 /// The shortest time between two refreshes caused by a token with an unknown `kid`.
@@ -341,7 +345,7 @@ impl Keys {
         };
         let _busy = sh.busy.lock().await;
         let store = sh.store.as_ref();
-        let (raw, mut material) = match store.get(shared::KEYSET).await? {
+        let (mut raw, mut material) = match store.get(shared::KEYSET).await? {
             Some(raw) if *lock(&sh.seen) == raw => (raw, self.material()),
             Some(raw) => {
                 let opened = record::open(&raw, &sh.ring)?;
@@ -356,7 +360,6 @@ impl Keys {
                 (raw, opened.material)
             }
         };
-        let mut raw = raw;
         if material.prunable(now, sh.keep) {
             let (r, opened) = shared::update(store, &sh.ring, now, |m| m.prune(now, sh.keep)).await?;
             (raw, material) = (r, opened.material);
