@@ -63,8 +63,11 @@ impl Platform {
         let addr = listener.local_addr().map_err(|e| format!("addr: {e}"))?;
         let base = format!("http://{addr}");
         let data = std::env::temp_dir().join(format!("tz-conformance-{}-{}", std::process::id(), addr.port()));
+        // Dev mode generates the key-encryption key into keys.dir: the platform's own directory.
         let fixed = format!(
-            "issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+            "issuer = \"{base}\"\n[server]\nlisten = \"{addr}\"\n[keys]\ndir = \"{}\"\n[audit]\ndir = \"{}\"\n\
+             [apps]\narchive_dir = \"{}\"\n",
+            data.join("keys").display(),
             data.join("audit").display(),
             data.join("archive").display()
         );

@@ -396,12 +396,56 @@ pub struct StoreConfig {
     pub timeout_ms: u64,
 }
 
-/// `[keys]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[keys]`: the key-encryption key that seals the shared key set in the store, and how often
+/// an instance re-reads the set.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
-    /// Key directory.
+    /// Directory of the dev-mode KEK file and of a pre-store `keyset.json` to import.
     pub dir: PathBuf,
+    /// Key-encryption keys, base64 of 32 bytes each, separated by commas: the first seals,
+    /// all open. Usually from `TONGZHENG_KEYS__KEK`.
+    pub kek: String,
+    /// A file holding the key-encryption keys, one per line (first seals); instead of `kek`.
+    pub kek_file: PathBuf,
+    /// Seconds between two reads of the shared key set (a rotation anywhere is used this soon).
+    pub refresh_secs: u64,
+}
+
+impl std::fmt::Debug for KeysConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysConfig")
+            .field("dir", &self.dir)
+            .field("kek", &if self.kek.is_empty() { "" } else { "<redacted>" })
+            .field("kek_file", &self.kek_file)
+            .field("refresh_secs", &self.refresh_secs)
+            .finish()
+    }
+}
+
+/// What a production start without a key-encryption key is told.
+pub const NO_KEK: &str = "production needs a key-encryption key for the key set in the store: set keys.kek_file \
+     (a file operators provision) or the TONGZHENG_KEYS__KEK environment variable (base64 of 32 random bytes, \
+     e.g. `openssl rand -base64 32`)";
+
+impl KeysConfig {
+    fn validate(&self, dev: bool) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        if !(1..=300).contains(&self.refresh_secs) {
+            return Err(invalid("keys.refresh_secs", "must be 1..=300 seconds"));
+        }
+        let file = !self.kek_file.as_os_str().is_empty();
+        if !self.kek.is_empty() && file {
+            return Err(invalid("keys.kek", "set keys.kek or keys.kek_file, not both"));
+        }
+        if !self.kek.is_empty() {
+            crate::keys::kek::KekRing::parse(&self.kek).map_err(|e| invalid("keys.kek", &e))?;
+        }
+        if !dev && self.kek.is_empty() && !file {
+            return Err(invalid("keys.kek", NO_KEK));
+        }
+        Ok(())
+    }
 }
 
 /// `[tokens]`, all in seconds.
@@ -798,6 +842,7 @@ impl Config {
             return Err(invalid("outbound.failure_cache_secs", "must be 0..=3600 seconds"));
         }
         self.guard.validate()?;
+        self.keys.validate(self.server.dev)?;
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(
@@ -972,6 +1017,30 @@ mod tests {
             let e = Config::from_overlay(overlay, true).unwrap_err();
             assert!(e.to_string().contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn production_needs_a_key_encryption_key() {
+        // Issue 10: the key set in the store is sealed under a KEK operators provision.
+        let prod = "issuer = \"https://id.example.gov.cn\"\n[server]\nbehind_tls_proxy = true\n";
+        let e = Config::from_overlay(prod, false).unwrap_err();
+        assert!(e.to_string().contains("keys.kek") && e.to_string().contains("TONGZHENG_KEYS__KEK"), "{e}");
+        let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let env = [("TONGZHENG_KEYS__KEK".to_owned(), kek.to_owned())];
+        let file = std::env::temp_dir().join(format!("tz-kek-{}.toml", std::process::id()));
+        std::fs::write(&file, prod).unwrap();
+        let c = Config::load_with_env(Some(&file), false, env.into_iter()).unwrap();
+        assert_eq!(c.keys.kek, kek);
+        assert!(!format!("{:?}", c.keys).contains(kek), "the KEK never reaches a log");
+        std::fs::remove_file(file).ok();
+        assert!(Config::from_overlay(&format!("{prod}[keys]\nkek_file = \"/run/secrets/kek\""), false).is_ok());
+        let e = Config::from_overlay(&format!("{prod}[keys]\nkek = \"c2hvcnQ=\""), false).unwrap_err();
+        assert!(e.to_string().contains("keys.kek") && e.to_string().contains("32 bytes"), "{e}");
+        let both = format!("{prod}[keys]\nkek = \"{kek}\"\nkek_file = \"/run/secrets/kek\"");
+        assert!(Config::from_overlay(&both, false).unwrap_err().to_string().contains("not both"));
+        let e = Config::from_overlay("[keys]\nrefresh_secs = 0", true).unwrap_err();
+        assert!(e.to_string().contains("keys.refresh_secs"), "{e}");
+        assert_eq!(Config::from_overlay("", true).unwrap().keys.refresh_secs, 10);
     }
 
     #[test]

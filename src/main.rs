@@ -49,8 +49,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Add a new active key per algorithm; old keys stay published until their tokens expire.
+    /// Add a new active key per algorithm to the shared key set in the store; running servers use
+    /// it within keys.refresh_secs, and old keys stay published until their tokens expire.
     Rotate {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Use the dev configuration.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Re-seal the key set in the store under the first configured key-encryption key (after
+    /// putting a new KEK first in keys.kek or keys.kek_file, the old one still listed).
+    RotateKek {
         /// Configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -113,15 +124,18 @@ fn real_main(cli: Cli) -> Result<(), String> {
             raise_open_file_limit();
             rt.block_on(serve(cfg))
         }
-        Command::Keys { action: KeysAction::Rotate { config, dev } } => {
+        Command::Keys { action } => {
+            let (config, dev) = match &action {
+                KeysAction::Rotate { config, dev } | KeysAction::RotateKek { config, dev } => (config, *dev),
+            };
             let cfg = load(config.as_ref(), dev)?;
-            let now = Clock::system().now();
-            let keys = Keys::load_or_generate(&cfg.keys.dir, now).map_err(|e| e.to_string())?;
-            let keep = cfg.tokens.access_token_ttl.max(cfg.tokens.id_token_ttl) + 3600;
-            let kids = keys.rotate(now, keep).map_err(|e| e.to_string())?;
-            println!("new active keys: {}", kids.join(", "));
-            println!("running servers pick them up on their next rotation or restart");
-            Ok(())
+            if cfg.store.backend == tongzheng::config::Backend::Memory {
+                return Err("keys: the key set lives in the store, and the memory store lives inside the server \
+                            process: use POST /admin/v1/keys/rotate on the running server"
+                    .into());
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            rt.block_on(keys(action, &cfg))
         }
         Command::BenchSign { seconds } => {
             let keys = Keys::ephemeral(0).map_err(|e| e.to_string())?;
@@ -138,6 +152,26 @@ fn real_main(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `tongzheng keys ...` on the shared store (inside a runtime: the Redis client needs one).
+async fn keys(action: KeysAction, cfg: &Config) -> Result<(), String> {
+    let store = tongzheng::server::open_store(cfg).map_err(|e| e.to_string())?;
+    let now = Clock::system().now();
+    match action {
+        KeysAction::Rotate { .. } => {
+            let kids = tongzheng::keys::shared::rotate_in_store(cfg, &store, now).await.map_err(|e| e.to_string())?;
+            println!("new active keys: {}", kids.join(", "));
+            println!("running servers use them within keys.refresh_secs ({} s)", cfg.keys.refresh_secs);
+        }
+        KeysAction::RotateKek { .. } => {
+            let done =
+                tongzheng::keys::shared::rotate_kek_in_store(cfg, &store, now).await.map_err(|e| e.to_string())?;
+            println!("key set re-sealed: key-encryption key {} -> {}", done.from, done.to);
+            println!("once every instance lists the new KEK first, remove the old one from their configuration");
+        }
+    }
+    Ok(())
 }
 
 /// Raises the soft open-file limit to the hard limit (every connection holds a descriptor;

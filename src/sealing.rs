@@ -1,7 +1,7 @@
 //! Field sealing for personal data at rest (SH-8.2: ID card and phone numbers are never stored
 //! in plain text) and keyed derivations: AES-256-GCM with a random nonce and the record's
 //! identity as associated data, so a sealed value copied into another record does not open.
-//! The 256-bit data key lives beside the signing keys (`keys/keyset.json`).
+//! The 256-bit data key lives with the signing keys in the shared, sealed key set (`keys`).
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;

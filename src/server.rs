@@ -61,19 +61,20 @@ pub fn open_store(config: &Config) -> Result<DynStore, ServerError> {
 }
 
 /// Builds the state of an instance: store (wrapped to record its calls in the instance's
-/// metrics), keys (from `keys` or the configured directory), password pool, and the seed data.
+/// metrics), keys (the set shared through the store; `keys`, when given, is what this instance
+/// publishes if the store has none: tests do so to skip RSA generation), password pool, and the
+/// seed data.
 pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<Keys>) -> Result<AppState, ServerError> {
-    let keys = match keys {
-        Some(k) => k,
-        None => Keys::load_or_generate(&config.keys.dir, clock.now())?,
-    };
+    let metrics = Metrics::new(clock.now());
+    let store = Instrumented::wrap(store, metrics.clone());
+    let keep = crate::keys::keep_retired(&config.tokens);
+    let given = keys.map(|k| k.material());
+    let keys = Keys::open(&config.keys, config.server.dev, store.clone(), clock.now(), keep, given).await?;
     let passwords =
         PasswordPool::new(config.hash_concurrency(), Duration::from_millis(config.security.password_queue_timeout_ms))
             .map_err(|e| ServerError::Seed(e.to_string()))?;
     let outbound = crate::outbound::Policy::new(&config.outbound, config.server.dev);
     let http = crate::outbound::client::build(outbound).map_err(|e| ServerError::Tls(e.to_string()))?;
-    let metrics = Metrics::new(clock.now());
-    let store = Instrumented::wrap(store, metrics.clone());
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
     let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
         .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
@@ -261,10 +262,10 @@ pub async fn serve(
 }
 
 /// Starts the background tasks of an instance: the logout outbox worker (whose handle is
-/// returned, so shutdown can wait for it to hand back its leases), the bootstrap seeder, the
-/// session expiry sweeper and the audit writer, retention sweeper and forwarder. They stop when
-/// `stop` turns true, except the audit writer, which `serve` stops with `Audit::shutdown` after
-/// draining.
+/// returned, so shutdown can wait for it to hand back its leases), the bootstrap seeder, the key
+/// set refresher, the session expiry sweeper and the audit writer, retention sweeper and
+/// forwarder. They stop when `stop` turns true, except the audit writer, which `serve` stops
+/// with `Audit::shutdown` after draining.
 fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let c = &state.config;
     if let Err(e) = state.audit.spawn(stop.clone()) {
@@ -293,6 +294,8 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         audit: state.audit.clone(),
     });
     tokio::spawn(sync.run(stop.clone()));
+    let every = Duration::from_secs(c.keys.refresh_secs);
+    tokio::spawn(crate::keys::shared::refresher(state.keys.clone(), state.clock.clone(), every, stop.clone()));
     let sweeper = crate::logout::expiry::Sweeper {
         store: state.store.clone(),
         clock: state.clock.clone(),

@@ -267,6 +267,23 @@ impl From<StoreError> for Problem {
     }
 }
 
+impl From<crate::keys::KeyError> for Problem {
+    fn from(e: crate::keys::KeyError) -> Self {
+        match e {
+            crate::keys::KeyError::Store(e) => e.into(),
+            e => {
+                tracing::error!(error = %e, "key set operation failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "urn:tongzheng:problem:internal",
+                    "Internal error",
+                    "key set operation failed",
+                )
+            }
+        }
+    }
+}
+
 impl From<OAuthError> for Problem {
     fn from(e: OAuthError) -> Self {
         match e.code {

@@ -52,6 +52,9 @@ impl Store for Instrumented {
     async fn put_new(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
         self.timed("put_new", self.inner.put_new(key, value, ttl)).await
     }
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError> {
+        self.timed("put_if", self.inner.put_if(key, expected, value)).await
+    }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.timed("delete", self.inner.delete(key)).await
     }

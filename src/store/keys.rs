@@ -169,3 +169,5 @@ pub const SEED_MARKER: &str = "seed:done";
 pub fn write_probe(instance: &str) -> String {
     format!("probe:{instance}")
 }
+/// The shared key set: signing keys and the data key, sealed under the key-encryption key.
+pub const KEYSET: &str = "keyset";

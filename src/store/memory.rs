@@ -136,6 +136,17 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError> {
+        self.with(|m, at| {
+            let current = m.live(key, at).and_then(|e| readable(&e.value));
+            if current.as_deref() != expected {
+                return false;
+            }
+            m.insert(key, Entry { value: Value::Bytes(value.to_vec()), deadline: None }, at);
+            true
+        })
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.with(|m, at| {
             let was_live = m.live(key, at).is_some();

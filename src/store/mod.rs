@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + 'static {
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError>;
     /// Writes a value only if the key is absent; true when written.
     async fn put_new(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError>;
+    /// Compare-and-set: writes `value` (no TTL) only if the key's current value is exactly
+    /// `expected` (`None`: the key is absent); true when written. Two writers that read the same
+    /// value and race converge on one winner; the loser re-reads (the shared key set).
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError>;
     /// Deletes a key of any kind; true when something was deleted.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
     /// Reads and deletes a value atomically: exactly one caller gets it.

@@ -22,6 +22,7 @@ pub struct RedisStore {
     incr: Script,
     claim: Script,
     take: Script,
+    put_if: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -92,6 +93,18 @@ if v then redis.call('DEL', KEYS[1]) end
 return v
 ";
 
+// KEYS[1] = key. ARGV[1] = '1' when a current value is expected, ARGV[2] = it, ARGV[3] = new.
+const PUT_IF_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+return 1
+";
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -118,6 +131,7 @@ impl RedisStore {
             incr: Script::new(INCR_LUA),
             claim: Script::new(CLAIM_LUA),
             take: Script::new(TAKE_LUA),
+            put_if: Script::new(PUT_IF_LUA),
         })
     }
 
@@ -190,6 +204,17 @@ impl Store for RedisStore {
         with_ttl(&mut cmd, ttl);
         let reply: Option<String> = self.run(cmd).await?;
         Ok(reply.is_some())
+    }
+
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.put_if.key(self.key(key));
+        invocation.arg(if expected.is_some() { "1" } else { "0" }).arg(expected.unwrap_or_default()).arg(value);
+        let n: i64 = match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
+            Ok(result) => result.map_err(redis_err)?,
+            Err(_) => return Err(StoreError::Unavailable("redis did not answer in time".into())),
+        };
+        Ok(n == 1)
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {

@@ -41,7 +41,7 @@ pub async fn revoke(
         }
     }
     // Only our own, unexpired access tokens of this client.
-    let Ok((c, typ)) = auth.keys.verify::<AccessClaims>(token) else {
+    let Ok((c, typ)) = auth.keys.verify_fresh::<AccessClaims>(token, now).await else {
         return Ok(None);
     };
     if typ.as_deref() != Some(super::AT_TYP) || c.client_id != client_id || c.iss != auth.issuer || c.exp <= now {

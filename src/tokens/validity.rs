@@ -141,7 +141,7 @@ impl Authority<'_> {
     /// Whether a bearer access token (RFC 9068 JWT) is alive at `now`. `aud` is not checked
     /// here: each resource checks it is named ([`AccessClaims::is_for`]).
     pub async fn access(&self, token: &str, now: i64) -> Verdict<LiveAccess> {
-        let Ok((claims, typ)) = self.keys.verify::<AccessClaims>(token) else {
+        let Ok((claims, typ)) = self.keys.verify_fresh::<AccessClaims>(token, now).await else {
             return Ok(Err(Dead::Unknown));
         };
         if typ.as_deref() != Some(AT_TYP) || claims.iss != self.issuer {
@@ -200,7 +200,7 @@ impl Authority<'_> {
     /// Whether an ID token of ours is alive: signed by us, unexpired, its session live and its
     /// user and client in good standing. A logout token is not an ID token.
     pub async fn id_token(&self, token: &str, now: i64) -> Verdict<LiveId> {
-        let Ok((claims, typ)) = self.keys.verify::<IdClaims>(token) else {
+        let Ok((claims, typ)) = self.keys.verify_fresh::<IdClaims>(token, now).await else {
             return Ok(Err(Dead::Unknown));
         };
         if typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) || claims.iss != self.issuer {

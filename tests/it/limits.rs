@@ -191,11 +191,12 @@ async fn start_tls(b: Backend, server_overlay: &str) -> TlsServer {
     let overlay = format!(
         "issuer = \"https://localhost:{port}\"\n[server]\nlisten = \"{addr}\"\n{server_overlay}\n\
          [tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n[store]\nbackend = \"memory\"\nallow_memory = true\n\
-         [keys]\ndir = \"{keys}\"\n[audit]\ndir = \"{audit}\"\n[apps]\narchive_dir = \"{archive}\"\n",
+         [keys]\ndir = \"{keys}\"\nkek = \"{kek}\"\n[audit]\ndir = \"{audit}\"\n[apps]\narchive_dir = \"{archive}\"\n",
         port = addr.port(),
         cert = dir.join("cert.pem").display(),
         key = dir.join("key.pem").display(),
         keys = dir.join("keys").display(),
+        kek = crate::support::server::TEST_KEK,
         audit = dir.join("audit").display(),
         archive = dir.join("archive").display(),
     );

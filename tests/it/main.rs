@@ -34,6 +34,7 @@ mod federation;
 mod flows;
 mod guessing;
 mod interop;
+mod keys_shared;
 mod lifecycle;
 mod limits;
 mod logout;

@@ -503,9 +503,15 @@ async fn seeding_retries_until_redis_is_reachable() {
     let mut redis = RedisServer::dedicated();
     let url = redis.url();
     redis.stop();
-    let s = TestServer::start_on_redis(&url, &unique_prefix(), "[server]\nseed_check_secs = 3600\n").await;
-    assert_eq!(admin_status(&s).await, StatusCode::SERVICE_UNAVAILABLE);
+    // The signing keys live in the store, so an instance cannot serve before it reaches it: it
+    // waits (its port answers nothing, which balancers read as not ready) and retries.
+    let starting = tokio::spawn(async move {
+        TestServer::start_on_redis(&url, &unique_prefix(), "[server]\nseed_check_secs = 3600\n").await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!starting.is_finished(), "an instance without its store cannot have started");
     redis.restart();
+    let s = tokio::time::timeout(std::time::Duration::from_secs(30), starting).await.unwrap().unwrap();
     admin_comes_back(&s, 20).await;
     assert_eq!(readyz(&s).await.0, StatusCode::OK);
 }

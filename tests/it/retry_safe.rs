@@ -22,7 +22,7 @@ async fn server(b: Backend) -> (TestServer, Arc<Flaky>) {
         Backend::Redis => Arc::new(crate::support::redis::redis_store(&crate::support::redis::unique_prefix())),
     };
     let flaky = Flaky::new(inner);
-    (TestServer::start_on_store(flaky.clone(), clock, "").await, flaky)
+    (TestServer::start_on_custom_store(flaky.clone(), clock, "").await, flaky)
 }
 
 async fn active(s: &TestServer, token: &str) -> bool {
@@ -82,7 +82,7 @@ async fn a_refresh_lost_inside_the_server_can_be_retried(b: Backend) {
 async fn a_slow_store_never_holds_a_request_past_its_deadline() {
     let clock = manual_clock();
     let flaky = Flaky::new(Arc::new(tongzheng::store::memory::MemoryStore::with_clock(clock.clone())));
-    let s = TestServer::start_on_store(flaky.clone(), clock, "[server]\nrequest_deadline_ms = 300\n").await;
+    let s = TestServer::start_on_custom_store(flaky.clone(), clock, "[server]\nrequest_deadline_ms = 300\n").await;
     let admin = flow::admin_token(&s).await;
     flaky.stall(std::time::Duration::from_secs(3));
     let r = s

@@ -71,6 +71,32 @@ async fn put_new_only_if_absent(store: DynStore) {
     assert_eq!(wins.into_iter().filter(|w| *w.as_ref().unwrap()).count(), 1);
 }
 
+// Issue 10 (shared key set): compare-and-set converges concurrent writers on one value.
+async fn put_if_compares_and_sets(store: DynStore) {
+    assert!(!store.put_if("k", Some(b"x"), b"one").await.unwrap(), "absent is not x");
+    assert_eq!(store.get("k").await.unwrap(), None);
+    assert!(store.put_if("k", None, b"one").await.unwrap(), "absent as expected");
+    assert!(!store.put_if("k", None, b"two").await.unwrap(), "no longer absent");
+    assert!(!store.put_if("k", Some(b"on"), b"two").await.unwrap(), "a prefix is not equal");
+    assert!(!store.put_if("k", Some(b""), b"two").await.unwrap(), "empty is not equal");
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"one"[..]), "a losing put_if writes nothing");
+    let binary = [0u8, 0xff, b'\'', b'\n'];
+    assert!(store.put_if("k", Some(b"one"), &binary).await.unwrap());
+    assert!(store.put_if("k", Some(&binary), b"").await.unwrap(), "binary values compare exactly");
+    assert!(store.put_if("k", Some(b""), b"three").await.unwrap(), "an empty value is not an absent one");
+    // A value written with a TTL compares like any other.
+    store.put("t", b"old", Some(1)).await.unwrap();
+    assert!(store.put_if("t", Some(b"old"), b"new").await.unwrap());
+    // Concurrent writers from one version: exactly one wins.
+    let wins =
+        concurrently(&store, 32, |s, i| async move { s.put_if("k", Some(b"three"), format!("w{i}").as_bytes()).await })
+            .await;
+    assert_eq!(wins.into_iter().filter(|w| *w.as_ref().unwrap()).count(), 1);
+    let wins =
+        concurrently(&store, 32, |s, i| async move { s.put_if("fresh", None, format!("w{i}").as_bytes()).await }).await;
+    assert_eq!(wins.into_iter().filter(|w| *w.as_ref().unwrap()).count(), 1);
+}
+
 async fn delete_any_kind(store: DynStore) {
     assert!(!store.delete("nothing").await.unwrap());
     store.put("v", b"x", None).await.unwrap();
@@ -280,6 +306,7 @@ on_both_backends!(
     get_put,
     get_many_keeps_order,
     put_new_only_if_absent,
+    put_if_compares_and_sets,
     delete_any_kind,
     take_is_single_use,
     take_is_atomic,
@@ -312,6 +339,7 @@ async fn assert_all_unavailable(store: &DynStore) {
     assert_unavailable("redeem", store.redeem("r", 1)).await;
     assert_unavailable("incr", store.incr("c", 60)).await;
     assert_unavailable("set_add", store.set_add("s", "m", None)).await;
+    assert_unavailable("put_if", store.put_if("k", None, b"x")).await;
 }
 
 /// Polls `ping` until it succeeds (bounded): the store reconnects by itself.

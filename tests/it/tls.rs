@@ -33,6 +33,7 @@ backend = "memory"
 allow_memory = true
 [keys]
 dir = "{keys}"
+kek_file = "{kek}"
 [[seed.clients]]
 client_id = "admin-cli"
 client_secret_sha256 = "{hash}"
@@ -45,8 +46,11 @@ token_endpoint_auth_method = "client_secret_basic"
         cert = dir.join("cert.pem").display(),
         key = dir.join("key.pem").display(),
         keys = dir.join("keys").display(),
+        kek = dir.join("kek").display(),
         hash = tongzheng::crypto::sha256_hex(secret.as_bytes()),
     );
+    // The key-encryption key, provisioned by the operator as a file.
+    std::fs::write(dir.join("kek"), format!("{}\n", crate::support::server::TEST_KEK)).unwrap();
     let config = Config::from_overlay(&overlay, false).expect("production config");
     assert!(!config.server.dev);
     let tls = server::tls_config(&config).unwrap().expect("tls configured");
@@ -78,9 +82,8 @@ token_endpoint_auth_method = "client_secret_basic"
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "token over {max:?}");
-        // Keys were generated into the configured directory, with a .gitignore beside them.
-        assert!(dir.join("keys").join("keyset.json").exists());
-        assert!(dir.join("keys").join(".gitignore").exists());
+        // Keys live sealed in the store, not in files beside the server.
+        assert!(!dir.join("keys").join("keyset.json").exists());
     }
     // Plain HTTP to the TLS port gets nothing useful (no downgrade).
     let plain = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;

@@ -143,7 +143,7 @@ fn apply_extras(c: &mut Client, b: &ClientBody) -> Result<(), Problem> {
         c.consent_required = cr;
     }
     if let Some(ttl) = b.access_token_ttl {
-        if !(60..=86_400).contains(&ttl) {
+        if !(60..=crate::keys::MAX_CLIENT_ACCESS_TOKEN_TTL).contains(&ttl) {
             return Err(Problem::bad_request("access_token_ttl must be 60..=86400 seconds"));
         }
         c.access_token_ttl = Some(ttl);

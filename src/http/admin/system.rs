@@ -2,7 +2,6 @@
 //! status of back-channel logout deliveries.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -63,16 +62,8 @@ async fn delivery(State(state): State<AppState>, _: Admin, Path(id): Path<String
 }
 
 async fn rotate_keys(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
-    let keep = state.config.tokens.access_token_ttl.max(state.config.tokens.id_token_ttl) + 3600;
-    let kids = state.keys.rotate(state.clock.now(), keep).map_err(|e| {
-        tracing::error!(error = %e, "key rotation failed");
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "urn:tongzheng:problem:internal",
-            "Internal error",
-            "key rotation failed",
-        )
-    })?;
+    let keep = crate::keys::keep_retired(&state.config.tokens);
+    let kids = state.keys.rotate(state.clock.now(), keep).await?;
     Ok(axum::Json(json!({ "active_kids": kids })).into_response())
 }
 
@@ -84,7 +75,8 @@ pub fn api() -> Api {
             rotate_keys,
             op(
                 "rotateKeys",
-                "Add new active signing keys; retired keys stay in the JWKS until their tokens expire",
+                "Add new active signing keys to the shared key set (every instance uses them within \
+                 keys.refresh_secs); retired keys stay in the JWKS until their tokens expire",
                 "keys",
             )
             .ok::<Value>(200),

@@ -55,6 +55,10 @@ impl Store for Flaky {
         self.pause().await;
         self.inner.put_new(key, value, ttl).await
     }
+    async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError> {
+        self.pause().await;
+        self.inner.put_if(key, expected, value).await
+    }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.pause().await;
         self.inner.delete(key).await

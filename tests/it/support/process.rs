@@ -39,8 +39,9 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 /// Config lines every child gets: the test process's key set and its own audit directory.
 pub fn child_base(dir: &Path, port: u16) -> String {
     format!(
-        "[keys]\ndir = \"{}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+        "[keys]\ndir = \"{}\"\nkek = \"{}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
         keys_dir().display(),
+        super::server::TEST_KEK,
         dir.join(format!("audit-{port}")).display(),
         dir.join(format!("archive-{port}")).display()
     )

@@ -22,6 +22,48 @@ pub enum Backend {
     Redis,
 }
 
+/// A store several instances share, as several processes would: one memory store, or one key
+/// prefix on the shared redis-server.
+#[derive(Clone)]
+pub enum SharedStore {
+    /// One memory store (real time: the instances' manual clocks differ).
+    Memory(Arc<MemoryStore>),
+    /// One prefix on a Redis.
+    Redis {
+        /// The Redis URL.
+        url: String,
+        /// The key prefix.
+        prefix: String,
+    },
+}
+
+impl SharedStore {
+    /// A new, empty shared store on `backend`.
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Memory => Self::Memory(Arc::new(MemoryStore::new())),
+            Backend::Redis => Self::Redis { url: super::redis::shared().url(), prefix: super::redis::unique_prefix() },
+        }
+    }
+
+    /// Another handle on the same data (what a CLI process would open).
+    pub fn handle(&self) -> DynStore {
+        match self {
+            Self::Memory(m) => m.clone(),
+            Self::Redis { url, prefix } => Arc::new(super::redis::redis_store_at(url, prefix)),
+        }
+    }
+
+    fn overlay(&self) -> String {
+        match self {
+            Self::Memory(_) => String::new(),
+            Self::Redis { url, prefix } => {
+                format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n")
+            }
+        }
+    }
+}
+
 /// A running server; stops when dropped.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT` (also the issuer).
@@ -73,21 +115,29 @@ pub fn manual_clock() -> Clock {
     Clock::manual(Clock::system().now())
 }
 
-/// The directory of the one key set of this test process (generated on first use), for
-/// servers started in-process and as child processes alike.
+/// The issuer of the instances started by [`TestServer::start_on_store`].
+pub const SHARED_ISSUER: &str = "https://id.example.test";
+
+/// The key-encryption key of every test server (a production server gets its own from config).
+pub const TEST_KEK: &str = "dGVzdCBrZXktZW5jcnlwdGlvbiBrZXksIDMyIGJ5dGU=";
+
+/// A key directory for servers started as child processes: they find or make their key set in
+/// the store (sealed under [`TEST_KEK`]); the directory only holds what dev mode writes there.
 pub fn keys_dir() -> &'static std::path::Path {
-    // RSA key generation is the slow part of a start: generate one key set per test process
-    // into a temp dir, and load it for every test server.
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", std::process::id()));
-        Keys::load_or_generate(&dir, Clock::system().now()).expect("generate keys");
+        std::fs::create_dir_all(&dir).expect("keys dir");
         dir
     })
 }
 
 fn keys() -> Keys {
-    Keys::load_or_generate(keys_dir(), Clock::system().now()).expect("load keys")
+    // RSA key generation is the slow part of a start: generate one key set per test process,
+    // and hand it to every test server, which publishes it in its (empty) store.
+    static SET: std::sync::OnceLock<tongzheng::keys::material::Material> = std::sync::OnceLock::new();
+    let set = SET.get_or_init(|| Keys::ephemeral(Clock::system().now()).expect("generate keys").material());
+    Keys::from_material(set.clone()).expect("load keys")
 }
 
 impl TestServer {
@@ -136,17 +186,27 @@ impl TestServer {
             }
         };
         let keys = Keys::ephemeral(Clock::system().now()).expect("keys");
-        Self::start_at(ip, overlay, store_overlay, store, keys, clock).await
+        Self::start_at(ip, overlay, store_overlay, store, Some(keys), clock).await
     }
 
     /// Starts a server with the dev config on a store the test built (e.g. one that fails on
     /// purpose), reading `clock`.
-    pub async fn start_on_store(store: DynStore, clock: Clock, overlay: &str) -> Self {
+    pub async fn start_on_custom_store(store: DynStore, clock: Clock, overlay: &str) -> Self {
         Self::start_inner(overlay, String::new(), store, clock).await
     }
 
     async fn start_inner(overlay: &str, store_overlay: String, store: DynStore, clock: Clock) -> Self {
-        Self::start_at("127.0.0.1", overlay, store_overlay, store, keys(), clock).await
+        Self::start_at("127.0.0.1", overlay, store_overlay, store, Some(keys()), clock).await
+    }
+
+    /// Starts one more instance on `shared`, as a separate process would: no keys are handed
+    /// in (it finds or makes them itself), its `keys.dir` is its own, its issuer is
+    /// [`SHARED_ISSUER`] (one platform, several instances).
+    pub async fn start_on_store(shared: &SharedStore, overlay: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tz-test-keys-{}", tongzheng::crypto::random_token(9)));
+        // One platform: every instance announces the same issuer.
+        let own = format!("issuer = \"{SHARED_ISSUER}\"\n[keys]\ndir = \"{}\"\n{}", dir.display(), shared.overlay());
+        Self::start_at("127.0.0.1", overlay, own, shared.handle(), None, manual_clock()).await
     }
 
     /// Starts a server in production mode (`server.dev = false`, no dev overlay) on `backend`:
@@ -172,7 +232,8 @@ impl TestServer {
              token_endpoint_auth_method = \"client_secret_basic\"\n",
             tongzheng::crypto::sha256_hex(ADMIN_SECRET.as_bytes())
         );
-        Self::start_mode(false, "127.0.0.1", &format!("{admin}{overlay}"), store_overlay, store, keys(), clock).await
+        Self::start_mode(false, "127.0.0.1", &format!("{admin}{overlay}"), store_overlay, store, Some(keys()), clock)
+            .await
     }
 
     async fn start_at(
@@ -180,7 +241,7 @@ impl TestServer {
         overlay: &str,
         store_overlay: String,
         store: DynStore,
-        keys: Keys,
+        keys: Option<Keys>,
         clock: Clock,
     ) -> Self {
         Self::start_mode(true, ip, overlay, store_overlay, store, keys, clock).await
@@ -192,7 +253,7 @@ impl TestServer {
         overlay: &str,
         store_overlay: String,
         store: DynStore,
-        keys: Keys,
+        keys: Option<Keys>,
         clock: Clock,
     ) -> Self {
         let listener = TcpListener::bind(format!("{ip}:0")).await.expect("bind");
@@ -203,12 +264,13 @@ impl TestServer {
         // Each instance writes its audit log and archives under its own temporary directory.
         let data = std::env::temp_dir().join(format!("tz-test-{}-{}", std::process::id(), addr.port()));
         let fixed = format!(
-            "issuer = \"{issuer}\"\n[server]\nlisten = \"{addr}\"\n[audit]\ndir = \"{}\"\n[apps]\narchive_dir = \"{}\"\n",
+            "issuer = \"{issuer}\"\n[server]\nlisten = \"{addr}\"\n[keys]\nkek = \"{TEST_KEK}\"\n[audit]\ndir = \"{}\"\n\
+             [apps]\narchive_dir = \"{}\"\n",
             data.join("audit").display(),
             data.join("archive").display()
         );
         let config = Config::from_overlays(&[&fixed, overlay, &store_overlay], dev).expect("test config");
-        let state = server::build(config, clock.clone(), store, Some(keys)).await.expect("build server");
+        let state = server::build(config, clock.clone(), store, keys).await.expect("build server");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {
