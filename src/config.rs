@@ -571,6 +571,10 @@ fn apply_env(base: &mut toml::Table, vars: impl Iterator<Item = (String, String)
         if path == "LOG" {
             continue;
         }
+        // TONGZHENG_TEST_* are the chaos tests' fault injection (crate::logout::faults).
+        if path.starts_with("TEST_") {
+            continue;
+        }
         let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
         let value = format!("v = {raw}")
             .parse::<toml::Table>()

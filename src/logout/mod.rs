@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod confirm;
 pub mod expiry;
+pub mod faults;
 pub mod outbox;
 
 use serde::{Deserialize, Serialize};
@@ -85,9 +86,11 @@ pub async fn end_session(
     skip_backchannel: Option<&str>,
 ) -> Result<Option<Ended>, StoreError> {
     let reached = session::clients(ctx.store, sid).await?;
+    faults::reached("logout.begin").await;
     let Some(s) = session::remove(ctx.store, sid).await? else {
         return Ok(None);
     };
+    faults::reached("logout.cleaned").await;
     let mut ended = Ended { sid: s.sid.clone(), sub: s.sub.clone(), notified: Vec::new(), frontchannel: Vec::new() };
     let mut reached = reached;
     reached.sort();
@@ -108,7 +111,11 @@ pub async fn end_session(
         }
         if let Some(uri) = client.backchannel_logout_uri {
             let (store, session, now) = (ctx.store.clone(), s.clone(), ctx.now);
-            queued.spawn(async move { outbox::enqueue(&store, &client.client_id, &uri, &session, reason, now).await });
+            queued.spawn(async move {
+                let d = outbox::enqueue(&store, &client.client_id, &uri, &session, reason, now).await;
+                faults::reached("logout.delivery_queued").await;
+                d
+            });
         }
     }
     // GB-6.4d: a session that came from an upstream platform tells it, unless the upstream is
@@ -121,6 +128,7 @@ pub async fn end_session(
         let d = joined.map_err(|e| StoreError::Unavailable(format!("queueing a delivery failed: {e}")))??;
         ended.notified.push(Notice { client_id: d.client_id, delivery_id: d.id });
     }
+    faults::reached("logout.queued").await;
     ended.notified.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     if let (false, Some(w)) = (ended.notified.is_empty(), ctx.wake) {
         w.notify_one();
@@ -134,6 +142,7 @@ pub async fn end_session(
             .detail(serde_json::json!({"sid": s.sid, "reason": reason, "notified": notified, "requested_by": skip_backchannel}));
         audit.record(event).await;
     }
+    faults::reached("logout.done").await;
     Ok(Some(ended))
 }
 

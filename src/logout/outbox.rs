@@ -276,7 +276,11 @@ impl Worker {
                 return;
             }
         };
+        super::faults::reached("outbox.claimed").await;
         let result = self.send(&d).await;
+        if result.is_ok() {
+            super::faults::reached("outbox.sent").await;
+        }
         let now = self.clock.now();
         d.attempts = d.attempts.saturating_add(1);
         d.updated_at = now;
@@ -338,6 +342,7 @@ impl Worker {
 
     async fn finish(&self, d: &Delivery) -> Result<(), StoreError> {
         save(&self.store, d).await?;
+        super::faults::reached("outbox.recorded").await;
         self.store.queue_remove(keys::OUTBOX_QUEUE, &d.id).await.map(|_| ())
     }
 

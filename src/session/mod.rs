@@ -217,6 +217,7 @@ pub async fn remove(store: &DynStore, sid: &str) -> Result<Option<Session>, Stor
         return Ok(None);
     };
     let s: Session = store::decode(&keys::session(sid), &bytes)?;
+    crate::logout::faults::reached("logout.taken").await;
     store.delete(&keys::session_clients(sid)).await?;
     store.set_remove(&keys::user_sessions(&s.sub), sid).await?;
     if let Some(up) = &s.upstream {

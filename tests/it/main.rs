@@ -37,6 +37,7 @@ mod interop;
 mod lifecycle;
 mod limits;
 mod logout;
+mod logout_chaos;
 mod logs;
 mod malformed;
 mod metrics;
