@@ -245,7 +245,7 @@ pub async fn serve(
 }
 
 /// Starts the background tasks of an instance: the logout outbox worker, the session expiry
-/// sweeper and the audit writer, retention sweeper and forwarder. They stop when `stop` turns
+/// sweeper, the logout intent recovery and the audit writer, retention sweeper and forwarder. They stop when `stop` turns
 /// true, except the audit writer, which `serve` stops with `Audit::shutdown` after draining.
 fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) {
     let c = &state.config;
@@ -284,7 +284,16 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         wake: state.outbox_wake.clone(),
         audit: Some(state.audit.clone()),
     };
-    tokio::spawn(sweeper.run(stop));
+    tokio::spawn(sweeper.run(stop.clone()));
+    let recovery = crate::logout::intent::Recovery {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        issuer: c.issuer.clone(),
+        wake: state.outbox_wake.clone(),
+        audit: Some(state.audit.clone()),
+        poll_ms: c.logout.poll_ms,
+    };
+    tokio::spawn(recovery.run(stop));
 }
 
 /// Builds an instance from `config` with the system clock and serves it on `listener`.
