@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod confirm;
 pub mod expiry;
+pub mod fairness;
 pub mod faults;
 pub mod intent;
 pub mod outbox;

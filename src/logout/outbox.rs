@@ -5,13 +5,13 @@
 //! backoff up to a horizon; every attempt has a timeout; deliveries run concurrently, at most a
 //! few per receiver, so one slow or hung application never delays the others.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
 
+use super::fairness::{Shares, Waiting, receiver_of};
 use super::{Reason, faults};
 use crate::clients;
 use crate::clock::Clock;
@@ -252,60 +252,19 @@ pub struct Worker {
     pub peers: Arc<crate::federation::remote::Peers>,
 }
 
-/// Attempts in flight per receiver (its back-channel URI, or the upstream issuer).
-#[derive(Default)]
-struct PerReceiver(Mutex<HashMap<String, usize>>);
-
-/// One attempt's hold on its receiver's share; released when dropped (also on abort).
-struct Share {
-    of: Arc<PerReceiver>,
-    receiver: String,
-}
-
-impl PerReceiver {
-    /// Takes a share of `receiver` unless it already has `max` attempts in flight.
-    fn take(self: &Arc<Self>, receiver: &str, max: usize) -> Option<Share> {
-        let mut map = self.0.lock().ok()?;
-        let n = map.entry(receiver.to_owned()).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Share { of: self.clone(), receiver: receiver.to_owned() })
-    }
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.of.0.lock()
-            && let Some(n) = map.get_mut(&self.receiver)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&self.receiver);
-            }
-        }
-    }
-}
-
-/// Where a queued delivery goes (its per-receiver limit key); empty when undecodable.
-fn receiver_of(payload: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Target {
-        uri: String,
-    }
-    serde_json::from_slice::<Target>(payload).map(|t| t.uri).unwrap_or_default()
-}
-
 impl Worker {
     /// Runs until `stop` turns true: claims due deliveries and attempts each concurrently, at
-    /// most `per_receiver_concurrency` at once per receiver; a delivery whose receiver is busy
-    /// goes back to the queue for a second later, so a hung receiver holds only its own share
-    /// of the slots.
+    /// most `per_receiver_concurrency` at once per receiver. A claimed delivery whose receiver
+    /// has no room waits in a local line (its lease renewed) and starts as soon as one of that
+    /// receiver's attempts ends, so a hung receiver holds only its own share of the slots.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let per_receiver = Arc::new(PerReceiver::default());
+        let concurrency = self.config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        let shares = Arc::new(Shares::default());
         let share_max = self.config.per_receiver_concurrency.max(1);
+        let mut waiting = Waiting::new(concurrency, concurrency.saturating_mul(4));
+        let lease_ms = u64::try_from(self.config.lease).unwrap_or(1).saturating_mul(1000);
+        let renew_every = Duration::from_millis((lease_ms / 3).max(100));
         let poll = Duration::from_millis(self.config.poll_ms.max(10));
         // Attempts in flight die with the instance; their leases hand them to another one.
         let mut inflight = tokio::task::JoinSet::new();
@@ -316,6 +275,20 @@ impl Worker {
                 return;
             }
             let now = self.clock.now();
+            while slots.available_permits() > 0 {
+                let Some((held, share)) = waiting.next_ready(&shares, share_max) else { break };
+                let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                let me = self.clone();
+                inflight.spawn(async move {
+                    me.attempt(&held.id, &held.payload).await;
+                    drop((permit, share));
+                });
+            }
+            for id in waiting.to_renew(renew_every) {
+                if let Err(e) = self.store.queue_touch(keys::OUTBOX_QUEUE, &id, now + self.config.lease).await {
+                    tracing::warn!(delivery = %id, error = %e, "could not renew a waiting delivery's lease");
+                }
+            }
             let free = slots.available_permits();
             let claimed = if free == 0 {
                 Vec::new()
@@ -330,10 +303,11 @@ impl Worker {
             };
             let busy = !claimed.is_empty();
             for (id, payload) in claimed {
-                let Some(share) = per_receiver.take(&receiver_of(&payload), share_max) else {
-                    if let Err(e) = self.store.queue_touch(keys::OUTBOX_QUEUE, &id, now + 1).await {
-                        tracing::warn!(delivery = %id, error = %e, "could not hand a delivery back; its lease will");
-                    }
+                let receiver = receiver_of(&payload);
+                let Some(share) = shares.take(&receiver, share_max) else {
+                    // The receiver has no room: wait here; when the line is full, in the queue
+                    // until the claim's lease runs out.
+                    let _ = waiting.push(receiver, id, payload);
                     continue;
                 };
                 let Ok(permit) = slots.clone().acquire_owned().await else { return };
@@ -350,6 +324,7 @@ impl Worker {
                 _ = stop.changed() => {}
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
+                Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
             }
         }
     }
