@@ -267,3 +267,64 @@ impl Recovery {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Login, Timeouts};
+    use crate::store::memory::MemoryStore;
+
+    const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
+
+    fn login() -> Login {
+        Login { sub: "u1".into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
+    }
+
+    fn recovery(store: &DynStore, clock: &Clock) -> Recovery {
+        Recovery {
+            store: store.clone(),
+            clock: clock.clone(),
+            issuer: "https://op".into(),
+            wake: Arc::new(Notify::new()),
+            audit: None,
+            poll_ms: 10,
+        }
+    }
+
+    // DC-4, issue 10: a logout whose request died right after recording its intent (before the
+    // session was even deleted) is finished by recovery once the grace has passed.
+    #[tokio::test]
+    async fn recovery_finishes_an_intent_cut_short() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let clock = Clock::manual(1_000);
+        let (s, _) = session::create(&store, login(), 1_000, T).await.unwrap();
+        let ending = Ending::new(s.clone(), Reason::Admin, None, "admin", 1_000);
+        record(&store, &Intent::Session(ending), 1_000).await.unwrap();
+        let r = recovery(&store, &clock);
+        assert_eq!(r.pass().await.unwrap(), 0, "the request still has its grace");
+        assert!(session::get(&store, &s.sid).await.unwrap().is_some());
+        clock.advance(GRACE);
+        assert_eq!(r.pass().await.unwrap(), 1);
+        assert!(session::get(&store, &s.sid).await.unwrap().is_none(), "the session is dead");
+        assert!(session::of_user(&store, "u1").await.unwrap().is_empty(), "and unindexed");
+        assert_eq!(store.queue_len(keys::LOGOUT_INTENT_QUEUE).await.unwrap(), 0, "the intent is done");
+    }
+
+    // "Log out everywhere" cut short: every listed session ends, a session created later does not.
+    #[tokio::test]
+    async fn recovery_finishes_a_user_intent_for_the_listed_sessions_only() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let clock = Clock::manual(1_000);
+        let (a, _) = session::create(&store, login(), 1_000, T).await.unwrap();
+        let (b, _) = session::create(&store, login(), 1_000, T).await.unwrap();
+        let all = EndingAll::new("u1", vec![a.sid.clone(), b.sid.clone()], Reason::Admin, None, "admin", 1_000);
+        record(&store, &Intent::User(all), 1_000).await.unwrap();
+        let (later, _) = session::create(&store, login(), 1_001, T).await.unwrap();
+        clock.advance(GRACE);
+        assert_eq!(recovery(&store, &clock).pass().await.unwrap(), 1);
+        assert!(session::get(&store, &a.sid).await.unwrap().is_none());
+        assert!(session::get(&store, &b.sid).await.unwrap().is_none());
+        assert!(session::get(&store, &later.sid).await.unwrap().is_some(), "a later login is not logged out");
+        assert_eq!(store.queue_len(keys::LOGOUT_INTENT_QUEUE).await.unwrap(), 0);
+    }
+}
