@@ -255,7 +255,11 @@ pub struct LogoutConfig {
     pub max_backoff: i64,
     /// Deliveries in flight at once per instance.
     pub concurrency: usize,
-    /// Seconds a claimed delivery stays hidden from other instances (the idle-claim time).
+    /// Deliveries in flight at once per instance to one receiver (back-channel URI), so a hung
+    /// receiver holds only this many of the `concurrency` slots.
+    pub per_receiver_concurrency: usize,
+    /// Seconds a claimed delivery stays hidden from other instances; renewed while an attempt
+    /// runs, so it is how long a dead instance's deliveries wait for another one.
     pub lease: i64,
     /// How often an idle worker looks for due deliveries, milliseconds.
     pub poll_ms: u64,
@@ -638,6 +642,10 @@ fn apply_env(base: &mut toml::Table, vars: impl Iterator<Item = (String, String)
         if path == "LOG" {
             continue;
         }
+        // TONGZHENG_TEST_* are the chaos tests' fault injection (crate::logout::faults).
+        if path.starts_with("TEST_") {
+            continue;
+        }
         let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
         let value = format!("v = {raw}")
             .parse::<toml::Table>()
@@ -809,8 +817,12 @@ impl Config {
         if l.attempt_timeout_ms == 0 || l.attempt_timeout_ms > 60_000 {
             return Err(invalid("logout.attempt_timeout_ms", "must be 1..=60000"));
         }
-        if l.lease * 1000 <= i64::try_from(l.attempt_timeout_ms).unwrap_or(i64::MAX) {
-            return Err(invalid("logout.lease", "must exceed the attempt timeout, or deliveries would run twice"));
+        // The lease is renewed while an attempt runs, so it need not outlast the attempt.
+        if !(2..=3600).contains(&l.lease) {
+            return Err(invalid("logout.lease", "must be 2..=3600 seconds"));
+        }
+        if l.per_receiver_concurrency == 0 || l.per_receiver_concurrency > l.concurrency {
+            return Err(invalid("logout.per_receiver_concurrency", "must be 1..=logout.concurrency"));
         }
         if l.retry_horizon <= 0 || l.max_backoff <= 0 || l.concurrency == 0 || l.poll_ms == 0 || l.sweep_ms == 0 {
             return Err(invalid(

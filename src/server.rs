@@ -263,9 +263,9 @@ pub async fn serve(
 
 /// Starts the background tasks of an instance: the logout outbox worker (whose handle is
 /// returned, so shutdown can wait for it to hand back its leases), the bootstrap seeder, the key
-/// set refresher, the session expiry sweeper and the audit writer, retention sweeper and
-/// forwarder. They stop when `stop` turns true, except the audit writer, which `serve` stops
-/// with `Audit::shutdown` after draining.
+/// set refresher, the session expiry sweeper, the logout intent recovery and the audit writer,
+/// retention sweeper and forwarder. They stop when `stop` turns true, except the audit writer,
+/// which `serve` stops with `Audit::shutdown` after draining.
 fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let c = &state.config;
     if let Err(e) = state.audit.spawn(stop.clone()) {
@@ -306,7 +306,16 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         wake: state.outbox_wake.clone(),
         audit: Some(state.audit.clone()),
     };
-    tokio::spawn(sweeper.run(stop));
+    tokio::spawn(sweeper.run(stop.clone()));
+    let recovery = crate::logout::intent::Recovery {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        issuer: c.issuer.clone(),
+        wake: state.outbox_wake.clone(),
+        audit: Some(state.audit.clone()),
+        poll_ms: c.logout.poll_ms,
+    };
+    tokio::spawn(recovery.run(stop));
     outbox
 }
 

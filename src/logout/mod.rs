@@ -1,13 +1,17 @@
 //! Single logout (DC-4, GB-6.4d, HL-5.4): every path that ends an SSO session comes through
-//! [`end_session`], which removes the session atomically (exactly one caller wins, so a logout
-//! is broadcast once; the session's non-offline tokens die with its record, see
-//! [`crate::tokens::validity`]), queues a durable back-channel
-//! delivery for every client the session reached (OpenID Back-Channel Logout 1.0) and returns
-//! the front-channel URLs to render (OpenID Front-Channel Logout 1.0).
+//! [`end_session`]. It first writes a durable intent ([`intent`]), then deletes the session
+//! record (its non-offline tokens die with it, see [`crate::tokens::validity`]), then finishes:
+//! queues a durable back-channel delivery for every client the session reached (OpenID
+//! Back-Channel Logout 1.0), removes the session's indexes and drops the intent. Finishing is
+//! idempotent, so any instance completes a logout cut short by a crash or a store failure. It
+//! returns the front-channel URLs to render (OpenID Front-Channel Logout 1.0).
 
 pub mod backend;
 pub mod confirm;
 pub mod expiry;
+pub mod fairness;
+pub mod faults;
+pub mod intent;
 pub mod outbox;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::clients;
 use crate::session;
-use crate::store::{self, DynStore, StoreError, keys};
+use crate::store::{DynStore, StoreError, keys};
 
 pub use outbox::{Delivery, DeliveryState};
 
@@ -75,69 +79,34 @@ pub struct Ended {
     pub frontchannel: Vec<String>,
 }
 
-/// Ends session `sid`: removes it (which kills its tokens), queues the back-channel deliveries
-/// (skipping `skip_backchannel`, the application that asked, HL-5.4) and lists the
-/// front-channel URLs. `None` when the session was already gone.
+/// Ends session `sid`: records the intent, removes the session (which kills its tokens), then
+/// queues the back-channel deliveries (skipping `skip_backchannel`, the application that asked,
+/// HL-5.4) and lists the front-channel URLs. `None` when the session was already gone. Once
+/// this returns `Ok`, or fails after the intent was written, the broadcast happens: here, or
+/// by the intent recovery of any instance.
 pub async fn end_session(
     ctx: Ctx<'_>,
     sid: &str,
     reason: Reason,
     skip_backchannel: Option<&str>,
 ) -> Result<Option<Ended>, StoreError> {
-    let reached = session::clients(ctx.store, sid).await?;
-    let Some(s) = session::remove(ctx.store, sid).await? else {
+    let Some(session) = session::get(ctx.store, sid).await? else {
         return Ok(None);
     };
-    let mut ended = Ended { sid: s.sid.clone(), sub: s.sub.clone(), notified: Vec::new(), frontchannel: Vec::new() };
-    let mut reached = reached;
-    reached.sort();
-    // One round trip for every client record, then the deliveries are queued concurrently: a
-    // session that reached a hundred applications must not cost a hundred sequential writes.
-    let keys: Vec<String> = reached.iter().map(|id| keys::client(id)).collect();
-    let records = ctx.store.get_many(&keys).await?;
-    let mut queued = tokio::task::JoinSet::new();
-    for (key, bytes) in keys.iter().zip(records) {
-        let Some(bytes) = bytes else { continue };
-        let client: clients::Client = store::decode(key, &bytes)?;
-        if let Some(uri) = &client.frontchannel_logout_uri {
-            let url = frontchannel_url(uri, client.frontchannel_logout_session_required, ctx.issuer, &s.sid);
-            ended.frontchannel.push(url);
-        }
-        if skip_backchannel == Some(client.client_id.as_str()) {
-            continue;
-        }
-        if let Some(uri) = client.backchannel_logout_uri {
-            let (store, session, now) = (ctx.store.clone(), s.clone(), ctx.now);
-            queued.spawn(async move { outbox::enqueue(&store, &client.client_id, &uri, &session, reason, now).await });
-        }
-    }
-    // GB-6.4d: a session that came from an upstream platform tells it, unless the upstream is
-    // where this logout came from.
-    if let (Some(up), true) = (&s.upstream, reason != Reason::Upstream) {
-        let (store, session, up, now) = (ctx.store.clone(), s.clone(), up.clone(), ctx.now);
-        queued.spawn(async move { outbox::enqueue_upstream(&store, &up, &session, reason, now).await });
-    }
-    while let Some(joined) = queued.join_next().await {
-        let d = joined.map_err(|e| StoreError::Unavailable(format!("queueing a delivery failed: {e}")))??;
-        ended.notified.push(Notice { client_id: d.client_id, delivery_id: d.id });
-    }
-    ended.notified.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-    if let (false, Some(w)) = (ended.notified.is_empty(), ctx.wake) {
-        w.notify_one();
-    }
-    tracing::info!(sid = %s.sid, sub = %s.sub, ?reason, deliveries = ended.notified.len(), "session ended");
-    if let Some((audit, actor)) = ctx.audit {
-        let notified: Vec<&str> = ended.notified.iter().map(|n| n.client_id.as_str()).collect();
-        let event = crate::audit::Event::new(crate::audit::Kind::Logout, crate::audit::Outcome::Success)
-            .actor(actor)
-            .subject(&s.sub)
-            .detail(serde_json::json!({"sid": s.sid, "reason": reason, "notified": notified, "requested_by": skip_backchannel}));
-        audit.record(event).await;
-    }
-    Ok(Some(ended))
+    faults::reached("logout.begin").await;
+    let actor = ctx.audit.map_or("system", |(_, actor)| actor);
+    let ending = intent::Ending::new(session, reason, skip_backchannel, actor, ctx.now);
+    intent::record(ctx.store, &intent::Intent::Session(ending.clone()), ctx.now).await?;
+    faults::reached("logout.intent").await;
+    // The point of no return, one single-key step: without its record the session and its
+    // tokens are dead everywhere. What remains is idempotent and recoverable from the intent.
+    ctx.store.delete(&keys::session(sid)).await?;
+    faults::reached("logout.taken").await;
+    intent::finish_session(ctx, &ending).await.map(Some)
 }
 
-/// Ends every session of `sub`; with `reached_by`, only those that reached that client.
+/// Ends every session of `sub`; with `reached_by`, only those that reached that client. The
+/// list is recorded as one intent first, so a crash half-way still ends every listed session.
 pub async fn end_user_sessions(
     ctx: Ctx<'_>,
     sub: &str,
@@ -145,18 +114,28 @@ pub async fn end_user_sessions(
     reached_by: Option<&str>,
     skip_backchannel: Option<&str>,
 ) -> Result<Vec<Ended>, StoreError> {
-    let mut out = Vec::new();
+    let mut sids = Vec::new();
     for sid in session::of_user(ctx.store, sub).await? {
         if let Some(client) = reached_by
             && !session::clients(ctx.store, &sid).await?.iter().any(|c| c == client)
         {
             continue;
         }
-        if let Some(e) = end_session(ctx, &sid, reason, skip_backchannel).await? {
-            out.push(e);
-        }
+        sids.push(sid);
     }
-    Ok(out)
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let actor = ctx.audit.map_or("system", |(_, actor)| actor);
+    let all = intent::EndingAll::new(sub, sids, reason, skip_backchannel, actor, ctx.now);
+    intent::record(ctx.store, &intent::Intent::User(all.clone()), ctx.now).await?;
+    intent::finish_user(ctx, &all).await
+}
+
+/// The front-channel logout URLs of `client` for session `sid`, if it registered one.
+fn frontchannel_of(client: &clients::Client, issuer: &str, sid: &str) -> Option<String> {
+    let uri = client.frontchannel_logout_uri.as_ref()?;
+    Some(frontchannel_url(uri, client.frontchannel_logout_session_required, issuer, sid))
 }
 
 /// OpenID Front-Channel Logout 1.0 s2: `iss` and `sid` are added when the client asked.

@@ -1,8 +1,9 @@
 //! The durable back-channel logout outbox (OpenID Back-Channel Logout 1.0 s2.5-s2.8). Each
 //! delivery is a record in the store plus an item in a leased queue: any instance's worker may
-//! claim it, an instance that dies mid-delivery loses it to another when the lease runs out,
-//! failures are retried with exponential backoff up to a horizon, every attempt has a timeout,
-//! and deliveries run concurrently so one slow application never delays the others.
+//! claim it; the lease is short and renewed while the attempt runs, so an instance that dies
+//! mid-delivery loses it to another within seconds; failures are retried with exponential
+//! backoff up to a horizon; every attempt has a timeout; deliveries run concurrently, at most a
+//! few per receiver, so one slow or hung application never delays the others.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
 
-use super::Reason;
+use super::fairness::{Shares, Waiting, receiver_of};
+use super::{Reason, faults};
 use crate::clients;
 use crate::clock::Clock;
 use crate::config::LogoutConfig;
@@ -66,10 +68,26 @@ pub struct Delivery {
     /// When the next attempt is due, while pending.
     #[serde(default)]
     pub next_attempt_at: Option<i64>,
+    /// When the attempt under way started; set before sending and cleared when its outcome is
+    /// recorded, so a worker that finds it set knows the attempt before was cut off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_since: Option<i64>,
+    /// Attempts made again after an attempt whose outcome was lost (its instance died or lost
+    /// the lease mid-attempt): the receiver may have got this logout token (same `jti`) twice.
+    #[serde(default)]
+    pub duplicates: u32,
     /// When set, this delivery tells the upstream platform the session came from, through its
     /// server-to-server logout API, instead of posting a logout token to a client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Upstream>,
+}
+
+/// The id of the delivery about session `sid` to `to` (a client id, or `platform:<trust>`):
+/// deterministic, so a logout finished again after a crash finds the deliveries it queued
+/// instead of queueing new ones; unique (sids are random), so it serves as the token's `jti`.
+pub fn delivery_id(sid: &str, to: &str) -> String {
+    let digest = crypto::sha256(format!("logout\n{sid}\n{to}").as_bytes());
+    crypto::b64(digest.get(..16).unwrap_or(&digest))
 }
 
 /// A new pending delivery about session `s`.
@@ -82,7 +100,7 @@ fn pending(
     upstream: Option<Upstream>,
 ) -> Delivery {
     Delivery {
-        id: crypto::random_token(16),
+        id: delivery_id(&s.sid, &client_id),
         client_id,
         uri,
         sub: s.sub.clone(),
@@ -94,11 +112,15 @@ fn pending(
         created_at: now,
         updated_at: now,
         next_attempt_at: Some(now),
+        in_flight_since: None,
+        duplicates: 0,
         upstream,
     }
 }
 
-/// Queues a delivery for `client_id` about session `s`.
+/// Queues the delivery to `client_id` about session `s`. Idempotent: when it
+/// was queued before (a logout finished again after a crash), the existing delivery is kept
+/// and only put back in the queue if it is still pending and no longer there.
 pub async fn enqueue(
     store: &DynStore,
     client_id: &str,
@@ -107,12 +129,10 @@ pub async fn enqueue(
     reason: Reason,
     now: i64,
 ) -> Result<Delivery, StoreError> {
-    let d = pending(client_id.to_owned(), uri.to_owned(), s, reason, now, None);
-    queue(store, &d, now).await?;
-    Ok(d)
+    queue(store, pending(client_id.to_owned(), uri.to_owned(), s, reason, now, None), now).await
 }
 
-/// Queues the notice to the upstream platform a session came from (GB-6.4d).
+/// Queues the notice to the upstream platform a session came from (GB-6.4d). Idempotent.
 pub async fn enqueue_upstream(
     store: &DynStore,
     up: &Upstream,
@@ -120,17 +140,29 @@ pub async fn enqueue_upstream(
     reason: Reason,
     now: i64,
 ) -> Result<Delivery, StoreError> {
-    let d = pending(format!("platform:{}", up.trust), up.iss.clone(), s, reason, now, Some(up.clone()));
-    queue(store, &d, now).await?;
-    Ok(d)
+    let to = format!("platform:{}", up.trust);
+    queue(store, pending(to, up.iss.clone(), s, reason, now, Some(up.clone())), now).await
 }
 
-async fn queue(store: &DynStore, d: &Delivery, now: i64) -> Result<(), StoreError> {
-    let client_id = &d.client_id;
-    save(store, d).await?;
+async fn queue(store: &DynStore, fresh: Delivery, now: i64) -> Result<Delivery, StoreError> {
+    let d = if store.put_new(&keys::delivery(&fresh.id), &store::encode(&fresh), Some(RECORD_TTL)).await? {
+        fresh
+    } else {
+        match get(store, &fresh.id).await? {
+            Some(existing) => existing,
+            None => {
+                save(store, &fresh).await?;
+                fresh
+            }
+        }
+    };
+    if d.state != DeliveryState::Pending {
+        return Ok(d);
+    }
     store.set_add(&keys::session_deliveries(&d.sid), &d.id, Some(RECORD_TTL)).await?;
-    store.set_add(&keys::client_deliveries(client_id), &d.id, Some(RECORD_TTL)).await?;
-    store.queue_put(keys::OUTBOX_QUEUE, &d.id, &store::encode(d), now).await
+    store.set_add(&keys::client_deliveries(&d.client_id), &d.id, Some(RECORD_TTL)).await?;
+    store.queue_put_new(keys::OUTBOX_QUEUE, &d.id, &store::encode(&d), now).await?;
+    Ok(d)
 }
 
 async fn save(store: &DynStore, d: &Delivery) -> Result<(), StoreError> {
@@ -222,9 +254,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Runs until `stop` turns true: claims due deliveries and attempts each concurrently.
+    /// Runs until `stop` turns true: claims due deliveries and attempts each concurrently, at
+    /// most `per_receiver_concurrency` at once per receiver. A claimed delivery whose receiver
+    /// has no room waits in a local line (its lease renewed) and starts as soon as one of that
+    /// receiver's attempts ends, so a hung receiver holds only its own share of the slots.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let concurrency = self.config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        let shares = Arc::new(Shares::default());
+        let share_max = self.config.per_receiver_concurrency.max(1);
+        let mut waiting = Waiting::new(concurrency, concurrency.saturating_mul(4));
+        let lease_ms = u64::try_from(self.config.lease).unwrap_or(1).saturating_mul(1000);
+        let renew_every = Duration::from_millis((lease_ms / 3).max(100));
         let poll = Duration::from_millis(self.config.poll_ms.max(10));
         // Attempts in flight, and the delivery each holds: a crash leaves them to the lease; a
         // shutdown hands them back at once (`release`).
@@ -235,10 +276,26 @@ impl Worker {
                 held.remove(&done.map_or_else(|e| e.id(), |(task, ())| task));
             }
             if *stop.borrow() {
-                self.release(inflight, held).await;
+                self.release(inflight, held, waiting.drain()).await;
                 return;
             }
             let now = self.clock.now();
+            while slots.available_permits() > 0 {
+                let Some((next, share)) = waiting.next_ready(&shares, share_max) else { break };
+                let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                let me = self.clone();
+                let delivery = next.id.clone();
+                let task = inflight.spawn(async move {
+                    me.attempt(&next.id, &next.payload).await;
+                    drop((permit, share));
+                });
+                held.insert(task.id(), delivery);
+            }
+            for id in waiting.to_renew(renew_every) {
+                if let Err(e) = self.store.queue_touch(keys::OUTBOX_QUEUE, &id, now + self.config.lease).await {
+                    tracing::warn!(delivery = %id, error = %e, "could not renew a waiting delivery's lease");
+                }
+            }
             let free = slots.available_permits();
             let claimed = if free == 0 {
                 Vec::new()
@@ -253,12 +310,19 @@ impl Worker {
             };
             let busy = !claimed.is_empty();
             for (id, payload) in claimed {
+                let receiver = receiver_of(&payload);
+                let Some(share) = shares.take(&receiver, share_max) else {
+                    // The receiver has no room: wait here; when the line is full, in the queue
+                    // until the claim's lease runs out.
+                    let _ = waiting.push(receiver, id, payload);
+                    continue;
+                };
                 let Ok(permit) = slots.clone().acquire_owned().await else { return };
                 let me = self.clone();
                 let delivery = id.clone();
                 let task = inflight.spawn(async move {
                     me.attempt(&id, &payload).await;
-                    drop(permit);
+                    drop((permit, share));
                 });
                 held.insert(task.id(), delivery);
             }
@@ -269,6 +333,9 @@ impl Worker {
                 _ = stop.changed() => {}
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
+                Some(done) = inflight.join_next_with_id(), if !inflight.is_empty() => {
+                    held.remove(&done.map_or_else(|e| e.id(), |(task, ())| task));
+                }
             }
         }
     }
@@ -276,7 +343,12 @@ impl Worker {
     /// Shutdown: stops the attempts in flight and hands their deliveries back to the queue, due
     /// now, so another instance sends them at once instead of after the lease. A stopped attempt
     /// may have reached its receiver: the resend is a duplicate the receiver drops by `jti`.
-    async fn release(&self, mut inflight: tokio::task::JoinSet<()>, mut held: HashMap<tokio::task::Id, String>) {
+    async fn release(
+        &self,
+        mut inflight: tokio::task::JoinSet<()>,
+        mut held: HashMap<tokio::task::Id, String>,
+        waiting: Vec<String>,
+    ) {
         inflight.abort_all();
         while let Some(done) = inflight.join_next_with_id().await {
             // Finished before the abort: recorded, nothing to hand back.
@@ -284,10 +356,11 @@ impl Worker {
                 held.remove(&task);
             }
         }
-        if held.is_empty() {
+        // Claimed deliveries still waiting for their receiver's turn go back too.
+        let ids: Vec<String> = held.into_values().chain(waiting).collect();
+        if ids.is_empty() {
             return;
         }
-        let ids: Vec<String> = held.into_values().collect();
         match self.store.queue_release(keys::OUTBOX_QUEUE, &ids, self.clock.now()).await {
             Ok(n) => tracing::info!(released = n, "shutdown: logout deliveries in flight handed back"),
             Err(e) => {
@@ -296,20 +369,50 @@ impl Worker {
         }
     }
 
+    /// One attempt at a claimed delivery. The stored record is the truth (the queued payload
+    /// is only a fallback): an attempt is marked in flight before it is sent, so the next
+    /// worker to claim a delivery whose attempt was cut off counts a possible duplicate.
     async fn attempt(&self, id: &str, payload: &[u8]) {
-        let mut d: Delivery = match store::decode(keys::OUTBOX_QUEUE, payload) {
-            Ok(d) => d,
+        faults::reached("outbox.claimed").await;
+        let mut d: Delivery = match get(&self.store, id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => match store::decode(keys::OUTBOX_QUEUE, payload) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable outbox item dropped");
+                    let _ = self.store.queue_remove(keys::OUTBOX_QUEUE, id).await;
+                    self.count(DeliveryOutcome::Failed);
+                    return;
+                }
+            },
             Err(e) => {
-                tracing::error!(error = %e, "undecodable outbox item dropped");
-                let _ = self.store.queue_remove(keys::OUTBOX_QUEUE, id).await;
-                self.count(DeliveryOutcome::Failed);
+                tracing::warn!(delivery = %id, error = %e, "could not read a delivery; its lease will retry it");
                 return;
             }
         };
-        let result = self.send(&d).await;
+        if d.state != DeliveryState::Pending {
+            // Settled already (put back by a logout finished twice): nothing to send.
+            let _ = self.store.queue_remove(keys::OUTBOX_QUEUE, id).await;
+            return;
+        }
+        if d.in_flight_since.is_some() {
+            d.duplicates = d.duplicates.saturating_add(1);
+            tracing::info!(delivery = %d.id, client_id = %d.client_id, "resending a delivery whose last attempt was cut off");
+        }
+        d.in_flight_since = Some(self.clock.now());
+        if let Err(e) = save(&self.store, &d).await {
+            tracing::warn!(delivery = %d.id, error = %e, "could not mark a delivery in flight; its lease will retry it");
+            return;
+        }
+        faults::reached("outbox.started").await;
+        let result = self.send_leased(&d).await;
+        if result.is_ok() {
+            faults::reached("outbox.sent").await;
+        }
         let now = self.clock.now();
         d.attempts = d.attempts.saturating_add(1);
         d.updated_at = now;
+        d.in_flight_since = None;
         let outcome = match result {
             Ok(()) => {
                 d.state = DeliveryState::Delivered;
@@ -360,6 +463,26 @@ impl Worker {
         }
     }
 
+    /// Sends `d` while renewing its lease (a heartbeat every third of it), so the lease can be
+    /// short: an instance that dies mid-attempt loses the delivery to another within seconds.
+    async fn send_leased(&self, d: &Delivery) -> Result<(), Failure> {
+        let lease_ms = u64::try_from(self.config.lease).unwrap_or(1).saturating_mul(1000);
+        let every = Duration::from_millis((lease_ms / 3).max(100));
+        let send = self.send(d);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                result = &mut send => return result,
+                () = tokio::time::sleep(every) => {
+                    let until = self.clock.now() + self.config.lease;
+                    if let Err(e) = self.store.queue_touch(keys::OUTBOX_QUEUE, &d.id, until).await {
+                        tracing::warn!(delivery = %d.id, error = %e, "could not renew a delivery lease");
+                    }
+                }
+            }
+        }
+    }
+
     fn count(&self, outcome: DeliveryOutcome) {
         if let Some(m) = &self.metrics {
             m.logout_delivery(outcome);
@@ -368,6 +491,7 @@ impl Worker {
 
     async fn finish(&self, d: &Delivery) -> Result<(), StoreError> {
         save(&self.store, d).await?;
+        super::faults::reached("outbox.recorded").await;
         self.store.queue_remove(keys::OUTBOX_QUEUE, &d.id).await.map(|_| ())
     }
 

@@ -29,15 +29,16 @@ pub async fn establish(
         // A login through an upstream always starts a session of its own: it is indexed by the
         // upstream's session, so the upstream's logout finds it.
         Some(s) if s.sub == login.sub && login.upstream.is_none() && s.upstream.is_none() => {
-            let session = reauthenticate(ctx.store, s, &login, now, t).await?;
-            Ok(Established { session, cookie: None })
-        }
-        other => {
-            if let Some(old) = other {
-                logout::end_session(ctx, &old.sid, Reason::User, None).await?;
+            if let Some(session) = reauthenticate(ctx.store, s, &login, now, t).await? {
+                return Ok(Established { session, cookie: None });
             }
-            let (session, cookie) = create(ctx.store, login, now, t).await?;
-            Ok(Established { session, cookie: Some(cookie) })
+            // It was logged out meanwhile: a new session it is.
         }
+        Some(old) => {
+            logout::end_session(ctx, &old.sid, Reason::User, None).await?;
+        }
+        None => {}
     }
+    let (session, cookie) = create(ctx.store, login, now, t).await?;
+    Ok(Established { session, cookie: Some(cookie) })
 }

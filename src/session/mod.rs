@@ -141,21 +141,24 @@ pub async fn create(store: &DynStore, login: Login, now: i64, t: Timeouts) -> Re
 }
 
 /// Records a fresh authentication in an existing session (`prompt=login`, `max_age`): new
-/// auth_time, amr and token generation, same sid and cookie.
+/// auth_time, amr and token generation, same sid and cookie. `None` when the session ended
+/// meanwhile (a logout is never undone by a write-back).
 pub async fn reauthenticate(
     store: &DynStore,
     mut s: Session,
     login: &Login,
     now: i64,
     t: Timeouts,
-) -> Result<Session, StoreError> {
+) -> Result<Option<Session>, StoreError> {
     s.auth_time = now;
     s.amr.clone_from(&login.amr);
     s.generation = login.generation;
     s.last_seen = now;
-    store::put_json(store.as_ref(), &keys::session(&s.sid), &s, Some(s.ttl(now, t))).await?;
+    if !store.put_existing(&keys::session(&s.sid), &store::encode(&s), Some(s.ttl(now, t))).await? {
+        return Ok(None);
+    }
     store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await?;
-    Ok(s)
+    Ok(Some(s))
 }
 
 /// Resolves a cookie value to a live session, refreshing its idle timer now and then.
@@ -172,20 +175,27 @@ pub async fn from_cookie(store: &DynStore, cookie: &str, now: i64, t: Timeouts) 
     if !ct_eq(s.secret_hash.as_bytes(), crypto::token_key(secret).as_bytes()) || !s.live(now, t) {
         return Ok(None);
     }
-    touch(store, &mut s, now, t).await?;
+    if !touch(store, &mut s, now, t).await? {
+        return Ok(None);
+    }
     Ok(Some(s))
 }
 
 /// Records activity in a live session: the idle timeout counts from `now`. Written back at
 /// most once a minute, so a busy session does not cost a write per request. Browser requests
 /// and refresh-token use both count as activity (the user is working in an application).
-pub async fn touch(store: &DynStore, s: &mut Session, now: i64, t: Timeouts) -> Result<(), StoreError> {
+/// The write-back only replaces an existing record, so a logout that removed the session
+/// meanwhile is never undone; false when that happened.
+pub async fn touch(store: &DynStore, s: &mut Session, now: i64, t: Timeouts) -> Result<bool, StoreError> {
     if now - s.last_seen < TOUCH_EVERY {
-        return Ok(());
+        return Ok(true);
     }
     s.last_seen = now;
-    store::put_json(store.as_ref(), &keys::session(&s.sid), &*s, Some(s.ttl(now, t))).await?;
-    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await
+    if !store.put_existing(&keys::session(&s.sid), &store::encode(&*s), Some(s.ttl(now, t))).await? {
+        return Ok(false);
+    }
+    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await?;
+    Ok(true)
 }
 
 /// Reads a session by sid (no secret check: for server-side use only).
@@ -217,6 +227,15 @@ pub async fn remove(store: &DynStore, sid: &str) -> Result<Option<Session>, Stor
         return Ok(None);
     };
     let s: Session = store::decode(&keys::session(sid), &bytes)?;
+    forget(store, &s).await?;
+    Ok(Some(s))
+}
+
+/// Deletes every record of session `s`: the record itself, the clients it reached, its
+/// indexes and its expiry entry. Idempotent, so a logout finished again after a crash is safe.
+pub async fn forget(store: &DynStore, s: &Session) -> Result<(), StoreError> {
+    let sid = s.sid.as_str();
+    store.delete(&keys::session(sid)).await?;
     store.delete(&keys::session_clients(sid)).await?;
     store.set_remove(&keys::user_sessions(&s.sub), sid).await?;
     if let Some(up) = &s.upstream {
@@ -226,7 +245,7 @@ pub async fn remove(store: &DynStore, sid: &str) -> Result<Option<Session>, Stor
         store.set_remove(&keys::fed_sessions_by_sub(&up.trust, &up.sub), sid).await?;
     }
     store.queue_remove(keys::SESSION_EXPIRY_QUEUE, sid).await?;
-    Ok(Some(s))
+    Ok(())
 }
 
 /// The ids of a user's sessions (some may have expired).

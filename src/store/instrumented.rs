@@ -55,6 +55,9 @@ impl Store for Instrumented {
     async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError> {
         self.timed("put_if", self.inner.put_if(key, expected, value)).await
     }
+    async fn put_existing(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
+        self.timed("put_existing", self.inner.put_existing(key, value, ttl)).await
+    }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.timed("delete", self.inner.delete(key)).await
     }
@@ -93,6 +96,12 @@ impl Store for Instrumented {
     }
     async fn queue_put(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<(), StoreError> {
         self.timed("queue_put", self.inner.queue_put(queue, id, payload, due)).await
+    }
+    async fn queue_put_new(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<bool, StoreError> {
+        self.timed("queue_put_new", self.inner.queue_put_new(queue, id, payload, due)).await
+    }
+    async fn queue_touch(&self, queue: &str, id: &str, due: i64) -> Result<(), StoreError> {
+        self.timed("queue_touch", self.inner.queue_touch(queue, id, due)).await
     }
     async fn queue_claim(
         &self,

@@ -72,6 +72,9 @@ pub fn user_sessions(sub: &str) -> String {
 pub const SESSION_EXPIRY_QUEUE: &str = "queue:session-expiry";
 /// Queue of back-channel logout deliveries (the durable outbox).
 pub const OUTBOX_QUEUE: &str = "queue:logout-outbox";
+/// Queue of logout intents, by `sid:<sid>` or `user:<id>`: written before a session is
+/// removed, dropped once its deliveries are queued (see `logout::intent`).
+pub const LOGOUT_INTENT_QUEUE: &str = "queue:logout-intents";
 /// A back-channel delivery's status record.
 pub fn delivery(id: &str) -> String {
     format!("delivery:{id}")

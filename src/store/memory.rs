@@ -147,6 +147,17 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn put_existing(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
+        self.with(|m, at| {
+            if !matches!(m.live(key, at).map(|e| &e.value), Some(Value::Bytes(_))) {
+                return false;
+            }
+            let entry = Entry { value: Value::Bytes(value.to_vec()), deadline: deadline(at, ttl) };
+            m.insert(key, entry, at);
+            true
+        })
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.with(|m, at| {
             let was_live = m.live(key, at).is_some();
@@ -280,6 +291,31 @@ impl Store for MemoryStore {
             }
             let q = HashMap::from([(id.to_owned(), (due, payload.to_vec()))]);
             m.insert(queue, Entry { value: Value::Queue(q), deadline: None }, at);
+        })
+    }
+
+    async fn queue_put_new(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<bool, StoreError> {
+        self.with(|m, at| {
+            if let Some(Entry { value: Value::Queue(q), .. }) = m.live(queue, at) {
+                if q.contains_key(id) {
+                    return false;
+                }
+                q.insert(id.to_owned(), (due, payload.to_vec()));
+                return true;
+            }
+            let q = HashMap::from([(id.to_owned(), (due, payload.to_vec()))]);
+            m.insert(queue, Entry { value: Value::Queue(q), deadline: None }, at);
+            true
+        })
+    }
+
+    async fn queue_touch(&self, queue: &str, id: &str, due: i64) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            if let Some(Entry { value: Value::Queue(q), .. }) = m.live(queue, at)
+                && let Some(item) = q.get_mut(id)
+            {
+                item.0 = due;
+            }
         })
     }
 

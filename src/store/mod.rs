@@ -58,6 +58,9 @@ pub trait Store: Send + Sync + 'static {
     /// `expected` (`None`: the key is absent); true when written. Two writers that read the same
     /// value and race converge on one winner; the loser re-reads (the shared key set).
     async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError>;
+    /// Replaces a value only if the key exists (never re-creates a deleted record); true when
+    /// written.
+    async fn put_existing(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError>;
     /// Deletes a key of any kind; true when something was deleted.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
     /// Reads and deletes a value atomically: exactly one caller gets it.
@@ -87,6 +90,12 @@ pub trait Store: Send + Sync + 'static {
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError>;
     /// Adds or reschedules a queue item: it becomes claimable at `due` (unix seconds).
     async fn queue_put(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<(), StoreError>;
+    /// Adds a queue item only if `id` is not queued yet (leased items count as queued); true
+    /// when added. Re-running a step that queues work then never resets a lease in flight.
+    async fn queue_put_new(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<bool, StoreError>;
+    /// Moves a queued item's due time (extends a lease, or hands a claimed item back for
+    /// later) without touching its payload; nothing happens when the item is gone.
+    async fn queue_touch(&self, queue: &str, id: &str, due: i64) -> Result<(), StoreError>;
     /// Claims up to `max` items due at `now`, oldest first, hiding each until `now + lease` so a
     /// worker that dies mid-item loses it to another worker once the lease runs out.
     async fn queue_claim(

@@ -217,6 +217,14 @@ impl Store for RedisStore {
         Ok(n == 1)
     }
 
+    async fn put_existing(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(key)).arg(value).arg("XX");
+        with_ttl(&mut cmd, ttl);
+        let reply: Option<String> = self.run(cmd).await?;
+        Ok(reply.is_some())
+    }
+
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let n: i64 = self.run(redis::cmd("DEL").arg(self.key(key)).clone()).await?;
         Ok(n > 0)
@@ -322,6 +330,32 @@ impl Store for RedisStore {
             .arg(id)
             .ignore();
         self.pipe(pipe).await
+    }
+
+    async fn queue_put_new(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<bool, StoreError> {
+        let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(&zset)
+            .arg("NX")
+            .arg(due)
+            .arg(id)
+            .cmd("HSETNX")
+            .arg(&hash)
+            .arg(id)
+            .arg(payload)
+            .ignore();
+        let mut conn = self.conn.clone();
+        let (added,): (i64,) = match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
+            Ok(result) => result.map_err(redis_err)?,
+            Err(_) => return Err(StoreError::Unavailable("redis did not answer in time".into())),
+        };
+        Ok(added > 0)
+    }
+
+    async fn queue_touch(&self, queue: &str, id: &str, due: i64) -> Result<(), StoreError> {
+        self.run::<i64>(redis::cmd("ZADD").arg(self.key(queue)).arg("XX").arg(due).arg(id).clone()).await.map(|_| ())
     }
 
     async fn queue_claim(

@@ -38,6 +38,7 @@ mod keys_shared;
 mod lifecycle;
 mod limits;
 mod logout;
+mod logout_chaos;
 mod logs;
 mod malformed;
 mod metrics;

@@ -97,6 +97,18 @@ async fn put_if_compares_and_sets(store: DynStore) {
     assert_eq!(wins.into_iter().filter(|w| *w.as_ref().unwrap()).count(), 1);
 }
 
+// Issue 10: a session refreshed while it is being logged out is never re-created.
+async fn put_existing_never_recreates(store: DynStore) {
+    assert!(!store.put_existing("k", b"ghost", Some(60)).await.unwrap(), "absent: nothing written");
+    assert_eq!(store.get("k").await.unwrap(), None);
+    store.put("k", b"one", None).await.unwrap();
+    assert!(store.put_existing("k", b"two", Some(60)).await.unwrap());
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"two"[..]));
+    assert!(store.delete("k").await.unwrap());
+    assert!(!store.put_existing("k", b"three", None).await.unwrap());
+    assert_eq!(store.get("k").await.unwrap(), None);
+}
+
 async fn delete_any_kind(store: DynStore) {
     assert!(!store.delete("nothing").await.unwrap());
     store.put("v", b"x", None).await.unwrap();
@@ -307,6 +319,7 @@ on_both_backends!(
     get_many_keeps_order,
     put_new_only_if_absent,
     put_if_compares_and_sets,
+    put_existing_never_recreates,
     delete_any_kind,
     take_is_single_use,
     take_is_atomic,

@@ -37,6 +37,26 @@ async fn queue_semantics(store: DynStore) {
     assert_eq!(store.queue_len(q).await.unwrap(), 2);
 }
 
+// Issue 10: re-queueing work after a crash never resets a lease in flight; a lease can be
+// extended (heartbeat) or handed back early, and a finished item is never brought back.
+async fn add_once_touch_and_extend(store: DynStore) {
+    let q = "outbox-once";
+    assert!(store.queue_put_new(q, "d", b"first", 100).await.unwrap());
+    assert!(!store.queue_put_new(q, "d", b"second", 100).await.unwrap(), "already queued");
+    assert_eq!(store.queue_claim(q, 100, 5, 10).await.unwrap(), vec![("d".to_owned(), b"first".to_vec())]);
+    assert!(!store.queue_put_new(q, "d", b"third", 100).await.unwrap(), "leased items count as queued");
+    assert!(store.queue_claim(q, 104, 5, 10).await.unwrap().is_empty(), "still leased");
+    store.queue_touch(q, "d", 110).await.unwrap(); // heartbeat: lease extended
+    assert!(store.queue_claim(q, 106, 5, 10).await.unwrap().is_empty(), "the extended lease holds");
+    assert_eq!(store.queue_claim(q, 110, 5, 10).await.unwrap().len(), 1, "claimable once it runs out");
+    store.queue_touch(q, "d", 111).await.unwrap(); // handed back for later
+    assert_eq!(store.queue_claim(q, 111, 5, 10).await.unwrap(), vec![("d".to_owned(), b"first".to_vec())]);
+    assert!(store.queue_remove(q, "d").await.unwrap());
+    store.queue_touch(q, "d", 200).await.unwrap();
+    assert_eq!(store.queue_len(q).await.unwrap(), 0, "touching a removed item does not bring it back");
+    assert!(store.queue_put_new(q, "d", b"again", 300).await.unwrap(), "a removed item may be queued anew");
+}
+
 async fn concurrent_claims_are_exclusive(store: DynStore) {
     let q = "outbox-race";
     for i in 0..50 {
@@ -59,11 +79,13 @@ async fn concurrent_claims_are_exclusive(store: DynStore) {
 #[tokio::test]
 async fn queue_memory() {
     queue_semantics(Arc::new(MemoryStore::new())).await;
+    add_once_touch_and_extend(Arc::new(MemoryStore::new())).await;
     concurrent_claims_are_exclusive(Arc::new(MemoryStore::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_redis() {
     queue_semantics(Arc::new(redis_store(&unique_prefix()))).await;
+    add_once_touch_and_extend(Arc::new(redis_store(&unique_prefix()))).await;
     concurrent_claims_are_exclusive(Arc::new(redis_store(&unique_prefix()))).await;
 }

@@ -59,6 +59,10 @@ impl Store for Flaky {
         self.pause().await;
         self.inner.put_if(key, expected, value).await
     }
+    async fn put_existing(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<bool, StoreError> {
+        self.pause().await;
+        self.inner.put_existing(key, value, ttl).await
+    }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.pause().await;
         self.inner.delete(key).await
@@ -124,6 +128,14 @@ impl Store for Flaky {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.pause().await;
         self.inner.queue_claim(queue, now, lease, max).await
+    }
+    async fn queue_put_new(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<bool, StoreError> {
+        self.pause().await;
+        self.inner.queue_put_new(queue, id, payload, due).await
+    }
+    async fn queue_touch(&self, queue: &str, id: &str, due: i64) -> Result<(), StoreError> {
+        self.pause().await;
+        self.inner.queue_touch(queue, id, due).await
     }
     async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
         self.pause().await;

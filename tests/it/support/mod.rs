@@ -3,6 +3,7 @@
 pub mod balancer;
 pub mod flaky;
 pub mod flow;
+pub mod instance;
 pub mod process;
 pub mod receiver;
 pub mod redis;
