@@ -1,9 +1,10 @@
 //! The connection behind the Redis store, in the deployment's shape: a self-healing
 //! `ConnectionManager` for one server, a master re-resolved through the sentinels after any
-//! failed call (a failover), or the cluster client (which follows MOVED and ASK by itself).
+//! failed call and whenever they name another one (a failover), or the cluster client (which
+//! follows MOVED and ASK by itself).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -59,6 +60,11 @@ impl ConnectionLike for Handle {
     }
 }
 
+/// How often a Sentinel-backed store asks the sentinels which server is the master. A forced
+/// failover leaves the old master accepting writes until the sentinels demote it (up to ~10 s,
+/// their INFO period), writes that the new master never sees; asking keeps that window short.
+const SENTINEL_CHECK: Duration = Duration::from_secs(1);
+
 /// Which connection a call used, so that its failure resets that connection and no newer one.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ticket(u64);
@@ -68,16 +74,27 @@ pub(super) enum Conn {
     /// One server: the manager reconnects by itself.
     Fixed(ConnectionManager),
     /// Sentinel or Cluster: made on first use, remade after a failure that calls for it.
-    Lazy(Box<Lazy>),
+    Lazy(Arc<Lazy>),
 }
 
 /// A connection made on demand and dropped when a call on it fails in a way that means it
 /// points at the wrong server or is dead, so the next call makes a fresh one.
 pub(super) struct Lazy {
-    current: Mutex<Option<(u64, Handle)>>,
+    current: Mutex<Option<Current>>,
     generation: AtomicU64,
     sentinel: bool,
+    /// Bounds the watcher's own Sentinel lookups.
+    deadline: Duration,
+    watching: AtomicBool,
     connector: tokio::sync::Mutex<Connector>,
+}
+
+/// The connection in use: its generation, handle, and the server it reaches (Sentinel).
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    handle: Handle,
+    addr: Option<ConnectionAddr>,
 }
 
 enum Connector {
@@ -86,23 +103,41 @@ enum Connector {
 }
 
 impl Connector {
-    async fn connect(&mut self) -> RedisResult<Handle> {
+    /// A new connection, and for Sentinel the master's address.
+    async fn connect(&mut self) -> RedisResult<(Handle, Option<ConnectionAddr>)> {
         match self {
             // Asks the sentinels for the master, checks that it says it is one (ROLE), connects.
-            Self::Sentinel(client, config) => client.get_async_connection_with_config(config).await.map(Handle::Node),
-            Self::Cluster(client) => client.get_async_connection().await.map(Handle::Cluster),
+            Self::Sentinel(sentinel, config) => {
+                let master = sentinel.async_get_client().await?;
+                let addr = master.get_connection_info().addr().clone();
+                let conn = master.get_multiplexed_async_connection_with_config(config).await?;
+                Ok((Handle::Node(conn), Some(addr)))
+            }
+            Self::Cluster(client) => Ok((Handle::Cluster(client.get_async_connection().await?), None)),
+        }
+    }
+
+    /// The master the sentinels name now (`None` for a cluster).
+    async fn master(&mut self) -> RedisResult<Option<ConnectionAddr>> {
+        match self {
+            Self::Sentinel(sentinel, _) => {
+                Ok(Some(sentinel.async_get_client().await?.get_connection_info().addr().clone()))
+            }
+            Self::Cluster(_) => Ok(None),
         }
     }
 }
 
 impl Lazy {
-    fn new(connector: Connector) -> Self {
-        Self {
+    fn new(connector: Connector, deadline: Duration) -> Arc<Self> {
+        Arc::new(Self {
             current: Mutex::new(None),
             generation: AtomicU64::new(0),
             sentinel: matches!(connector, Connector::Sentinel(..)),
+            deadline,
+            watching: AtomicBool::new(false),
             connector: tokio::sync::Mutex::new(connector),
-        }
+        })
     }
 
     /// True when a call that failed with `error` (`None`: no answer in time) should make the
@@ -120,33 +155,65 @@ impl Lazy {
         }
     }
 
-    fn slot(&self) -> MutexGuard<'_, Option<(u64, Handle)>> {
+    fn slot(&self) -> MutexGuard<'_, Option<Current>> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn handle(&self) -> RedisResult<(Handle, Ticket)> {
-        if let Some((generation, handle)) = self.slot().clone() {
-            return Ok((handle, Ticket(generation)));
+    async fn handle(self: &Arc<Self>) -> RedisResult<(Handle, Ticket)> {
+        if let Some(c) = self.slot().clone() {
+            return Ok((c.handle, Ticket(c.generation)));
         }
         // One caller connects; the others wait for it (each within its own deadline).
         let mut connector = self.connector.lock().await;
-        if let Some((generation, handle)) = self.slot().clone() {
-            return Ok((handle, Ticket(generation)));
+        if let Some(c) = self.slot().clone() {
+            return Ok((c.handle, Ticket(c.generation)));
         }
-        let handle = connector.connect().await?;
+        let (handle, addr) = connector.connect().await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.slot() = Some((generation, handle.clone()));
+        *self.slot() = Some(Current { generation, handle: handle.clone(), addr });
+        if self.sentinel && !self.watching.swap(true, Ordering::Relaxed) {
+            // Started here, inside the runtime; it ends once the store is dropped.
+            tokio::spawn(watch(Arc::downgrade(self)));
+        }
         Ok((handle, Ticket(generation)))
     }
 
-    fn failed(&self, ticket: Ticket, error: Option<&RedisError>) {
-        if !self.resets_on(error) {
-            return;
-        }
+    fn reset(&self, generation: u64) {
         let mut slot = self.slot();
-        if slot.as_ref().is_some_and(|(generation, _)| *generation == ticket.0) {
+        if slot.as_ref().is_some_and(|c| c.generation == generation) {
             *slot = None;
         }
+    }
+
+    fn failed(&self, ticket: Ticket, error: Option<&RedisError>) {
+        if self.resets_on(error) {
+            self.reset(ticket.0);
+        }
+    }
+
+    /// Drops the connection when the sentinels name another master than the one it reaches.
+    async fn check_master(&self) {
+        let Some(Current { generation, addr: Some(addr), .. }) = self.slot().clone() else {
+            return;
+        };
+        let lookup = async { self.connector.lock().await.master().await };
+        if let Ok(Ok(Some(master))) = tokio::time::timeout(self.deadline, lookup).await
+            && master != addr
+        {
+            tracing::warn!(generation, "the sentinels name another Redis master; reconnecting");
+            self.reset(generation);
+        }
+    }
+}
+
+/// Asks the sentinels every [`SENTINEL_CHECK`] whether the master moved, while the store lives.
+async fn watch(lazy: Weak<Lazy>) {
+    loop {
+        tokio::time::sleep(SENTINEL_CHECK).await;
+        let Some(lazy) = lazy.upgrade() else {
+            return;
+        };
+        lazy.check_master().await;
     }
 }
 
@@ -176,7 +243,7 @@ impl Conn {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(deadline))
                     .set_response_timeout(Some(deadline));
-                Ok(Self::Lazy(Box::new(Lazy::new(Connector::Sentinel(Box::new(client), config)))))
+                Ok(Self::Lazy(Lazy::new(Connector::Sentinel(Box::new(client), config), deadline)))
             }
             Topology::Cluster(nodes) => {
                 let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
@@ -191,7 +258,7 @@ impl Conn {
                     builder = builder.certs(certs);
                 }
                 let client = builder.build().map_err(|e| e.to_string())?;
-                Ok(Self::Lazy(Box::new(Lazy::new(Connector::Cluster(Box::new(client))))))
+                Ok(Self::Lazy(Lazy::new(Connector::Cluster(Box::new(client)), deadline)))
             }
         }
     }

@@ -3,5 +3,6 @@
 pub mod flow;
 pub mod receiver;
 pub mod redis;
+pub mod redis_modes;
 pub mod server;
 pub mod webdriver;
