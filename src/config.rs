@@ -379,6 +379,8 @@ pub struct StoreConfig {
     pub master_name: String,
     /// Password of the sentinels themselves (empty: they ask for none).
     pub sentinel_password: String,
+    /// How often to ask the sentinels whether the master moved, ms (0: only after a failed call).
+    pub sentinel_check_ms: u64,
     /// Cluster mode: seed nodes as `redis://` or `rediss://` URLs (empty: `redis_url` alone).
     pub cluster_nodes: Vec<String>,
     /// PEM bundle of the CAs trusted for `rediss://` (empty: the public web PKI roots).
@@ -759,6 +761,9 @@ impl Config {
                 "store.prefix",
                 "no braces: they would become the Redis Cluster hash tag of every key",
             ));
+        }
+        if self.store.sentinel_check_ms != 0 && !(100..=60_000).contains(&self.store.sentinel_check_ms) {
+            return Err(invalid("store.sentinel_check_ms", "0 (off) or 100..=60000"));
         }
         if self.store.backend == Backend::Redis {
             crate::store::redis::target::Target::from_config(&self.store)

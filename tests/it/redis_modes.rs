@@ -104,6 +104,36 @@ async fn sentinel_failover_is_followed() {
     session_round(&s).await;
 }
 
+// Issue 10: "after a Sentinel failover the instance kept talking to the old master (now a
+// replica): writes failed with 503". With the periodic check off, a write that a demoted master
+// refuses (READONLY) is what sends the store back to the sentinels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_readonly_master_is_left() {
+    let set = SentinelSet::start();
+    let prefix = unique_prefix();
+    let toml = format!(
+        "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nprefix = \"{prefix}\"\nsentinel_check_ms = 0\n",
+        set.url()
+    );
+    let store = store_from_toml(&toml);
+    store.put("k", b"before", Some(60)).await.unwrap();
+    let (old, promoted) = (set.master.port(), set.replica.port());
+    tokio::task::block_in_place(|| set.failover());
+    // Demote the old master now, as the sentinels will within their INFO period.
+    let _: () = admin(old, &["REPLICAOF", "127.0.0.1", &promoted.to_string()]).unwrap();
+    let key = format!("{prefix}k");
+    let started = Instant::now();
+    loop {
+        if store.put("k", b"after", Some(60)).await.is_ok()
+            && admin::<Option<String>>(promoted, &["GET", &key]).ok().flatten().as_deref() == Some("after")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "store still writing to the demoted master");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 // Issue 10: on a Cluster the keys spread over every master, `get_many` reads across slots in
 // order (the validity authority's one round trip), and keys that one script or transaction
 // touches share a slot (keys.rs: hash tags).

@@ -60,11 +60,6 @@ impl ConnectionLike for Handle {
     }
 }
 
-/// How often a Sentinel-backed store asks the sentinels which server is the master. A forced
-/// failover leaves the old master accepting writes until the sentinels demote it (up to ~10 s,
-/// their INFO period), writes that the new master never sees; asking keeps that window short.
-const SENTINEL_CHECK: Duration = Duration::from_secs(1);
-
 /// Which connection a call used, so that its failure resets that connection and no newer one.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ticket(u64);
@@ -85,6 +80,8 @@ pub(super) struct Lazy {
     sentinel: bool,
     /// Bounds the watcher's own Sentinel lookups.
     deadline: Duration,
+    /// How often the watcher asks the sentinels for the master (`None`: never).
+    check_every: Option<Duration>,
     watching: AtomicBool,
     connector: tokio::sync::Mutex<Connector>,
 }
@@ -129,12 +126,13 @@ impl Connector {
 }
 
 impl Lazy {
-    fn new(connector: Connector, deadline: Duration) -> Arc<Self> {
+    fn new(connector: Connector, deadline: Duration, check_every: Option<Duration>) -> Arc<Self> {
         Arc::new(Self {
             current: Mutex::new(None),
             generation: AtomicU64::new(0),
             sentinel: matches!(connector, Connector::Sentinel(..)),
             deadline,
+            check_every,
             watching: AtomicBool::new(false),
             connector: tokio::sync::Mutex::new(connector),
         })
@@ -171,9 +169,11 @@ impl Lazy {
         let (handle, addr) = connector.connect().await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.slot() = Some(Current { generation, handle: handle.clone(), addr });
-        if self.sentinel && !self.watching.swap(true, Ordering::Relaxed) {
+        if let Some(every) = self.check_every
+            && !self.watching.swap(true, Ordering::Relaxed)
+        {
             // Started here, inside the runtime; it ends once the store is dropped.
-            tokio::spawn(watch(Arc::downgrade(self)));
+            tokio::spawn(watch(Arc::downgrade(self), every));
         }
         Ok((handle, Ticket(generation)))
     }
@@ -206,10 +206,12 @@ impl Lazy {
     }
 }
 
-/// Asks the sentinels every [`SENTINEL_CHECK`] whether the master moved, while the store lives.
-async fn watch(lazy: Weak<Lazy>) {
+/// Asks the sentinels `every` so often whether the master moved, while the store lives. A forced
+/// failover leaves the old master accepting writes until the sentinels demote it (up to ~10 s,
+/// their INFO period), writes that the new master never sees; asking keeps that window short.
+async fn watch(lazy: Weak<Lazy>, every: Duration) {
     loop {
-        tokio::time::sleep(SENTINEL_CHECK).await;
+        tokio::time::sleep(every).await;
         let Some(lazy) = lazy.upgrade() else {
             return;
         };
@@ -243,7 +245,8 @@ impl Conn {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(deadline))
                     .set_response_timeout(Some(deadline));
-                Ok(Self::Lazy(Lazy::new(Connector::Sentinel(Box::new(client), config), deadline)))
+                let every = Some(Duration::from_millis(s.check_ms)).filter(|d| !d.is_zero());
+                Ok(Self::Lazy(Lazy::new(Connector::Sentinel(Box::new(client), config), deadline, every)))
             }
             Topology::Cluster(nodes) => {
                 let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
@@ -258,7 +261,7 @@ impl Conn {
                     builder = builder.certs(certs);
                 }
                 let client = builder.build().map_err(|e| e.to_string())?;
-                Ok(Self::Lazy(Lazy::new(Connector::Cluster(Box::new(client)), deadline)))
+                Ok(Self::Lazy(Lazy::new(Connector::Cluster(Box::new(client)), deadline, None)))
             }
         }
     }

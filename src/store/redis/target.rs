@@ -34,6 +34,9 @@ pub struct SentinelTarget {
     pub db: i64,
     /// The sentinels' own password, if any.
     pub sentinel_password: Option<String>,
+    /// How often to ask the sentinels whether the master moved, in milliseconds (0: only after
+    /// a failed call).
+    pub check_ms: u64,
 }
 
 impl std::fmt::Debug for SentinelTarget {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for SentinelTarget {
             .field("master_name", &self.master_name)
             .field("tls", &self.tls)
             .field("db", &self.db)
+            .field("check_ms", &self.check_ms)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +71,9 @@ pub struct Target {
     /// TLS material, used by `rediss` connections.
     pub tls: TlsFiles,
 }
+
+/// `store.sentinel_check_ms` by default, and for a bare `redis+sentinel://` URL.
+pub const DEFAULT_SENTINEL_CHECK_MS: u64 = 1000;
 
 fn bad(field: &'static str, reason: impl Into<String>) -> TargetError {
     (field, reason.into())
@@ -212,7 +219,16 @@ fn parse_sentinel_url(url: &str) -> Result<SentinelTarget, TargetError> {
         }
         None => (None, None),
     };
-    let target = SentinelTarget { sentinels, master_name, tls, username, password, db, sentinel_password: None };
+    let target = SentinelTarget {
+        sentinels,
+        master_name,
+        tls,
+        username,
+        password,
+        db,
+        sentinel_password: None,
+        check_ms: DEFAULT_SENTINEL_CHECK_MS,
+    };
     check_sentinel(target, FIELD)
 }
 
@@ -254,11 +270,13 @@ fn sentinel_from_config(c: &StoreConfig) -> Result<SentinelTarget, TargetError> 
                 password: redis.password().map(str::to_owned),
                 db: redis.db(),
                 sentinel_password: None,
+                check_ms: DEFAULT_SENTINEL_CHECK_MS,
             },
             "store.sentinels",
         )?
     };
     t.sentinel_password = Some(c.sentinel_password.clone()).filter(|p| !p.is_empty());
+    t.check_ms = c.sentinel_check_ms;
     Ok(t)
 }
 
