@@ -224,6 +224,12 @@ impl Conn {
     /// (and report not-ready) while Redis is down.
     pub(super) fn open(target: &Target, deadline: Duration) -> Result<Self, String> {
         let certs = certificates(target)?;
+        if target.uses_tls() {
+            // The redis crate builds its rustls config from the process default provider: make
+            // it ring (the only one we link) even if another crate ever enabled a second one.
+            // An error means a default is installed already, which is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         match &target.topology {
             Topology::Standalone(url) => {
                 let client = match certs {
