@@ -16,6 +16,7 @@ mod logout;
 mod negative;
 mod registration;
 mod report;
+mod revocation;
 mod rp;
 mod suite;
 mod tokens;
@@ -26,13 +27,15 @@ use report::{Check, Report, Runner};
 /// Starts the two instances of one pass (a refresh grace window of 10 s, as an operator may
 /// enable, and the default `refresh_grace = 0`) and runs every check against them.
 async fn pass(backend: &Backend, report: &mut Report) {
-    let mut run = Runner { report, backend: backend.label() };
+    let mut run = Runner { report, backend: backend.label(), section: report::MAIN };
     let main = Platform::start(backend, "[tokens]\nrefresh_grace = 10\n").await;
     let strict = Platform::start(backend, "").await;
     match (&main, &strict) {
         (Ok(m), Ok(s)) => {
             suite::run(&m.base, &s.base, &mut run).await;
             federation::run(backend, &mut run).await;
+            run.section = report::REVOCATION;
+            revocation::run(&s.base, &mut run).await;
         }
         (Err(err), _) | (_, Err(err)) => {
             let failed: Check = Err(format!("the instance did not start: {err}"));
@@ -60,7 +63,7 @@ fn main() -> std::process::ExitCode {
                 }
                 Err(_) => {
                     let failed: Check = Err("redis-server is installed but did not start".into());
-                    Runner { report: &mut report, backend: "redis" }.record(
+                    Runner { report: &mut report, backend: "redis", section: report::MAIN }.record(
                         ("DC-7", "REQUIREMENTS.md DC-7 (sessions in Redis)", "redis-server started for the Redis pass"),
                         failed,
                     );

@@ -11,6 +11,7 @@ pub type Check<T = ()> = Result<T, String>;
 
 /// One check's outcome.
 pub struct Row {
+    pub section: &'static str,
     pub ids: &'static str,
     pub clause: &'static str,
     pub name: &'static str,
@@ -69,10 +70,25 @@ impl Report {
         for n in &self.notes {
             let _ = writeln!(out, "- {n}");
         }
-        let _ = writeln!(out, "\n**{passed} passed, {failed} failed.**\n");
-        let _ = writeln!(out, "| requirement | spec clause | check | backend | result | failure reason |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        let _ = writeln!(out, "\n**{passed} passed, {failed} failed.**");
+        // One table per section, in the order the sections first ran.
+        let mut sections: Vec<&str> = Vec::new();
         for r in &self.rows {
+            if !sections.contains(&r.section) {
+                sections.push(r.section);
+            }
+        }
+        for section in sections {
+            let _ = writeln!(out, "\n## {section}\n");
+            let _ = writeln!(out, "| requirement | spec clause | check | backend | result | failure reason |");
+            let _ = writeln!(out, "|---|---|---|---|---|---|");
+            self.table(&mut out, section);
+        }
+        out
+    }
+
+    fn table(&self, out: &mut String, section: &str) {
+        for r in self.rows.iter().filter(|r| r.section == section) {
             let (result, reason) = match &r.error {
                 None => ("PASS", String::new()),
                 Some(e) => ("FAIL", cell(e)),
@@ -86,7 +102,6 @@ impl Report {
                 r.backend
             );
         }
-        out
     }
 
     pub fn write(&self, path: &std::path::Path) {
@@ -106,10 +121,16 @@ fn cell(s: &str) -> String {
     }
 }
 
+/// The section of the report that rows go to unless a runner says otherwise.
+pub const MAIN: &str = "Protocol, lifecycle and federation";
+/// The section of the revocation checks (issue 9: tokens that should be dead stay dead).
+pub const REVOCATION: &str = "Revocation";
+
 /// Records the checks of one pass against one backend.
 pub struct Runner<'a> {
     pub report: &'a mut Report,
     pub backend: &'static str,
+    pub section: &'static str,
 }
 
 impl Runner<'_> {
@@ -118,11 +139,19 @@ impl Runner<'_> {
         let (ids, clause, name) = id;
         match result {
             Ok(v) => {
-                self.report.record(Row { ids, clause, name, backend: self.backend, error: None });
+                self.report.record(Row {
+                    section: self.section,
+                    ids,
+                    clause,
+                    name,
+                    backend: self.backend,
+                    error: None,
+                });
                 Some(v)
             }
             Err(e) => {
-                self.report.record(Row { ids, clause, name, backend: self.backend, error: Some(e) });
+                let row = Row { section: self.section, ids, clause, name, backend: self.backend, error: Some(e) };
+                self.report.record(row);
                 None
             }
         }

@@ -294,6 +294,8 @@ pub struct ServerConfig {
     pub idle_timeout: u64,
     /// Seconds a request body has to arrive in full, from the end of its head; then 408.
     pub body_timeout: u64,
+    /// Milliseconds within which every request is answered (JM-5); then 503.
+    pub request_deadline_ms: u64,
     /// Connections served at once; connections beyond it are closed at once.
     pub max_connections: usize,
     /// HTTP/2: streams (requests) in flight at once on one connection.
@@ -320,6 +322,9 @@ impl ServerConfig {
             if !(1..=3600).contains(&v) {
                 return Err(ConfigError::Invalid { field, reason: "must be 1..=3600 seconds".into() });
             }
+        }
+        if !(100..=60_000).contains(&self.request_deadline_ms) {
+            return Err(invalid("server.request_deadline_ms", "must be 100..=60000 milliseconds"));
         }
         if self.h2_keep_alive_interval > 3600 {
             return Err(invalid("server.h2_keep_alive_interval", "must be 0..=3600 seconds"));

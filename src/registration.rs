@@ -125,6 +125,15 @@ pub fn apply_update(old: &Client, mut new: Client) -> Result<Client, OAuthError>
     if new.grant_types.is_empty() {
         return Err(meta_err("grant_types: none of the requested grant types is allowed for this client"));
     }
+    keep_standing(old, &mut new);
+    Ok(new)
+}
+
+/// What a metadata update (RFC 7592 by the client, or the admin API's replace) never changes:
+/// secrets, registration token, origin, creation time, standing (enabled, application and its
+/// lifecycle state), consent, lifetimes, call control and exchange policy. The admin API then
+/// applies the extras its request names.
+pub fn keep_standing(old: &Client, new: &mut Client) {
     new.secrets.clone_from(&old.secrets);
     new.registration_token_sealed.clone_from(&old.registration_token_sealed);
     new.enabled = old.enabled;
@@ -137,7 +146,6 @@ pub fn apply_update(old: &Client, mut new: Client) -> Result<Client, OAuthError>
     new.lifecycle = old.lifecycle;
     new.rate_limit.clone_from(&old.rate_limit);
     new.token_exchange.clone_from(&old.token_exchange);
-    Ok(new)
 }
 
 impl Metadata {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::family::{self, Family};
-use super::{Ctx, Mint, TokenResponse, UserAuth, mint};
+use super::{Ctx, Mint, TokenResponse, UserAuth, mint, retry};
 use crate::clients::{Client, GrantType};
 use crate::crypto::{self, b64, ct_eq};
 use crate::error::OAuthError;
@@ -69,7 +69,9 @@ pub struct Redeem<'a> {
     pub code_verifier: Option<&'a str>,
 }
 
-/// Exchanges a code for tokens (RFC 6749 s4.1.3).
+/// Exchanges a code for tokens (RFC 6749 s4.1.3). The request is checked and the tokens
+/// minted before the code is marked used, so a refused request or a failure inside the server
+/// does not burn it; the mark keeps the answer for a retry ([`super::retry`]).
 pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<TokenResponse, OAuthError> {
     if !client.allows(GrantType::AuthorizationCode) {
         return Err(OAuthError::unauthorized_client("authorization_code is not allowed for this client"));
@@ -79,23 +81,58 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         return Err(bad("the authorization code is invalid"));
     }
     let key = keys::code(&crypto::token_key(req.code));
-    let Some(redeemed) = ctx.store.redeem(&key, ctx.now).await? else {
+    let Some(found) = ctx.store.peek(&key).await? else {
         return Err(bad("the authorization code is invalid or expired"));
     };
-    let record: CodeRecord = store::decode(&key, &redeemed.value)?;
-    if let Some(first) = redeemed.first_redeemed_at {
-        // RFC 6749 s4.1.2: a code used twice is refused, and tokens it already issued are
-        // revoked. The tombstone lasts as long as the family the first use started can.
-        tracing::warn!(client_id = %record.client_id, "authorization code replayed; revoking its grant");
-        let owner = if record.client_id == client.client_id {
-            Some(client.clone())
-        } else {
-            crate::clients::get(ctx.store, &record.client_id).await?
-        };
-        let until = first + owner.as_ref().map_or(ctx.tokens.refresh_token_ttl, |c| longest_life(ctx, c));
-        family::revoke(ctx.store, &record.gid, until.max(ctx.now + 1), ctx.now).await?;
-        return Err(bad("the authorization code was already used"));
+    let record: CodeRecord = store::decode(&key, &found.value)?;
+    if let Some(first) = found.first_redeemed_at {
+        return replayed(ctx, client, &req, &key, &record, first, found.successor.as_deref()).await;
     }
+    check(ctx, client, &req, &record)?;
+    let refresh = client.allows(GrantType::RefreshToken);
+    let exp = ctx.now + if refresh { longest_life(ctx, client) } else { access_life(ctx, client) };
+    let f = Family {
+        client_id: client.client_id.clone(),
+        sub: record.user.sub.clone(),
+        sid: record.user.sid.clone(),
+        generation: record.user.generation,
+        offline: refresh && record.scope.iter().any(|s| s == "offline_access"),
+        exp,
+        revoked: false,
+    };
+    // Taken already: a concurrent redemption of this code started it, or a replay revoked it.
+    if !family::start(ctx.store, &record.gid, &f, ctx.now).await? {
+        let first = ctx.store.peek(&key).await?.and_then(|r| r.first_redeemed_at).unwrap_or(ctx.now);
+        return replayed(ctx, client, &req, &key, &record, first, None).await;
+    }
+    let resp = mint(
+        ctx,
+        Mint {
+            client,
+            scope: record.scope.clone(),
+            user: Some(record.user.clone()),
+            family: Some((record.gid.clone(), exp)),
+            nonce: record.nonce.clone(),
+            refresh,
+        },
+    )
+    .await?;
+    let sealed = retry::seal(req.code, &resp, ctx.now, ctx.now + retry::RETRY_WINDOW);
+    let redeemed =
+        ctx.store.redeem_with(&key, ctx.now, &sealed).await?.ok_or_else(|| bad("the authorization code expired"))?;
+    if let Some(first) = redeemed.first_redeemed_at {
+        return replayed(ctx, client, &req, &key, &record, first, redeemed.successor.as_deref()).await;
+    }
+    if let Err(e) = ctx.store.drop_successor(&key).await {
+        // Kept for RETRY_WINDOW at most: a replay within it gets this same answer.
+        tracing::warn!(error = %e, "the answer of a code redemption could not be dropped");
+    }
+    Ok(resp)
+}
+
+/// RFC 6749 s4.1.3: the code is this client's, unexpired, for this redirect URI and verifier.
+fn check(ctx: Ctx<'_>, client: &Client, req: &Redeem<'_>, record: &CodeRecord) -> Result<(), OAuthError> {
+    let bad = |d: &'static str| OAuthError::invalid_grant(d);
     if record.exp <= ctx.now {
         return Err(bad("the authorization code expired"));
     }
@@ -117,33 +154,37 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         (None, Some(_)) => return Err(bad("code_verifier sent but no code_challenge was")),
         (None, None) => {}
     }
-    let refresh = client.allows(GrantType::RefreshToken);
-    let exp = ctx.now + if refresh { longest_life(ctx, client) } else { access_life(ctx, client) };
-    let f = Family {
-        client_id: client.client_id.clone(),
-        sub: record.user.sub.clone(),
-        sid: record.user.sid.clone(),
-        generation: record.user.generation,
-        offline: refresh && record.scope.iter().any(|s| s == "offline_access"),
-        exp,
-        revoked: false,
-    };
-    // A replay of this code may have revoked the family already (its tombstone holds the id).
-    if !family::start(ctx.store, &record.gid, &f, ctx.now).await? {
-        return Err(bad("the authorization code was already used"));
+    Ok(())
+}
+
+/// A used code presented again. The same request retried within the retry window, after the
+/// first redemption's answer was lost inside the server, gets that answer. Anything else is a
+/// replay (RFC 6749 s4.1.2): refused, and the tokens the code issued are revoked, for as long
+/// as the family the first use started can live.
+async fn replayed(
+    ctx: Ctx<'_>,
+    client: &Client,
+    req: &Redeem<'_>,
+    key: &str,
+    record: &CodeRecord,
+    first: i64,
+    kept: Option<&[u8]>,
+) -> Result<TokenResponse, OAuthError> {
+    let same_request = check(ctx, client, req, record).is_ok();
+    if let (true, Some(answer)) = (same_request, kept.and_then(|k| retry::open(req.code, k, ctx.now))) {
+        tracing::info!(client_id = %client.client_id, "code redemption retried: the same answer");
+        ctx.store.drop_successor(key).await?;
+        return Ok(answer);
     }
-    mint(
-        ctx,
-        Mint {
-            client,
-            scope: record.scope,
-            user: Some(record.user),
-            family: Some((record.gid, exp)),
-            nonce: record.nonce,
-            refresh,
-        },
-    )
-    .await
+    tracing::warn!(client_id = %record.client_id, "authorization code replayed; revoking its grant");
+    let owner = if record.client_id == client.client_id {
+        Some(client.clone())
+    } else {
+        crate::clients::get(ctx.store, &record.client_id).await?
+    };
+    let until = first + owner.as_ref().map_or(ctx.tokens.refresh_token_ttl, |c| longest_life(ctx, c));
+    family::revoke(ctx.store, &record.gid, until.max(ctx.now + 1), ctx.now).await?;
+    Err(OAuthError::invalid_grant("the authorization code was already used"))
 }
 
 fn access_life(ctx: Ctx<'_>, client: &Client) -> i64 {

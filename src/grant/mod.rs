@@ -8,6 +8,7 @@ pub mod client_credentials;
 pub mod code;
 pub mod family;
 pub mod refresh;
+pub mod retry;
 pub mod token_exchange;
 
 use serde::{Deserialize, Serialize};

@@ -398,3 +398,45 @@ pub fn page(locale: Locale, e: &OAuthError) -> Response {
 pub fn store_page(locale: Locale, e: StoreError) -> Response {
     page(locale, &OAuthError::from(e))
 }
+
+/// Which error format a path answers in: problem documents for the admin API, HTML pages for
+/// what a browser shows, OAuth JSON for the rest.
+fn family(path: &str) -> Family {
+    let browser = ["/authorize", "/login", "/consent", "/end_session", "/end_session/confirm", "/federation/callback"];
+    if path.starts_with("/admin/") || path.starts_with("/scim/") {
+        Family::Problem
+    } else if browser.contains(&path) || (path.starts_with("/federation/") && path.ends_with("/login")) {
+        Family::Page
+    } else {
+        Family::OAuth
+    }
+}
+
+enum Family {
+    OAuth,
+    Problem,
+    Page,
+}
+
+/// The answer when a request misses its deadline (JM-5): 503 with `Retry-After`, in the
+/// endpoint's own error format.
+pub fn deadline_exceeded(path: &str) -> Response {
+    let e = OAuthError::new(ErrorCode::TemporarilyUnavailable, "the request took too long; retry");
+    let mut r = match family(path) {
+        Family::OAuth => JsonError::from(e).into_response(),
+        Family::Problem => Problem::from(e).into_response(),
+        Family::Page => page(Locale::ZhCn, &e),
+    };
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// The answer when a handler failed outright (a bug): 500 with an opaque body.
+pub fn internal(path: &str) -> Response {
+    let e = OAuthError::server_error();
+    match family(path) {
+        Family::OAuth => JsonError::from(e).into_response(),
+        Family::Problem => Problem::from(e).into_response(),
+        Family::Page => page(Locale::ZhCn, &e),
+    }
+}

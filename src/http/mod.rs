@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod authorize;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod federation;
@@ -316,6 +317,7 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(middleware::from_fn(layers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

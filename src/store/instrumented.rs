@@ -64,6 +64,12 @@ impl Store for Instrumented {
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
         self.timed("redeem", self.inner.redeem(key, now)).await
     }
+    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError> {
+        self.timed("redeem", self.inner.redeem_with(key, now, successor)).await
+    }
+    async fn drop_successor(&self, key: &str) -> Result<(), StoreError> {
+        self.timed("drop_successor", self.inner.drop_successor(key)).await
+    }
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
         self.timed("peek", self.inner.peek(key)).await
     }

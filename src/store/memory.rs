@@ -15,7 +15,7 @@ use crate::clock::Clock;
 #[derive(Debug)]
 enum Value {
     Bytes(Vec<u8>),
-    Redeemable { value: Vec<u8>, first: Option<i64> },
+    Redeemable { value: Vec<u8>, first: Option<i64>, successor: Option<Vec<u8>> },
     Set(HashSet<String>),
     Counter(i64),
     Queue(HashMap<String, (i64, Vec<u8>)>),
@@ -158,28 +158,42 @@ impl Store for MemoryStore {
 
     async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
         self.with(|m, at| {
-            let value = Value::Redeemable { value: value.to_vec(), first: None };
+            let value = Value::Redeemable { value: value.to_vec(), first: None, successor: None };
             m.insert(key, Entry { value, deadline: deadline(at, Some(ttl)) }, at);
         })
     }
 
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
+        self.redeem_with(key, now, b"").await
+    }
+
+    async fn redeem_with(&self, key: &str, now: i64, next: &[u8]) -> Result<Option<Redeemed>, StoreError> {
         self.with(|m, at| match m.live(key, at).map(|e| &mut e.value) {
-            Some(Value::Redeemable { value, first }) => {
+            Some(Value::Redeemable { value, first, successor }) => {
                 let first_redeemed_at = *first;
                 if first.is_none() {
                     *first = Some(now);
+                    *successor = (!next.is_empty()).then(|| next.to_vec());
+                    return Some(Redeemed { value: value.clone(), first_redeemed_at, successor: None });
                 }
-                Some(Redeemed { value: value.clone(), first_redeemed_at })
+                Some(Redeemed { value: value.clone(), first_redeemed_at, successor: successor.clone() })
             }
             _ => None,
         })
     }
 
+    async fn drop_successor(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            if let Some(Value::Redeemable { successor, .. }) = m.live(key, at).map(|e| &mut e.value) {
+                *successor = None;
+            }
+        })
+    }
+
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
         self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
-            Some(Value::Redeemable { value, first }) => {
-                Some(Redeemed { value: value.clone(), first_redeemed_at: *first })
+            Some(Value::Redeemable { value, first, successor }) => {
+                Some(Redeemed { value: value.clone(), first_redeemed_at: *first, successor: successor.clone() })
             }
             _ => None,
         })

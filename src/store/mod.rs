@@ -36,6 +36,9 @@ pub struct Redeemed {
     pub value: Vec<u8>,
     /// `None` when this call was the first redemption, else the `now` passed by the first one.
     pub first_redeemed_at: Option<i64>,
+    /// What the first redemption left for retries of it ([`Store::redeem_with`]), while kept;
+    /// `None` for the first redemption itself.
+    pub successor: Option<Vec<u8>>,
 }
 
 /// The storage interface every backend implements. TTLs are whole seconds; `None` keeps the
@@ -60,6 +63,12 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a redeemable value and atomically records the first redemption time, so exactly
     /// one caller sees `first_redeemed_at == None` and later callers learn when that was.
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError>;
+    /// As [`Store::redeem`], and the first redemption atomically leaves `successor` beside the
+    /// value (the answer it gave, for a retry of it: later callers get it back in
+    /// [`Redeemed::successor`] until [`Store::drop_successor`]).
+    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError>;
+    /// Forgets the successor left by [`Store::redeem_with`] (the redemption is complete).
+    async fn drop_successor(&self, key: &str) -> Result<(), StoreError>;
     /// Reads a redeemable value without redeeming it (introspection of refresh tokens).
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError>;
     /// Sets a new TTL on an existing key; false when the key does not exist.

@@ -38,12 +38,18 @@ impl std::fmt::Debug for RedisStore {
 }
 
 // KEYS[1] = value hash. ARGV[1] = now. Returns {value, first-or-false} or nil.
+// KEYS[1] = redeemable hash (v: value, u: first use, n: successor). ARGV[1] = now, ARGV[2] =
+// the successor the first use leaves ('' for none). Returns {v, first use or '', successor or ''}.
 const REDEEM_LUA: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return nil end
 local first = redis.call('HGET', KEYS[1], 'u')
-if not first then redis.call('HSET', KEYS[1], 'u', ARGV[1]) end
-return {v, first or ''}
+if not first then
+  redis.call('HSET', KEYS[1], 'u', ARGV[1])
+  if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[2]) end
+  return {v, '', ''}
+end
+return {v, first, redis.call('HGET', KEYS[1], 'n') or ''}
 ";
 
 // KEYS[1] = set. ARGV[1] = member, ARGV[2] = ttl seconds or 0 for none.
@@ -251,15 +257,33 @@ impl Store for RedisStore {
     }
 
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
-        let now = now.to_string();
-        let reply: Option<(Vec<u8>, String)> = self.script(&self.redeem, &[self.key(key)], &[&now]).await?;
-        Ok(reply.map(|(value, first)| Redeemed { value, first_redeemed_at: first.parse().ok() }))
+        self.redeem_with(key, now, b"").await
+    }
+
+    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError> {
+        let mut inv = self.redeem.prepare_invoke();
+        inv.key(self.key(key)).arg(now).arg(successor);
+        let reply: Option<(Vec<u8>, String, Vec<u8>)> =
+            self.call(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        Ok(reply.map(|(value, first, next)| Redeemed {
+            value,
+            first_redeemed_at: first.parse().ok(),
+            successor: (!next.is_empty()).then_some(next),
+        }))
+    }
+
+    async fn drop_successor(&self, key: &str) -> Result<(), StoreError> {
+        self.run::<i64>(redis::cmd("HDEL").arg(self.key(key)).arg("n").clone()).await.map(|_| ())
     }
 
     async fn peek(&self, key: &str) -> Result<Option<Redeemed>, StoreError> {
-        let (value, first): (Option<Vec<u8>>, Option<String>) =
-            self.run(redis::cmd("HMGET").arg(self.key(key)).arg("v").arg("u").clone()).await?;
-        Ok(value.map(|value| Redeemed { value, first_redeemed_at: first.and_then(|f| f.parse().ok()) }))
+        let (value, first, next): (Option<Vec<u8>>, Option<String>, Option<Vec<u8>>) =
+            self.run(redis::cmd("HMGET").arg(self.key(key)).arg("v").arg("u").arg("n").clone()).await?;
+        Ok(value.map(|value| Redeemed {
+            value,
+            first_redeemed_at: first.and_then(|f| f.parse().ok()),
+            successor: next.filter(|n| !n.is_empty()),
+        }))
     }
 
     async fn expire(&self, key: &str, ttl: u64) -> Result<bool, StoreError> {

@@ -92,6 +92,8 @@ pub struct RefreshState {
     pub key: String,
     /// When it was first used, if it was (then it is no longer alive).
     pub rotated_at: Option<i64>,
+    /// The sealed answer its first use left for retries ([`crate::grant::retry`]), if kept.
+    pub successor: Option<Vec<u8>>,
     /// What it stands on.
     pub standing: Standing,
 }
@@ -184,7 +186,7 @@ impl Authority<'_> {
             Ok(s) => s,
             Err(dead) => return Ok(Err(dead)),
         };
-        Ok(Ok(RefreshState { record, key, rotated_at: found.first_redeemed_at, standing }))
+        Ok(Ok(RefreshState { record, key, rotated_at: found.first_redeemed_at, successor: found.successor, standing }))
     }
 
     /// Whether a refresh token is alive: found, not rotated, and in good standing.

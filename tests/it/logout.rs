@@ -466,3 +466,23 @@ async fn logout_without_hint_asks_first() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(location(&r).is_empty());
 }
+
+// RP-Initiated Logout 1.0 s2: an id_token_hint proves the request only for the session it was
+// issued in. A hint from an older session of the same user is no proof: the user is asked, and
+// the current session lives on until they confirm.
+#[tokio::test]
+async fn hint_of_an_older_session_asks_first() {
+    let s = TestServer::start(Backend::Memory).await;
+    let (code, pkce) = flow::web_code(&s, "openid").await;
+    let old = flow::redeem(&s, &code, &pkce).await.1["id_token"].as_str().unwrap().to_owned();
+    let r = s.browser.get(s.url("/end_session")).query(&[("id_token_hint", old.as_str())]).send().await.unwrap();
+    assert!(r.status().is_success(), "the hint of the current session logs out at once");
+    assert_eq!(flow::prompt_none(&s, WEB_CLIENT, WEB_REDIRECT).await["error"], "login_required");
+    // A new login: a new session. The old session's hint no longer ends anything by itself.
+    let _ = flow::web_code(&s, "openid").await;
+    let page = s.browser.get(s.url("/end_session")).query(&[("id_token_hint", old.as_str())]).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("name=\"csrf\""), "the confirmation page: {html}");
+    assert!(flow::prompt_none(&s, WEB_CLIENT, WEB_REDIRECT).await.contains_key("code"), "still logged in");
+}

@@ -57,6 +57,7 @@ mod pending_logins;
 mod redis_modes;
 mod registration;
 mod resilience;
+mod retry_safe;
 mod revocation;
 mod store;
 mod store_queue;

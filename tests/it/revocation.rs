@@ -148,16 +148,7 @@ fn jwt_claims(jwt: &str) -> Value {
 /// RFC 7662 s2.2 `active`, asked by the admin client (it sees every token, and is never the
 /// client being blocked).
 async fn active(s: &TestServer, token: &str) -> bool {
-    let r = s
-        .http
-        .post(s.url("/introspect"))
-        .basic_auth(ADMIN_CLIENT, Some(ADMIN_SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["active"].as_bool().unwrap()
+    flow::introspect_as_admin(s, token).await["active"].as_bool().unwrap()
 }
 
 async fn userinfo(s: &TestServer, access: &str) -> StatusCode {

@@ -114,10 +114,10 @@ async fn redeem_records_first_use(store: DynStore) {
     assert_eq!(store.redeem("r", 100).await.unwrap(), None);
     assert_eq!(store.peek("r").await.unwrap(), None);
     store.put_redeemable("r", b"family", 60).await.unwrap();
-    let fresh = Redeemed { value: b"family".to_vec(), first_redeemed_at: None };
+    let fresh = Redeemed { value: b"family".to_vec(), first_redeemed_at: None, successor: None };
     assert_eq!(store.peek("r").await.unwrap(), Some(fresh.clone()), "peek does not redeem");
     assert_eq!(store.redeem("r", 100).await.unwrap(), Some(fresh.clone()));
-    let used = Redeemed { value: b"family".to_vec(), first_redeemed_at: Some(100) };
+    let used = Redeemed { value: b"family".to_vec(), first_redeemed_at: Some(100), successor: None };
     assert_eq!(store.redeem("r", 200).await.unwrap(), Some(used.clone()), "later calls learn the first time");
     assert_eq!(store.redeem("r", 300).await.unwrap(), Some(used.clone()));
     assert_eq!(store.peek("r").await.unwrap(), Some(used));
@@ -128,6 +128,22 @@ async fn redeem_records_first_use(store: DynStore) {
     store.put_redeemable("t", b"", 60).await.unwrap();
     assert_eq!(store.redeem("t", -5).await.unwrap().map(|r| r.first_redeemed_at), Some(None));
     assert_eq!(store.redeem("t", i64::MAX).await.unwrap().map(|r| r.first_redeemed_at), Some(Some(-5)));
+}
+
+// Retry-safe redemption: the first redemption leaves its answer beside the mark; later callers
+// get it back until it is dropped; only the first caller's answer is kept.
+async fn redeem_keeps_the_first_answer(store: DynStore) {
+    store.put_redeemable("r", b"code", 60).await.unwrap();
+    let first = store.redeem_with("r", 10, b"answer-1").await.unwrap().unwrap();
+    assert_eq!((first.first_redeemed_at, first.successor), (None, None));
+    let again = store.redeem_with("r", 11, b"answer-2").await.unwrap().unwrap();
+    assert_eq!((again.first_redeemed_at, again.successor.as_deref()), (Some(10), Some(&b"answer-1"[..])));
+    assert_eq!(store.peek("r").await.unwrap().unwrap().successor.as_deref(), Some(&b"answer-1"[..]));
+    store.drop_successor("r").await.unwrap();
+    let later = store.redeem_with("r", 12, b"answer-3").await.unwrap().unwrap();
+    assert_eq!((later.first_redeemed_at, later.successor), (Some(10), None), "dropped for good");
+    assert_eq!(store.redeem_with("absent", 1, b"x").await.unwrap(), None);
+    store.drop_successor("absent").await.unwrap();
 }
 
 async fn redeem_is_atomic(store: DynStore) {
@@ -279,6 +295,7 @@ on_both_backends!(
     take_is_single_use,
     take_is_atomic,
     redeem_records_first_use,
+    redeem_keeps_the_first_answer,
     redeem_is_atomic,
     expire_existing_only,
     sets,

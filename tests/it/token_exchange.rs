@@ -282,3 +282,47 @@ async fn cross_platform_exchange(backend: Backend) {
     refused(&r, "invalid_request", "expired subject token");
     assert!(r.1["error_description"].as_str().unwrap().contains("expired"), "{}", r.1);
 }
+
+// Back-Channel Logout 1.0 s2.4, RFC 8693 s2.2.2: a trusted platform's logout token says that a
+// session ended; it never stands for the user, with or without its `logout+jwt` typ.
+#[tokio::test]
+async fn a_peer_logout_token_is_not_a_subject_token() {
+    let (a, b) = (TestServer::start(Backend::Memory).await, TestServer::start(Backend::Memory).await);
+    let admin_b = flow::admin_token(&b).await;
+    flow::catalogue_scope(&b, &admin_b, "api.read").await;
+    trust(&b, &admin_b, &a, true, true).await;
+    let body = json!({"client_id": "portal", "grant_types": [EXCHANGE], "scope": "openid api.read",
+                      "token_exchange": {"issuers": [a.base], "audiences": [TAX]}});
+    let portal = new_client(&b, &admin_b, body).await;
+    let local = users::by_username(&b.state.store, USER).await.unwrap().unwrap();
+    links::link(&b.state.store, "plat-a", "user-at-a", &local.id).await.unwrap();
+    let now = a.clock.now();
+    let logout = json!({"iss": a.base, "sub": "user-at-a", "aud": b.base, "iat": now, "exp": now + 120,
+        "jti": "lt-1", "sid": "sid-at-a", "events": {"http://schemas.openid.net/event/backchannel-logout": {}}});
+    // The same claims as an ID-token-shaped JWT is what a subject token looks like: accepted.
+    let mut id_like = logout.clone();
+    id_like.as_object_mut().unwrap().remove("events");
+    let id_like = a.state.keys.sign(tongzheng::jwt::Alg::ES256, "JWT", &id_like).unwrap();
+    let ok = token(
+        &b,
+        "portal",
+        &portal,
+        &[("grant_type", EXCHANGE), ("subject_token", &id_like), ("subject_token_type", JWT), ("audience", TAX)],
+    )
+    .await;
+    assert_eq!(ok.0, StatusCode::OK, "the control case: {}", ok.1);
+    for typ in ["logout+jwt", "JWT"] {
+        let t = a.state.keys.sign(tongzheng::jwt::Alg::ES256, typ, &logout).unwrap();
+        for ty in [JWT, ID] {
+            let r = token(
+                &b,
+                "portal",
+                &portal,
+                &[("grant_type", EXCHANGE), ("subject_token", &t), ("subject_token_type", ty), ("audience", TAX)],
+            )
+            .await;
+            refused(&r, "invalid_request", &format!("logout token (typ {typ}) as {ty}"));
+            assert!(r.1["error_description"].as_str().unwrap().contains("logout token"), "{}", r.1);
+        }
+    }
+}

@@ -236,14 +236,7 @@ async fn update(
     let mut c = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, old.created_at)?;
     crate::outbound::check_client(&state.outbound, &c)?;
     clients::managed_by_admin(None, &c.scopes, audit_scope(&state))?;
-    c.secrets = old.secrets;
-    c.origin = old.origin;
-    c.registration_token_sealed = old.registration_token_sealed;
-    c.enabled = old.enabled;
-    c.consent_required = old.consent_required;
-    c.access_token_ttl = old.access_token_ttl;
-    c.rate_limit = old.rate_limit;
-    c.token_exchange = old.token_exchange;
+    crate::registration::keep_standing(&old, &mut c);
     if c.auth_method.uses_secret() && c.secrets.is_empty() {
         return Err(Problem::bad_request("switching to a secret method needs a secret; create a new client"));
     }

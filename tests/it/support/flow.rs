@@ -159,3 +159,17 @@ pub async fn catalogue_scope(s: &TestServer, admin: &str, name: &str) {
         resp.status()
     );
 }
+
+/// RFC 7662 introspection by the admin client, which sees every client's tokens.
+pub async fn introspect_as_admin(s: &TestServer, token: &str) -> serde_json::Value {
+    let r = s
+        .http
+        .post(s.url("/introspect"))
+        .basic_auth(super::server::ADMIN_CLIENT, Some(super::server::ADMIN_SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.expect("json")
+}

@@ -1,5 +1,6 @@
 //! Fixtures shared by the integration tests.
 
+pub mod flaky;
 pub mod flow;
 pub mod receiver;
 pub mod redis;

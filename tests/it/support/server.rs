@@ -86,7 +86,7 @@ pub const USER: &str = "demo";
 pub const PASSWORD: &str = "demo-password";
 
 /// A manual clock starting now, for one test server.
-fn manual_clock() -> Clock {
+pub fn manual_clock() -> Clock {
     Clock::manual(Clock::system().now())
 }
 
@@ -139,6 +139,12 @@ impl TestServer {
         let (store_overlay, store) = store_for(backend, &clock);
         let keys = Keys::ephemeral(Clock::system().now()).expect("keys");
         Self::start_at(ip, overlay, store_overlay, store, keys, clock).await
+    }
+
+    /// Starts a server with the dev config on a store the test built (e.g. one that fails on
+    /// purpose), reading `clock`.
+    pub async fn start_on_store(store: DynStore, clock: Clock, overlay: &str) -> Self {
+        Self::start_inner(overlay, String::new(), store, clock).await
     }
 
     async fn start_inner(overlay: &str, store_overlay: String, store: DynStore, clock: Clock) -> Self {
