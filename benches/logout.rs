@@ -17,8 +17,8 @@ use tongzheng::jwt::Alg;
 use tongzheng::keys::Keys;
 use tongzheng::logout::{self, Reason};
 use tongzheng::session::{self, Timeouts};
-use tongzheng::store::DynStore;
 use tongzheng::store::redis::RedisStore;
+use tongzheng::store::{DynStore, keys};
 
 const RECEIVERS: usize = 100;
 
@@ -114,14 +114,18 @@ async fn main() {
     let now = Clock::system().now();
     let (s, _) = session::create(&store, login("user-0123456789abcdef"), now, t).await.unwrap();
     let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let record: i64 =
-        redis::cmd("MEMORY").arg("USAGE").arg(format!("bench:session:{}", s.sid)).query_async(&mut conn).await.unwrap();
+    let record: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(format!("bench:{}", keys::session(&s.sid)))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     for i in 0..3 {
         session::add_client(&store, &s, &format!("rp{i}"), now, t).await.unwrap();
     }
     let set3: i64 = redis::cmd("MEMORY")
         .arg("USAGE")
-        .arg(format!("bench:session:{}:clients", s.sid))
+        .arg(format!("bench:{}", keys::session_clients(&s.sid)))
         .query_async(&mut conn)
         .await
         .unwrap();

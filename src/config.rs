@@ -398,6 +398,39 @@ pub struct StoreConfig {
     pub prefix: String,
     /// Per-call deadline in milliseconds.
     pub timeout_ms: u64,
+    /// Redis deployment: from the URL's scheme, one server, Sentinel or Cluster.
+    pub mode: RedisMode,
+    /// Sentinel mode without a `redis+sentinel://` URL: the sentinels, as `host:port`.
+    pub sentinels: Vec<String>,
+    /// Sentinel mode without a `redis+sentinel://` URL: the master's name.
+    pub master_name: String,
+    /// Password of the sentinels themselves (empty: they ask for none).
+    pub sentinel_password: String,
+    /// How often to ask the sentinels whether the master moved, ms (0: only after a failed call).
+    pub sentinel_check_ms: u64,
+    /// Cluster mode: seed nodes as `redis://` or `rediss://` URLs (empty: `redis_url` alone).
+    pub cluster_nodes: Vec<String>,
+    /// PEM bundle of the CAs trusted for `rediss://` (empty: the public web PKI roots).
+    pub tls_ca_file: String,
+    /// PEM client certificate chain, for Redis servers that ask for one (`tls-auth-clients`).
+    pub tls_cert_file: String,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: String,
+}
+
+/// How Redis is deployed (`store.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// From `redis_url`'s scheme: `redis+sentinel://` or `rediss+sentinel://` is Sentinel,
+    /// anything else one server.
+    Auto,
+    /// One server (or a proxy that looks like one).
+    Standalone,
+    /// A master found through Redis Sentinel, followed across failovers.
+    Sentinel,
+    /// A Redis Cluster.
+    Cluster,
 }
 
 /// `[keys]`: the key-encryption key that seals the shared key set in the store, and how often
@@ -797,6 +830,19 @@ impl Config {
         }
         if self.store.timeout_ms == 0 || self.store.timeout_ms > 5_000 {
             return Err(invalid("store.timeout_ms", "must be 1..=5000"));
+        }
+        if self.store.prefix.contains(['{', '}']) {
+            return Err(invalid(
+                "store.prefix",
+                "no braces: they would become the Redis Cluster hash tag of every key",
+            ));
+        }
+        if self.store.sentinel_check_ms != 0 && !(100..=60_000).contains(&self.store.sentinel_check_ms) {
+            return Err(invalid("store.sentinel_check_ms", "0 (off) or 100..=60000"));
+        }
+        if self.store.backend == Backend::Redis {
+            crate::store::redis::target::Target::from_config(&self.store)
+                .map_err(|(field, reason)| ConfigError::Invalid { field, reason })?;
         }
         if !matches!(self.security.default_locale.as_str(), "zh-CN" | "en") {
             return Err(invalid("security.default_locale", "zh-CN or en"));

@@ -52,11 +52,12 @@ pub enum ServerError {
 pub fn open_store(config: &Config) -> Result<DynStore, ServerError> {
     Ok(match config.store.backend {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis => Arc::new(RedisStore::connect(
-            &config.store.redis_url,
-            &config.store.prefix,
-            Duration::from_millis(config.store.timeout_ms),
-        )?),
+        Backend::Redis => {
+            // validate() already checked the target; this only fails on unreadable TLS files.
+            let target = crate::store::redis::target::Target::from_config(&config.store)
+                .map_err(|(field, reason)| ServerError::Store(StoreError::Unavailable(format!("{field}: {reason}"))))?;
+            Arc::new(RedisStore::open(&target, &config.store.prefix, Duration::from_millis(config.store.timeout_ms))?)
+        }
     })
 }
 

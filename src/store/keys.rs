@@ -1,5 +1,23 @@
 //! Every stored type's key, in one place. Backends add their own prefix (Redis: `tz:` by
 //! default). Secrets are never part of a key: codes and tokens are keyed by their SHA-256.
+//!
+//! Redis Cluster: a key's slot is the hash of its first `{...}` (its hash tag), else of the whole
+//! key, and one script or transaction (MULTI) may only touch keys of one slot. So:
+//! - a store call on one key (get, put, take, redeem, a compare-and-set...) needs no tag;
+//! - keys that ONE script or transaction touches together share a tag made by [`tag`] from the
+//!   entity they belong to (a queue's two keys: `{queue:NAME}`, `{queue:NAME}:data`; a session's:
+//!   `session:{SID}`, `session:{SID}:clients`); add new keys of such an entity the same way;
+//! - reads of several keys in one round trip (`get_many`) need no tag: the cluster client splits
+//!   them by slot. Keys of different entities can never be changed atomically together.
+//!
+//! The prefix may not contain braces (config validation refuses it). The memory backend treats
+//! keys as opaque strings, so the tags change nothing there.
+
+/// The hash tag of one entity: every key containing it lands in the same Redis Cluster slot.
+/// `entity` must not be empty (Redis ignores an empty tag).
+pub fn tag(entity: &str) -> String {
+    format!("{{{entity}}}")
+}
 
 /// A registered client, by client_id.
 pub fn client(client_id: &str) -> String {
@@ -17,13 +35,13 @@ pub fn username(name: &str) -> String {
 }
 /// The set of all user ids.
 pub const USER_INDEX: &str = "users";
-/// An SSO session, by sid.
+/// An SSO session, by sid (tagged by the sid, like every key of the session).
 pub fn session(sid: &str) -> String {
-    format!("session:{sid}")
+    format!("session:{}", tag(sid))
 }
 /// The clients an SSO session issued tokens to.
 pub fn session_clients(sid: &str) -> String {
-    format!("session:{sid}:clients")
+    format!("session:{}:clients", tag(sid))
 }
 /// A pending authorization request waiting for login or consent.
 pub fn auth_request(id: &str) -> String {
@@ -32,6 +50,15 @@ pub fn auth_request(id: &str) -> String {
 /// The pending requests of one browser, by the SHA-256 of its binding cookie.
 pub fn browser_auth_requests(browser_hash: &str) -> String {
     format!("authreq:browser:{browser_hash}")
+}
+/// A queue's schedule (the backend's sorted set of item ids by due time), tagged by the queue's
+/// name so the queue's scripts touch one slot.
+pub fn queue_schedule(queue: &str) -> String {
+    tag(queue)
+}
+/// A queue's payloads (the backend's hash of item id -> payload), beside its schedule.
+pub fn queue_payloads(queue: &str) -> String {
+    format!("{}:data", tag(queue))
 }
 /// Queue of all pending requests, by creation time (the global cap evicts the oldest).
 pub const AUTH_REQUEST_QUEUE: &str = "queue:authreq";

@@ -1,20 +1,27 @@
-//! The Redis backend: one multiplexed `ConnectionManager` (auto-reconnect) shared by every
-//! request, every key under a configurable prefix, atomic single-use operations as
-//! Lua scripts. Every call is bounded by a deadline so a dead Redis yields a fast
+//! The Redis backend: one multiplexed connection shared by every request (one server, a
+//! Sentinel-managed master or a Cluster, over TLS or not: see `conn`), every key under a
+//! configurable prefix, atomic single-use operations as Lua scripts whose keys share one
+//! cluster slot (see `keys`). Every call is bounded by a deadline so a dead Redis yields a fast
 //! [`StoreError::Unavailable`] (answered as 503) instead of a hung request.
 
+mod conn;
+pub mod target;
+
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Script};
+use redis::{Cmd, FromRedisValue, RedisResult, Script};
 
-use super::{Redeemed, Store, StoreError};
+use self::conn::{Conn, Handle};
+use self::target::Target;
+use super::{Redeemed, Store, StoreError, keys};
 
 /// Redis-backed store shared by any number of tongzheng instances.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Arc<Conn>,
     prefix: String,
     deadline: Duration,
     redeem: Script,
@@ -110,20 +117,19 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedisStore {
-    /// Creates the store; the connection is made lazily and re-made after failures, so the
-    /// server can start (and report not-ready) while Redis is still down.
+    /// Creates the store on the Redis at `url` (`redis://`, `rediss://`, `redis+sentinel://`...,
+    /// see [`Target::from_url`]).
     pub fn connect(url: &str, prefix: &str, deadline: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(deadline))
-            .set_response_timeout(Some(deadline))
-            // Fail fast while Redis is down (the request gets 503 at once); the manager keeps
-            // reconnecting on later calls.
-            .set_number_of_retries(0)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        let target = Target::from_url(url).map_err(|(_, reason)| unavailable(reason))?;
+        Self::open(&target, prefix, deadline)
+    }
+
+    /// Creates the store on `target`; the connection is made lazily and re-made after
+    /// failures, so the server can start (and report not-ready) while Redis is still down.
+    pub fn open(target: &Target, prefix: &str, deadline: Duration) -> Result<Self, StoreError> {
+        let conn = Conn::open(target, deadline).map_err(unavailable)?;
         Ok(Self {
-            conn,
+            conn: Arc::new(conn),
             prefix: prefix.to_owned(),
             deadline,
             redeem: Script::new(REDEEM_LUA),
@@ -139,32 +145,62 @@ impl RedisStore {
         format!("{}{key}", self.prefix)
     }
 
-    async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.deadline, cmd.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err),
-            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
+    /// Runs `op` on the connection within the deadline (which covers connecting, a Sentinel
+    /// lookup and cluster redirects); a failure is reported to the connection, which may
+    /// reconnect (a demoted Sentinel master) for the next call.
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Handle) -> Fut + Send,
+        Fut: Future<Output = RedisResult<T>> + Send,
+    {
+        let mut ticket = None;
+        let attempt = async {
+            let (handle, t) = self.conn.handle().await?;
+            ticket = t;
+            op(handle).await
+        };
+        let outcome = tokio::time::timeout(self.deadline, attempt).await;
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                self.conn.failed(ticket, Some(&e));
+                Err(redis_err(e))
+            }
+            Err(_) => {
+                self.conn.failed(ticket, None);
+                Err(StoreError::Unavailable("redis did not answer in time".into()))
+            }
         }
     }
 
-    async fn pipe(&self, pipe: redis::Pipeline) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err),
-            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
-        }
+    async fn run<T: FromRedisValue + Send>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        self.call(|mut c| async move { cmd.query_async(&mut c).await }).await
     }
 
-    async fn script<T: FromRedisValue>(&self, script: &Script, key: &str, args: &[&str]) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = script.key(self.key(key));
+    async fn pipe<T: FromRedisValue + Send>(&self, pipe: redis::Pipeline) -> Result<T, StoreError> {
+        self.call(|mut c| async move { pipe.query_async(&mut c).await }).await
+    }
+
+    /// Runs `script` on `keys` (already prefixed; one hash tag when there are several).
+    async fn script<T: FromRedisValue + Send>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(k);
+        }
         for a in args {
             invocation.arg(*a);
         }
-        match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err),
-            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
-        }
+        self.call(|mut c| async move { invocation.invoke_async(&mut c).await }).await
+    }
+
+    /// The prefixed keys of a queue: its schedule and its payloads, one hash tag.
+    fn queue_keys(&self, queue: &str) -> (String, String) {
+        (self.key(&keys::queue_schedule(queue)), self.key(&keys::queue_payloads(queue)))
     }
 }
 
@@ -231,7 +267,7 @@ impl Store for RedisStore {
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.script(&self.take, key, &[]).await
+        self.script(&self.take, &[self.key(key)], &[]).await
     }
 
     async fn put_redeemable(&self, key: &str, value: &[u8], ttl: u64) -> Result<(), StoreError> {
@@ -250,11 +286,7 @@ impl Store for RedisStore {
             .arg(&k)
             .arg(ttl.max(1))
             .ignore();
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.deadline, pipe.query_async::<()>(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err),
-            Err(_) => Err(StoreError::Unavailable("redis did not answer in time".into())),
-        }
+        self.pipe(pipe).await
     }
 
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
@@ -262,14 +294,10 @@ impl Store for RedisStore {
     }
 
     async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut inv = self.redeem.key(self.key(key));
-        inv.arg(now).arg(successor);
+        let mut inv = self.redeem.prepare_invoke();
+        inv.key(self.key(key)).arg(now).arg(successor);
         let reply: Option<(Vec<u8>, String, Vec<u8>)> =
-            match tokio::time::timeout(self.deadline, inv.invoke_async(&mut conn)).await {
-                Ok(result) => result.map_err(redis_err)?,
-                Err(_) => return Err(StoreError::Unavailable("redis did not answer in time".into())),
-            };
+            self.call(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(reply.map(|(value, first, next)| Redeemed {
             value,
             first_redeemed_at: first.parse().ok(),
@@ -298,7 +326,7 @@ impl Store for RedisStore {
 
     async fn set_add(&self, key: &str, member: &str, ttl: Option<u64>) -> Result<(), StoreError> {
         let ttl = ttl.unwrap_or(0).to_string();
-        self.script::<i64>(&self.set_add, key, &[member, &ttl]).await.map(|_| ())
+        self.script::<i64>(&self.set_add, &[self.key(key)], &[member, &ttl]).await.map(|_| ())
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> Result<bool, StoreError> {
@@ -312,11 +340,11 @@ impl Store for RedisStore {
 
     async fn incr(&self, key: &str, ttl: u64) -> Result<i64, StoreError> {
         let ttl = ttl.max(1).to_string();
-        self.script(&self.incr, key, &[&ttl]).await
+        self.script(&self.incr, &[self.key(key)], &[&ttl]).await
     }
 
     async fn queue_put(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<(), StoreError> {
-        let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
+        let (zset, hash) = self.queue_keys(queue);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("HSET")
@@ -365,15 +393,9 @@ impl Store for RedisStore {
         lease: i64,
         max: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = self.claim.key(self.key(queue));
-        invocation.key(self.key(&format!("{queue}:data"))).arg(now).arg(now + lease).arg(max);
-        let flat: Vec<Vec<u8>> = match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err)?,
-            Err(_) => {
-                return Err(StoreError::Unavailable("redis did not answer in time".into()));
-            }
-        };
+        let (zset, hash) = self.queue_keys(queue);
+        let (now, until, max) = (now.to_string(), (now + lease).to_string(), max.to_string());
+        let flat: Vec<Vec<u8>> = self.script(&self.claim, &[zset, hash], &[&now, &until, &max]).await?;
         Ok(flat
             .chunks_exact(2)
             .filter_map(|pair| match pair {
@@ -384,21 +406,15 @@ impl Store for RedisStore {
     }
 
     async fn queue_remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
-        let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
+        let (zset, hash) = self.queue_keys(queue);
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("ZREM").arg(&zset).arg(id).cmd("HDEL").arg(&hash).arg(id).ignore();
-        let mut conn = self.conn.clone();
-        let (removed,): (i64,) = match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err)?,
-            Err(_) => {
-                return Err(StoreError::Unavailable("redis did not answer in time".into()));
-            }
-        };
+        let (removed,): (i64,) = self.pipe(pipe).await?;
         Ok(removed > 0)
     }
 
     async fn queue_len(&self, queue: &str) -> Result<u64, StoreError> {
-        self.run(redis::cmd("ZCARD").arg(self.key(queue)).clone()).await
+        self.run(redis::cmd("ZCARD").arg(self.queue_keys(queue).0).clone()).await
     }
 
     async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError> {

@@ -8,6 +8,8 @@ use crate::support::flow;
 use crate::support::server::*;
 
 per_backend!(clients_crud, users_crud);
+// The admin API on a Redis Cluster too.
+on_cluster!(clients_crud, users_crud);
 
 fn is_problem(r: &reqwest::Response) -> bool {
     r.headers().get("content-type").is_some_and(|v| v == "application/problem+json")

@@ -24,6 +24,13 @@ per_backend!(
     expired_tokens_fail,
     form_post_response_mode,
 );
+// The main flows on a Redis Cluster too (issue 10: keys hash-tagged, scripts in one slot).
+on_cluster!(
+    code_flow_end_to_end,
+    refresh_rotation_and_reuse_detection,
+    public_client_pkce,
+    introspection_and_revocation
+);
 
 fn jwt_part(token: &str, i: usize) -> Value {
     let part = token.split('.').nth(i).expect("jwt part");

@@ -12,7 +12,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tongzheng::clock::Clock;
 use tongzheng::config::Config;
 use tongzheng::server;
-use tongzheng::store::DynStore;
 
 use crate::support::server::{Backend, TestServer};
 
@@ -202,10 +201,7 @@ async fn start_tls(b: Backend, server_overlay: &str) -> TlsServer {
     );
     let config = Config::from_overlay(&overlay, false).expect("production config");
     let tls = server::tls_config(&config).unwrap().expect("tls configured");
-    let store: DynStore = match b {
-        Backend::Memory => Arc::new(tongzheng::store::memory::MemoryStore::new()),
-        Backend::Redis => Arc::new(crate::support::redis::redis_store(&crate::support::redis::unique_prefix())),
-    };
+    let (_, store) = crate::support::server::store_for(b, &Clock::system());
     let state = server::build(config, Clock::system(), store, None).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server::serve(listener, state, Some(tls), async {

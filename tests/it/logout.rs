@@ -104,6 +104,8 @@ per_backend!(
     hung_receiver_does_not_delay_others,
     backend_logout_hl_5_4
 );
+// Logout with back-channel delivery through the outbox queue, on a Redis Cluster too.
+on_cluster!(rp_initiated_logout_reaches_every_client, backend_logout_hl_5_4);
 
 // RP-Initiated Logout s2-s3 + Back-Channel Logout s2.5: logout at A reaches B and C.
 async fn rp_initiated_logout_reaches_every_client(b: Backend) {

@@ -18,6 +18,17 @@ macro_rules! per_backend {
     };
 }
 
+/// Runs each named `async fn case(Backend)` of the calling module on the shared 3-master test
+/// Redis Cluster too, as `cluster::case`: the main flows prove every script and transaction
+/// stays in one slot (keys hash-tagged, `src/store/keys.rs`).
+macro_rules! on_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod cluster {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Cluster).await })*
+        }
+    };
+}
+
 mod support;
 
 mod admin;
@@ -45,6 +56,7 @@ mod metrics;
 mod openapi;
 mod outbound;
 mod pending_logins;
+mod redis_modes;
 mod registration;
 mod resilience;
 mod restarts;

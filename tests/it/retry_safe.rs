@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tongzheng::store::DynStore;
 
 use crate::support::flaky::Flaky;
 use crate::support::flow;
@@ -17,10 +16,7 @@ per_backend!(a_code_redemption_lost_inside_the_server_can_be_retried, a_refresh_
 
 async fn server(b: Backend) -> (TestServer, Arc<Flaky>) {
     let clock = manual_clock();
-    let inner: DynStore = match b {
-        Backend::Memory => Arc::new(tongzheng::store::memory::MemoryStore::with_clock(clock.clone())),
-        Backend::Redis => Arc::new(crate::support::redis::redis_store(&crate::support::redis::unique_prefix())),
-    };
+    let (_, inner) = store_for(b, &clock);
     let flaky = Flaky::new(inner);
     (TestServer::start_on_custom_store(flaky.clone(), clock, "").await, flaky)
 }

@@ -1,6 +1,7 @@
-//! The one store test suite: every case runs, with the same assertions, on the memory backend
-//! and on a real redis-server (`store::memory::*`, `store::redis::*`); then Redis-only cases for
-//! outages. The queue methods have their own file (`store_queue.rs`).
+//! The one store test suite: every case runs, with the same assertions, on the memory backend,
+//! on a real redis-server and on a 3-master Redis Cluster (`store::memory::*`, `store::redis::*`,
+//! `store::cluster::*`); then Redis-only cases for outages. The queue methods have their own
+//! file (`store_queue.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -291,7 +292,8 @@ async fn ttls_expire(store: DynStore) {
     assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"x"[..]));
 }
 
-/// Declares one test per case on each backend, so both run exactly the same assertions.
+/// Declares one test per case on each backend (and on a Redis Cluster), so all run exactly the
+/// same assertions.
 macro_rules! on_both_backends {
     ($($case:ident),+ $(,)?) => {
         mod memory {
@@ -308,6 +310,15 @@ macro_rules! on_both_backends {
                 async fn $case() {
                     let prefix = crate::support::redis::unique_prefix();
                     super::$case(std::sync::Arc::new(crate::support::redis::redis_store(&prefix))).await;
+                }
+            )+
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let prefix = crate::support::redis::unique_prefix();
+                    super::$case(crate::support::redis_modes::cluster_store(&prefix).1).await;
                 }
             )+
         }

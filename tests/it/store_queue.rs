@@ -89,3 +89,10 @@ async fn queue_redis() {
     add_once_touch_and_extend(Arc::new(redis_store(&unique_prefix()))).await;
     concurrent_claims_are_exclusive(Arc::new(redis_store(&unique_prefix()))).await;
 }
+
+// The queue's two keys share a hash tag, so its script and transactions work on a Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_cluster() {
+    queue_semantics(crate::support::redis_modes::cluster_store(&unique_prefix()).1).await;
+    concurrent_claims_are_exclusive(crate::support::redis_modes::cluster_store(&unique_prefix()).1).await;
+}

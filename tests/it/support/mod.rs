@@ -7,5 +7,6 @@ pub mod instance;
 pub mod process;
 pub mod receiver;
 pub mod redis;
+pub mod redis_modes;
 pub mod server;
 pub mod webdriver;

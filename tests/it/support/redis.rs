@@ -16,13 +16,16 @@ pub const STORE_DEADLINE: Duration = Duration::from_millis(800);
 /// watchdog shell (the child we hold) kills it once this process is gone, however it exits.
 pub struct RedisServer {
     port: u16,
+    /// The command line after `redis-server` (for restarts).
+    args: String,
     /// The watchdog shell; `None` while stopped.
     child: Option<Child>,
     /// The redis-server's own pid (a child of the watchdog), for a last-resort kill.
     redis_pid: u32,
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
@@ -30,15 +33,19 @@ fn log_path(port: u16) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("tz-redis-{}-{port}.log", std::process::id()))
 }
 
-/// Starts the watchdog shell, which starts redis-server and prints its pid, and kills and reaps
-/// redis once this process is gone (even by Ctrl-C, which the watchdog ignores). Redis logs to
-/// a file that is unlinked as soon as startup succeeded or failed (see [`wait_ready`]).
-fn spawn(port: u16) -> (Child, u32) {
+/// The command line of a plain, non-persistent redis-server on loopback `port`.
+pub fn plain_args(port: u16) -> String {
+    format!("--port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no --loglevel warning")
+}
+
+/// Starts the watchdog shell, which starts `redis-server {args}` and prints its pid, and kills
+/// and reaps redis once this process is gone (even by Ctrl-C, which the watchdog ignores). Redis
+/// logs to a file that is unlinked as soon as startup succeeded or failed (see [`wait_ready`]).
+fn spawn(port: u16, args: &str) -> (Child, u32) {
     let log = log_path(port);
     let script = format!(
         "trap '' INT
-         redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-           --loglevel warning </dev/null >'{log}' 2>&1 &
+         redis-server {args} </dev/null >'{log}' 2>&1 &
          pid=$!
          echo $pid
          while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done
@@ -116,13 +123,20 @@ impl RedisServer {
     /// A new instance only the calling test uses; it may [`stop`](Self::stop) and
     /// [`restart`](Self::restart) it. Panics when `redis-server` is missing (run `tests/run.sh`).
     pub fn dedicated() -> Self {
+        Self::start_with(plain_args)
+    }
+
+    /// A new instance started as `redis-server {args(port)}`, answering plain `PING` on `port`
+    /// (a TLS server keeps a plain port too; a sentinel answers `PING` as well).
+    pub fn start_with(args: impl Fn(u16) -> String) -> Self {
         let mut last = String::new();
         // Another process may grab the free port before redis binds it; try a few.
         for _ in 0..3 {
             let port = free_port();
-            let (mut child, redis_pid) = spawn(port);
+            let args = args(port);
+            let (mut child, redis_pid) = spawn(port, &args);
             match wait_ready(port, &mut child) {
-                Ok(()) => return Self { port, child: Some(child), redis_pid },
+                Ok(()) => return Self { port, args, child: Some(child), redis_pid },
                 Err(e) => {
                     kill_hard(&mut child, redis_pid);
                     last = e;
@@ -130,6 +144,11 @@ impl RedisServer {
             }
         }
         panic!("cannot start redis-server (is it installed? tests/run.sh installs it): {last}");
+    }
+
+    /// The plain port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:PORT/`.
@@ -158,7 +177,7 @@ impl RedisServer {
     /// answers PING. The new server is empty.
     pub fn restart(&mut self) {
         self.stop();
-        let (mut child, redis_pid) = spawn(self.port);
+        let (mut child, redis_pid) = spawn(self.port, &self.args);
         if let Err(e) = wait_ready(self.port, &mut child) {
             kill_hard(&mut child, redis_pid);
             panic!("restart failed: {e}");

@@ -20,6 +20,23 @@ pub enum Backend {
     Memory,
     /// The shared test redis-server.
     Redis,
+    /// The shared 3-master test Redis Cluster (`on_cluster!`).
+    Cluster,
+}
+
+/// The store of a test server on `backend` (each Redis test under its own prefix), and the
+/// `[store]` overlay that describes it. The memory store's TTLs follow `clock`.
+pub fn store_for(backend: Backend, clock: &Clock) -> (String, DynStore) {
+    match backend {
+        Backend::Memory => (String::new(), Arc::new(MemoryStore::with_clock(clock.clone()))),
+        Backend::Redis => {
+            let prefix = super::redis::unique_prefix();
+            let url = super::redis::shared().url();
+            let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
+            (overlay, Arc::new(super::redis::redis_store(&prefix)))
+        }
+        Backend::Cluster => super::redis_modes::cluster_store(&super::redis::unique_prefix()),
+    }
 }
 
 /// A store several instances share, as several processes would: one memory store, or one key
@@ -156,19 +173,17 @@ impl TestServer {
         Self::start_inner(overlay, store_overlay, store, manual_clock()).await
     }
 
+    /// Starts a server whose store is opened from `store_toml` (a `[store]` section) the way the
+    /// binary opens it: any Redis mode (TLS, Sentinel, Cluster).
+    pub async fn start_on_store_config(store_toml: &str, overlay: &str) -> Self {
+        let store = super::redis_modes::store_from_toml(store_toml);
+        Self::start_inner(overlay, store_toml.to_owned(), store, manual_clock()).await
+    }
+
     /// Starts a server with the dev config plus `overlay` (TOML) on `backend`.
     pub async fn start_with(backend: Backend, overlay: &str) -> Self {
         let clock = manual_clock();
-        let (store_overlay, store): (String, DynStore) = match backend {
-            // The memory store's TTLs follow the test's clock, so stored values expire on it.
-            Backend::Memory => (String::new(), Arc::new(MemoryStore::with_clock(clock.clone()))),
-            Backend::Redis => {
-                let prefix = super::redis::unique_prefix();
-                let url = super::redis::shared().url();
-                let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
-                (overlay, Arc::new(super::redis::redis_store(&prefix)))
-            }
-        };
+        let (store_overlay, store) = store_for(backend, &clock);
         Self::start_inner(overlay, store_overlay, store, clock).await
     }
 
@@ -176,15 +191,7 @@ impl TestServer {
     /// keep its cookies apart from the other platforms'), with its own signing keys.
     pub async fn start_platform(backend: Backend, ip: &str, overlay: &str) -> Self {
         let clock = manual_clock();
-        let (store_overlay, store): (String, DynStore) = match backend {
-            Backend::Memory => (String::new(), Arc::new(MemoryStore::with_clock(clock.clone()))),
-            Backend::Redis => {
-                let prefix = super::redis::unique_prefix();
-                let url = super::redis::shared().url();
-                let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
-                (overlay, Arc::new(super::redis::redis_store(&prefix)))
-            }
-        };
+        let (store_overlay, store) = store_for(backend, &clock);
         let keys = Keys::ephemeral(Clock::system().now()).expect("keys");
         Self::start_at(ip, overlay, store_overlay, store, Some(keys), clock).await
     }
@@ -219,12 +226,7 @@ impl TestServer {
                 "[store]\nbackend = \"memory\"\nallow_memory = true\n".into(),
                 Arc::new(MemoryStore::with_clock(clock.clone())),
             ),
-            Backend::Redis => {
-                let prefix = super::redis::unique_prefix();
-                let url = super::redis::shared().url();
-                let overlay = format!("[store]\nbackend = \"redis\"\nredis_url = \"{url}\"\nprefix = \"{prefix}\"\n");
-                (overlay, Arc::new(super::redis::redis_store(&prefix)))
-            }
+            other => store_for(other, &clock),
         };
         let admin = format!(
             "[server]\nbehind_tls_proxy = true\n[[seed.clients]]\nclient_id = \"{ADMIN_CLIENT}\"\nclient_secret_sha256 = \"{}\"\n\
