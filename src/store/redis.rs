@@ -243,13 +243,13 @@ impl Store for RedisStore {
     }
 
     async fn put_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = self.put_if.key(self.key(key));
-        invocation.arg(if expected.is_some() { "1" } else { "0" }).arg(expected.unwrap_or_default()).arg(value);
-        let n: i64 = match tokio::time::timeout(self.deadline, invocation.invoke_async(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err)?,
-            Err(_) => return Err(StoreError::Unavailable("redis did not answer in time".into())),
-        };
+        let mut invocation = self.put_if.prepare_invoke();
+        invocation
+            .key(self.key(key))
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or_default())
+            .arg(value);
+        let n: i64 = self.call(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         Ok(n == 1)
     }
 
@@ -361,7 +361,7 @@ impl Store for RedisStore {
     }
 
     async fn queue_put_new(&self, queue: &str, id: &str, payload: &[u8], due: i64) -> Result<bool, StoreError> {
-        let (zset, hash) = (self.key(queue), self.key(&format!("{queue}:data")));
+        let (zset, hash) = self.queue_keys(queue);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("ZADD")
@@ -374,16 +374,14 @@ impl Store for RedisStore {
             .arg(id)
             .arg(payload)
             .ignore();
-        let mut conn = self.conn.clone();
-        let (added,): (i64,) = match tokio::time::timeout(self.deadline, pipe.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(redis_err)?,
-            Err(_) => return Err(StoreError::Unavailable("redis did not answer in time".into())),
-        };
+        let (added,): (i64,) = self.pipe(pipe).await?;
         Ok(added > 0)
     }
 
     async fn queue_touch(&self, queue: &str, id: &str, due: i64) -> Result<(), StoreError> {
-        self.run::<i64>(redis::cmd("ZADD").arg(self.key(queue)).arg("XX").arg(due).arg(id).clone()).await.map(|_| ())
+        self.run::<i64>(redis::cmd("ZADD").arg(self.queue_keys(queue).0).arg("XX").arg(due).arg(id).clone())
+            .await
+            .map(|_| ())
     }
 
     async fn queue_claim(
@@ -423,7 +421,7 @@ impl Store for RedisStore {
         }
         // XX: only items still queued (a finished delivery is not brought back); CH: count them.
         let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.key(queue)).arg("XX").arg("CH");
+        cmd.arg(self.queue_keys(queue).0).arg("XX").arg("CH");
         for id in ids {
             cmd.arg(now).arg(id);
         }

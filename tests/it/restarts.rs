@@ -14,13 +14,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tongzheng::store::DynStore;
-use tongzheng::store::memory::MemoryStore;
 
 use crate::support::balancer::Balancer;
 use crate::support::flow::{self, Pkce, hidden, location, query};
 use crate::support::process::{ServerProcess as Instance, child_base, free_port, on_redis, temp_dir};
 use crate::support::receiver::{Mode, Receivers};
-use crate::support::redis::{RedisServer, redis_store, shared, unique_prefix};
+use crate::support::redis::{RedisServer, shared, unique_prefix};
 use crate::support::server::*;
 
 /// Reads one HTTP/1.1 response head (through the blank line) from `tcp`.
@@ -637,10 +636,7 @@ async fn trusted_request_id_is_echoed_when_configured(b: Backend) {
 // Store primitives behind the above, on both backends.
 
 fn store_of(b: Backend) -> DynStore {
-    match b {
-        Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis => Arc::new(redis_store(&unique_prefix())),
-    }
+    crate::support::server::store_for(b, &crate::support::server::manual_clock()).1
 }
 
 // Back-Channel Logout s2.5 (via the outbox): a worker shutting down hands its leased items

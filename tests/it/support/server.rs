@@ -59,7 +59,11 @@ impl SharedStore {
     pub fn new(backend: Backend) -> Self {
         match backend {
             Backend::Memory => Self::Memory(Arc::new(MemoryStore::new())),
-            Backend::Redis => Self::Redis { url: super::redis::shared().url(), prefix: super::redis::unique_prefix() },
+            // Instances sharing a Cluster are the Redis case on another topology; the shared
+            // redis-server stands in for it here.
+            Backend::Redis | Backend::Cluster => {
+                Self::Redis { url: super::redis::shared().url(), prefix: super::redis::unique_prefix() }
+            }
         }
     }
 
