@@ -149,7 +149,8 @@ pub struct AuditConfig {
     pub enabled: bool,
     /// Directory of the JSON-lines files.
     pub dir: PathBuf,
-    /// Name of this instance in file names; empty means the host name.
+    /// Name of this instance in file names and event ids, held by one running instance at a time;
+    /// empty means the first free of the host name, `<host>-2` ... `<host>-16`.
     pub instance: String,
     /// UTC offset whose calendar day names the files, `+HH:MM` or `-HH:MM`.
     pub utc_offset: String,
