@@ -149,7 +149,8 @@ pub struct AuditConfig {
     pub enabled: bool,
     /// Directory of the JSON-lines files.
     pub dir: PathBuf,
-    /// Name of this instance in file names; empty means the host name.
+    /// Name of this instance in file names and event ids, held by one running instance at a time;
+    /// empty means the first free of the host name, `<host>-2` ... `<host>-16`.
     pub instance: String,
     /// UTC offset whose calendar day names the files, `+HH:MM` or `-HH:MM`.
     pub utc_offset: String,
@@ -523,6 +524,12 @@ pub struct SecurityConfig {
     pub password_hash_concurrency: usize,
     /// How long a login waits for a hashing slot.
     pub password_queue_timeout_ms: u64,
+    /// argon2id memory per hash, KiB; hashing holds at most concurrency x this.
+    pub argon2_memory_kib: u32,
+    /// argon2id passes over the memory.
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
     /// RFC 7591 initial access token; empty disables `/register`.
     pub initial_access_token: String,
     /// Scope that authorizes the admin API.
@@ -853,6 +860,9 @@ impl Config {
         if !(1..=100_000_000).contains(&self.security.pending_logins_total) {
             return Err(invalid("security.pending_logins_total", "must be 1..=100000000"));
         }
+        if let Err((field, reason)) = self.argon2().check() {
+            return Err(invalid(field, reason));
+        }
         if !self.security.initial_access_token.is_empty() && self.security.initial_access_token.len() < 16 {
             return Err(invalid("security.initial_access_token", "at least 16 characters"));
         }
@@ -910,6 +920,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// argon2id parameters of new password hashes.
+    pub fn argon2(&self) -> crate::passwords::HashParams {
+        let s = &self.security;
+        crate::passwords::HashParams {
+            memory_kib: s.argon2_memory_kib,
+            iterations: s.argon2_iterations,
+            parallelism: s.argon2_parallelism,
+        }
     }
 
     /// Concurrent password hashes allowed.

@@ -36,6 +36,7 @@ pub mod keys;
 pub mod logout;
 pub mod metrics;
 pub mod outbound;
+pub mod passwords;
 pub mod ratelimit;
 pub mod registration;
 pub mod scopes;

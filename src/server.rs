@@ -71,9 +71,14 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let keep = crate::keys::keep_retired(&config.tokens);
     let given = keys.map(|k| k.material());
     let keys = Keys::open(&config.keys, config.server.dev, store.clone(), clock.now(), keep, given).await?;
-    let passwords =
-        PasswordPool::new(config.hash_concurrency(), Duration::from_millis(config.security.password_queue_timeout_ms))
-            .map_err(|e| ServerError::Seed(e.to_string()))?;
+    let wait = Duration::from_millis(config.security.password_queue_timeout_ms);
+    let passwords = PasswordPool::new(config.hash_concurrency(), wait, config.argon2())
+        .map_err(|e| ServerError::Seed(e.to_string()))?;
+    tracing::info!(
+        slots = config.hash_concurrency(),
+        memory_bound_mib = passwords.memory_bound() >> 20,
+        "password hashing memory: at most slots x argon2 memory"
+    );
     let outbound = crate::outbound::Policy::new(&config.outbound, config.server.dev);
     let http = crate::outbound::client::build(outbound).map_err(|e| ServerError::Tls(e.to_string()))?;
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;

@@ -1,16 +1,11 @@
-//! People who log in: user records, unique usernames, and passwords hashed with argon2id on a
-//! bounded blocking pool (a login storm waits for a slot or gets 503; it never starves the
-//! async workers that serve the token endpoint).
+//! People who log in: user records, unique usernames, and the password rules; passwords are
+//! hashed with argon2id by [`crate::passwords`].
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
-use crate::crypto::{self, Secret};
+pub use crate::passwords::{PasswordError, PasswordPool};
+
+use crate::crypto;
 use crate::sealing::{DataKey, mask_phone};
 use crate::store::{self, DynStore, StoreError, keys};
 
@@ -73,82 +68,6 @@ impl User {
     /// The phone number masked for display (SH-8.2).
     pub fn phone_masked(&self, key: &DataKey) -> Option<String> {
         self.phone(key).map(|p| mask_phone(&p))
-    }
-}
-
-/// Why a password operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordError {
-    /// Every hashing slot stayed busy for the whole queue timeout.
-    #[error("password hashing is saturated")]
-    Busy,
-    /// The hasher itself failed.
-    #[error("password hashing failed: {0}")]
-    Hash(String),
-}
-
-/// The bounded argon2id pool.
-#[derive(Debug, Clone)]
-pub struct PasswordPool {
-    slots: Arc<Semaphore>,
-    wait: Duration,
-    dummy: Arc<str>,
-}
-
-fn argon2() -> Argon2<'static> {
-    // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-fn hash_now(password: &str) -> Result<String, PasswordError> {
-    let salt =
-        SaltString::encode_b64(crypto::random_token(16).as_bytes()).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
-}
-
-impl PasswordPool {
-    /// A pool running at most `slots` hashes at once, queueing at most `wait` for a slot.
-    pub fn new(slots: usize, wait: Duration) -> Result<Self, PasswordError> {
-        let dummy = hash_now(&crypto::random_token(16))?;
-        Ok(Self { slots: Arc::new(Semaphore::new(slots.max(1))), wait, dummy: dummy.into() })
-    }
-
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
-        let permit = tokio::time::timeout(self.wait, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| PasswordError::Busy)?
-            .map_err(|_| PasswordError::Busy)?;
-        let out = tokio::task::spawn_blocking(move || {
-            let out = f();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))?;
-        Ok(out)
-    }
-
-    /// Hashes a password with a fresh salt.
-    pub async fn hash(&self, password: Secret) -> Result<String, PasswordError> {
-        self.run(move || hash_now(password.expose())).await?
-    }
-
-    /// Verifies a password against a PHC string; with `None` it verifies against a dummy hash
-    /// so an unknown username costs the same time as a wrong password.
-    pub async fn verify(&self, password: Secret, phc: Option<String>) -> Result<bool, PasswordError> {
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| self.dummy.to_string());
-        let ok = self
-            .run(move || match PasswordHash::new(&phc) {
-                Ok(parsed) => argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
-                Err(_) => false,
-            })
-            .await?;
-        Ok(ok && known)
     }
 }
 
@@ -249,16 +168,6 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn hash_and_verify() {
-        let pool = PasswordPool::new(1, Duration::from_secs(5)).unwrap();
-        let h = pool.hash(Secret("correct horse".into())).await.unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(pool.verify(Secret("correct horse".into()), Some(h.clone())).await.unwrap());
-        assert!(!pool.verify(Secret("wrong".into()), Some(h)).await.unwrap());
-        assert!(!pool.verify(Secret("anything".into()), None).await.unwrap());
-    }
 
     #[test]
     fn policies() {

@@ -1,7 +1,7 @@
 //! Streaming export of every event matching a query as JSON lines, oldest first (AY-8.5.2.1:
-//! logs can be taken away for analysis). Days are read in order; within a day the instances'
-//! files are merged by event time (each file is in append order, which is time order except for
-//! events forwarded late by a downstream platform). The lines are copied byte for byte. A
+//! logs can be taken away for analysis). Days are read in order; within a day every instance's
+//! file is merged by `(time, id)`, the order queries use (each file is in append order, which is
+//! that order except for events forwarded late by a downstream platform). The lines are copied byte for byte. A
 //! blocking thread reads the files and feeds a small bounded channel, so memory stays flat and a
 //! client that stops reading stops the reading.
 
@@ -67,7 +67,7 @@ impl Audit {
 struct Cursor {
     path: PathBuf,
     reader: BufReader<File>,
-    head: Option<(i64, Vec<u8>)>,
+    head: Option<((i64, String), Vec<u8>)>,
 }
 
 impl Cursor {
@@ -97,7 +97,7 @@ impl Cursor {
                 if line.last() != Some(&b'\n') {
                     line.push(b'\n');
                 }
-                self.head = Some((e.time, line));
+                self.head = Some(((e.time, e.id), line));
                 return Ok(());
             }
         }
@@ -123,12 +123,11 @@ fn run(
             }
         }
         loop {
-            // The file whose next line is oldest; ties go to the first file.
+            // The file whose next line is oldest by (time, id).
             let next = files
                 .iter_mut()
-                .filter_map(|c| c.head.as_ref().map(|(t, _)| *t).map(|t| (t, c)))
-                .min_by_key(|(t, _)| *t)
-                .map(|(_, c)| c);
+                .filter(|c| c.head.is_some())
+                .min_by(|a, b| a.head.as_ref().map(|h| &h.0).cmp(&b.head.as_ref().map(|h| &h.0)));
             let Some(c) = next else { break };
             if let Some((_, line)) = c.head.take() {
                 chunk.extend_from_slice(&line);

@@ -1,6 +1,7 @@
 //! Where audit events live on disk: `<dir>/audit-YYYY-MM-DD.<instance>.jsonl`, one file per
-//! local day (at the configured UTC offset) and instance. Naming, listing and line reading,
-//! shared by the writer, queries, retention and the forwarder.
+//! local day (at the configured UTC offset) and instance, every instance sharing the directory
+//! writing only its own. Naming, listing and line reading, shared by the writer, queries,
+//! retention and the forwarder. A file without an instance (`audit-YYYY-MM-DD.jsonl`) is read too.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -88,11 +89,12 @@ pub(crate) fn format_date(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-/// Parses `audit-YYYY-MM-DD.<instance>.jsonl`.
+/// Parses `audit-YYYY-MM-DD.<instance>.jsonl`, or the single-instance `audit-YYYY-MM-DD.jsonl`
+/// (instance `""`, never written now, still queried, exported and expired).
 pub(crate) fn parse_name(name: &str) -> Option<(Date, &str)> {
     let rest = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
-    let (date, instance) = rest.split_once('.')?;
-    if instance.is_empty() {
+    let (date, instance) = rest.split_once('.').unwrap_or((rest, ""));
+    if rest.contains('.') && instance.is_empty() {
         return None;
     }
     let mut parts = date.split('-');
@@ -104,21 +106,23 @@ pub(crate) fn parse_name(name: &str) -> Option<(Date, &str)> {
     Some((Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?, instance))
 }
 
-/// Keeps `[A-Za-z0-9._-]`, replacing anything else with `_`; `local` when nothing usable is left.
+/// Longest instance name, characters (it is in every event id).
+const MAX_INSTANCE: usize = 48;
+
+/// Keeps `[A-Za-z0-9._-]`, replacing anything else with `_`, at most [`MAX_INSTANCE`]
+/// characters; `local` when nothing usable is left.
 pub(crate) fn sanitize_instance(raw: &str) -> String {
     let s: String = raw
         .trim()
         .chars()
+        .take(MAX_INSTANCE)
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
         .collect();
     if s.is_empty() || s.chars().all(|c| c == '.') { "local".to_owned() } else { s }
 }
 
-/// The configured instance name, else the host name (`/etc/hostname`, then `HOSTNAME`).
-pub(crate) fn instance_name(configured: &str) -> String {
-    if !configured.trim().is_empty() {
-        return sanitize_instance(configured);
-    }
+/// The host name (`/etc/hostname`, then `HOSTNAME`), sanitized: the default instance name.
+pub(crate) fn host_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

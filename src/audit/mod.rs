@@ -14,6 +14,7 @@ mod export;
 mod files;
 mod forward;
 mod ingest;
+mod instance;
 mod query;
 mod retention;
 mod writer;
@@ -22,6 +23,8 @@ mod writer;
 mod tests;
 #[cfg(test)]
 mod tests_forward;
+#[cfg(test)]
+mod tests_instances;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,14 +121,15 @@ pub(crate) struct Counters {
     write_errors: AtomicU64,
 }
 
-/// An event id that sorts after every earlier id of this process: a sequence number seeded
-/// from the clock at the first event (so a restart continues above the last run's ids, at up
-/// to a million events a second) plus a random tail. Queries order by (time, id), so a page
-/// cursor stays exact while this instance appends events in the same second.
-fn event_id(now: i64) -> String {
+/// An event id unique across the instances sharing the audit directory and ordered within each:
+/// a sequence number seeded from the clock at the first event (so a restart continues above the
+/// last run's ids, at up to a million events a second), a random tail, and the instance name
+/// (held by one running instance at a time). Queries order by (time, id), so a page cursor
+/// stays exact while any instance appends events in the same second.
+fn event_id(now: i64, instance: &str) -> String {
     static SEQ: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
     let seq = SEQ.get_or_init(|| AtomicU64::new(u64::try_from(now).unwrap_or(0).saturating_mul(1_000_000)));
-    format!("{:014x}{}", seq.fetch_add(1, Ordering::Relaxed), crate::crypto::random_token(3))
+    format!("{:014x}{}.{instance}", seq.fetch_add(1, Ordering::Relaxed), crate::crypto::random_token(3))
 }
 
 impl Counters {
@@ -146,6 +150,7 @@ struct Inner {
 struct Active {
     config: AuditConfig,
     layout: Arc<Layout>,
+    lease: Arc<instance::Lease>,
     origin: String,
     clock: Clock,
     http: reqwest::Client,
@@ -184,13 +189,16 @@ impl Audit {
         if config.retention_days < MIN_RETENTION_DAYS {
             return Err(AuditError::Config { field: "audit.retention_days", reason: "at least 180 days" });
         }
-        let layout = Layout { dir: config.dir.clone(), instance: files::instance_name(&config.instance), offset };
+        let mut layout = Layout { dir: config.dir.clone(), instance: String::new(), offset };
         layout.ensure_dir()?;
+        let lease = instance::claim(&layout.dir, &config.instance, &files::host_name())?;
+        layout.instance.clone_from(&lease.name);
         let (tx, rx) = mpsc::channel(config.channel_capacity.max(1));
         Ok(Audit(Arc::new(Inner {
             active: Some(Active {
                 config: config.clone(),
                 layout: Arc::new(layout),
+                lease: Arc::new(lease),
                 origin: origin.to_owned(),
                 clock,
                 http,
@@ -251,6 +259,7 @@ impl Audit {
             every: Duration::from_millis(a.config.sweep_ms),
         };
         tokio::spawn(sweeper.run(stop.clone()));
+        tokio::spawn(renew_lease(Arc::downgrade(&a.lease)));
         if !a.config.forward_url.is_empty() {
             let f = forward::Forwarder::new(
                 &a.config,
@@ -269,7 +278,7 @@ impl Audit {
     pub async fn record(&self, mut e: Event) {
         let Some(a) = &self.0.active else { return };
         e.time = a.clock.now();
-        e.id = event_id(e.time);
+        e.id = event_id(e.time, &a.layout.instance);
         e.ts.clear();
         e.origin.clone_from(&a.origin);
         self.send(a, Msg::Event(e)).await;
@@ -317,6 +326,19 @@ impl Audit {
             && let Err(e) = h.await
         {
             tracing::error!(error = %e, "audit writer failed");
+        }
+        a.lease.release();
+    }
+}
+
+/// Renews this instance's name lease every [`instance::RENEW_EVERY`] while the writer may still
+/// write (through a drain), until [`Audit::shutdown`] releases it or the audit log is dropped.
+async fn renew_lease(lease: std::sync::Weak<instance::Lease>) {
+    loop {
+        tokio::time::sleep(instance::RENEW_EVERY).await;
+        let Some(lease) = lease.upgrade() else { return };
+        if !tokio::task::spawn_blocking(move || lease.renew()).await.unwrap_or(false) {
+            return;
         }
     }
 }

@@ -106,7 +106,8 @@ async fn files_rotate_at_china_midnight() {
     assert_eq!(before[0].ts, "2024-02-29T15:59:50Z");
     assert_eq!(before[0].time, t0() - 10);
     assert_eq!(before[0].origin, ORIGIN);
-    assert_eq!(before[0].id.len(), 18);
+    assert_eq!(before[0].id.len(), 21);
+    assert!(before[0].id.ends_with(".t1"), "an id names its instance");
     assert_eq!(after[0].subject.as_deref(), Some("after"));
     assert_eq!(audit.stats().written, 2);
     audit.shutdown().await;

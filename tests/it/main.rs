@@ -34,6 +34,7 @@ mod support;
 mod admin;
 mod admin_crud;
 mod audit_api;
+mod audit_instances;
 mod bad_input;
 mod browser;
 mod browser_federation;
