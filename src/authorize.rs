@@ -384,8 +384,11 @@ pub async fn issue_code(ctx: Ctx<'_>, req: &AuthRequest, s: &Session, t: Timeout
         gid: crypto::random_token(16),
         exp: ctx.now + ctx.tokens.code_ttl,
     };
-    let code = code::issue(ctx, &record).await?;
-    session::add_client(ctx.store, s, &req.client_id, ctx.now, t).await?;
+    // One round trip: the code, and the session's record that it reached this client (so a
+    // logout tells it); both are written before the code is handed out.
+    let (code, ()) = tokio::try_join!(code::issue(ctx, &record), async {
+        Ok(session::add_client(ctx.store, s, &req.client_id, ctx.now, t).await?)
+    })?;
     let mut params = vec![("code", code)];
     if let Some(state) = &req.state {
         params.push(("state", state.clone()));

@@ -334,13 +334,18 @@ pub async fn failed(store: &DynStore, cfg: &GuardConfig, adm: Admitted, now: i64
 pub async fn succeeded(store: &DynStore, adm: Admitted) -> Result<(), StoreError> {
     if adm.active {
         let a = &adm.attempt;
+        let mut stale = Vec::new();
         for (scope, seen) in [(Scope::Account, adm.account), (Scope::AccountAtAddress, adm.pair)] {
             if seen.total() > 0 || seen.held {
-                store.delete(&failures_key(a, scope, adm.bucket - 1)).await?;
-                store.delete(&failures_key(a, scope, adm.bucket)).await?;
-                store.delete(&hold_key(a, scope)).await?;
+                stale.extend([
+                    failures_key(a, scope, adm.bucket - 1),
+                    failures_key(a, scope, adm.bucket),
+                    hold_key(a, scope),
+                ]);
             }
         }
+        // One round trip: the deletes are independent.
+        futures_util::future::try_join_all(stale.iter().map(|k| store.delete(k))).await?;
     }
     release(store, adm).await
 }

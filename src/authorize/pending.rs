@@ -48,15 +48,20 @@ pub async fn remember(
     ttl: i64,
     caps: Caps,
 ) -> Result<(String, Pending), StoreError> {
-    make_room(store, caps.total, now, ttl).await?;
     let id = crypto::random_token(16);
     let p = Pending { req, browser: crypto::token_key(browser_cookie), csrf: crypto::random_token(24), exp: now + ttl };
-    store::put_json(store.as_ref(), &keys::auth_request(&id), &p, Some(store::ttl_until(p.exp, now))).await?;
-    store.queue_put(keys::AUTH_REQUEST_QUEUE, &id, b"", now).await?;
-    // Read-modify-write: two requests of one browser at the same instant may both keep their
-    // entry; the total cap and the TTL still bound them.
-    let list_key = keys::browser_auth_requests(&p.browser);
-    let mut list: Vec<Entry> = store::get_json(store.as_ref(), &list_key).await?.unwrap_or_default();
+    let (key, list_key) = (keys::auth_request(&id), keys::browser_auth_requests(&p.browser));
+    // One round trip for the independent steps: room under the total cap, the request and its
+    // place in the platform's queue, and the browser's list.
+    // Read-modify-write of the list: two requests of one browser at the same instant may both
+    // keep their entry; the total cap and the TTL still bound them.
+    let (_, _, _, list) = tokio::try_join!(
+        make_room(store, caps.total, now, ttl),
+        store::put_json(store.as_ref(), &key, &p, Some(store::ttl_until(p.exp, now))),
+        store.queue_put(keys::AUTH_REQUEST_QUEUE, &id, b"", now),
+        store::get_json::<Vec<Entry>>(store.as_ref(), &list_key),
+    )?;
+    let mut list = list.unwrap_or_default();
     list.retain(|e| e.exp > now);
     list.push(Entry { id: id.clone(), exp: p.exp });
     let excess = list.len().saturating_sub(caps.per_browser.max(1));
@@ -104,6 +109,6 @@ pub async fn recall(
 
 /// Deletes a pending request once it has been answered (or dropped by a cap).
 pub async fn forget(store: &DynStore, id: &str) -> Result<(), StoreError> {
-    store.delete(&keys::auth_request(id)).await?;
-    store.queue_remove(keys::AUTH_REQUEST_QUEUE, id).await.map(|_| ())
+    let (key, queue) = (keys::auth_request(id), keys::AUTH_REQUEST_QUEUE);
+    tokio::try_join!(store.delete(&key), store.queue_remove(queue, id)).map(|_| ())
 }

@@ -100,12 +100,10 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         exp,
         revoked: false,
     };
-    // Taken already: a concurrent redemption of this code started it, or a replay revoked it.
-    if !family::start(ctx.store, &record.gid, &f, ctx.now).await? {
-        let first = ctx.store.peek(&key).await?.and_then(|r| r.first_redeemed_at).unwrap_or(ctx.now);
-        return replayed(ctx, client, &req, &key, &record, first, None).await;
-    }
-    let resp = mint(
+    // The family and the tokens are independent writes: one round trip. Taken already (a
+    // concurrent redemption of this code started the family, or a replay revoked it): the
+    // minted tokens are dropped unseen.
+    let minted = mint(
         ctx,
         Mint {
             client,
@@ -115,17 +113,26 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
             nonce: record.nonce.clone(),
             refresh,
         },
-    )
-    .await?;
+    );
+    let (started, minted) = tokio::join!(family::start(ctx.store, &record.gid, &f, ctx.now), minted);
+    let resp = minted?;
+    if !started? {
+        if let Some(rt) = &resp.refresh_token {
+            let _ = ctx.store.delete(&keys::refresh_token(&crypto::token_key(rt))).await;
+        }
+        let first = ctx.store.peek(&key).await?.and_then(|r| r.first_redeemed_at).unwrap_or(ctx.now);
+        return replayed(ctx, client, &req, &key, &record, first, None).await;
+    }
     let sealed = retry::seal(req.code, &resp, ctx.now, ctx.now + retry::RETRY_WINDOW);
     let redeemed =
         ctx.store.redeem_with(&key, ctx.now, &sealed).await?.ok_or_else(|| bad("the authorization code expired"))?;
     if let Some(first) = redeemed.first_redeemed_at {
         return replayed(ctx, client, &req, &key, &record, first, redeemed.successor.as_deref()).await;
     }
+    // Answered: the kept copy goes, so a replay from now on is one. (When this fails the copy
+    // stays for RETRY_WINDOW at most, and a replay within it gets this same answer.)
     if let Err(e) = ctx.store.drop_successor(&key).await {
-        // Kept for RETRY_WINDOW at most: a replay within it gets this same answer.
-        tracing::warn!(error = %e, "the answer of a code redemption could not be dropped");
+        tracing::warn!(error = %e, "the kept answer of a code redemption could not be dropped");
     }
     Ok(resp)
 }

@@ -56,14 +56,18 @@ pub async fn grant(
         None => state.record.scope.clone(),
     };
     check_granted(client, &scope)?;
-    // Using the application keeps the SSO session alive, as browser activity does.
-    if let Some(mut s) = state.standing.session.clone() {
-        session::touch(ctx.store, &mut s, ctx.now, ctx.timeouts).await?;
-    }
     // The successor is minted and stored first: until the mark below, a failure leaves the
-    // presented token usable.
+    // presented token usable. Using the application keeps the SSO session alive, as browser
+    // activity does; both writes in one round trip.
     let record = state.record.clone();
-    let resp = mint(
+    let touched = async {
+        match state.standing.session.clone() {
+            // A session ended meanwhile makes the new tokens dead at once (validity); nothing to do.
+            Some(mut s) => session::touch(ctx.store, &mut s, ctx.now, ctx.timeouts).await.map(|_| ()),
+            None => Ok(()),
+        }
+    };
+    let minted = mint(
         ctx,
         Mint {
             client,
@@ -73,8 +77,10 @@ pub async fn grant(
             nonce: None,
             refresh: true,
         },
-    )
-    .await?;
+    );
+    let (touched, minted) = tokio::join!(touched, minted);
+    touched?;
+    let resp = minted?;
     // Kept for the grace window when there is one; else only until given (or RETRY_WINDOW).
     let grace = ctx.tokens.refresh_grace;
     let keep_until = ctx.now + if grace > 0 { grace } else { retry::RETRY_WINDOW };

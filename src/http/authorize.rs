@@ -216,12 +216,16 @@ pub(super) async fn respond(
 /// "Log in with <upstream>" links (GB-6.4c) for the trusted upstream platforms this request
 /// may go to (not where it came from, not already visited).
 async fn upstream_buttons(state: &AppState, id: &str, req: &AuthRequest) -> Vec<(String, String, String)> {
-    let from = crate::federation::downstream_of_client(&state.store, &req.client_id).await.ok().flatten();
-    let upstreams = crate::federation::all_enabled(&state.store, crate::federation::Role::Upstream).await;
-    upstreams
-        .unwrap_or_default()
+    use crate::federation::Role;
+    // One read of the trusts for both questions.
+    let trusts: Vec<_> =
+        crate::federation::list(&state.store).await.unwrap_or_default().into_iter().filter(|t| t.enabled).collect();
+    let from =
+        trusts.iter().find(|t| t.role == Role::Downstream && t.client_id == req.client_id).map(|t| t.issuer.clone());
+    trusts
         .into_iter()
-        .filter(|t| !req.path.contains(&t.issuer) && from.as_ref().is_none_or(|f| f.issuer != t.issuer))
+        .filter(|t| t.role == Role::Upstream)
+        .filter(|t| !req.path.contains(&t.issuer) && from.as_ref().is_none_or(|f| *f != t.issuer))
         .map(|t| (format!("/federation/{}/login?req={id}", t.id), t.name, t.name_en))
         .collect()
 }
@@ -308,12 +312,11 @@ async fn client_name(state: &AppState, client_id: &str) -> String {
 }
 
 /// A client's display name and application, for the login page and the audit log.
-async fn client_info(state: &AppState, client_id: &str) -> (String, Option<String>) {
-    clients::get(&state.store, client_id)
-        .await
-        .ok()
-        .flatten()
-        .map_or_else(|| (client_id.to_owned(), None), |c| (c.name, c.app_id))
+async fn client_info(state: &AppState, client_id: &str) -> (String, Option<String>, Option<clients::Client>) {
+    let client = clients::get(&state.store, client_id).await.ok().flatten();
+    let (name, app) =
+        client.as_ref().map_or_else(|| (client_id.to_owned(), None), |c| (c.name.clone(), c.app_id.clone()));
+    (name, app, client)
 }
 
 /// What the guessing guard adds to a login form shown again.
@@ -343,12 +346,28 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     let username = form.remove("username").unwrap_or_default();
     let password = Secret(form.remove("password").unwrap_or_default());
     let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
-    let (client_name, app_id) = client_info(&state, &p.req.client_id).await;
-    let user = match users::by_username(&state.store, username.trim()).await {
+    // RFC 6749 s10.10, NIST SP 800-63B s5.2.2: the address and the account (typed, known or
+    // not) may be held after earlier failures; then the password is not even checked. The
+    // guard's check and the reads the page needs are independent: one round trip for all (JM-5
+    // with a slow store).
+    let cfg = &state.config.guard;
+    let attempt = guard::Attempt::new(guard::Realm::Password, &username, meta.ip.as_deref());
+    let ((client_name, app_id, client), user, upstreams, admitted, existing) = tokio::join!(
+        client_info(&state, &p.req.client_id),
+        users::by_username(&state.store, username.trim()),
+        upstream_buttons(&state, &id, &p.req),
+        guard::admit(&state.store, cfg, &attempt, now),
+        session_of(&state, &headers),
+    );
+    let user = match user {
         Ok(u) => u,
-        Err(e) => return unavailable_page(&state, &headers, e),
+        Err(e) => {
+            if let Ok(a) = admitted {
+                let _ = guard::release(&state.store, a).await;
+            }
+            return unavailable_page(&state, &headers, e);
+        }
     };
-    let upstreams = upstream_buttons(&state, &id, &p.req).await;
     let form_again = |failed: bool, busy: bool, guard: Guarded| {
         let f = LoginForm {
             req: &id,
@@ -365,11 +384,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         };
         pages::login(loc, &f)
     };
-    // RFC 6749 s10.10, NIST SP 800-63B s5.2.2: the address and the account (typed, known or
-    // not) may be held after earlier failures; then the password is not even checked.
-    let cfg = &state.config.guard;
-    let attempt = guard::Attempt::new(guard::Realm::Password, &username, meta.ip.as_deref());
-    let admitted = match guard::admit(&state.store, cfg, &attempt, now).await {
+    let admitted = match admitted {
         Ok(a) => a,
         Err(GuardError::Store(e)) => return unavailable_page(&state, &headers, e),
         Err(GuardError::Throttled(r)) => {
@@ -388,13 +403,9 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     };
     let phc = user.as_ref().filter(|u| u.enabled).map(|u| u.password_hash.clone());
     let verdict = state.passwords.verify(password, phc).await;
-    let user = match (verdict, user) {
-        (Ok(true), Some(u)) => {
-            if let Err(e) = guard::succeeded(&state.store, admitted).await {
-                return unavailable_page(&state, &headers, e);
-            }
-            u
-        }
+    let (user, admitted) = match (verdict, user) {
+        // The guard's bookkeeping of the success goes with the session's writes, below.
+        (Ok(true), Some(u)) => (u, admitted),
         (Ok(_), known) => {
             tracing::info!(client_id = %p.req.client_id, "login failed");
             let reason = match &known {
@@ -445,7 +456,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         }
     };
     let t = state.timeouts();
-    let existing = match session_of(&state, &headers).await {
+    let existing = match existing {
         Ok(s) => s,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
@@ -456,9 +467,14 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         amr: vec!["pwd".into()],
         upstream: None,
     };
-    let (session, cookie_value) = match session::establish(state.logout_ctx("user"), existing, login, t).await {
-        Ok(e) => (e.session, e.cookie),
-        Err(e) => return unavailable_page(&state, &headers, e),
+    // Independent: the account's failure counters start over, and the session is written.
+    let (established, guarded) = tokio::join!(
+        session::establish(state.logout_ctx("user"), existing, login, t),
+        guard::succeeded(&state.store, admitted),
+    );
+    let (session, cookie_value) = match (established, guarded) {
+        (Ok(e), Ok(())) => (e.session, e.cookie),
+        (Err(e), _) | (_, Err(e)) => return unavailable_page(&state, &headers, e),
     };
     tracing::info!(client_id = %p.req.client_id, sub = %user.id, sid = %session.sid, "login succeeded");
     state.metrics.login(LoginOutcome::Success, "ok");
@@ -471,7 +487,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         .subject(&user.id)
         .detail(json!({"sid": session.sid, "amr": session.amr, "acr": session.acr}));
     state.audit.record(meta.apply(event, app_id.as_deref())).await;
-    let mut resp = continue_after_auth(&state, &headers, &id, p.req, session).await;
+    let mut resp = continue_after_auth(&state, &headers, &id, p.req, session, client).await;
     if let Some(c) = cookie_value {
         set_cookie(&mut resp, &state, &state.config.session.cookie_name, &c, t.absolute);
     }
@@ -485,8 +501,14 @@ pub(super) async fn continue_after_auth(
     id: &str,
     req: AuthRequest,
     s: Session,
+    known: Option<clients::Client>,
 ) -> Response {
-    let client = match clients::get(&state.store, &req.client_id).await {
+    // The client as read moments ago by the caller, when it did.
+    let read = match known {
+        Some(c) => Ok(Some(c)),
+        None => clients::get(&state.store, &req.client_id).await,
+    };
+    let client = match read {
         Ok(Some(c)) if c.enabled => c,
         Ok(_) => {
             let e = OAuthError::invalid_client("the client is no longer available");
@@ -519,10 +541,13 @@ pub(super) async fn continue_after_auth(
             );
         }
     }
-    if let Err(e) = authorize::forget(&state.store, id).await {
+    // Independent: the answered request is forgotten while the answer (a code) is made.
+    let (forgotten, resp) =
+        tokio::join!(authorize::forget(&state.store, id), respond(state, headers, req, &client, decision));
+    if let Err(e) = forgotten {
         return unavailable_page(state, headers, e);
     }
-    respond(state, headers, req, &client, decision).await
+    resp
 }
 
 /// POST /consent: the user's answer.

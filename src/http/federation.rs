@@ -158,7 +158,7 @@ async fn callback(State(state): State<AppState>, meta: Meta, headers: HeaderMap,
                 .subject(&user.id)
                 .detail(serde_json::json!({"sid": s.sid, "acr": s.acr, "via": trust.id, "upstream_sid": up_sid, "origin": trust.issuer}));
             state.audit.record(meta.apply(e, None)).await;
-            let mut resp = continue_after_auth(&state, &headers, &pending, p.req, s).await;
+            let mut resp = continue_after_auth(&state, &headers, &pending, p.req, s, None).await;
             set_cookie(&mut resp, &state, &state.config.session.cookie_name, &cookie_value, t.absolute);
             resp
         }

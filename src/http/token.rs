@@ -64,7 +64,13 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
     };
     let cfg = &state.config.guard;
     let attempt = guard::Attempt::new(guard::Realm::ClientSecret, &claimed, meta.ip.as_deref());
-    let admitted = match guard::admit(&state.store, cfg, &attempt, now).await {
+    // The guard's check and the secret's check read independent records: one round trip. A
+    // held attempt's verdict is thrown away unseen (it neither counts nor answers).
+    let (admitted, verdict) = tokio::join!(
+        guard::admit(&state.store, cfg, &attempt, now),
+        clients::authenticate(&state.store, &state.jwks, creds, &audiences, now),
+    );
+    let admitted = match admitted {
         Ok(a) => a,
         Err(GuardError::Store(e)) => return Err(e.into()),
         Err(GuardError::Throttled(r)) => {
@@ -75,7 +81,7 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
             return Err(r.into());
         }
     };
-    match clients::authenticate(&state.store, &state.jwks, creds, &audiences, now).await {
+    match verdict {
         Ok(a) => {
             guard::succeeded(&state.store, admitted).await?;
             Ok(a.client)

@@ -127,16 +127,28 @@ pub async fn create(store: &DynStore, login: Login, now: i64, t: Timeouts) -> Re
         generation,
         upstream,
     };
-    store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
+    // The indexes that find the session (the user's "log out everywhere", the upstream's logout,
+    // the expiry sweep) are written first and together, one round trip: a crash in between
+    // leaves at most an index entry without a session, which every reader skips; then the record.
     let index_ttl = store::ttl_until(now + t.absolute + GRACE, now);
-    store.set_add(&keys::user_sessions(sub), &sid, Some(index_ttl)).await?;
-    if let Some(up) = &session.upstream {
-        if let Some(up_sid) = &up.sid {
-            store.set_add(&keys::fed_sessions_by_sid(&up.trust, up_sid), &sid, Some(index_ttl)).await?;
+    let user_key = keys::user_sessions(sub);
+    let user_index = store.set_add(&user_key, &sid, Some(index_ttl));
+    let expiry = store.queue_put(keys::SESSION_EXPIRY_QUEUE, &sid, b"", session.ends_at(t));
+    let (by_sid, by_sub) = match &session.upstream {
+        Some(up) => (
+            up.sid.as_ref().map(|up_sid| keys::fed_sessions_by_sid(&up.trust, up_sid)),
+            Some(keys::fed_sessions_by_sub(&up.trust, &up.sub)),
+        ),
+        None => (None, None),
+    };
+    let fed = async {
+        for key in by_sid.iter().chain(by_sub.iter()) {
+            store.set_add(key, &sid, Some(index_ttl)).await?;
         }
-        store.set_add(&keys::fed_sessions_by_sub(&up.trust, &up.sub), &sid, Some(index_ttl)).await?;
-    }
-    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &sid, b"", session.ends_at(t)).await?;
+        Ok::<(), StoreError>(())
+    };
+    tokio::try_join!(user_index, expiry, fed)?;
+    store::put_json(store.as_ref(), &keys::session(&sid), &session, Some(session.ttl(now, t))).await?;
     Ok((session, format!("{sid}.{secret}")))
 }
 

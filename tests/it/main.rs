@@ -63,6 +63,7 @@ mod resilience;
 mod restarts;
 mod retry_safe;
 mod revocation;
+mod round_trips;
 mod store;
 mod store_queue;
 mod tls;

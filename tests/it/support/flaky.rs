@@ -44,7 +44,10 @@ impl Store for Flaky {
         self.inner.get(key).await
     }
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.pause().await;
+        // Redis answers an empty MGET without a round trip.
+        if !keys.is_empty() {
+            self.pause().await;
+        }
         self.inner.get_many(keys).await
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
