@@ -124,8 +124,11 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         return replayed(ctx, client, &req, &key, &record, first, None).await;
     }
     let sealed = retry::seal(req.code, &resp, ctx.now, ctx.now + retry::RETRY_WINDOW);
-    let redeemed =
-        ctx.store.redeem_with(&key, ctx.now, &sealed).await?.ok_or_else(|| bad("the authorization code expired"))?;
+    let redeemed = ctx
+        .store
+        .redeem_with(&key, ctx.now, &sealed, b"")
+        .await?
+        .ok_or_else(|| bad("the authorization code expired"))?;
     if let Some(first) = redeemed.first_redeemed_at {
         return replayed(ctx, client, &req, &key, &record, first, redeemed.successor.as_deref()).await;
     }

@@ -11,7 +11,7 @@ use crate::clients::{Client, GrantType};
 use crate::crypto;
 use crate::error::OAuthError;
 use crate::session;
-use crate::store::keys;
+use crate::store::{self, keys};
 use crate::tokens::validity::RefreshState;
 
 fn invalid() -> OAuthError {
@@ -85,7 +85,10 @@ pub async fn grant(
     let grace = ctx.tokens.refresh_grace;
     let keep_until = ctx.now + if grace > 0 { grace } else { retry::RETRY_WINDOW };
     let sealed = retry::seal(token, &resp, ctx.now, keep_until);
-    let redeemed = ctx.store.redeem_with(&state.key, ctx.now, &sealed).await?.ok_or_else(invalid)?;
+    // Once used, the record only has to be recognised (reuse detection, for the family's life):
+    // what names its family, client, user and session; not its scopes or how the user logged in.
+    let lean = store::encode(&state.record.used());
+    let redeemed = ctx.store.redeem_with(&state.key, ctx.now, &sealed, &lean).await?.ok_or_else(invalid)?;
     if let Some(first) = redeemed.first_redeemed_at {
         // Another request used it between our read and our mark: its answer stands, ours is
         // dropped.

@@ -70,8 +70,14 @@ impl Store for Instrumented {
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
         self.timed("redeem", self.inner.redeem(key, now)).await
     }
-    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError> {
-        self.timed("redeem", self.inner.redeem_with(key, now, successor)).await
+    async fn redeem_with(
+        &self,
+        key: &str,
+        now: i64,
+        successor: &[u8],
+        lean: &[u8],
+    ) -> Result<Option<Redeemed>, StoreError> {
+        self.timed("redeem", self.inner.redeem_with(key, now, successor, lean)).await
     }
     async fn drop_successor(&self, key: &str) -> Result<(), StoreError> {
         self.timed("drop_successor", self.inner.drop_successor(key)).await

@@ -186,17 +186,18 @@ impl Store for MemoryStore {
     }
 
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
-        self.redeem_with(key, now, b"").await
+        self.redeem_with(key, now, b"", b"").await
     }
 
-    async fn redeem_with(&self, key: &str, now: i64, next: &[u8]) -> Result<Option<Redeemed>, StoreError> {
+    async fn redeem_with(&self, key: &str, now: i64, next: &[u8], lean: &[u8]) -> Result<Option<Redeemed>, StoreError> {
         self.with(|m, at| match m.live(key, at).map(|e| &mut e.value) {
             Some(Value::Redeemable { value, first, successor }) => {
                 let first_redeemed_at = *first;
                 if first.is_none() {
                     *first = Some(now);
                     *successor = (!next.is_empty()).then(|| next.to_vec());
-                    return Some(Redeemed { value: value.clone(), first_redeemed_at, successor: None });
+                    let was = if lean.is_empty() { value.clone() } else { std::mem::replace(value, lean.to_vec()) };
+                    return Some(Redeemed { value: was, first_redeemed_at, successor: None });
                 }
                 Some(Redeemed { value: value.clone(), first_redeemed_at, successor: successor.clone() })
             }

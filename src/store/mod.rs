@@ -72,8 +72,15 @@ pub trait Store: Send + Sync + 'static {
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError>;
     /// As [`Store::redeem`], and the first redemption atomically leaves `successor` beside the
     /// value (the answer it gave, for a retry of it: later callers get it back in
-    /// [`Redeemed::successor`] until [`Store::drop_successor`]).
-    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError>;
+    /// [`Redeemed::successor`] until [`Store::drop_successor`]) and, when `lean` is not empty,
+    /// replaces the value by it (what a used credential still needs to be recognised: less).
+    async fn redeem_with(
+        &self,
+        key: &str,
+        now: i64,
+        successor: &[u8],
+        lean: &[u8],
+    ) -> Result<Option<Redeemed>, StoreError>;
     /// Forgets the successor left by [`Store::redeem_with`] (the redemption is complete).
     async fn drop_successor(&self, key: &str) -> Result<(), StoreError>;
     /// Reads a redeemable value without redeeming it (introspection of refresh tokens).

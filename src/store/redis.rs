@@ -40,7 +40,8 @@ impl std::fmt::Debug for RedisStore {
 
 // KEYS[1] = value hash. ARGV[1] = now. Returns {value, first-or-false} or nil.
 // KEYS[1] = redeemable hash (v: value, u: first use, n: successor). ARGV[1] = now, ARGV[2] =
-// the successor the first use leaves ('' for none). Returns {v, first use or '', successor or ''}.
+// the successor the first use leaves ('' for none), ARGV[3] = the lean value that replaces v at
+// the first use ('' to keep v). Returns {v as it was, first use or '', successor or ''}.
 const REDEEM_LUA: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return nil end
@@ -48,6 +49,7 @@ local first = redis.call('HGET', KEYS[1], 'u')
 if not first then
   redis.call('HSET', KEYS[1], 'u', ARGV[1])
   if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'n', ARGV[2]) end
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'v', ARGV[3]) end
   return {v, '', ''}
 end
 return {v, first, redis.call('HGET', KEYS[1], 'n') or ''}
@@ -290,12 +292,18 @@ impl Store for RedisStore {
     }
 
     async fn redeem(&self, key: &str, now: i64) -> Result<Option<Redeemed>, StoreError> {
-        self.redeem_with(key, now, b"").await
+        self.redeem_with(key, now, b"", b"").await
     }
 
-    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError> {
+    async fn redeem_with(
+        &self,
+        key: &str,
+        now: i64,
+        successor: &[u8],
+        lean: &[u8],
+    ) -> Result<Option<Redeemed>, StoreError> {
         let mut inv = self.redeem.prepare_invoke();
-        inv.key(self.key(key)).arg(now).arg(successor);
+        inv.key(self.key(key)).arg(now).arg(successor).arg(lean);
         let reply: Option<(Vec<u8>, String, Vec<u8>)> =
             self.call(|mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(reply.map(|(value, first, next)| Redeemed {

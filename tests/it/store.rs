@@ -172,15 +172,21 @@ async fn redeem_records_first_use(store: DynStore) {
 // get it back until it is dropped; only the first caller's answer is kept.
 async fn redeem_keeps_the_first_answer(store: DynStore) {
     store.put_redeemable("r", b"code", 60).await.unwrap();
-    let first = store.redeem_with("r", 10, b"answer-1").await.unwrap().unwrap();
+    let first = store.redeem_with("r", 10, b"answer-1", b"").await.unwrap().unwrap();
     assert_eq!((first.first_redeemed_at, first.successor), (None, None));
-    let again = store.redeem_with("r", 11, b"answer-2").await.unwrap().unwrap();
+    let again = store.redeem_with("r", 11, b"answer-2", b"").await.unwrap().unwrap();
     assert_eq!((again.first_redeemed_at, again.successor.as_deref()), (Some(10), Some(&b"answer-1"[..])));
     assert_eq!(store.peek("r").await.unwrap().unwrap().successor.as_deref(), Some(&b"answer-1"[..]));
     store.drop_successor("r").await.unwrap();
-    let later = store.redeem_with("r", 12, b"answer-3").await.unwrap().unwrap();
+    let later = store.redeem_with("r", 12, b"answer-3", b"").await.unwrap().unwrap();
     assert_eq!((later.first_redeemed_at, later.successor), (Some(10), None), "dropped for good");
-    assert_eq!(store.redeem_with("absent", 1, b"x").await.unwrap(), None);
+    assert_eq!(store.redeem_with("absent", 1, b"x", b"").await.unwrap(), None);
+    // The first use may leave a lean value in place of the original; later callers see it.
+    store.put_redeemable("s", b"long original value", 60).await.unwrap();
+    let first = store.redeem_with("s", 5, b"", b"lean").await.unwrap().unwrap();
+    assert_eq!(first.value, b"long original value", "the first caller gets the value as it was");
+    let later = store.redeem_with("s", 6, b"", b"other").await.unwrap().unwrap();
+    assert_eq!((later.value.as_slice(), later.first_redeemed_at), (&b"lean"[..], Some(5)));
     store.drop_successor("absent").await.unwrap();
 }
 

@@ -82,9 +82,15 @@ impl Store for Flaky {
         self.pause().await;
         self.inner.redeem(key, now).await
     }
-    async fn redeem_with(&self, key: &str, now: i64, successor: &[u8]) -> Result<Option<Redeemed>, StoreError> {
+    async fn redeem_with(
+        &self,
+        key: &str,
+        now: i64,
+        successor: &[u8],
+        lean: &[u8],
+    ) -> Result<Option<Redeemed>, StoreError> {
         self.pause().await;
-        let applied = self.inner.redeem_with(key, now, successor).await;
+        let applied = self.inner.redeem_with(key, now, successor, lean).await;
         if self.armed.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Unavailable("the reply was lost (test)".into()));
         }
