@@ -116,10 +116,11 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
     );
     let (started, minted) = tokio::join!(family::start(ctx.store, &record.gid, &f, ctx.now), minted);
     let resp = minted?;
-    if !started? {
-        if let Some(rt) = &resp.refresh_token {
-            let _ = ctx.store.delete(&keys::refresh_token(&crypto::token_key(rt))).await;
-        }
+    // Already there: an earlier attempt at this unused code started it and failed before its
+    // mark (a retry adopts it), or a concurrent one is under way (the mark below decides), or
+    // a replay revoked it (a tombstone: refused).
+    if !started? && !family::get(ctx.store, &record.gid).await?.is_some_and(|e| e.live(ctx.now) && e.sub == f.sub) {
+        forget_minted(ctx, &resp).await;
         let first = ctx.store.peek(&key).await?.and_then(|r| r.first_redeemed_at).unwrap_or(ctx.now);
         return replayed(ctx, client, &req, &key, &record, first, None).await;
     }
@@ -130,6 +131,8 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         .await?
         .ok_or_else(|| bad("the authorization code expired"))?;
     if let Some(first) = redeemed.first_redeemed_at {
+        // Another attempt marked it first: its answer stands, ours is dropped unseen.
+        forget_minted(ctx, &resp).await;
         return replayed(ctx, client, &req, &key, &record, first, redeemed.successor.as_deref()).await;
     }
     // Answered: the kept copy goes, so a replay from now on is one. (When this fails the copy
@@ -138,6 +141,14 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         tracing::warn!(error = %e, "the kept answer of a code redemption could not be dropped");
     }
     Ok(resp)
+}
+
+/// Drops the refresh token of tokens minted but never given out (best effort: unused, it dies
+/// with its family anyway).
+async fn forget_minted(ctx: Ctx<'_>, resp: &TokenResponse) {
+    if let Some(rt) = &resp.refresh_token {
+        let _ = ctx.store.delete(&keys::refresh_token(&crypto::token_key(rt))).await;
+    }
 }
 
 /// RFC 6749 s4.1.3: the code is this client's, unexpired, for this redirect URI and verifier.

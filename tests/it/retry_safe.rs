@@ -12,7 +12,11 @@ use crate::support::flaky::Flaky;
 use crate::support::flow;
 use crate::support::server::*;
 
-per_backend!(a_code_redemption_lost_inside_the_server_can_be_retried, a_refresh_lost_inside_the_server_can_be_retried);
+per_backend!(
+    a_code_redemption_lost_inside_the_server_can_be_retried,
+    a_code_redemption_failing_before_its_mark_can_be_retried,
+    a_refresh_lost_inside_the_server_can_be_retried
+);
 
 async fn server(b: Backend) -> (TestServer, Arc<Flaky>) {
     let clock = manual_clock();
@@ -51,6 +55,22 @@ async fn a_code_redemption_lost_inside_the_server_can_be_retried(b: Backend) {
     let (status, again) = flow::redeem(&s, &code, &pkce).await;
     assert_eq!((status, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a replay");
     assert!(!active(&s, first["access_token"].as_str().unwrap()).await, "the replay revoked what the code issued");
+}
+
+// RFC 6749 s4.1.3 when the store fails before the code is marked (after its family and tokens
+// were written): the retry adopts that work and succeeds; the code is not burned.
+async fn a_code_redemption_failing_before_its_mark_can_be_retried(b: Backend) {
+    let (s, flaky) = server(b).await;
+    let (code, pkce) = flow::web_code(&s, "openid").await;
+    flaky.refuse_next();
+    let (status, _) = flow::redeem(&s, &code, &pkce).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, tokens) = flow::redeem(&s, &code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "the retry: {tokens}");
+    assert!(active(&s, tokens["access_token"].as_str().unwrap()).await);
+    let (status, _) = flow::redeem(&s, &code, &pkce).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "then a replay");
+    assert!(!active(&s, tokens["access_token"].as_str().unwrap()).await);
 }
 
 // RFC 9700 s4.14.2 with a lost reply (default grace 0): 503, then the retry gets the same

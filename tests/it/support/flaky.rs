@@ -13,13 +13,19 @@ use tongzheng::store::{DynStore, Redeemed, Store, StoreError};
 pub struct Flaky {
     inner: DynStore,
     armed: AtomicBool,
+    refuse: AtomicBool,
     stall_ms: AtomicU64,
 }
 
 impl Flaky {
     /// Wraps `inner`.
     pub fn new(inner: DynStore) -> Arc<Self> {
-        Arc::new(Self { inner, armed: AtomicBool::new(false), stall_ms: AtomicU64::new(0) })
+        Arc::new(Self {
+            inner,
+            armed: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            stall_ms: AtomicU64::new(0),
+        })
     }
     /// Every call from now on waits `d` first (zero: no more stalls).
     pub fn stall(&self, d: Duration) {
@@ -34,6 +40,10 @@ impl Flaky {
     /// The next redemption applies, then reports a timeout.
     pub fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
+    }
+    /// The next redemption fails without being applied (the connection broke on the way).
+    pub fn refuse_next(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
     }
 }
 
@@ -90,6 +100,9 @@ impl Store for Flaky {
         lean: &[u8],
     ) -> Result<Option<Redeemed>, StoreError> {
         self.pause().await;
+        if self.refuse.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("connection lost (test)".into()));
+        }
         let applied = self.inner.redeem_with(key, now, successor, lean).await;
         if self.armed.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Unavailable("the reply was lost (test)".into()));
