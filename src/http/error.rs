@@ -11,6 +11,7 @@ use crate::apps::AppError;
 use crate::error::{ErrorCode, OAuthError};
 use crate::ratelimit::Limited;
 use crate::store::StoreError;
+use crate::users::WriteError;
 
 /// An RFC 6749 s5.2 error body, plus the request id (extra members are allowed there) so a
 /// caller can quote it to support.
@@ -245,6 +246,15 @@ impl Problem {
     /// 403.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "urn:tongzheng:problem:forbidden", "Forbidden", detail)
+    }
+}
+
+impl From<WriteError> for Problem {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Store(e) => e.into(),
+            other => Self::conflict(other.to_string()),
+        }
     }
 }
 

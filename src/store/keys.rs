@@ -35,6 +35,11 @@ pub fn username(name: &str) -> String {
 }
 /// The set of all user ids.
 pub const USER_INDEX: &str = "users";
+/// A blind index of users (SH-8.2): `kind` (`phone`, `idn`) and the keyed hash of the value ->
+/// user id (unique).
+pub fn user_lookup(kind: &str, hash: &str) -> String {
+    format!("userlookup:{kind}:{hash}")
+}
 /// An SSO session, by sid (tagged by the sid, like every key of the session).
 pub fn session(sid: &str) -> String {
     format!("session:{}", tag(sid))

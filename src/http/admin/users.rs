@@ -129,24 +129,14 @@ async fn create(
     let orgs = b.orgs.unwrap_or_default();
     check_orgs(&orgs)?;
     let now = state.clock.now();
-    let mut user = User {
-        id: users::new_id(),
-        name: b.name.unwrap_or_else(|| username.clone()),
-        username,
-        password_hash: hash(&state, password).await?,
-        email: b.email,
-        email_verified: b.email_verified.unwrap_or(false),
-        phone_sealed: None,
-        orgs,
-        enabled: b.enabled.unwrap_or(true),
-        generation: 0,
-        created_at: now,
-        updated_at: now,
-    };
+    let name = b.name.unwrap_or_else(|| username.clone());
+    let mut user = User::new(username, name, hash(&state, password).await?, now);
+    user.email = b.email;
+    user.email_verified = b.email_verified.unwrap_or(false);
+    user.orgs = orgs;
+    user.enabled = b.enabled.unwrap_or(true);
     user.set_phone(state.keys.data(), b.phone_number.as_deref());
-    if !users::create(&state.store, &user).await? {
-        return Err(Problem::conflict(format!("username '{}' is taken", user.username)));
-    }
+    users::create(&state.store, state.keys.data(), &user).await?;
     who.about_subject(&user.id);
     // GB-6.4a: a registration here is pushed to the upstream platforms that want it.
     crate::federation::sync::enqueue(&state.store, &user.id, now, Some(&state.sync_wake)).await?;
@@ -204,7 +194,7 @@ async fn update(
     u.updated_at = state.clock.now();
     // A changed password or a disabled account kills every token of the user (the generation
     // moves on in the same write) and ends every login, with the logout broadcast (DC-4).
-    if users::update(&state.store, &old, &mut u).await? {
+    if users::update(&state.store, state.keys.data(), &old, &mut u).await? {
         crate::logout::end_user_sessions(state.logout_ctx(&who.actor()), &u.id, Reason::AccountChanged, None, None)
             .await?;
     }
@@ -213,7 +203,7 @@ async fn update(
 
 async fn remove(State(state): State<AppState>, Admin(who): Admin, Path(id): Path<String>) -> Result<Response, Problem> {
     who.about_subject(&id);
-    if !users::delete(&state.store, &id).await? {
+    if !users::delete(&state.store, state.keys.data(), &id).await? {
         return Err(Problem::not_found(format!("no user '{id}'")));
     }
     crate::logout::end_user_sessions(state.logout_ctx(&who.actor()), &id, Reason::AccountChanged, None, None).await?;

@@ -1,6 +1,8 @@
 //! Server-rendered pages: login, consent, error and the form_post auto-submit page. Plain HTML
 //! forms that work without JavaScript and on phones; zh-CN by default, English on request
-//! (`ui_locales`, then `Accept-Language`). Every value is HTML-escaped.
+//! (`ui_locales`, then `Accept-Language`). Every value is HTML-escaped. Each family of pages
+//! (sign-up, account, ...) lives in a submodule with its own strings and renders through
+//! [`page`] / [`page_with`].
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -40,7 +42,8 @@ impl Locale {
         if default == "en" { Self::En } else { Self::ZhCn }
     }
 
-    fn lang(self) -> &'static str {
+    /// The HTML `lang` value.
+    pub fn lang(self) -> &'static str {
         match self {
             Self::ZhCn => "zh-CN",
             Self::En => "en",
@@ -147,7 +150,8 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;background:#f3f5f8;margin:0;color:#1f2937}\
+/// The pages' one style sheet (inline: the CSP allows no other source).
+pub(crate) const STYLE: &str = "body{font-family:system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif;background:#f3f5f8;margin:0;color:#1f2937}\
 main{max-width:24rem;margin:8vh auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.1)}\
 h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .3rem}\
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px}\
@@ -160,11 +164,11 @@ const AUTOSUBMIT: &str = "document.forms[0].submit();";
 /// continue to the post-logout redirect, if there is one.
 const CONTINUE_AFTER_LOAD: &str = "window.addEventListener('load',function(){var a=document.getElementById('next');if(a){location.replace(a.href);}});";
 
-fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: bool) -> Response {
+pub(crate) fn page(locale: Locale, title: &str, body: &str, status: StatusCode, script: bool) -> Response {
     page_with(locale, title, body, status, if script { Some(AUTOSUBMIT) } else { None }, "")
 }
 
-fn page_with(
+pub(crate) fn page_with(
     locale: Locale,
     title: &str,
     body: &str,
