@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::{self, DynStore, StoreError, keys};
+
 /// What kind of organization a legal person is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -82,4 +84,123 @@ impl LegalPerson {
     pub fn agent(&self, user_id: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.user_id == user_id)
     }
+}
+
+/// Why a legal person could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum LegalWriteError {
+    /// Another legal person has this unified social credit code.
+    #[error("another legal person has this unified social credit code")]
+    UsccTaken,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads a legal person by id.
+pub async fn get(store: &DynStore, id: &str) -> Result<Option<LegalPerson>, StoreError> {
+    if id.is_empty() || id.len() > 128 {
+        return Ok(None);
+    }
+    store::get_json(store.as_ref(), &keys::legal_person(id)).await
+}
+
+/// Reads a legal person by its unified social credit code (upper-cased).
+pub async fn by_uscc(store: &DynStore, uscc: &str) -> Result<Option<LegalPerson>, StoreError> {
+    if uscc.is_empty() || uscc.len() > 64 {
+        return Ok(None);
+    }
+    match store.get(&keys::legal_uscc(uscc)).await? {
+        Some(id) if !id.is_empty() => get(store, &String::from_utf8_lossy(&id)).await,
+        _ => Ok(None),
+    }
+}
+
+/// Creates a legal person: the USCC is claimed first (compare-and-set, taken over from a
+/// record that no longer exists), then the record, then each agent's index entry.
+pub async fn create(store: &DynStore, lp: &LegalPerson) -> Result<(), LegalWriteError> {
+    let key = keys::legal_uscc(&lp.uscc);
+    if !store.put_new(&key, lp.id.as_bytes(), None).await? {
+        let holder = store.get(&key).await?.unwrap_or_default();
+        let holder_id = String::from_utf8_lossy(&holder).into_owned();
+        let live = !holder.is_empty() && get(store, &holder_id).await?.is_some();
+        if holder_id != lp.id && (live || !store.put_if(&key, Some(&holder), lp.id.as_bytes()).await?) {
+            return Err(LegalWriteError::UsccTaken);
+        }
+    }
+    store::put_json(store.as_ref(), &keys::legal_person(&lp.id), lp, None).await?;
+    store.set_add(keys::LEGAL_INDEX, &lp.id, None).await?;
+    for a in &lp.agents {
+        store.set_add(&keys::acting_for(&a.user_id), &lp.id, None).await?;
+    }
+    Ok(())
+}
+
+/// Whether a change from `old` to `new` must kill every token issued for the legal person
+/// (it was disabled). An agent's removal needs no generation: the validity authority checks
+/// the acting agent's authorization at every use.
+pub fn standing_changed(old: &LegalPerson, new: &LegalPerson) -> bool {
+    old.enabled && !new.enabled
+}
+
+/// Replaces a legal person (its USCC must not change through this call): the record first
+/// (the generation moved on when [`standing_changed`]), then the agents' index entries, added
+/// for new agents and removed for old ones. Returns whether the generation moved.
+pub async fn update(store: &DynStore, old: &LegalPerson, new: &mut LegalPerson) -> Result<bool, StoreError> {
+    let changed = standing_changed(old, new);
+    if changed {
+        new.generation = old.generation.wrapping_add(1);
+    }
+    store::put_json(store.as_ref(), &keys::legal_person(&new.id), new, None).await?;
+    for a in &new.agents {
+        store.set_add(&keys::acting_for(&a.user_id), &new.id, None).await?;
+    }
+    for a in old.agents.iter().filter(|a| new.agent(&a.user_id).is_none()) {
+        store.set_remove(&keys::acting_for(&a.user_id), &new.id).await?;
+    }
+    Ok(changed)
+}
+
+/// Deletes a legal person (its tokens die with the record), then frees its USCC and index
+/// entries; true when it existed.
+pub async fn delete(store: &DynStore, id: &str) -> Result<bool, StoreError> {
+    let Some(lp) = get(store, id).await? else {
+        return Ok(false);
+    };
+    let existed = store.delete(&keys::legal_person(id)).await?;
+    store.set_remove(keys::LEGAL_INDEX, id).await?;
+    store.put_if(&keys::legal_uscc(&lp.uscc), Some(id.as_bytes()), b"").await?;
+    for a in &lp.agents {
+        store.set_remove(&keys::acting_for(&a.user_id), id).await?;
+    }
+    Ok(existed)
+}
+
+/// The enabled legal persons `user_id` may act for, by name. The index is a hint: each
+/// record's own agent list decides (an entry left by a crash between two writes is ignored).
+pub async fn acting_for(store: &DynStore, user_id: &str) -> Result<Vec<LegalPerson>, StoreError> {
+    let ids = store.set_members(&keys::acting_for(user_id)).await?;
+    let mut out = read_many(store, &ids).await?;
+    out.retain(|lp| lp.enabled && lp.agent(user_id).is_some());
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Every legal person, by name.
+pub async fn list(store: &DynStore) -> Result<Vec<LegalPerson>, StoreError> {
+    let ids = store.set_members(keys::LEGAL_INDEX).await?;
+    let mut out = read_many(store, &ids).await?;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+async fn read_many(store: &DynStore, ids: &[String]) -> Result<Vec<LegalPerson>, StoreError> {
+    let keys: Vec<String> = ids.iter().map(|id| keys::legal_person(id)).collect();
+    let mut out = Vec::with_capacity(keys.len());
+    for (k, v) in keys.iter().zip(store.get_many(&keys).await?) {
+        if let Some(bytes) = v {
+            out.push(store::decode(k, &bytes)?);
+        }
+    }
+    Ok(out)
 }

@@ -35,6 +35,20 @@ pub fn username(name: &str) -> String {
 }
 /// The set of all user ids.
 pub const USER_INDEX: &str = "users";
+/// A legal person (HL-5.1), by id.
+pub fn legal_person(id: &str) -> String {
+    format!("legal:{id}")
+}
+/// Unified social credit code (upper-cased) -> legal person id (unique; empty once freed).
+pub fn legal_uscc(uscc: &str) -> String {
+    format!("legal:uscc:{}", uscc.to_uppercase())
+}
+/// The set of all legal person ids.
+pub const LEGAL_INDEX: &str = "legals";
+/// The legal persons a natural person is an agent of (a hint; each record's agents decide).
+pub fn acting_for(user_id: &str) -> String {
+    format!("user:{user_id}:actingfor")
+}
 /// A blind index of users (SH-8.2): `kind` (`phone`, `idn`) and the keyed hash of the value ->
 /// user id (unique).
 pub fn user_lookup(kind: &str, hash: &str) -> String {
