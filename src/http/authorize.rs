@@ -19,6 +19,7 @@ use crate::clients;
 use crate::crypto::{self, Secret};
 use crate::error::{ErrorCode, OAuthError};
 use crate::guard::{self, GuardError};
+use crate::identity::PrincipalKind;
 use crate::metrics::LoginOutcome;
 use crate::session::{self, Session};
 use crate::store::StoreError;
@@ -127,7 +128,7 @@ async fn authorize_endpoint(State(state): State<AppState>, method: Method, req: 
         Ok(s) => s,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    let decision = match authorize::decide(&state.store, &req, &client, session, now).await {
+    let decision = match authorize::decide(&state.store, &state.builtin_scopes, &req, &client, session, now).await {
         Ok(d) => d,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
@@ -191,13 +192,7 @@ pub(super) async fn respond(
                 Err(e) => return unavailable_page(state, headers, e),
             };
             let mut resp = if consent_only {
-                pages::consent(
-                    locale(state, ui.as_deref(), headers),
-                    &id,
-                    &pending.csrf,
-                    &client.name,
-                    &pending.req.scope,
-                )
+                consent_page(state, headers, ui.as_deref(), &id, &pending.csrf, client, &pending.req.scope).await
             } else {
                 let mut r = StatusCode::SEE_OTHER.into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("/login?req={id}")) {
@@ -281,7 +276,9 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         return expired(&state, &headers);
     };
     let client_name = client_name(&state, &p.req.client_id).await;
-    let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
+    // The language switch (JM-5.6): this page in the language asked for, remembered in a cookie.
+    let chosen = q.get("lang").and_then(|l| Locale::parse(l));
+    let loc = chosen.unwrap_or_else(|| locale(&state, p.req.ui_locales.as_deref(), &headers));
     let upstreams = upstream_buttons(&state, id, &p.req).await;
     let form = LoginForm {
         req: id,
@@ -295,8 +292,22 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         remaining: None,
         retry_after: None,
         throttled: false,
+        kind: account_kind(q.get("kind")),
     };
-    pages::login(loc, &form)
+    let mut resp = pages::login(loc, &form);
+    if let Some(l) = chosen {
+        set_cookie(&mut resp, &state, pages::LANG_COOKIE, l.lang(), 365 * 24 * 3600);
+    }
+    resp
+}
+
+/// The login tab asked for (`kind` on the page, `account_kind` from its form): 法人 or 个人.
+fn account_kind(v: Option<&String>) -> PrincipalKind {
+    if v.is_some_and(|k| k == PrincipalKind::LegalPerson.as_str()) {
+        PrincipalKind::LegalPerson
+    } else {
+        PrincipalKind::NaturalPerson
+    }
 }
 
 pub(super) fn expired(state: &AppState, headers: &HeaderMap) -> Response {
@@ -345,6 +356,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     }
     let username = form.remove("username").unwrap_or_default();
     let password = Secret(form.remove("password").unwrap_or_default());
+    let kind = account_kind(form.get("account_kind"));
     let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
     // RFC 6749 s10.10, NIST SP 800-63B s5.2.2: the address and the account (typed, known or
     // not) may be held after earlier failures; then the password is not even checked. The
@@ -381,6 +393,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             remaining: guard.remaining,
             retry_after: guard.retry_after,
             throttled: guard.throttled,
+            kind,
         };
         pages::login(loc, &f)
     };
@@ -525,20 +538,16 @@ pub(super) async fn continue_after_auth(
     let mut fresh = req.clone();
     fresh.prompt.login = false;
     fresh.max_age = None;
-    let decision = match authorize::decide(&state.store, &fresh, &client, Some(s), state.clock.now()).await {
-        Ok(d) => d,
-        Err(e) => return unavailable_page(state, headers, e),
-    };
+    let decision =
+        match authorize::decide(&state.store, &state.builtin_scopes, &fresh, &client, Some(s), state.clock.now()).await
+        {
+            Ok(d) => d,
+            Err(e) => return unavailable_page(state, headers, e),
+        };
     if let Decision::Consent(_) = decision {
         let pending = authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await;
         if let Ok(Some(p)) = pending {
-            return pages::consent(
-                locale(state, req.ui_locales.as_deref(), headers),
-                id,
-                &p.csrf,
-                &client.name,
-                &req.scope,
-            );
+            return consent_page(state, headers, req.ui_locales.as_deref(), id, &p.csrf, &client, &req.scope).await;
         }
     }
     // Independent: the answered request is forgotten while the answer (a code) is made.
@@ -548,6 +557,23 @@ pub(super) async fn continue_after_auth(
         return unavailable_page(state, headers, e);
     }
     resp
+}
+
+/// The consent page (SH-8.2): the application, its owning unit and the requested scopes as
+/// the catalogue describes them.
+async fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    ui_locales: Option<&str>,
+    id: &str,
+    csrf: &str,
+    client: &clients::Client,
+    scope: &[String],
+) -> Response {
+    match authorize::consent_view(&state.store, &state.builtin_scopes, client, scope).await {
+        Ok(view) => pages::consent(locale(state, ui_locales, headers), id, csrf, &view),
+        Err(e) => unavailable_page(state, headers, e),
+    }
 }
 
 /// POST /consent: the user's answer.
