@@ -49,6 +49,7 @@ mod interop;
 mod keys_shared;
 mod lifecycle;
 mod limits;
+mod login_pages;
 mod logout;
 mod logout_chaos;
 mod logs;
