@@ -265,21 +265,30 @@ async fn silent_login(state: &AppState, headers: &HeaderMap, req: &AuthRequest) 
     Some(r)
 }
 
-/// GET /login?req=ID: the login form for a remembered request.
+/// GET /login?req=ID: the login form for a remembered request, on the tab `kind` asks for.
+/// `lang` is the language switch (JM-5.6): the page in that language, remembered in a cookie
+/// (also when the request itself has expired).
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query) -> Response {
+    let chosen = q.get("lang").and_then(|l| Locale::parse(l));
+    let mut resp = login_form(&state, &headers, &q, chosen).await;
+    if let Some(l) = chosen {
+        set_cookie(&mut resp, &state, pages::LANG_COOKIE, l.lang(), 365 * 24 * 3600);
+    }
+    resp
+}
+
+async fn login_form(state: &AppState, headers: &HeaderMap, q: &authorize::Params, chosen: Option<Locale>) -> Response {
     let id = q.get("req").map_or("", String::as_str);
-    let pending = match authorize::recall(&state.store, id, cookie(&headers, BROWSER_COOKIE), state.clock.now()).await {
+    let pending = match authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await {
         Ok(p) => p,
-        Err(e) => return unavailable_page(&state, &headers, e),
+        Err(e) => return unavailable_page(state, headers, e),
     };
     let Some(p) = pending else {
-        return expired(&state, &headers);
+        return expired(state, headers);
     };
-    let client_name = client_name(&state, &p.req.client_id).await;
-    // The language switch (JM-5.6): this page in the language asked for, remembered in a cookie.
-    let chosen = q.get("lang").and_then(|l| Locale::parse(l));
-    let loc = chosen.unwrap_or_else(|| locale(&state, p.req.ui_locales.as_deref(), &headers));
-    let upstreams = upstream_buttons(&state, id, &p.req).await;
+    let client_name = client_name(state, &p.req.client_id).await;
+    let loc = chosen.unwrap_or_else(|| locale(state, p.req.ui_locales.as_deref(), headers));
+    let upstreams = upstream_buttons(state, id, &p.req).await;
     let form = LoginForm {
         req: id,
         csrf: &p.csrf,
@@ -294,11 +303,7 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         throttled: false,
         kind: account_kind(q.get("kind")),
     };
-    let mut resp = pages::login(loc, &form);
-    if let Some(l) = chosen {
-        set_cookie(&mut resp, &state, pages::LANG_COOKIE, l.lang(), 365 * 24 * 3600);
-    }
-    resp
+    pages::login(loc, &form)
 }
 
 /// The login tab asked for (`kind` on the page, `account_kind` from its form): 法人 or 个人.
