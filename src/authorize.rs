@@ -21,7 +21,7 @@ use crate::tokens::IdClaims;
 pub mod consent;
 pub mod pending;
 
-pub use consent::{Consent, ConsentView, consent_view, remember_consent, revoke_consent, revoke_consents};
+pub use consent::{Consent, ConsentView, consent_view, consents_of, remember_consent, revoke_consent, revoke_consents};
 pub use pending::{Caps, Pending, forget, recall, remember};
 
 /// How the response parameters travel (OAuth 2.0 Multiple Response Types s2.1, Form Post).

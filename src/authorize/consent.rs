@@ -26,7 +26,9 @@ pub struct Consent {
 /// How long a remembered consent lasts: 180 days.
 const CONSENT_TTL: u64 = 180 * 24 * 3600;
 
-/// Records that the user consented to `scopes` for the client.
+/// Records that the user consented to `scopes` for the client. The indexes are written before
+/// the record, so a crash between the steps leaves at most an index entry without a record
+/// (skipped by every reader), never a consent that cannot be listed or revoked.
 pub async fn remember_consent(
     store: &DynStore,
     sub: &str,
@@ -34,10 +36,15 @@ pub async fn remember_consent(
     scopes: &[String],
     now: i64,
 ) -> Result<(), StoreError> {
+    // Indexed by client, so taking an application offline can revoke every consent (AY-8.6.3),
+    // and by user, so the account page can list them (SH-8.2).
+    let (by_client, by_user) = (keys::client_consents(client_id), keys::user_consents(sub));
+    tokio::try_join!(
+        store.set_add(&by_client, sub, Some(CONSENT_TTL)),
+        store.set_add(&by_user, client_id, Some(CONSENT_TTL)),
+    )?;
     let c = Consent { scopes: scopes.to_vec(), at: now };
-    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await?;
-    // Indexed by client, so taking an application offline can revoke every consent (AY-8.6.3).
-    store.set_add(&keys::client_consents(client_id), sub, Some(CONSENT_TTL)).await
+    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await
 }
 
 /// Revokes every user's consent to a client; returns how many there were.
@@ -45,6 +52,7 @@ pub async fn revoke_consents(store: &DynStore, client_id: &str) -> Result<usize,
     let subs = store.set_members(&keys::client_consents(client_id)).await?;
     for sub in &subs {
         store.delete(&keys::consent(sub, client_id)).await?;
+        store.set_remove(&keys::user_consents(sub), client_id).await?;
     }
     store.delete(&keys::client_consents(client_id)).await?;
     Ok(subs.len())
@@ -52,12 +60,30 @@ pub async fn revoke_consents(store: &DynStore, client_id: &str) -> Result<usize,
 
 /// SH-8.2: the user withdraws their consent to one client (the account page); the next
 /// authorization that needs it asks again. True when there was one. Idempotent: the record
-/// goes first, then its entry in the client's index (a stale entry left by a crash between the
-/// two only makes [`revoke_consents`] delete a key that is already gone).
+/// goes first, then its index entries (a stale entry left by a crash between the steps is
+/// skipped by readers and removed by the next revocation).
 pub async fn revoke_consent(store: &DynStore, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
     let existed = store.delete(&keys::consent(user_id, client_id)).await?;
-    store.set_remove(&keys::client_consents(client_id), user_id).await?;
+    let (by_client, by_user) = (keys::client_consents(client_id), keys::user_consents(user_id));
+    tokio::try_join!(store.set_remove(&by_client, user_id), store.set_remove(&by_user, client_id))?;
     Ok(existed)
+}
+
+/// The consents a user has given, by client id (sorted), for the account page (SH-8.2).
+pub async fn consents_of(store: &DynStore, user_id: &str) -> Result<Vec<(String, Consent)>, StoreError> {
+    let mut clients = store.set_members(&keys::user_consents(user_id)).await?;
+    clients.sort();
+    let keys: Vec<String> = clients.iter().map(|c| keys::consent(user_id, c)).collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for ((client, k), v) in clients.into_iter().zip(&keys).zip(store.get_many(&keys).await?) {
+        if let Some(bytes) = v {
+            out.push((client, store::decode(k, &bytes)?));
+        }
+    }
+    Ok(out)
 }
 
 /// The consent a user gave a client, if any (for the account page).

@@ -165,6 +165,10 @@ pub const SCOPE_INDEX: &str = "scopes";
 pub fn client_consents(client_id: &str) -> String {
     format!("client:{client_id}:consents")
 }
+/// The clients a user consented to (so the account page can list and revoke them, SH-8.2).
+pub fn user_consents(sub: &str) -> String {
+    format!("user:{sub}:consents")
+}
 /// A trusted platform, by id.
 pub fn trust(id: &str) -> String {
     format!("trust:{id}")

@@ -304,7 +304,14 @@ async fn sensitive_scope_always_needs_its_recorded_consent(b: Backend) {
 
     // Revoked (the account page's domain function): asked again; revoking twice is harmless.
     let demo = tongzheng::users::by_username(&s.state.store, USER).await.unwrap().unwrap();
+    let listed = tongzheng::authorize::consents_of(&s.state.store, &demo.id).await.unwrap();
+    assert_eq!(listed.len(), 1, "the account page's list: {listed:?}");
+    assert_eq!(
+        (listed[0].0.as_str(), listed[0].1.scopes.as_slice()),
+        (WEB_CLIENT, ["openid", "profile", "phone"].map(String::from).as_slice())
+    );
     assert!(tongzheng::authorize::revoke_consent(&s.state.store, &demo.id, WEB_CLIENT).await.unwrap());
+    assert!(tongzheng::authorize::consents_of(&s.state.store, &demo.id).await.unwrap().is_empty());
     assert!(!tongzheng::authorize::revoke_consent(&s.state.store, &demo.id, WEB_CLIENT).await.unwrap());
     let r = authorize(&s, "openid phone", &[("prompt", "none")]).await;
     assert_eq!(query(&location(&r)).get("error").map(String::as_str), Some("consent_required"));
