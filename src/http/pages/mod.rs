@@ -296,6 +296,11 @@ mod tests {
         h.insert(header::ACCEPT_LANGUAGE, "en-US,en;q=0.9".parse().unwrap());
         assert_eq!(Locale::choose(None, &h, "zh-CN"), Locale::En);
         assert_eq!(Locale::choose(Some("fr zh-CN"), &h, "en"), Locale::ZhCn);
+        // The language the person chose on our pages wins over the client's hint (JM-5.6).
+        h.insert(header::COOKIE, "a=b; tz_lang=en".parse().unwrap());
+        assert_eq!(Locale::choose(Some("zh-CN"), &h, "zh-CN"), Locale::En);
+        h.insert(header::COOKIE, "tz_lang=klingon".parse().unwrap());
+        assert_eq!(Locale::choose(Some("zh-CN"), &h, "en"), Locale::ZhCn, "an unknown value is ignored");
     }
 
     #[test]
