@@ -2,7 +2,10 @@
 //! persons (法人, [`legal::LegalPerson`]), their identity documents, and how well each one is known
 //! (assurance levels, released as `acr` and `auth_level`).
 
+pub mod idnum;
 pub mod legal;
+pub mod phone;
+pub mod uscc;
 
 use serde::{Deserialize, Serialize};
 
