@@ -4,7 +4,11 @@
 
 pub mod idnum;
 pub mod legal;
+pub mod legal_records;
+pub mod names;
+pub mod persons;
 pub mod phone;
+pub mod records;
 pub mod uscc;
 
 use serde::{Deserialize, Serialize};
