@@ -71,6 +71,24 @@ pub fn text(field: &'static str, value: &str) -> Result<String, RecordError> {
     Ok(v.to_owned())
 }
 
+/// Checks an e-mail address: at most 254 characters (RFC 5321 s4.5.3.1.3), one `@`, no
+/// whitespace or control characters; empty clears it (`None`).
+pub fn email(value: &str) -> Result<Option<String>, RecordError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ok = v.len() <= 254
+        && v.matches('@').count() == 1
+        && !v.starts_with('@')
+        && !v.ends_with('@')
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(RecordError::Invalid("email", "must be an address of at most 254 characters".into()));
+    }
+    Ok(Some(v.to_owned()))
+}
+
 /// Checks an id given by the caller (a user or legal person id, a cursor).
 pub fn id(field: &'static str, value: &str) -> Result<(), RecordError> {
     if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
