@@ -224,3 +224,9 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+/// Name search index (HL-5.1 admin search): `realm` (`user`, `legal`) and the hash of one
+/// normalised name prefix -> the set of ids whose name starts with it (a hint: the records
+/// decide).
+pub fn name_index(realm: &str, hash: &str) -> String {
+    format!("nameidx:{realm}:{hash}")
+}

@@ -59,6 +59,7 @@ mod metrics;
 mod openapi;
 mod outbound;
 mod pending_logins;
+mod persons;
 mod redis_modes;
 mod registration;
 mod resilience;
