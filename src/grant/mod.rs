@@ -17,6 +17,7 @@ use crate::clients::Client;
 use crate::config::TokensConfig;
 use crate::crypto;
 use crate::error::OAuthError;
+use crate::identity::claims::{self, Place, Principal};
 use crate::jwt::{Alg, Audience};
 use crate::keys::Keys;
 use crate::session::Timeouts;
@@ -25,6 +26,9 @@ use crate::tokens::{AT_TYP, AccessClaims, Authority, IdClaims, at_hash};
 
 /// Scopes that only make sense with a user present (OIDC Core s5.4, s11).
 pub const USER_SCOPES: [&str; 5] = ["openid", "profile", "email", "phone", "offline_access"];
+
+/// Claims the token formats set themselves (not from the claims table).
+pub const PROTOCOL: [&str; 2] = ["sub", "acr"];
 
 /// Everything a grant needs besides its request.
 #[derive(Clone, Copy)]
@@ -188,6 +192,9 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
     };
     if let (Some(user), true) = (&m.user, m.scope.iter().any(|s| s == "openid")) {
         let alg = m.client.id_token_alg;
+        let who = Principal { sub: &user.sub, agent_sub: None, acr: Some(&user.acr), person: None, legal: None };
+        let extra =
+            claims::release(Place::IdToken, |s| m.scope.iter().any(|g| g == s), &who, ctx.keys.data(), &PROTOCOL);
         let id = IdClaims {
             iss: ctx.issuer.to_owned(),
             sub: user.sub.clone(),
@@ -201,6 +208,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
             amr: user.amr.clone(),
             sid: user.sid.clone(),
             at_hash: Some(at_hash(alg, &resp.access_token)),
+            extra,
         };
         resp.id_token = Some(ctx.keys.sign(alg, "JWT", &id).map_err(|e| {
             tracing::error!(error = %e, "signing ID token failed");

@@ -2,6 +2,7 @@
 //! persons (法人, [`legal::LegalPerson`]), their identity documents, and how well each one is known
 //! (assurance levels, released as `acr` and `auth_level`).
 
+pub mod claims;
 pub mod legal;
 
 use serde::{Deserialize, Serialize};

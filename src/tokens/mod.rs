@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::b64;
 use crate::jwt::{Alg, Audience};
 
-pub use validity::{Authority, Dead, Standing};
+pub use validity::{Authority, Dead, LiveAccess, Standing};
+
+use crate::identity::claims::{self, Place};
+use crate::sealing::DataKey;
 
 /// `typ` of JWT access tokens (RFC 9068 s2.1).
 pub const AT_TYP: &str = "at+jwt";
@@ -99,6 +102,17 @@ pub struct IdClaims {
     /// Access token hash (OIDC Core s3.1.3.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
+    /// The identity claims [`crate::identity::claims`] releases in ID tokens (`user_type`,
+    /// `auth_level`, `act`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// OIDC Core s5.3.2: the UserInfo claims of a live access token, released by its scopes
+/// through the claims table ([`crate::identity::claims`]).
+pub fn userinfo(live: &LiveAccess, data: &DataKey) -> serde_json::Map<String, serde_json::Value> {
+    let c = &live.claims;
+    claims::release(Place::UserInfo, |s| c.has_scope(s), &live.principal(), data, &[])
 }
 
 /// `at_hash`: left half of the hash of the access token, hash chosen by the ID token's alg

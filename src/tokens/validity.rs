@@ -15,6 +15,7 @@ use crate::clients::Client;
 use crate::crypto;
 use crate::grant::RefreshRecord;
 use crate::grant::family::Family;
+use crate::identity::claims::Principal;
 use crate::keys::Keys;
 use crate::session::{Session, Timeouts};
 use crate::store::{self, DynStore, StoreError, keys};
@@ -82,6 +83,19 @@ pub struct LiveAccess {
     pub standing: Standing,
 }
 
+impl LiveAccess {
+    /// Whom the token is about, for the claims table.
+    pub fn principal(&self) -> Principal<'_> {
+        Principal {
+            sub: &self.claims.sub,
+            agent_sub: None,
+            acr: self.claims.acr.as_deref(),
+            person: self.standing.user.as_ref(),
+            legal: None,
+        }
+    }
+}
+
 /// A refresh token found in the store, its family and user in good standing. It may have been
 /// rotated already: only the refresh grant may do anything with such a token (reuse handling).
 #[derive(Debug, Clone)]
@@ -96,6 +110,14 @@ pub struct RefreshState {
     pub successor: Option<Vec<u8>>,
     /// What it stands on.
     pub standing: Standing,
+}
+
+impl RefreshState {
+    /// Whom the token is about, for the claims table.
+    pub fn principal(&self) -> Principal<'_> {
+        let u = &self.record.user;
+        Principal { sub: &u.sub, agent_sub: None, acr: Some(&u.acr), person: self.standing.user.as_ref(), legal: None }
+    }
 }
 
 /// A live ID token of ours (a token exchange subject).
