@@ -2,8 +2,10 @@
 //! persons (法人, [`legal::LegalPerson`]), their identity documents, and how well each one is known
 //! (assurance levels, released as `acr` and `auth_level`).
 
+pub mod acting;
 pub mod claims;
 pub mod legal;
+pub mod subject;
 
 use serde::{Deserialize, Serialize};
 

@@ -220,3 +220,8 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+/// The agent who authenticated for pending request `req_id` and has yet to pick the legal
+/// person they act for (HL-5.1); lives no longer than the pending request.
+pub fn acting_choice(req_id: &str) -> String {
+    format!("authreq:{req_id}:acting")
+}

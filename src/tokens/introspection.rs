@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::validity::{Authority, LiveAccess, RefreshState};
 use crate::clients::Client;
-use crate::identity::claims::{self, Place};
+use crate::identity::claims::{self, Place, Principal};
 use crate::jwt::Audience;
 use crate::sealing::DataKey;
 use crate::store::StoreError;
@@ -121,8 +121,16 @@ fn access(live: LiveAccess, data: &DataKey) -> Introspection {
 }
 
 fn refresh(live: RefreshState, issuer: &str, data: &DataKey) -> Introspection {
-    let who = live.principal();
+    let (sub, agent) = live.public_subjects(data);
+    let who = Principal {
+        sub: &sub,
+        agent_sub: agent.as_deref(),
+        acr: Some(&live.record.user.acr),
+        person: live.standing.user.as_ref(),
+        legal: live.standing.legal.as_ref(),
+    };
     let extra = claims::release(Place::Introspection, |s| live.record.scope.iter().any(|g| g == s), &who, data, &OWN);
+    let act = agent.as_ref().map(|a| serde_json::json!({ "sub": a }));
     let r = live.record;
     Introspection {
         active: true,
@@ -130,7 +138,8 @@ fn refresh(live: RefreshState, issuer: &str, data: &DataKey) -> Introspection {
         client_id: Some(r.client_id),
         token_type: Some("refresh_token"),
         exp: Some(r.family_exp),
-        sub: Some(r.user.sub),
+        sub: Some(sub),
+        act,
         iss: Some(issuer.to_owned()),
         sid: Some(r.user.sid),
         auth_time: Some(r.user.auth_time),

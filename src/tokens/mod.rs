@@ -13,6 +13,7 @@ use crate::jwt::{Alg, Audience};
 
 pub use validity::{Authority, Dead, LiveAccess, Standing};
 
+use crate::identity::PrincipalKind;
 use crate::identity::claims::{self, Place};
 use crate::sealing::DataKey;
 
@@ -51,9 +52,13 @@ pub struct AccessClaims {
     /// Grant (token family) id: revoking the family makes this token inactive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    /// The acting party of a delegated token (RFC 8693 s4.1), prior actors nested inside.
+    /// The acting party of a delegated token (RFC 8693 s4.1), prior actors nested inside; for
+    /// an agent acting for a legal person, `{"sub": <agent>}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// `natural_person` or `legal_person` (HL-5.1), when a user is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<PrincipalKind>,
 }
 
 impl AccessClaims {
