@@ -7,6 +7,7 @@
 pub mod client_credentials;
 pub mod code;
 pub mod family;
+pub mod legacy;
 pub mod refresh;
 pub mod retry;
 pub mod token_exchange;
@@ -200,7 +201,8 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         exp: ctx.now + ttl,
         auth_time: m.user.as_ref().map(|u| u.auth_time),
         acr: m.user.as_ref().map(|u| u.acr.clone()),
-        sid: m.user.as_ref().map(|u| u.sid.clone()),
+        // A grant with no SSO session (JM-B legacy login) names none.
+        sid: m.user.as_ref().map(|u| u.sid.clone()).filter(|s| !s.is_empty()),
         gid: m.family.as_ref().map(|(gid, _)| gid.clone()),
         act: agent_sub.as_ref().map(|a| serde_json::json!({ "sub": a })),
         user_type,

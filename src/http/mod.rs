@@ -10,6 +10,7 @@ pub mod extract;
 pub mod federation;
 pub mod health;
 pub mod introspect;
+pub mod legacy;
 pub mod logout;
 pub mod metrics;
 pub mod oidc;
@@ -308,6 +309,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::routes())
         .merge(authorize::routes())
         .merge(act::routes())
+        .merge(legacy::routes())
         .merge(token::routes())
         .merge(introspect::routes())
         .merge(logout::routes())
