@@ -45,6 +45,7 @@ mod duties;
 mod federation;
 mod flows;
 mod guessing;
+mod identity_tokens;
 mod interop;
 mod keys_shared;
 mod lifecycle;
