@@ -147,6 +147,9 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             rate_limit: None,
             token_exchange: None,
             created_at,
+            subject_type: crate::clients::SubjectType::Public,
+            sector_identifier_uri: None,
+            legacy_login: false,
         };
         clients::put(&state.store, &client).await?;
     }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one `AppState`, the router, and cross-cutting layers (body limit, request
 //! id, security headers). Handlers live one file per area, each ending in `routes()`.
 
+pub mod act;
 pub mod admin;
 pub mod authorize;
 pub mod deadline;
@@ -9,6 +10,7 @@ pub mod extract;
 pub mod federation;
 pub mod health;
 pub mod introspect;
+pub mod legacy;
 pub mod logout;
 pub mod metrics;
 pub mod notices;
@@ -311,6 +313,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(oidc::routes())
         .merge(authorize::routes())
+        .merge(act::routes())
+        .merge(legacy::routes())
         .merge(token::routes())
         .merge(introspect::routes())
         .merge(logout::routes())

@@ -230,3 +230,8 @@ pub const KEYSET: &str = "keyset";
 pub fn name_index(realm: &str, hash: &str) -> String {
     format!("nameidx:{realm}:{hash}")
 }
+/// The agent who authenticated for pending request `req_id` and has yet to pick the legal
+/// person they act for (HL-5.1); lives no longer than the pending request.
+pub fn acting_choice(req_id: &str) -> String {
+    format!("authreq:{req_id}:acting")
+}

@@ -46,6 +46,7 @@ mod duties;
 mod federation;
 mod flows;
 mod guessing;
+mod identity_tokens;
 mod interop;
 mod keys_shared;
 mod lifecycle;
