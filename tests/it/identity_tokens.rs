@@ -96,7 +96,22 @@ async fn login(
     if let Some(k) = kind {
         form.push(("account_kind", k.to_owned()));
     }
-    s.browser.post(s.url("/login")).form(&form).send().await.unwrap()
+    let r = s.browser.post(s.url("/login")).form(&form).send().await.unwrap();
+    allow_consent(s, r).await
+}
+
+/// SH-8.2: a sensitive scope always needs the person's recorded consent; the person allows it.
+/// Any other answer (a redirect, the chooser, a refusal) is returned as it is.
+async fn allow_consent(s: &TestServer, r: reqwest::Response) -> reqwest::Response {
+    if r.status() != StatusCode::OK {
+        return r;
+    }
+    let html = r.text().await.unwrap();
+    if !html.contains("action=\"/consent\"") {
+        return reqwest::Response::from(axum::http::Response::new(html));
+    }
+    let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf")), ("decision", "allow".to_owned())];
+    s.browser.post(s.url("/consent")).form(&form).send().await.unwrap()
 }
 
 async fn redeem(s: &TestServer, client_id: &str, secret: &str, code: &str, pkce: &Pkce) -> Value {
@@ -221,6 +236,7 @@ async fn chooser_pick_and_refusal(b: Backend) {
     let r = s.browser.post(s.url("/act")).form(&form(&stranger.id)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = s.browser.post(s.url("/act")).form(&form(&bb.id)).send().await.unwrap();
+    let r = allow_consent(&s, r).await;
     let t = redeem(&s, "gov-app", &secret, &code_of(&r), &pkce).await;
     let id = claims(t["id_token"].as_str().unwrap());
     assert_eq!((id["sub"].clone(), id["act"]["sub"].clone()), (json!(bb.id), json!(agent.id)));
