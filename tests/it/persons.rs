@@ -10,7 +10,7 @@ use crate::support::flow;
 use crate::support::server::*;
 use tongzheng::identity::legal;
 
-per_backend!(natural_persons, legal_persons, paging_and_name_search, bad_input_is_a_problem);
+per_backend!(natural_persons, legal_persons, paging_and_name_search, bad_input_is_a_problem, cli_manages_persons);
 
 const ID_NUMBER: &str = "110101199003091234";
 const PHONE: &str = "138 1234 5678";
@@ -477,4 +477,85 @@ async fn bad_input_is_a_problem(b: Backend) {
     assert_eq!(v["legal_persons"].as_array().unwrap().len(), 1);
     let (_, v) = call(&s, &admin, Method::GET, &format!("/admin/v1/users/{uid}"), None).await;
     assert_eq!(v["id_number"], "110***********1234", "a refused change keeps the record");
+}
+
+async fn cli(s: &TestServer, args: &[&str]) -> (u8, String, String) {
+    let mut argv = vec!["--server", s.base.as_str(), "--client-id", ADMIN_CLIENT, "--client-secret", ADMIN_SECRET];
+    argv.extend_from_slice(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tongzheng::cli::run(argv, &mut out, &mut err).await;
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+// HL-5.1, HL-6.1, SH-8.2: the CLI manages persons, verification, legal persons and agents;
+// it prints numbers masked and reports a malformed one from the RFC 7807 problem.
+async fn cli_manages_persons(b: Backend) {
+    let s = TestServer::start(b).await;
+    let pw = std::env::temp_dir().join(format!(
+        "tz-persons-pw-{}-{}",
+        std::process::id(),
+        s.base.rsplit(':').next().unwrap()
+    ));
+    std::fs::write(&pw, "zhang-san-password\n").unwrap();
+    let pw = pw.to_str().unwrap();
+    let (code, out, err) = cli(
+        &s,
+        &[
+            "person",
+            "create",
+            "--username",
+            "zhang.san",
+            "--name",
+            "张三",
+            "--password-file",
+            pw,
+            "--phone",
+            PHONE,
+            "--id-number",
+            ID_NUMBER,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("110***********1234") && out.contains("138****5678"), "{out}");
+    assert!(!out.contains(ID_NUMBER) && !out.contains("12345678"), "{out}");
+    let id = out.lines().find(|l| l.starts_with("id:")).unwrap()[3..].trim().to_owned();
+    let (code, out, _) = cli(&s, &["person", "search", "--phone", "+86 13812345678"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&id) && out.contains("138****5678"), "{out}");
+    let (code, out, _) = cli(&s, &["person", "verify", &id, "--method", "in-person", "--operator", "窗口 3"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("strong (acr 3)") && out.contains("in_person by client:admin-cli"), "{out}");
+    let (code, out, err) = cli(&s, &["person", "set-id", &id, "--id-number", "110101199003091235"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("check digit"), "{err}");
+    let (code, out, err) = cli(
+        &s,
+        &[
+            "legal",
+            "create",
+            "--name",
+            "北京某某科技有限公司",
+            "--uscc",
+            "91110108551385816B",
+            "--representative",
+            "张三",
+            "--agent",
+            &format!("{id}:admin"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("{id} (admin)")), "{out}");
+    let lid = out.lines().find(|l| l.starts_with("id:")).unwrap()[3..].trim().to_owned();
+    let (code, out, _) = cli(&s, &["legal", "list", "--agent", &id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&lid) && out.contains("91110108551385816B"), "{out}");
+    let (code, out, _) = cli(&s, &["legal", "remove-agent", &lid, &id]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(legal::acting_for(&s.state.store, &id).await.unwrap().is_empty());
+    let (code, _, err) =
+        cli(&s, &["legal", "create", "--name", "x", "--uscc", "91110108551385816C", "--representative", "y"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("check character"), "{err}");
 }
