@@ -476,6 +476,7 @@ mod tests {
             ("put", "/admin/v1/legal-persons/{id}/agents/{user_id}"),
             ("delete", "/admin/v1/legal-persons/{id}/agents/{user_id}"),
             ("post", "/admin/v1/legal-persons/{id}/verification"),
+            ("post", "/admin/v1/name-index/rebuild"),
         ];
         for (method, path) in calls {
             assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in the API");

@@ -110,6 +110,8 @@ pub enum PersonCommand {
         /// User id.
         id: String,
     },
+    /// Index every natural and legal person's name for search (once, after upgrading).
+    Reindex,
 }
 
 /// Legal person commands.
@@ -315,6 +317,15 @@ pub(super) async fn person(s: &Settings, action: PersonCommand, out: &mut dyn Wr
             c.post(&["users", &id, "verification"], &Value::Object(body)).await?
         }
         PersonCommand::Unverify { id } => c.call(Method::DELETE, &["users", &id, "verification"], &[], None).await?,
+        PersonCommand::Reindex => {
+            let v = c.post(&["name-index", "rebuild"], &json!({})).await?;
+            if s.json {
+                output::json(out, &v)?
+            } else {
+                writeln!(out, "indexed {} natural and {} legal persons", num(&v, "users"), num(&v, "legal_persons"))?
+            }
+            return Ok(());
+        }
     };
     print(s, out, &v, person_block)
 }
@@ -384,6 +395,14 @@ pub(super) async fn legal(s: &Settings, action: LegalCommand, out: &mut dyn Writ
     print(s, out, &v, legal_block)
 }
 
+fn num(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or_default()
+}
+
+fn enabled(v: &Value) -> bool {
+    v.get("enabled").and_then(Value::as_bool).unwrap_or(true)
+}
+
 fn cursor_line(out: &mut dyn Write, v: &Value) -> std::io::Result<()> {
     match v.get("next_cursor").and_then(Value::as_str) {
         Some(c) => writeln!(out, "more: --cursor {c}"),
@@ -407,8 +426,7 @@ fn persons(out: &mut dyn Write, v: &Value) -> std::io::Result<()> {
 }
 
 fn person_block(out: &mut dyn Write, u: &Value) -> std::io::Result<()> {
-    let verification = &u["verification"];
-    let verified = if verification.is_object() {
+    let verified = if let Some(verification) = u.get("verification").filter(|v| v.is_object()) {
         format!("{} by {} at {}", text(verification, "method"), text(verification, "by"), when(verification.get("at")))
     } else {
         String::new()
@@ -424,7 +442,7 @@ fn person_block(out: &mut dyn Write, u: &Value) -> std::io::Result<()> {
             ("id number", text(u, "id_number").to_owned()),
             ("level", format!("{} (acr {})", text(u, "auth_level"), text(u, "acr"))),
             ("verified", verified),
-            ("enabled", u["enabled"].to_string()),
+            ("enabled", enabled(u).to_string()),
         ],
     )
 }
@@ -440,7 +458,7 @@ fn legals(out: &mut dyn Write, v: &Value) -> std::io::Result<()> {
                 text(l, "kind").to_owned(),
                 text(l, "name").to_owned(),
                 format!("{} agents", items(l, "agents").len()),
-                if l["enabled"] == Value::Bool(false) { "disabled".into() } else { "enabled".into() },
+                if enabled(l) { "enabled".into() } else { "disabled".into() },
             ]
         })
         .collect();
@@ -461,7 +479,7 @@ fn legal_block(out: &mut dyn Write, l: &Value) -> std::io::Result<()> {
             ("representative", text(l, "legal_representative").to_owned()),
             ("agents", agents.join(", ")),
             ("level", text(l, "auth_level").to_owned()),
-            ("enabled", l["enabled"].to_string()),
+            ("enabled", enabled(l).to_string()),
         ],
     )
 }

@@ -188,6 +188,24 @@ pub async fn remove_agent(
     .await
 }
 
+/// Withdraws `user_id`'s authorization to act for every legal person (before their account is
+/// deleted, so no record keeps an agent that no longer exists). Returns the legal persons'
+/// ids. Idempotent: a repeated call finds nothing left to do.
+pub async fn forget_agent(store: &DynStore, user_id: &str, now: i64) -> Result<Vec<String>, RecordError> {
+    let mut done = Vec::new();
+    for id in store.set_members(&keys::acting_for(user_id)).await? {
+        match remove_agent(store, &id, user_id, now).await {
+            Ok(_) => done.push(id),
+            Err(RecordError::NotFound(_)) => {
+                // A stale hint (the record no longer lists them, or is gone).
+                store.set_remove(&keys::acting_for(user_id), &id).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
 /// Records an admin's verification of a legal person (documents checked in person), or
 /// withdraws it with `None`.
 pub async fn set_verification(

@@ -281,6 +281,9 @@ async fn legal_persons(b: Backend) {
     assert!(acting(zhao.clone()).await.is_empty(), "a removed agent cannot act");
     let (st, _) = call(&s, &admin, Method::DELETE, &format!("/admin/v1/legal-persons/{id}/agents/{zhao}"), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) =
+        call(&s, &admin, Method::PUT, &format!("/admin/v1/legal-persons/{id}/agents/{id}"), Some(json!({}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a legal person cannot be made an agent: only natural persons act");
 
     // Search: by USCC (any case), name prefix, agent.
     for q in ["uscc=91110108551385816b", "name=%E5%8C%97%E4%BA%AC%E6%9F%90", &format!("agent={wang}")] {
@@ -337,6 +340,14 @@ async fn legal_persons(b: Backend) {
     let events = ev["events"].as_array().unwrap();
     assert!(events.iter().any(|e| e["detail"]["detail"]["agent_removed"] == zhao.as_str()), "{ev}");
     assert!(events.iter().any(|e| e["detail"]["detail"]["changed"] == json!(["name", "enabled"])), "{ev}");
+    // A deleted person's authorizations go with their account.
+    let (st, _) =
+        call(&s, &admin, Method::PUT, &format!("/admin/v1/legal-persons/{id}/agents/{zhao}"), Some(json!({}))).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(&s, &admin, Method::DELETE, &format!("/admin/v1/users/{zhao}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let lp = legal::get(&s.state.store, &id).await.unwrap().unwrap();
+    assert!(lp.agent(&zhao).is_none() && lp.agent(&wang).is_some(), "{:?}", lp.agents);
     let (st, _) = call(&s, &admin, Method::DELETE, &format!("/admin/v1/legal-persons/{id}"), None).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = call(&s, &admin, Method::GET, &format!("/admin/v1/legal-persons/{id}"), None).await;
@@ -390,6 +401,18 @@ async fn paging_and_name_search(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(search(&s, &admin, json!({"name": "测试", "limit": 500})).await.len(), 6);
     assert_eq!(search(&s, &admin, json!({"name": "改名"})).await.len(), 1);
+
+    // A record written before the name index existed is found after one rebuild.
+    let old = tongzheng::users::User::new("old.timer".into(), "老用户".into(), "x".into(), 0);
+    tongzheng::store::put_json(s.state.store.as_ref(), &tongzheng::store::keys::user(&old.id), &old, None)
+        .await
+        .unwrap();
+    s.state.store.set_add(tongzheng::store::keys::USER_INDEX, &old.id, None).await.unwrap();
+    assert!(search(&s, &admin, json!({"name": "老用户"})).await.is_empty());
+    let (st, v) = call(&s, &admin, Method::POST, "/admin/v1/name-index/rebuild", Some(json!({}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["users"].as_u64().unwrap() >= 8, "{v}");
+    assert_eq!(search(&s, &admin, json!({"name": "老用"})).await.len(), 1);
 }
 
 // HL-5.1, SH-8.2, GB-6.9.3: malformed ID numbers of every type, USCCs, phones, over-long fields

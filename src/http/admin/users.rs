@@ -18,9 +18,10 @@ use crate::crypto::Secret;
 use crate::guard;
 use crate::http::AppState;
 use crate::http::error::Problem;
+use crate::identity::legal_records;
 use crate::identity::persons::{self, AdminCheck, IdentityPatch, PersonQuery};
 use crate::identity::records::{self, Page};
-use crate::identity::{AssuranceLevel, IdType, PrincipalKind, Verification, VerifyMethod, idnum, phone};
+use crate::identity::{AssuranceLevel, IdType, PrincipalKind, Verification, VerifyMethod, idnum, names};
 use crate::logout::Reason;
 use crate::users::{self, User};
 
@@ -78,7 +79,7 @@ fn view(state: &AppState, u: &User) -> UserView {
         name: u.name.clone(),
         email: u.email.clone(),
         email_verified: u.email_verified,
-        phone_number: u.phone(state.keys.data()).map(|p| phone::mask(&p)),
+        phone_number: u.phone_masked(state.keys.data()),
         user_type: PrincipalKind::NaturalPerson,
         id_type: u.id_type,
         id_number: u.id_number(state.keys.data()).map(|n| idnum::mask(&n)),
@@ -305,6 +306,14 @@ async fn update(
 
 async fn remove(State(state): State<AppState>, Admin(who): Admin, Path(id): Path<String>) -> Result<Response, Problem> {
     who.about_subject(&id);
+    // HL-5.1: their authorizations to act for legal persons go first (a crash after this step
+    // leaves an account that acts for no one; the delete can simply be repeated).
+    if users::get(&state.store, &id).await?.is_some() {
+        let released = legal_records::forget_agent(&state.store, &id, state.clock.now()).await?;
+        if !released.is_empty() {
+            who.record_as(Kind::AdminAction, json!({ "agent_removed_from": released }));
+        }
+    }
     if !users::delete(&state.store, state.keys.data(), &id).await? {
         return Err(Problem::not_found(format!("no user '{id}'")));
     }
@@ -395,6 +404,22 @@ async fn unverify(
     Ok(axum::Json(view(&state, &u)).into_response())
 }
 
+/// What a name index rebuild read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Reindexed {
+    /// Natural persons indexed.
+    pub users: usize,
+    /// Legal persons indexed.
+    pub legal_persons: usize,
+}
+
+/// Puts every natural and legal person into the name index: once after upgrading from a
+/// version without it (records written since are indexed as they are written).
+async fn reindex(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
+    let (users, legal_persons) = names::rebuild(&state.store, state.keys.data()).await?;
+    Ok(axum::Json(Reindexed { users, legal_persons }).into_response())
+}
+
 /// This module's routes.
 pub fn api() -> Api {
     let tag = "users";
@@ -407,6 +432,12 @@ pub fn api() -> Api {
                 .query("limit", "page size, 1-500 (default 50)")
                 .query("cursor", "the next_cursor of the previous page")
                 .ok::<UserList>(200),
+        )
+        .post(
+            "/admin/v1/name-index/rebuild",
+            reindex,
+            op("rebuildNameIndex", "Index every natural and legal person's name (once, after upgrading)", tag)
+                .ok::<Reindexed>(200),
         )
         .post(
             "/admin/v1/users/search",
