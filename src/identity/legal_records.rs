@@ -6,7 +6,7 @@
 
 use super::legal::{self, Agent, AgentRole, LegalPerson, LegalWriteError, OrgKind};
 use super::records::{self, Page, Paged, RecordError};
-use super::{AssuranceLevel, Verification, names, uscc};
+use super::{AssuranceLevel, Verification, VerifyMethod, names, uscc};
 use crate::store::{DynStore, keys};
 use crate::users;
 
@@ -206,17 +206,33 @@ pub async fn forget_agent(store: &DynStore, user_id: &str, now: i64) -> Result<V
     Ok(done)
 }
 
-/// Records an admin's verification of a legal person (documents checked in person), or
-/// withdraws it with `None`.
+/// Records an admin's check of a legal person (its documents in person, or its legal
+/// representative's face) by `by`: `real_name` unless `level` says `strong`.
+pub async fn record_check(
+    store: &DynStore,
+    id: &str,
+    method: VerifyMethod,
+    level: Option<AssuranceLevel>,
+    by: &str,
+    now: i64,
+) -> Result<(LegalPerson, LegalPerson), RecordError> {
+    if !matches!(method, VerifyMethod::Face | VerifyMethod::InPerson) {
+        return Err(RecordError::Invalid("method", "an admin records face or in_person verification".into()));
+    }
+    let level = level.unwrap_or(AssuranceLevel::RealName);
+    if level < AssuranceLevel::RealName {
+        return Err(RecordError::Invalid("level", "must be real_name or strong".into()));
+    }
+    set_verification(store, id, Some(Verification { level, method, by: by.to_owned(), at: now }), now).await
+}
+
+/// Sets (or, with `None`, withdraws) a legal person's verification.
 pub async fn set_verification(
     store: &DynStore,
     id: &str,
     v: Option<Verification>,
     now: i64,
 ) -> Result<(LegalPerson, LegalPerson), RecordError> {
-    if v.as_ref().is_some_and(|v| v.level < AssuranceLevel::RealName) {
-        return Err(RecordError::Invalid("level", "must be real_name or strong".into()));
-    }
     modify(store, id, now, |lp| {
         lp.verification.clone_from(&v);
         Ok(())

@@ -215,6 +215,10 @@ async fn natural_persons(b: Backend) {
             && e["detail"]["detail"]["operator"] == "王五 (窗口 3)"),
         "{ev}"
     );
+    assert!(
+        events.iter().any(|e| e["detail"]["detail"] == json!({"search_by": "id_number", "found": 1})),
+        "who looked whom up by ID number is traceable: {ev}"
+    );
     let text = audit_text(&s);
     for secret in ["110101199003091234", "320102198511115678", "13812345678", "1234 5678"] {
         assert!(!text.contains(secret), "{secret} in the audit log");

@@ -203,16 +203,32 @@ fn list_page(limit: Option<usize>, cursor: Option<String>) -> Result<Page, Probl
     Ok(Page::new(limit, cursor)?)
 }
 
-async fn found(state: &AppState, q: PersonQuery, page: &Page) -> Result<Response, Problem> {
+/// Answers a search, and tells the audit record what was looked up by (never the value) and
+/// who was found (SH-8.2: who looked whom up stays traceable).
+async fn found(state: &AppState, who: &super::Caller, q: PersonQuery, page: &Page) -> Result<Response, Problem> {
+    let by = match &q {
+        PersonQuery::All => "all",
+        PersonQuery::Name(_) => "name",
+        PersonQuery::Phone(_) => "phone_number",
+        PersonQuery::IdNumber(..) => "id_number",
+    };
     let found = persons::search(&state.store, state.keys.data(), &q, page).await?;
+    if let [one] = found.items.as_slice() {
+        who.about_subject(&one.id);
+    }
+    who.record_as(Kind::AdminAction, json!({ "search_by": by, "found": found.items.len() }));
     let users = found.items.iter().map(|u| view(state, u)).collect();
     Ok(axum::Json(UserList { users, next_cursor: found.next }).into_response())
 }
 
-async fn list(State(state): State<AppState>, _: Admin, Params(q): Params<ListQuery>) -> Result<Response, Problem> {
+async fn list(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Params(q): Params<ListQuery>,
+) -> Result<Response, Problem> {
     let page = list_page(q.limit, q.cursor)?;
     let query = q.name.map_or(PersonQuery::All, PersonQuery::Name);
-    found(&state, query, &page).await
+    found(&state, &who, query, &page).await
 }
 
 /// Body of `POST /admin/v1/users/search`: exactly one of `name`, `phone_number` and
@@ -241,7 +257,11 @@ pub struct SearchBody {
     pub cursor: Option<String>,
 }
 
-async fn search(State(state): State<AppState>, _: Admin, Json(b): Json<SearchBody>) -> Result<Response, Problem> {
+async fn search(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Json(b): Json<SearchBody>,
+) -> Result<Response, Problem> {
     let page = list_page(b.limit, b.cursor)?;
     let query = match (b.name, b.phone_number, b.id_number) {
         (Some(n), None, None) => PersonQuery::Name(n),
@@ -249,7 +269,7 @@ async fn search(State(state): State<AppState>, _: Admin, Json(b): Json<SearchBod
         (None, None, Some(n)) => PersonQuery::IdNumber(b.id_type, n),
         _ => return Err(Problem::bad_request("give exactly one of name, phone_number and id_number")),
     };
-    found(&state, query, &page).await
+    found(&state, &who, query, &page).await
 }
 
 async fn load(state: &AppState, id: &str) -> Result<User, Problem> {
@@ -275,8 +295,11 @@ async fn update(
     }
     let mut changed = persons::apply(&mut u, state.keys.data(), &identity_patch(&b))?;
     if let Some(e) = b.email.as_deref() {
-        u.email = records::email(e)?;
-        changed.push("email");
+        let e = records::email(e)?;
+        if e != u.email {
+            u.email = e;
+            changed.push("email");
+        }
     }
     if let Some(p) = b.password {
         u.password_hash = hash(&state, p).await?;
