@@ -202,6 +202,7 @@ async fn natural_persons(b: Backend) {
     assert_eq!((st, v["auth_level"].as_str()), (StatusCode::OK, Some("registered")));
 
     // Audited: the changes name their fields and the verification, never the numbers.
+    s.state.audit.flush().await;
     let auditor = auditor(&s).await;
     let (st, ev) = call(&s, &auditor, Method::GET, &format!("/admin/v1/audit/events?subject={id}"), None).await;
     assert_eq!(st, StatusCode::OK);
@@ -339,6 +340,7 @@ async fn legal_persons(b: Backend) {
     );
 
     // Audited, then deleted (the USCC is free again).
+    s.state.audit.flush().await;
     let auditor = auditor(&s).await;
     let (_, ev) = call(&s, &auditor, Method::GET, &format!("/admin/v1/audit/events?subject={id}"), None).await;
     let events = ev["events"].as_array().unwrap();
