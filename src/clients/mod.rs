@@ -2,6 +2,7 @@
 //! constant time), and client authentication at the token-style endpoints (RFC 6749 s2.3,
 //! RFC 7523 s2.2 / OIDC Core s9 private_key_jwt).
 
+pub mod cache;
 pub mod secrets;
 
 use serde::{Deserialize, Serialize};
@@ -304,6 +305,23 @@ pub fn admit(client: &Client, endpoint: Endpoint) -> Result<(), OAuthError> {
     }
 }
 
+/// Reads a client, reusing `cache`'s decode when the stored record is unchanged (it is read
+/// from the store every time: a change by any instance counts at once).
+pub async fn get_cached(
+    store: &DynStore,
+    cache: &cache::ClientCache,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
+    if client_id.is_empty() || client_id.len() > 256 {
+        return Ok(None);
+    }
+    let key = keys::client(client_id);
+    match store.get(&key).await? {
+        Some(raw) => cache.decode(&key, &raw).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Reads a client.
 pub async fn get(store: &DynStore, client_id: &str) -> Result<Option<Client>, StoreError> {
     if client_id.is_empty() || client_id.len() > 256 {
@@ -405,6 +423,7 @@ const MAX_ASSERTION_LIFETIME: i64 = 300;
 /// `invalid_client` to the caller; the reason is logged without secrets.
 pub async fn authenticate(
     store: &DynStore,
+    cache: &cache::ClientCache,
     jwks: &JwksCache,
     creds: Credentials,
     audiences: &[&str],
@@ -417,13 +436,17 @@ pub async fn authenticate(
     match creds {
         Credentials::Missing => Err(fail("no client credentials")),
         Credentials::Basic { client_id, secret } => {
-            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretBasic, now).await?.map_err(fail)
+            authenticate_secret(store, cache, &client_id, &secret, AuthMethod::ClientSecretBasic, now)
+                .await?
+                .map_err(fail)
         }
         Credentials::Post { client_id, secret } => {
-            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretPost, now).await?.map_err(fail)
+            authenticate_secret(store, cache, &client_id, &secret, AuthMethod::ClientSecretPost, now)
+                .await?
+                .map_err(fail)
         }
         Credentials::Id(client_id) => {
-            let client = get(store, &client_id).await?.ok_or_else(|| fail("unknown client"))?;
+            let client = get_cached(store, cache, &client_id).await?.ok_or_else(|| fail("unknown client"))?;
             if !client.enabled {
                 return Err(fail("client disabled"));
             }
@@ -441,12 +464,13 @@ pub async fn authenticate(
 /// Checks a shared secret. The outer `Result` is a store failure, the inner one the verdict.
 async fn authenticate_secret(
     store: &DynStore,
+    cache: &cache::ClientCache,
     client_id: &str,
     secret: &Secret,
     method: AuthMethod,
     now: i64,
 ) -> Result<Result<Authenticated, &'static str>, OAuthError> {
-    let Some(client) = get(store, client_id).await? else {
+    let Some(client) = get_cached(store, cache, client_id).await? else {
         return Ok(Err("unknown client"));
     };
     if !client.enabled {

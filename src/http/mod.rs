@@ -79,6 +79,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Policy,
     /// This process among the instances: its id, request ids, drain state, seeder wake-up.
     pub instance: Arc<crate::instance::Instance>,
+    /// Decoded client records, reused while the stored record is unchanged.
+    pub clients: crate::clients::cache::ClientCache,
 }
 
 /// Absolute URLs of our endpoints.
@@ -167,6 +169,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: p.metrics,
             audit: p.audit,
+            clients: crate::clients::cache::ClientCache::default(),
         })))
     }
 
@@ -179,6 +182,7 @@ impl AppState {
             tokens: &self.config.tokens,
             timeouts: self.timeouts(),
             now: self.clock.now(),
+            clients: &self.clients,
         }
     }
 
@@ -189,6 +193,7 @@ impl AppState {
             keys: &self.keys,
             issuer: &self.config.issuer,
             timeouts: self.timeouts(),
+            clients: &self.clients,
         }
     }
 

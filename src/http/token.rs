@@ -57,7 +57,7 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
         _ => None,
     };
     let Some(claimed) = claimed else {
-        return clients::authenticate(&state.store, &state.jwks, creds, &audiences, now)
+        return clients::authenticate(&state.store, &state.clients, &state.jwks, creds, &audiences, now)
             .await
             .map(|a| a.client)
             .map_err(JsonError::from);
@@ -68,7 +68,7 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
     // held attempt's verdict is thrown away unseen (it neither counts nor answers).
     let (admitted, verdict) = tokio::join!(
         guard::admit(&state.store, cfg, &attempt, now),
-        clients::authenticate(&state.store, &state.jwks, creds, &audiences, now),
+        clients::authenticate(&state.store, &state.clients, &state.jwks, creds, &audiences, now),
     );
     let admitted = match admitted {
         Ok(a) => a,
