@@ -470,14 +470,55 @@ async fn authenticate_secret(
     method: AuthMethod,
     now: i64,
 ) -> Result<Result<Authenticated, &'static str>, OAuthError> {
-    let Some(client) = get_cached(store, cache, client_id).await? else {
-        return Ok(Err("unknown client"));
+    let client = get_cached(store, cache, client_id).await?;
+    Ok(check_secret(client, secret, method, now))
+}
+
+/// The store key of a client's record (read together with other records in one round trip).
+pub fn record_key(client_id: &str) -> Option<String> {
+    (!client_id.is_empty() && client_id.len() <= 256).then(|| keys::client(client_id))
+}
+
+/// Authenticates a client_secret_basic or client_secret_post request against the client's
+/// record as read from the store under [`record_key`] (`None`: no such client). The outer
+/// `Result` is an undecodable record, the inner one the verdict; every refusal is the same
+/// `invalid_client`, the reason is logged.
+pub fn authenticate_record(
+    cache: &cache::ClientCache,
+    creds: Credentials,
+    record: Option<&[u8]>,
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
+    let (client_id, secret, method) = match creds {
+        Credentials::Basic { client_id, secret } => (client_id, secret, AuthMethod::ClientSecretBasic),
+        Credentials::Post { client_id, secret } => (client_id, secret, AuthMethod::ClientSecretPost),
+        _ => return Err(OAuthError::invalid_client("client authentication failed")),
+    };
+    let client = match (record_key(&client_id), record) {
+        (Some(key), Some(raw)) => Some(cache.decode(&key, raw)?),
+        _ => None,
+    };
+    check_secret(client, &secret, method, now).map_err(|why| {
+        tracing::info!(reason = why, "client authentication failed");
+        OAuthError::invalid_client("client authentication failed")
+    })
+}
+
+/// The shared-secret rules over a client record already read.
+fn check_secret(
+    client: Option<Client>,
+    secret: &Secret,
+    method: AuthMethod,
+    now: i64,
+) -> Result<Authenticated, &'static str> {
+    let Some(client) = client else {
+        return Err("unknown client");
     };
     if !client.enabled {
-        return Ok(Err("client disabled"));
+        return Err("client disabled");
     }
     if client.auth_method != method {
-        return Ok(Err("authentication method differs from the registered one"));
+        return Err("authentication method differs from the registered one");
     }
     let presented = crypto::sha256(secret.expose().as_bytes());
     let mut matched = false;
@@ -487,7 +528,7 @@ async fn authenticate_secret(
         // Compare every live secret so timing does not tell which one matched.
         matched |= live & ct_eq(&stored, &presented);
     }
-    Ok(if matched { Ok(Authenticated { client }) } else { Err("wrong secret") })
+    if matched { Ok(Authenticated { client }) } else { Err("wrong secret") }
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
