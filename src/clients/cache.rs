@@ -14,10 +14,13 @@ const SHARDS: usize = 16;
 /// Records kept unless configured otherwise.
 pub const DEFAULT_ENTRIES: usize = 4096;
 
+/// One shard: store key -> (the record's bytes, their decode).
+type Shard = Mutex<HashMap<String, (Vec<u8>, Client)>>;
+
 /// The decoded-record cache of one instance.
 #[derive(Debug)]
 pub struct ClientCache {
-    shards: Vec<Mutex<HashMap<String, (Vec<u8>, Client)>>>,
+    shards: Vec<Shard>,
     per_shard: usize,
 }
 
