@@ -41,8 +41,10 @@ start_tz() {
   ready "$BASE/readyz"
 }
 
-# CPU time the process PID has used so far, ns (all its threads).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
+# CPU time the process PID has used so far, ns: utime + stime of /proc/PID/stat, which keep the
+# time of threads that have exited (the blocking pool's threads come and go). %.0f: mawk's %d stops at 2^31.
+TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
+cpu_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", ($12 + $13) * t}'; }
 
 # run NAME URL SCRIPT [SECONDS] -> "NAME|rps|p50|p99|non2xx|requests per CPU-second of $SRV"
 # The per-CPU-second figure does not fall when other work shares the core (a loaded machine).
