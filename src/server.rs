@@ -70,7 +70,10 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let store = Instrumented::wrap(store, metrics.clone());
     let keep = crate::keys::keep_retired(&config.tokens);
     let given = keys.map(|k| k.material());
-    let keys = Keys::open(&config.keys, config.server.dev, store.clone(), clock.now(), keep, given).await?;
+    let keys = Keys::open(&config.keys, config.server.dev, store.clone(), clock.now(), keep, given)
+        .await?
+        .with_verified_cache(config.tokens.verified_cache_entries);
+    metrics.watch_verified(keys.verified_cache());
     let wait = Duration::from_millis(config.security.password_queue_timeout_ms);
     let passwords = PasswordPool::new(config.hash_concurrency(), wait, config.argon2())
         .map_err(|e| ServerError::Seed(e.to_string()))?;

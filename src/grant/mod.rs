@@ -49,12 +49,20 @@ pub struct Ctx<'a> {
     pub timeouts: Timeouts,
     /// Current time.
     pub now: i64,
+    /// Decoded client records.
+    pub clients: &'a crate::clients::cache::ClientCache,
 }
 
 impl Ctx<'_> {
     /// The validity authority over the same store and keys.
     pub fn authority(&self) -> Authority<'_> {
-        Authority { store: self.store, keys: self.keys, issuer: self.issuer, timeouts: self.timeouts }
+        Authority {
+            store: self.store,
+            keys: self.keys,
+            issuer: self.issuer,
+            timeouts: self.timeouts,
+            clients: self.clients,
+        }
     }
 }
 

@@ -82,6 +82,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Policy,
     /// This process among the instances: its id, request ids, drain state, seeder wake-up.
     pub instance: Arc<crate::instance::Instance>,
+    /// Decoded client records, reused while the stored record is unchanged.
+    pub clients: crate::clients::cache::ClientCache,
     /// The platform's branding on every page (JM-5.6, SH-D), current on each request's task.
     pub brand: Arc<pages::brand::Brand>,
 }
@@ -173,6 +175,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: p.metrics,
             audit: p.audit,
+            clients: crate::clients::cache::ClientCache::default(),
         })))
     }
 
@@ -185,6 +188,7 @@ impl AppState {
             tokens: &self.config.tokens,
             timeouts: self.timeouts(),
             now: self.clock.now(),
+            clients: &self.clients,
         }
     }
 
@@ -195,6 +199,7 @@ impl AppState {
             keys: &self.keys,
             issuer: &self.config.issuer,
             timeouts: self.timeouts(),
+            clients: &self.clients,
         }
     }
 

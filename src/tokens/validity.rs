@@ -12,6 +12,7 @@
 //! marker of RFC 7009, which lives exactly as long as the access token it names.
 
 use crate::clients::Client;
+use crate::clients::cache::ClientCache;
 use crate::crypto;
 use crate::grant::RefreshRecord;
 use crate::grant::family::Family;
@@ -168,6 +169,8 @@ pub struct Authority<'a> {
     pub issuer: &'a str,
     /// SSO session timeouts.
     pub timeouts: Timeouts,
+    /// Decoded client records (reused only while the stored bytes are unchanged).
+    pub clients: &'a ClientCache,
 }
 
 /// The outcome of a check: a store failure, or the verdict.
@@ -287,7 +290,7 @@ impl Authority<'_> {
         let Some((bytes, key)) = decode(Some(0)) else {
             return Ok(Err(Dead::ClientBlocked));
         };
-        let client: Client = store::decode(key, bytes)?;
+        let client: Client = self.clients.decode(key, bytes)?;
         if !client.tokens_valid() {
             return Ok(Err(Dead::ClientBlocked));
         }

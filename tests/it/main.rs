@@ -72,3 +72,4 @@ mod store;
 mod store_queue;
 mod tls;
 mod token_exchange;
+mod verified_cache;
