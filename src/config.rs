@@ -635,6 +635,9 @@ pub struct SeedClient {
     pub scopes: Vec<String>,
     /// Client authentication method.
     pub token_endpoint_auth_method: String,
+    /// Back-channel logout URI (OpenID Back-Channel Logout 1.0 s2.2); the token carries `sid`.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// A user to create at start.

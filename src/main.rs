@@ -191,7 +191,7 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+async fn serve(mut cfg: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
@@ -214,6 +214,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         if !cfg.security.initial_access_token.is_empty() {
             println!("  RFC 7591 initial access token: {}", cfg.security.initial_access_token);
         }
+        start_example_rp(&mut cfg).await;
     } else {
         tracing::info!(%issuer, listen = %cfg.server.listen, "tongzheng starting");
     }
@@ -229,6 +230,38 @@ async fn serve(cfg: Config) -> Result<(), String> {
         });
     };
     tongzheng::server::run(listener, cfg, shutdown).await.map_err(|e| e.to_string())
+}
+
+/// The address of the example application `serve --dev` runs (the demo client's redirect URI).
+const EXAMPLE_RP: &str = "127.0.0.1:9000";
+
+/// Dev mode: runs the integrator's reference application (`src/example_rp/`) as the demo client
+/// `demo-web`, so the first login has somewhere to land, and registers its back-channel logout
+/// receiver on that client. A busy port is a note in the banner, not a stop.
+async fn start_example_rp(cfg: &mut Config) {
+    let Some(demo) = cfg.seed.clients.iter_mut().find(|c| c.client_id == "demo-web") else { return };
+    let Some(secret) = demo.client_secret.clone() else { return };
+    let listener = match tokio::net::TcpListener::bind(EXAMPLE_RP).await {
+        Ok(l) => l,
+        Err(e) => {
+            println!("  example app: not started ({EXAMPLE_RP}: {e})");
+            return;
+        }
+    };
+    println!(
+        "  example app: http://{EXAMPLE_RP}/  (client demo-web; open /protected to log in; source: src/example_rp/)"
+    );
+    let settings = tongzheng::example_rp::Settings {
+        issuer: cfg.issuer.clone(),
+        client_id: demo.client_id.clone(),
+        client_secret: secret,
+        base: format!("http://{EXAMPLE_RP}"),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = tongzheng::example_rp::run(listener, settings, std::future::pending()).await {
+            tracing::warn!(error = %e, "example application stopped");
+        }
+    });
 }
 
 /// SIGTERM (what systemd, container runtimes and orchestrators send) and SIGINT (Ctrl-C). Once

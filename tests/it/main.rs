@@ -42,6 +42,7 @@ mod call_control;
 mod cli;
 mod client_auth;
 mod duties;
+mod example_rp;
 mod federation;
 mod flows;
 mod guessing;
