@@ -74,6 +74,29 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Where the server's own requests may go.
     pub outbound: OutboundConfig,
+    /// Log format and the per-request access line.
+    pub logging: LoggingConfig,
+}
+
+/// `[logging]`: how log lines are written (see [`crate::logging`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (human-readable) or `json` (one JSON object a line, for log collectors).
+    pub format: LogFormat,
+    /// One `tongzheng::access` line per request (method, route template, status, latency,
+    /// client id, request id).
+    pub access: bool,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colour only when writing to a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[outbound]`: destinations of the server's own requests (JWKS, peer discovery, back-channel
@@ -448,6 +471,9 @@ pub struct KeysConfig {
     pub kek_file: PathBuf,
     /// Seconds between two reads of the shared key set (a rotation anywhere is used this soon).
     pub refresh_secs: u64,
+    /// Rotation policy in days: the metric `tongzheng_signing_key_next_rotation_timestamp_seconds`
+    /// is an active key's creation plus this, and the shipped alert fires when it passes.
+    pub rotation_days: u32,
 }
 
 impl std::fmt::Debug for KeysConfig {
@@ -457,6 +483,7 @@ impl std::fmt::Debug for KeysConfig {
             .field("kek", &if self.kek.is_empty() { "" } else { "<redacted>" })
             .field("kek_file", &self.kek_file)
             .field("refresh_secs", &self.refresh_secs)
+            .field("rotation_days", &self.rotation_days)
             .finish()
     }
 }
@@ -471,6 +498,9 @@ impl KeysConfig {
         let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
         if !(1..=300).contains(&self.refresh_secs) {
             return Err(invalid("keys.refresh_secs", "must be 1..=300 seconds"));
+        }
+        if !(1..=3650).contains(&self.rotation_days) {
+            return Err(invalid("keys.rotation_days", "must be 1..=3650 days"));
         }
         let file = !self.kek_file.as_os_str().is_empty();
         if !self.kek.is_empty() && file {

@@ -37,6 +37,7 @@ pub mod instance;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
+pub mod logging;
 pub mod logout;
 pub mod metrics;
 pub mod outbound;

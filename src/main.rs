@@ -80,12 +80,6 @@ fn main() -> ExitCode {
     if let Command::Admin(args) = cli.command {
         return admin(*args);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TONGZHENG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,6 +110,8 @@ fn real_main(cli: Cli) -> Result<(), String> {
             // --listen wins over the file and the environment; in dev mode without a configured
             // issuer, the issuer follows it (discovery and every endpoint announce it).
             let cfg = Config::load_with_listen(config.as_deref(), dev, listen.as_deref()).map_err(|e| e.to_string())?;
+            // Logging as configured (text or JSON, colour only on a terminal).
+            tongzheng::logging::init(&cfg.logging);
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if cfg.server.workers > 0 {
                 rt.worker_threads(cfg.server.workers);
@@ -129,6 +125,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 KeysAction::Rotate { config, dev } | KeysAction::RotateKek { config, dev } => (config, *dev),
             };
             let cfg = load(config.as_ref(), dev)?;
+            tongzheng::logging::init(&cfg.logging);
             if cfg.store.backend == tongzheng::config::Backend::Memory {
                 return Err("keys: the key set lives in the store, and the memory store lives inside the server \
                             process: use POST /admin/v1/keys/rotate on the running server"

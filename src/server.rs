@@ -82,6 +82,7 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let outbound = crate::outbound::Policy::new(&config.outbound, config.server.dev);
     let http = crate::outbound::client::build(outbound).map_err(|e| ServerError::Tls(e.to_string()))?;
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
+    audit.attach_metrics(metrics.clone());
     let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
         .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
     if let Err(e) = seeding::seed_once(&state).await {
@@ -240,6 +241,10 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if tls.is_some() {
+        let expiry = std::fs::read(&state.config.tls.cert).ok().and_then(|pem| crate::metrics::cert::not_after(&pem));
+        state.metrics.set_tls_not_after(expiry.unwrap_or(0));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let outbox = spawn_background(&state, stop_rx);
     let instance = state.instance.clone();

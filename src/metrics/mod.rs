@@ -2,10 +2,14 @@
 //! two servers in one process count separately), typed recording methods for each event, and
 //! [`Metrics::render`] in the text exposition format 0.0.4 for `GET /metrics`.
 
+pub mod cert;
+pub mod gauges;
+pub mod process;
 pub mod registry;
 pub mod text;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use registry::{CounterVec, HistogramVec, LATENCY_BUCKETS};
 
@@ -68,6 +72,8 @@ struct Inner {
     store_errors: CounterVec,
     rate_limited: CounterVec,
     audit_events: CounterVec,
+    /// notAfter of the served TLS certificate, unix seconds (0: no TLS here).
+    tls_not_after: AtomicI64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -151,6 +157,7 @@ impl Metrics {
                 &["client_id"],
             ),
             audit_events: CounterVec::new("tongzheng_audit_events_total", "Audit events recorded, by kind.", &["kind"]),
+            tls_not_after: AtomicI64::new(0),
         }))
     }
 
@@ -202,6 +209,16 @@ impl Metrics {
     /// Records an audit event of `kind`.
     pub fn audit_event(&self, kind: &str) {
         self.0.audit_events.inc(&[kind]);
+    }
+
+    /// Records the expiry of the TLS certificate this instance serves (unix seconds).
+    pub fn set_tls_not_after(&self, at: i64) {
+        self.0.tls_not_after.store(at, Ordering::Relaxed);
+    }
+
+    /// The served TLS certificate's expiry, 0 without TLS.
+    pub fn tls_not_after(&self) -> i64 {
+        self.0.tls_not_after.load(Ordering::Relaxed)
     }
 
     /// Every metric in the Prometheus text exposition format 0.0.4.

@@ -56,6 +56,7 @@ mod logs;
 mod malformed;
 mod metrics;
 mod openapi;
+mod ops_metrics;
 mod outbound;
 mod pending_logins;
 mod redis_modes;
