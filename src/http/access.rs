@@ -63,11 +63,75 @@ pub fn log(l: &Line<'_>) {
     tracing::info!(
         target: crate::logging::ACCESS_TARGET,
         method = %l.method,
-        route = l.route,
+        route = %l.route,
         status = l.status,
         latency_ms,
-        client_id = client_id.as_str(),
-        request_id,
+        client_id = %client_id,
+        request_id = %request_id,
         "access"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::config::LogFormat;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // Issue 14: in the JSON format the access line is one object with typed fields.
+    #[test]
+    fn json_access_line() {
+        let buf = Buf::default();
+        let b = buf.clone();
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let s = crate::logging::subscriber(LogFormat::Json, false, filter, move || b.clone());
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", HeaderValue::from_static("req-42"));
+        let note = AccessNote::default();
+        note.client("demo-web");
+        note.client("second-does-not-replace");
+        tracing::subscriber::with_default(s, || {
+            log(&Line {
+                method: &Method::POST,
+                route: "/token",
+                status: 200,
+                latency: std::time::Duration::from_micros(1500),
+                headers: &headers,
+                note: &note,
+                query_client: None,
+            });
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["target"], crate::logging::ACCESS_TARGET);
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["route"], "/token");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["latency_ms"], 1.5);
+        assert_eq!(v["client_id"], "demo-web");
+        assert_eq!(v["request_id"], "req-42");
+    }
+
+    #[test]
+    fn query_client_must_be_sane() {
+        assert_eq!(client_from_query(Some("a=1&client_id=demo-web")).as_deref(), Some("demo-web"));
+        assert_eq!(client_from_query(Some("client_id=%0Aforged%20line")), None);
+        assert_eq!(client_from_query(None), None);
+    }
 }

@@ -463,11 +463,11 @@ impl Worker {
                 tracing::warn!(
                     delivery = %d.id,
                     client_id = %d.client_id,
-                    receiver,
+                    receiver = %receiver,
                     ?state,
                     attempts = d.attempts,
                     next_attempt_at = d.next_attempt_at.unwrap_or(0),
-                    cause = d.last_error.as_deref().unwrap_or(""),
+                    cause = %d.last_error.as_deref().unwrap_or(""),
                     "logout delivery failed"
                 )
             }
