@@ -41,6 +41,7 @@ mod browser_federation;
 mod call_control;
 mod cli;
 mod client_auth;
+mod deploy;
 mod duties;
 mod example_rp;
 mod federation;
