@@ -59,6 +59,7 @@ mod metrics;
 mod openapi;
 mod ops_metrics;
 mod outbound;
+mod password_policy;
 mod pending_logins;
 mod redis_modes;
 mod registration;
