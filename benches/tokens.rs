@@ -51,6 +51,9 @@ fn client() -> Client {
         rate_limit: None,
         token_exchange: None,
         created_at: 0,
+        subject_type: tongzheng::clients::SubjectType::Public,
+        sector_identifier_uri: None,
+        legacy_login: false,
     }
 }
 
@@ -77,6 +80,7 @@ fn benches(c: &mut Criterion) {
         sid: None,
         gid: None,
         act: None,
+        user_type: None,
     };
     g.bench_function("access token JWT (RFC 9068)", |b| b.iter(|| keys.sign(Alg::ES256, AT_TYP, &claims).unwrap()));
     g.finish();

@@ -33,6 +33,7 @@ pub mod grant;
 pub mod guard;
 pub mod health;
 pub mod http;
+pub mod identity;
 pub mod instance;
 pub mod jwks_cache;
 pub mod jwt;

@@ -148,6 +148,9 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             rate_limit: None,
             token_exchange: None,
             created_at,
+            subject_type: crate::clients::SubjectType::Public,
+            sector_identifier_uri: None,
+            legacy_login: false,
         };
         clients::put(&state.store, &client).await?;
     }
@@ -169,6 +172,8 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             let def = crate::scopes::ScopeDef {
                 name: name.clone(),
                 description: format!("declared in the configuration (client {})", c.client_id),
+                description_zh: String::new(),
+                description_en: String::new(),
                 sensitive: false,
                 built_in: false,
                 created_at: now,
@@ -182,22 +187,15 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
         }
         let hash =
             state.passwords.hash(Secret(u.password.clone())).await.map_err(|e| ServerError::Seed(e.to_string()))?;
-        let mut user = User {
-            id: users::new_id(),
-            username: u.username.clone(),
-            password_hash: hash,
-            name: u.name.clone(),
-            email: u.email.clone(),
-            email_verified: u.email.is_some(),
-            phone_sealed: None,
-            orgs: Vec::new(),
-            enabled: true,
-            generation: 0,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut user = User::new(u.username.clone(), u.name.clone(), hash, now);
+        user.email.clone_from(&u.email);
+        user.email_verified = u.email.is_some();
         user.set_phone(state.keys.data(), u.phone_number.as_deref());
-        users::create(&state.store, &user).await?;
+        match users::create(&state.store, state.keys.data(), &user).await {
+            // A seeding instance racing another one for the same user: theirs stands.
+            Ok(()) | Err(users::WriteError::UsernameTaken | users::WriteError::Duplicate(_)) => {}
+            Err(users::WriteError::Store(e)) => return Err(e.into()),
+        }
     }
     Ok(())
 }

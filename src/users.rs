@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::passwords::{PasswordError, PasswordPool};
 
 use crate::crypto;
-use crate::sealing::{DataKey, mask_phone};
+use crate::identity::{AssuranceLevel, IdType, Verification, names};
+use crate::sealing::DataKey;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// A person who can log in.
@@ -30,6 +31,17 @@ pub struct User {
     /// [`User::phone`], write it with [`User::set_phone`].
     #[serde(default, rename = "phone", skip_serializing_if = "Option::is_none")]
     pub phone_sealed: Option<String>,
+    /// Identity document type (HL-5.1); `None` until one is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_type: Option<IdType>,
+    /// Identity document number, sealed with the data key (SH-8.2); read it with
+    /// [`User::id_number`], write it with [`User::set_id_number`].
+    #[serde(default, rename = "idn", skip_serializing_if = "Option::is_none")]
+    pub id_number_sealed: Option<String>,
+    /// The latest verification of this person (HL-6.1); `None`: registered, nothing checked
+    /// beyond what registration did (see [`User::level`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// Organizations the user belongs to (ids); they decide which applications the user may
     /// use (visible scope, SH-6.2.2; grey release, SH-6.2.7).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -53,6 +65,26 @@ fn yes() -> bool {
 }
 
 impl User {
+    /// A new, enabled natural person with nothing but a name and a password hash.
+    pub fn new(username: String, name: String, password_hash: String, now: i64) -> Self {
+        Self {
+            id: new_id(),
+            username,
+            password_hash,
+            name,
+            email: None,
+            email_verified: false,
+            phone_sealed: None,
+            id_type: None,
+            id_number_sealed: None,
+            verification: None,
+            orgs: Vec::new(),
+            enabled: true,
+            generation: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
     fn phone_context(&self) -> String {
         format!("user:{}:phone", self.id)
     }
@@ -65,10 +97,88 @@ impl User {
     pub fn set_phone(&mut self, key: &DataKey, phone: Option<&str>) {
         self.phone_sealed = phone.filter(|p| !p.is_empty()).map(|p| key.seal(p, &self.phone_context()));
     }
-    /// The phone number masked for display (SH-8.2).
+    /// The phone number masked for display (SH-8.2): `138****5678`.
     pub fn phone_masked(&self, key: &DataKey) -> Option<String> {
-        self.phone(key).map(|p| mask_phone(&p))
+        self.phone(key).map(|p| crate::identity::phone::mask(&p))
     }
+    fn id_number_context(&self) -> String {
+        format!("user:{}:idn", self.id)
+    }
+    /// The ID number in clear, for the one place that may release it (scope `idcard`).
+    pub fn id_number(&self, key: &DataKey) -> Option<String> {
+        self.id_number_sealed.as_deref().and_then(|s| key.open(s, &self.id_number_context()))
+    }
+    /// Seals and sets (or clears) the ID number. The user's `id` must already be set.
+    pub fn set_id_number(&mut self, key: &DataKey, number: Option<&str>) {
+        self.id_number_sealed = number.filter(|n| !n.is_empty()).map(|n| key.seal(n, &self.id_number_context()));
+    }
+    /// How well this person is known (HL-6.1): their latest verification's level, else
+    /// registered.
+    pub fn level(&self) -> AssuranceLevel {
+        self.verification.as_ref().map_or(AssuranceLevel::Registered, |v| v.level)
+    }
+}
+
+/// The blind-index lookups of a user (SH-8.2): sensitive values are found by a keyed hash,
+/// never by opening every record. Each maps to at most one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// By phone number (as stored: normalise before sealing).
+    Phone,
+    /// By ID number (upper-cased).
+    IdNumber,
+}
+
+impl Lookup {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Phone => "phone",
+            Self::IdNumber => "idn",
+        }
+    }
+    /// The store key under which the user id of `value` is found.
+    pub fn key(self, data: &DataKey, value: &str) -> String {
+        keys::user_lookup(self.label(), &data.derive(&format!("lookup:{}:{value}", self.label())))
+    }
+    /// The value of this lookup on `user`, in clear.
+    fn of(self, data: &DataKey, user: &User) -> Option<String> {
+        match self {
+            Self::Phone => user.phone(data),
+            Self::IdNumber => user.id_number(data),
+        }
+    }
+    /// Every lookup.
+    pub const ALL: [Self; 2] = [Self::Phone, Self::IdNumber];
+}
+
+/// Reads the user a blind-index lookup points to.
+pub async fn by_lookup(
+    store: &DynStore,
+    data: &DataKey,
+    lookup: Lookup,
+    value: &str,
+) -> Result<Option<User>, StoreError> {
+    if value.is_empty() || value.len() > 256 {
+        return Ok(None);
+    }
+    match store.get(&lookup.key(data, value)).await? {
+        Some(id) => get(store, &String::from_utf8_lossy(&id)).await,
+        None => Ok(None),
+    }
+}
+
+/// Why a user could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The username is taken.
+    #[error("the username is taken")]
+    UsernameTaken,
+    /// Another user has this phone number or ID number.
+    #[error("another account has this {}", match .0 { Lookup::Phone => "phone number", Lookup::IdNumber => "ID number" })]
+    Duplicate(Lookup),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Validation rules for a new password: [`crate::passwords::policy`] (length, repetition, the
@@ -110,14 +220,71 @@ pub async fn by_username(store: &DynStore, username: &str) -> Result<Option<User
     }
 }
 
-/// Creates a user; false when the username is taken.
-pub async fn create(store: &DynStore, user: &User) -> Result<bool, StoreError> {
-    if !store.put_new(&keys::username(&user.username), user.id.as_bytes(), None).await? {
-        return Ok(false);
+/// Creates a user with its unique username and blind indexes. Claims run first (username,
+/// then each lookup), the record last, so a crash in between leaves only claims that point to
+/// no record; a claim found pointing to a missing record is taken over.
+pub async fn create(store: &DynStore, data: &DataKey, user: &User) -> Result<(), WriteError> {
+    if !claim(store, &keys::username(&user.username), &user.id).await? {
+        return Err(WriteError::UsernameTaken);
     }
+    for lookup in Lookup::ALL {
+        if let Some(v) = lookup.of(data, user)
+            && !claim(store, &lookup.key(data, &v), &user.id).await?
+        {
+            release_claims(store, data, user, None).await?;
+            return Err(WriteError::Duplicate(lookup));
+        }
+    }
+    names::add(store, names::Realm::Users(data), &user.id, &user.name).await?;
     store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
     store.set_add(keys::USER_INDEX, &user.id, None).await?;
-    Ok(true)
+    Ok(())
+}
+
+/// Claims a unique key for `id`: true when it is free (absent or released), already ours, or
+/// held by a user that no longer exists (a crashed create). Every change is a compare-and-set,
+/// so two claimants never both win.
+async fn claim(store: &DynStore, key: &str, id: &str) -> Result<bool, StoreError> {
+    for _ in 0..3 {
+        let holder = store.get(key).await?;
+        match holder {
+            None => {
+                if store.put_new(key, id.as_bytes(), None).await? {
+                    return Ok(true);
+                }
+            }
+            Some(h) if h == id.as_bytes() => return Ok(true),
+            Some(h) if h.is_empty() => {
+                if store.put_if(key, Some(b""), id.as_bytes()).await? {
+                    return Ok(true);
+                }
+            }
+            Some(h) => {
+                let other = String::from_utf8_lossy(&h).into_owned();
+                if store.get(&keys::user(&other)).await?.is_some() {
+                    return Ok(false);
+                }
+                if store.put_if(key, Some(&h), id.as_bytes()).await? {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Frees the lookups of `user` (those still pointing to it), except the ones `keep` has too.
+async fn release_claims(store: &DynStore, data: &DataKey, user: &User, keep: Option<&User>) -> Result<(), StoreError> {
+    for lookup in Lookup::ALL {
+        let Some(v) = lookup.of(data, user) else { continue };
+        if keep.and_then(|k| lookup.of(data, k)).as_deref() == Some(v.as_str()) {
+            continue;
+        }
+        // Released, not deleted: a compare-and-set can only replace, and an unconditional
+        // delete could remove a claim another user took over meanwhile.
+        store.put_if(&lookup.key(data, &v), Some(user.id.as_bytes()), b"").await?;
+    }
+    Ok(())
 }
 
 /// Whether a change from `old` to `new` must kill every token of the user: a new password
@@ -126,26 +293,46 @@ pub fn credentials_changed(old: &User, new: &User) -> bool {
     old.password_hash != new.password_hash || (old.enabled && !new.enabled)
 }
 
-/// Replaces a user record (the username must not change through this call). When the change
-/// is one of [`credentials_changed`], the token generation moves on first, so every session,
-/// grant and token issued before is dead from this write on. Returns whether it did.
-pub async fn update(store: &DynStore, old: &User, new: &mut User) -> Result<bool, StoreError> {
+/// Replaces a user record (the username must not change through this call). New phone or ID
+/// numbers are claimed first (refused when another user holds them), the record is written,
+/// then the old ones are freed. When the change is one of [`credentials_changed`], the token
+/// generation moves on first, so every session, grant and token issued before is dead from this
+/// write on. Returns whether it did.
+pub async fn update(store: &DynStore, data: &DataKey, old: &User, new: &mut User) -> Result<bool, WriteError> {
+    for lookup in Lookup::ALL {
+        if let Some(v) = lookup.of(data, new)
+            && lookup.of(data, old).as_deref() != Some(v.as_str())
+            && !claim(store, &lookup.key(data, &v), &new.id).await?
+        {
+            return Err(WriteError::Duplicate(lookup));
+        }
+    }
     let changed = credentials_changed(old, new);
     if changed {
         new.generation = old.generation.wrapping_add(1);
     }
+    if old.name != new.name {
+        names::add(store, names::Realm::Users(data), &new.id, &new.name).await?;
+    }
     store::put_json(store.as_ref(), &keys::user(&new.id), new, None).await?;
+    release_claims(store, data, old, Some(new)).await?;
+    names::remove(store, names::Realm::Users(data), &new.id, &old.name, Some(&new.name)).await?;
     Ok(changed)
 }
 
-/// Deletes a user and frees the username; true when it existed.
-pub async fn delete(store: &DynStore, id: &str) -> Result<bool, StoreError> {
+/// Deletes a user and frees the username and lookups; true when it existed. The record goes
+/// first (its tokens die with it), the claims after: a claim left by a crash points to no
+/// record and is taken over by the next claimant.
+pub async fn delete(store: &DynStore, data: &DataKey, id: &str) -> Result<bool, StoreError> {
     let Some(user) = get(store, id).await? else {
         return Ok(false);
     };
-    store.delete(&keys::username(&user.username)).await?;
+    let existed = store.delete(&keys::user(id)).await?;
     store.set_remove(keys::USER_INDEX, id).await?;
-    store.delete(&keys::user(id)).await
+    store.delete(&keys::username(&user.username)).await?;
+    release_claims(store, data, &user, None).await?;
+    names::remove(store, names::Realm::Users(data), id, &user.name, None).await?;
+    Ok(existed)
 }
 
 /// Lists users sorted by username.

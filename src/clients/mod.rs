@@ -12,6 +12,7 @@ pub use crate::apps::State;
 use crate::crypto::{self, Secret, ct_eq};
 use crate::error::OAuthError;
 pub use crate::grant::token_exchange::ExchangePolicy;
+pub use crate::identity::subject::SubjectType;
 use crate::jwks_cache::JwksCache;
 use crate::jwt::{Alg, JwkSet, Unverified, VerifyKey};
 pub use crate::ratelimit::RateLimit;
@@ -197,6 +198,16 @@ pub struct Client {
     pub token_exchange: Option<ExchangePolicy>,
     /// Creation time.
     pub created_at: i64,
+    /// OIDC Core s8: `public` or `pairwise` subject identifiers ([`crate::identity::subject`]).
+    #[serde(default, skip_serializing_if = "SubjectType::is_public")]
+    pub subject_type: SubjectType,
+    /// OIDC Core s8.1.1: the https URL listing the redirect URIs of the client's sector; its
+    /// host is the sector of pairwise subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// JM-B: the legacy direct login `POST /api/auth` is allowed (an admin's flag, off by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_login: bool,
 }
 
 fn yes() -> bool {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{FedError, LinkBy, Trust};
 use crate::keys::Keys;
 use crate::store::{DynStore, StoreError, keys};
-use crate::users::{self, User};
+use crate::users::{self, User, WriteError};
 
 /// The password hash of accounts that only log in through a trusted platform: not a PHC
 /// string, so no password ever verifies against it.
@@ -116,7 +116,13 @@ pub async fn local_account(
     let old = user.clone();
     if apply_claims(trust, keys_, &mut user, p) {
         user.updated_at = now;
-        users::update(store, &old, &mut user).await?;
+        match users::update(store, keys_.data(), &old, &mut user).await {
+            Ok(_) => {}
+            // Another account holds the arriving phone number: keep ours as it was.
+            Err(WriteError::Duplicate(_)) => return Ok(old),
+            Err(WriteError::UsernameTaken) => {}
+            Err(WriteError::Store(e)) => return Err(e.into()),
+        }
     }
     Ok(user)
 }
@@ -126,24 +132,21 @@ async fn create(store: &DynStore, keys_: &Keys, trust: &Trust, p: &Person, now: 
     let digest = crate::crypto::sha256_hex(p.sub.as_bytes());
     let fallback = format!("{}-{}", trust.id, digest.get(..12).unwrap_or_default());
     for username in wanted.into_iter().chain([fallback]) {
-        let mut user = User {
-            id: users::new_id(),
-            name: p.name.clone().unwrap_or_else(|| username.clone()),
-            username,
-            password_hash: NO_PASSWORD.into(),
-            email: None,
-            email_verified: false,
-            phone_sealed: None,
-            orgs: Vec::new(),
-            enabled: true,
-            generation: 0,
-            created_at: now,
-            updated_at: now,
-        };
+        let name = p.name.clone().unwrap_or_else(|| username.clone());
+        let mut user = User::new(username, name, NO_PASSWORD.into(), now);
         apply_claims(trust, keys_, &mut user, p);
-        if users::create(store, &user).await? {
-            link(store, &trust.id, &p.sub, &user.id).await?;
-            return Ok(user);
+        match users::create(store, keys_.data(), &user).await {
+            Ok(()) => {
+                link(store, &trust.id, &p.sub, &user.id).await?;
+                return Ok(user);
+            }
+            Err(WriteError::UsernameTaken) => {}
+            Err(WriteError::Duplicate(_)) => {
+                return Err(FedError::Denied(
+                    "an account here already has this phone number; ask an administrator to link it".into(),
+                ));
+            }
+            Err(WriteError::Store(e)) => return Err(e.into()),
         }
     }
     Err(FedError::Denied("no free username for the arriving account".into()))

@@ -11,6 +11,7 @@ use crate::apps::AppError;
 use crate::error::{ErrorCode, OAuthError};
 use crate::ratelimit::Limited;
 use crate::store::StoreError;
+use crate::users::WriteError;
 
 /// An RFC 6749 s5.2 error body, plus the request id (extra members are allowed there) so a
 /// caller can quote it to support.
@@ -248,6 +249,15 @@ impl Problem {
     }
 }
 
+impl From<WriteError> for Problem {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Store(e) => e.into(),
+            other => Self::conflict(other.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match OAuthError::from(e).code {
@@ -466,5 +476,20 @@ pub fn internal(path: &str) -> Response {
         Family::OAuth => JsonError::from(e).into_response(),
         Family::Problem => Problem::from(e).into_response(),
         Family::Page => page(Locale::ZhCn, &e),
+    }
+}
+
+impl From<crate::identity::records::RecordError> for Problem {
+    fn from(e: crate::identity::records::RecordError) -> Self {
+        use crate::identity::records::RecordError as E;
+        match e {
+            E::Store(s) => s.into(),
+            E::NotFound(d) => Self::not_found(d),
+            E::Conflict(d) => Self::conflict(d),
+            E::Busy => Self::conflict(E::Busy.to_string()),
+            invalid @ (E::Invalid(..) | E::IdNumber(_) | E::Uscc(_) | E::Phone(_)) => {
+                Self::bad_request(invalid.to_string())
+            }
+        }
     }
 }

@@ -35,6 +35,25 @@ pub fn username(name: &str) -> String {
 }
 /// The set of all user ids.
 pub const USER_INDEX: &str = "users";
+/// A legal person (HL-5.1), by id.
+pub fn legal_person(id: &str) -> String {
+    format!("legal:{id}")
+}
+/// Unified social credit code (upper-cased) -> legal person id (unique; empty once freed).
+pub fn legal_uscc(uscc: &str) -> String {
+    format!("legal:uscc:{}", uscc.to_uppercase())
+}
+/// The set of all legal person ids.
+pub const LEGAL_INDEX: &str = "legals";
+/// The legal persons a natural person is an agent of (a hint; each record's agents decide).
+pub fn acting_for(user_id: &str) -> String {
+    format!("user:{user_id}:actingfor")
+}
+/// A blind index of users (SH-8.2): `kind` (`phone`, `idn`) and the keyed hash of the value ->
+/// user id (unique).
+pub fn user_lookup(kind: &str, hash: &str) -> String {
+    format!("userlookup:{kind}:{hash}")
+}
 /// An SSO session, by sid (tagged by the sid, like every key of the session).
 pub fn session(sid: &str) -> String {
     format!("session:{}", tag(sid))
@@ -146,6 +165,10 @@ pub const SCOPE_INDEX: &str = "scopes";
 pub fn client_consents(client_id: &str) -> String {
     format!("client:{client_id}:consents")
 }
+/// The clients a user consented to (so the account page can list and revoke them, SH-8.2).
+pub fn user_consents(sub: &str) -> String {
+    format!("user:{sub}:consents")
+}
 /// A trusted platform, by id.
 pub fn trust(id: &str) -> String {
     format!("trust:{id}")
@@ -201,3 +224,14 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+/// Name search index (HL-5.1 admin search): `realm` (`user`, `legal`) and the hash of one
+/// normalised name prefix -> the set of ids whose name starts with it (a hint: the records
+/// decide).
+pub fn name_index(realm: &str, hash: &str) -> String {
+    format!("nameidx:{realm}:{hash}")
+}
+/// The agent who authenticated for pending request `req_id` and has yet to pick the legal
+/// person they act for (HL-5.1); lives no longer than the pending request.
+pub fn acting_choice(req_id: &str) -> String {
+    format!("authreq:{req_id}:acting")
+}
