@@ -74,8 +74,31 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Where the server's own requests may go.
     pub outbound: OutboundConfig,
+    /// Log format and the per-request access line.
+    pub logging: LoggingConfig,
     /// The platform's name, logo, colours and links on every page (JM-5.6, SH-D).
     pub branding: BrandingConfig,
+}
+
+/// `[logging]`: how log lines are written (see [`crate::logging`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `text` (human-readable) or `json` (one JSON object a line, for log collectors).
+    pub format: LogFormat,
+    /// One `tongzheng::access` line per request (method, route template, status, latency,
+    /// client id, request id).
+    pub access: bool,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colour only when writing to a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[branding]`: what every page shows of the platform (JM-5.6, SH-D): its name and logo, a
@@ -545,6 +568,9 @@ pub struct KeysConfig {
     pub kek_file: PathBuf,
     /// Seconds between two reads of the shared key set (a rotation anywhere is used this soon).
     pub refresh_secs: u64,
+    /// Rotation policy in days: the metric `tongzheng_signing_key_next_rotation_timestamp_seconds`
+    /// is an active key's creation plus this, and the shipped alert fires when it passes.
+    pub rotation_days: u32,
 }
 
 impl std::fmt::Debug for KeysConfig {
@@ -554,6 +580,7 @@ impl std::fmt::Debug for KeysConfig {
             .field("kek", &if self.kek.is_empty() { "" } else { "<redacted>" })
             .field("kek_file", &self.kek_file)
             .field("refresh_secs", &self.refresh_secs)
+            .field("rotation_days", &self.rotation_days)
             .finish()
     }
 }
@@ -568,6 +595,9 @@ impl KeysConfig {
         let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
         if !(1..=300).contains(&self.refresh_secs) {
             return Err(invalid("keys.refresh_secs", "must be 1..=300 seconds"));
+        }
+        if !(1..=3650).contains(&self.rotation_days) {
+            return Err(invalid("keys.rotation_days", "must be 1..=3650 days"));
         }
         let file = !self.kek_file.as_os_str().is_empty();
         if !self.kek.is_empty() && file {
@@ -739,6 +769,9 @@ pub struct SeedClient {
     pub scopes: Vec<String>,
     /// Client authentication method.
     pub token_endpoint_auth_method: String,
+    /// Back-channel logout URI (OpenID Back-Channel Logout 1.0 s2.2); the token carries `sid`.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// A user to create at start.
@@ -757,6 +790,21 @@ pub struct SeedUser {
     /// Phone number.
     #[serde(default)]
     pub phone_number: Option<String>,
+}
+
+/// Every secret `config/dev.toml` publishes: its initial access token, client secrets and user
+/// passwords.
+fn dev_secrets() -> Vec<String> {
+    let Ok(dev) = parse_table(DEV, "dev") else { return Vec::new() };
+    let text = |v: Option<&toml::Value>| v.and_then(toml::Value::as_str).map(str::to_owned);
+    let mut out: Vec<String> =
+        text(dev.get("security").and_then(|s| s.get("initial_access_token"))).into_iter().collect();
+    let seed = dev.get("seed");
+    for (list, field) in [("clients", "client_secret"), ("users", "password")] {
+        let items = seed.and_then(|s| s.get(list)).and_then(toml::Value::as_array);
+        out.extend(items.into_iter().flatten().filter_map(|c| text(c.get(field))));
+    }
+    out
 }
 
 fn parse_table(text: &str, what: &str) -> Result<toml::Table, ConfigError> {
@@ -1027,6 +1075,46 @@ impl Config {
                 ));
             }
         }
+        if !self.server.dev {
+            self.refuse_dev_secrets()?;
+        }
+        Ok(())
+    }
+
+    /// Outside dev mode: refuses the secrets `config/dev.toml` publishes (they are in the source
+    /// and in every dev banner), unfilled hash placeholders, and seeded passwords that fail the
+    /// password policy.
+    fn refuse_dev_secrets(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        let published = dev_secrets();
+        if published.contains(&self.security.initial_access_token) {
+            return Err(invalid(
+                "security.initial_access_token",
+                "is the published dev token; generate one (openssl rand -base64 32) or leave it empty",
+            ));
+        }
+        for c in &self.seed.clients {
+            let Some(hash) = &c.client_secret_sha256 else { continue };
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "seed.clients.client_secret_sha256",
+                    "must be the SHA-256 of the secret in hex (64 digits): printf %s \"$SECRET\" | sha256sum",
+                ));
+            }
+            if published.iter().any(|p| crate::crypto::sha256_hex(p.as_bytes()).eq_ignore_ascii_case(hash)) {
+                return Err(invalid(
+                    "seed.clients.client_secret_sha256",
+                    "is the hash of a secret published in config/dev.toml; generate one (openssl rand -base64 32)",
+                ));
+            }
+        }
+        for u in &self.seed.users {
+            if published.contains(&u.password) {
+                return Err(invalid("seed.users.password", "is the dev demo password published in config/dev.toml"));
+            }
+            crate::users::check_password_policy(&u.password)
+                .map_err(|reason| invalid("seed.users.password", reason))?;
+        }
         Ok(())
     }
 
@@ -1138,9 +1226,48 @@ mod tests {
 
     #[test]
     fn production_example_parses() {
-        let c = Config::from_overlay(include_str!("../config/production.example.toml"), false).unwrap();
+        // Its secret hashes are placeholders: refused, naming the field, until filled in.
+        let example = include_str!("../config/production.example.toml");
+        let e = Config::from_overlay(example, false).unwrap_err();
+        assert!(e.to_string().contains("seed.clients.client_secret_sha256"), "{e}");
+        let hash = crate::crypto::sha256_hex(b"a production admin secret, 0123456789");
+        let filled = example.replace("replace-with-sha256-hex-of-the-secret", &hash);
+        let c = Config::from_overlay(&filled, false).unwrap();
         assert_eq!(c.audit.dir, PathBuf::from("/var/lib/tongzheng/audit"));
         assert_eq!(c.audit.retention_days, 180);
+    }
+
+    // Issue 14: the secrets config/dev.toml publishes never work outside dev mode.
+    #[test]
+    fn production_refuses_published_dev_secrets() {
+        let prod = "issuer = \"https://id.example.gov.cn\"\n[server]\nbehind_tls_proxy = true\n\
+                    [store]\nbackend = \"memory\"\nallow_memory = true\n[keys]\nkek_file = \"/run/secrets/kek\"\n";
+        assert!(Config::from_overlay(prod, false).is_ok());
+        let token = format!("{prod}[security]\ninitial_access_token = \"dev-initial-access-token-change-me\"\n");
+        let e = Config::from_overlay(&token, false).unwrap_err().to_string();
+        assert!(e.contains("security.initial_access_token"), "{e}");
+        let client = |hash: &str| {
+            format!(
+                "{prod}[[seed.clients]]\nclient_id = \"admin-cli\"\nclient_secret_sha256 = \"{hash}\"\nname = \"a\"\n\
+                 grant_types = [\"client_credentials\"]\nscopes = [\"tongzheng:admin\"]\n\
+                 token_endpoint_auth_method = \"client_secret_basic\"\n"
+            )
+        };
+        let dev_hash = crate::crypto::sha256_hex(b"admin-cli-secret-0123456789abcdef");
+        let e = Config::from_overlay(&client(&dev_hash), false).unwrap_err().to_string();
+        assert!(e.contains("seed.clients.client_secret_sha256") && e.contains("dev.toml"), "{e}");
+        let e = Config::from_overlay(&client("not-hex"), false).unwrap_err().to_string();
+        assert!(e.contains("64 digits"), "{e}");
+        let own = crate::crypto::sha256_hex(b"a production admin secret, 0123456789");
+        assert!(Config::from_overlay(&client(&own), false).is_ok());
+        let user = |pw: &str| format!("{prod}[[seed.users]]\nusername = \"u\"\npassword = \"{pw}\"\nname = \"U\"\n");
+        let e = Config::from_overlay(&user("demo-password"), false).unwrap_err().to_string();
+        assert!(e.contains("seed.users.password"), "{e}");
+        let e = Config::from_overlay(&user("Password2026!"), false).unwrap_err().to_string();
+        assert!(e.contains("too common"), "{e}");
+        assert!(Config::from_overlay(&user("a long, unusual pass phrase"), false).is_ok());
+        // Dev mode keeps its demo data.
+        assert!(Config::from_overlay(&token, true).is_ok());
     }
 
     #[test]

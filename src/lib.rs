@@ -12,6 +12,9 @@
 //! - [`metrics`]: Prometheus counters and histograms of one instance, served at `/metrics`.
 //! - [`cli`]: `tongzheng admin`, a client of the admin API of a running server.
 //!
+//! - [`example_rp`]: not the server: the integrator's reference relying party (`serve --dev`
+//!   runs it on 127.0.0.1:9000).
+//!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
 pub mod apps;
@@ -24,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod example_rp;
 pub mod federation;
 pub mod grant;
 pub mod guard;
@@ -34,6 +38,7 @@ pub mod instance;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;
+pub mod logging;
 pub mod logout;
 pub mod metrics;
 pub mod outbound;

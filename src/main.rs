@@ -80,12 +80,6 @@ fn main() -> ExitCode {
     if let Command::Admin(args) = cli.command {
         return admin(*args);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TONGZHENG_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,6 +110,8 @@ fn real_main(cli: Cli) -> Result<(), String> {
             // --listen wins over the file and the environment; in dev mode without a configured
             // issuer, the issuer follows it (discovery and every endpoint announce it).
             let cfg = Config::load_with_listen(config.as_deref(), dev, listen.as_deref()).map_err(|e| e.to_string())?;
+            // Logging as configured (text or JSON, colour only on a terminal).
+            tongzheng::logging::init(&cfg.logging);
             let mut rt = tokio::runtime::Builder::new_multi_thread();
             if cfg.server.workers > 0 {
                 rt.worker_threads(cfg.server.workers);
@@ -129,6 +125,7 @@ fn real_main(cli: Cli) -> Result<(), String> {
                 KeysAction::Rotate { config, dev } | KeysAction::RotateKek { config, dev } => (config, *dev),
             };
             let cfg = load(config.as_ref(), dev)?;
+            tongzheng::logging::init(&cfg.logging);
             if cfg.store.backend == tongzheng::config::Backend::Memory {
                 return Err("keys: the key set lives in the store, and the memory store lives inside the server \
                             process: use POST /admin/v1/keys/rotate on the running server"
@@ -191,7 +188,7 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn serve(cfg: Config) -> Result<(), String> {
+async fn serve(mut cfg: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
@@ -214,6 +211,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
         if !cfg.security.initial_access_token.is_empty() {
             println!("  RFC 7591 initial access token: {}", cfg.security.initial_access_token);
         }
+        start_example_rp(&mut cfg).await;
     } else {
         tracing::info!(%issuer, listen = %cfg.server.listen, "tongzheng starting");
     }
@@ -229,6 +227,38 @@ async fn serve(cfg: Config) -> Result<(), String> {
         });
     };
     tongzheng::server::run(listener, cfg, shutdown).await.map_err(|e| e.to_string())
+}
+
+/// The address of the example application `serve --dev` runs (the demo client's redirect URI).
+const EXAMPLE_RP: &str = "127.0.0.1:9000";
+
+/// Dev mode: runs the integrator's reference application (`src/example_rp/`) as the demo client
+/// `demo-web`, so the first login has somewhere to land, and registers its back-channel logout
+/// receiver on that client. A busy port is a note in the banner, not a stop.
+async fn start_example_rp(cfg: &mut Config) {
+    let Some(demo) = cfg.seed.clients.iter_mut().find(|c| c.client_id == "demo-web") else { return };
+    let Some(secret) = demo.client_secret.clone() else { return };
+    let listener = match tokio::net::TcpListener::bind(EXAMPLE_RP).await {
+        Ok(l) => l,
+        Err(e) => {
+            println!("  example app: not started ({EXAMPLE_RP}: {e})");
+            return;
+        }
+    };
+    println!(
+        "  example app: http://{EXAMPLE_RP}/  (client demo-web; open /protected to log in; source: src/example_rp/)"
+    );
+    let settings = tongzheng::example_rp::Settings {
+        issuer: cfg.issuer.clone(),
+        client_id: demo.client_id.clone(),
+        client_secret: secret,
+        base: format!("http://{EXAMPLE_RP}"),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = tongzheng::example_rp::run(listener, settings, std::future::pending()).await {
+            tracing::warn!(error = %e, "example application stopped");
+        }
+    });
 }
 
 /// SIGTERM (what systemd, container runtimes and orchestrators send) and SIGINT (Ctrl-C). Once

@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 
 use crate::crypto::{self, Secret};
 
+pub mod policy;
+
 /// Why a password could not be hashed or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {

@@ -85,6 +85,7 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let outbound = crate::outbound::Policy::new(&config.outbound, config.server.dev);
     let http = crate::outbound::client::build(outbound).map_err(|e| ServerError::Tls(e.to_string()))?;
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
+    audit.attach_metrics(metrics.clone());
     let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
         .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
     if let Err(e) = seeding::seed_once(&state).await {
@@ -135,8 +136,8 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             id_token_alg: Alg::RS256,
             jwks: None,
             jwks_uri: None,
-            backchannel_logout_uri: None,
-            backchannel_logout_session_required: false,
+            backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_uri.is_some(),
             frontchannel_logout_uri: None,
             frontchannel_logout_session_required: false,
             consent_required: false,
@@ -241,6 +242,10 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if tls.is_some() {
+        let expiry = std::fs::read(&state.config.tls.cert).ok().and_then(|pem| crate::metrics::cert::not_after(&pem));
+        state.metrics.set_tls_not_after(expiry.unwrap_or(0));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let outbox = spawn_background(&state, stop_rx);
     let instance = state.instance.clone();

@@ -181,15 +181,17 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
-/// Validation rules for a new password.
+/// Validation rules for a new password: [`crate::passwords::policy`] (length, repetition, the
+/// forbidden-common list).
 pub fn check_password_policy(password: &str) -> Result<(), &'static str> {
-    if password.chars().count() < 8 {
-        return Err("password must have at least 8 characters");
-    }
-    if password.len() > 256 {
-        return Err("password must have at most 256 bytes");
-    }
-    Ok(())
+    crate::passwords::policy::check(password).map_err(|e| match e {
+        crate::passwords::policy::PolicyError::TooShort => "password must have at least 12 characters",
+        crate::passwords::policy::PolicyError::TooLong => "password must have at most 256 bytes",
+        crate::passwords::policy::PolicyError::Repetitive => "password is too repetitive",
+        crate::passwords::policy::PolicyError::Common => {
+            "password is too common; choose one that is not a well-known password"
+        }
+    })
 }
 
 /// Checks a username's shape.
@@ -359,7 +361,7 @@ mod tests {
     #[test]
     fn policies() {
         assert!(check_password_policy("short").is_err());
-        assert!(check_password_policy("long enough").is_ok());
+        assert!(check_password_policy("long enough, not common").is_ok());
         assert!(check_username("zhang.san").is_ok());
         assert!(check_username("bad name").is_err());
     }

@@ -145,6 +145,8 @@ pub struct Audit(Arc<Inner>);
 struct Inner {
     active: Option<Active>,
     counters: Arc<Counters>,
+    /// The instance's metrics, counting recorded events by kind (`tongzheng_audit_events_total`).
+    metrics: std::sync::OnceLock<crate::metrics::Metrics>,
 }
 
 struct Active {
@@ -208,12 +210,13 @@ impl Audit {
                 wake: Arc::new(Notify::new()),
             }),
             counters: Arc::default(),
+            metrics: std::sync::OnceLock::new(),
         })))
     }
 
     /// An audit log that records nothing (benchmarks); queries find nothing.
     pub fn disabled() -> Audit {
-        Audit(Arc::new(Inner { active: None, counters: Arc::default() }))
+        Audit(Arc::new(Inner { active: None, counters: Arc::default(), metrics: std::sync::OnceLock::new() }))
     }
 
     /// Whether events are recorded at all.
@@ -281,7 +284,22 @@ impl Audit {
         e.id = event_id(e.time, &a.layout.instance);
         e.ts.clear();
         e.origin.clone_from(&a.origin);
-        self.send(a, Msg::Event(e)).await;
+        let kind = e.kind;
+        if self.send(a, Msg::Event(e)).await
+            && let Some(m) = self.0.metrics.get()
+        {
+            m.audit_event(kind.as_str());
+        }
+    }
+
+    /// Counts recorded events in `metrics` from now on (the first call wins).
+    pub fn attach_metrics(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.0.metrics.set(metrics);
+    }
+
+    /// Events handed to the writer and not yet taken by it (the audit queue's depth).
+    pub fn queue_depth(&self) -> u64 {
+        self.0.active.as_ref().map_or(0, |a| (a.tx.max_capacity() - a.tx.capacity()) as u64)
     }
 
     async fn send(&self, a: &Active, m: Msg) -> bool {

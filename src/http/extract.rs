@@ -88,6 +88,8 @@ pub struct Meta {
     pub request_id: Option<String>,
     /// The client address.
     pub ip: Option<String>,
+    /// Where the access line learns the request's client.
+    pub note: Option<super::access::AccessNote>,
 }
 
 impl Meta {
@@ -102,7 +104,8 @@ impl Meta {
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
         let peer =
             parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-        Self { request_id, ip: forwarded.or(peer) }
+        let note = parts.extensions.get::<super::access::AccessNote>().cloned();
+        Self { request_id, ip: forwarded.or(peer), note }
     }
 }
 
@@ -117,6 +120,9 @@ impl Meta {
         }
         if let Some(app) = app_id {
             e = e.app(app);
+        }
+        if let (Some(note), Some(client)) = (&self.note, &e.client_id) {
+            note.client(client);
         }
         e
     }

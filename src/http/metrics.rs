@@ -34,7 +34,15 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response();
     }
-    let mut resp = state.metrics.render().into_response();
+    let sources = crate::metrics::gauges::Sources {
+        metrics: &state.metrics,
+        store: state.store.as_ref(),
+        keys: &state.keys,
+        audit: &state.audit,
+        rotation_days: state.config.keys.rotation_days,
+        now: state.clock.now(),
+    };
+    let mut resp = crate::metrics::gauges::scrape(&sources).await.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

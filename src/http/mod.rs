@@ -1,6 +1,7 @@
 //! The HTTP surface: one `AppState`, the router, and cross-cutting layers (body limit, request
 //! id, security headers). Handlers live one file per area, each ending in `routes()`.
 
+pub mod access;
 pub mod act;
 pub mod admin;
 pub mod authorize;
@@ -302,13 +303,31 @@ async fn layers(State(state): State<AppState>, req: Request, next: Next) -> Resp
 
 /// Counts each request by its matched route template (never the raw path, whose cardinality
 /// is unbounded; `unmatched` for the 404 fallback), method and status, and times it.
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Writes the access line ([`access`]) when `logging.access` is on.
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
+    let note = access::AccessNote::default();
+    let logging = state.config.logging.access;
+    let query_client = if logging { access::client_from_query(req.uri().query()) } else { None };
+    req.extensions_mut().insert(note.clone());
     let resp = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    state.metrics.http_request(route, method.as_str(), resp.status().as_u16(), start.elapsed().as_secs_f64());
+    let latency = start.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.http_request(route, method.as_str(), status, latency.as_secs_f64());
+    if logging {
+        access::log(&access::Line {
+            method: &method,
+            route,
+            status,
+            latency,
+            headers: resp.headers(),
+            note: &note,
+            query_client,
+        });
+    }
     resp
 }
 

@@ -10,7 +10,13 @@ const KEK_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const KEK_B: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn config(kek: &str, dir: &std::path::Path) -> KeysConfig {
-    KeysConfig { dir: dir.to_owned(), kek: kek.into(), kek_file: Default::default(), refresh_secs: 10 }
+    KeysConfig {
+        dir: dir.to_owned(),
+        kek: kek.into(),
+        kek_file: Default::default(),
+        refresh_secs: 10,
+        rotation_days: 90,
+    }
 }
 
 fn temp_dir() -> std::path::PathBuf {

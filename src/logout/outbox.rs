@@ -459,7 +459,18 @@ impl Worker {
                 tracing::info!(delivery = %d.id, client_id = %d.client_id, attempts = d.attempts, "logout delivered")
             }
             (Ok(()), state) => {
-                tracing::info!(delivery = %d.id, client_id = %d.client_id, ?state, error = d.last_error.as_deref().unwrap_or(""), "logout delivery not done")
+                // Operators act on these: WARN, with the receiver and the cause.
+                let receiver = d.upstream.as_ref().map_or(d.uri.as_str(), |up| up.iss.as_str());
+                tracing::warn!(
+                    delivery = %d.id,
+                    client_id = %d.client_id,
+                    receiver = %receiver,
+                    ?state,
+                    attempts = d.attempts,
+                    next_attempt_at = d.next_attempt_at.unwrap_or(0),
+                    cause = %d.last_error.as_deref().unwrap_or(""),
+                    "logout delivery failed"
+                )
             }
         }
     }
@@ -522,7 +533,7 @@ impl Worker {
             .form(&form)
             .send()
             .await
-            .map_err(|e| Retry(if e.is_timeout() { "timed out".to_owned() } else { e.without_url().to_string() }))?;
+            .map_err(|e| Retry(cause(e)))?;
         let status = resp.status();
         tracing::info!(delivery = %d.id, trust = %trust.id, %status, "upstream told of a logout");
         if status.is_success() { Ok(()) } else { Err(Retry(format!("upstream answered {status}"))) }
@@ -557,7 +568,7 @@ impl Worker {
             .form(&[("logout_token", token.as_str())])
             .send()
             .await
-            .map_err(|e| Retry(if e.is_timeout() { "timed out".to_owned() } else { e.without_url().to_string() }))?;
+            .map_err(|e| Retry(cause(e)))?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
@@ -567,6 +578,26 @@ impl Worker {
             Err(Retry(format!("receiver answered {status}")))
         }
     }
+}
+
+/// A failed request's cause with its source chain ("connection refused", not only "error
+/// sending request"), without the URL (the receiver is logged beside it).
+fn cause(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 enum Failure {

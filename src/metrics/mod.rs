@@ -2,11 +2,15 @@
 //! two servers in one process count separately), typed recording methods for each event, and
 //! [`Metrics::render`] in the text exposition format 0.0.4 for `GET /metrics`.
 
+pub mod cert;
+pub mod gauges;
+pub mod process;
 pub mod registry;
 pub mod text;
 pub mod verified;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use registry::{CounterVec, HistogramVec, LATENCY_BUCKETS};
 
@@ -71,6 +75,8 @@ struct Inner {
     audit_events: CounterVec,
     /// The verified-signature cache whose figures are reported, once the keys are open.
     verified: std::sync::OnceLock<Arc<crate::keys::verified::Verified>>,
+    /// notAfter of the served TLS certificate, unix seconds (0: no TLS here).
+    tls_not_after: AtomicI64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +161,7 @@ impl Metrics {
             ),
             audit_events: CounterVec::new("tongzheng_audit_events_total", "Audit events recorded, by kind.", &["kind"]),
             verified: std::sync::OnceLock::new(),
+            tls_not_after: AtomicI64::new(0),
         }))
     }
 
@@ -206,6 +213,16 @@ impl Metrics {
     /// Records an audit event of `kind`.
     pub fn audit_event(&self, kind: &str) {
         self.0.audit_events.inc(&[kind]);
+    }
+
+    /// Records the expiry of the TLS certificate this instance serves (unix seconds).
+    pub fn set_tls_not_after(&self, at: i64) {
+        self.0.tls_not_after.store(at, Ordering::Relaxed);
+    }
+
+    /// The served TLS certificate's expiry, 0 without TLS.
+    pub fn tls_not_after(&self) -> i64 {
+        self.0.tls_not_after.load(Ordering::Relaxed)
     }
 
     /// Every metric in the Prometheus text exposition format 0.0.4.

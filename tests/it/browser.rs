@@ -69,7 +69,7 @@ pub(crate) fn screenshot_path(name: &str) -> PathBuf {
     target.join(name)
 }
 
-fn jwt_claims(jwt: &str) -> Value {
+pub(crate) fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("JWT payload");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")

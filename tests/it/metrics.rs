@@ -61,7 +61,7 @@ fn parse_series(series: &str) -> (String, Vec<(String, String)>) {
 }
 
 /// Checks every line of a scrape and returns the samples by their series text.
-fn parse(text: &str) -> HashMap<String, f64> {
+pub(crate) fn parse(text: &str) -> HashMap<String, f64> {
     let mut typed: Vec<String> = Vec::new();
     let mut samples = HashMap::new();
     for line in text.lines() {

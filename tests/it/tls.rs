@@ -85,6 +85,12 @@ token_endpoint_auth_method = "client_secret_basic"
         // Keys live sealed in the store, not in files beside the server.
         assert!(!dir.join("keys").join("keyset.json").exists());
     }
+    // Operators: the served certificate's expiry is a gauge (issue 14), so an alert can fire before
+    // it lapses (rcgen's default notAfter is 4096-01-01).
+    let client = reqwest::Client::builder().add_root_certificate(root).resolve("localhost", addr).build().unwrap();
+    let text =
+        client.get(format!("https://localhost:{}/metrics", addr.port())).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("\ntongzheng_tls_certificate_expiry_timestamp_seconds 67090118400\n"), "{text}");
     // Plain HTTP to the TLS port gets nothing useful (no downgrade).
     let plain = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;
     assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);

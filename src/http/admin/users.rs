@@ -100,7 +100,7 @@ pub struct UserBody {
     /// Login name (create only).
     #[serde(default)]
     pub username: Option<String>,
-    /// Password (required at create; at least 12 characters).
+    /// Password (required at create; at least 12 characters, not a common password).
     #[serde(default)]
     pub password: Option<String>,
     /// Display name.

@@ -115,12 +115,17 @@ pub async fn redeem(s: &TestServer, code: &str, pkce: &Pkce) -> (StatusCode, ser
     (status, resp.json().await.expect("json"))
 }
 
+/// The bootstrap admin client's secret on `s` (dev and production servers differ).
+pub fn admin_secret(s: &TestServer) -> &'static str {
+    if s.state.config.server.dev { super::server::ADMIN_SECRET } else { super::server::PROD_ADMIN_SECRET }
+}
+
 /// A client_credentials token for the bootstrap admin client.
 pub async fn admin_token(s: &TestServer) -> String {
     let resp = s
         .http
         .post(s.url("/token"))
-        .basic_auth(super::server::ADMIN_CLIENT, Some(super::server::ADMIN_SECRET))
+        .basic_auth(super::server::ADMIN_CLIENT, Some(admin_secret(s)))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await

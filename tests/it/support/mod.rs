@@ -10,3 +10,4 @@ pub mod redis;
 pub mod redis_modes;
 pub mod server;
 pub mod webdriver;
+pub mod yaml;

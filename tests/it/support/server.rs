@@ -122,6 +122,9 @@ pub const SPA_REDIRECT: &str = "http://127.0.0.1:9001/callback";
 pub const ADMIN_CLIENT: &str = "admin-cli";
 /// Secret of [`ADMIN_CLIENT`].
 pub const ADMIN_SECRET: &str = "admin-cli-secret-0123456789abcdef";
+/// The bootstrap admin client's secret on production-mode test servers (the dev one is
+/// refused outside dev mode).
+pub const PROD_ADMIN_SECRET: &str = "prod-test-admin-secret-0123456789abcdef";
 /// The bootstrap auditor client.
 pub const AUDITOR_CLIENT: &str = "auditor-cli";
 /// Secret of [`AUDITOR_CLIENT`].
@@ -236,7 +239,7 @@ impl TestServer {
             "[server]\nbehind_tls_proxy = true\n[[seed.clients]]\nclient_id = \"{ADMIN_CLIENT}\"\nclient_secret_sha256 = \"{}\"\n\
              name = \"admin\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"tongzheng:admin\"]\n\
              token_endpoint_auth_method = \"client_secret_basic\"\n",
-            tongzheng::crypto::sha256_hex(ADMIN_SECRET.as_bytes())
+            tongzheng::crypto::sha256_hex(PROD_ADMIN_SECRET.as_bytes())
         );
         Self::start_mode(false, "127.0.0.1", &format!("{admin}{overlay}"), store_overlay, store, Some(keys()), clock)
             .await
