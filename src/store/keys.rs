@@ -220,3 +220,13 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+
+/// An append-only log's entries (the backend's sorted set by sequence number), tagged by the
+/// log's name so its append script touches one slot.
+pub fn log_entries(log: &str) -> String {
+    format!("log:{}", tag(log))
+}
+/// An append-only log's sequence counter, beside its entries.
+pub fn log_counter(log: &str) -> String {
+    format!("log:{}:seq", tag(log))
+}

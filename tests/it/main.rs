@@ -65,6 +65,7 @@ mod retry_safe;
 mod revocation;
 mod round_trips;
 mod store;
+mod store_index;
 mod store_queue;
 mod tls;
 mod token_exchange;
