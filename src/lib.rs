@@ -23,6 +23,7 @@ pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod directory;
 pub mod error;
 pub mod federation;
 pub mod grant;

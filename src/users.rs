@@ -233,6 +233,7 @@ pub async fn create(store: &DynStore, data: &DataKey, user: &User) -> Result<(),
             return Err(WriteError::Duplicate(lookup));
         }
     }
+    crate::directory::people::on_user_write(store, None, Some(user)).await?;
     store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
     store.set_add(keys::USER_INDEX, &user.id, None).await?;
     Ok(())
@@ -308,7 +309,9 @@ pub async fn update(store: &DynStore, data: &DataKey, old: &User, new: &mut User
     if changed {
         new.generation = old.generation.wrapping_add(1);
     }
+    crate::directory::people::on_user_write(store, Some(old), Some(new)).await?;
     store::put_json(store.as_ref(), &keys::user(&new.id), new, None).await?;
+    crate::directory::people::after_user_write(store, Some(old), new).await?;
     release_claims(store, data, old, Some(new)).await?;
     Ok(changed)
 }
@@ -324,6 +327,7 @@ pub async fn delete(store: &DynStore, data: &DataKey, id: &str) -> Result<bool, 
     store.set_remove(keys::USER_INDEX, id).await?;
     store.delete(&keys::username(&user.username)).await?;
     release_claims(store, data, &user, None).await?;
+    crate::directory::people::on_user_write(store, Some(&user), None).await?;
     Ok(existed)
 }
 

@@ -151,6 +151,9 @@ impl Store for Instrumented {
     async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.timed("log_read", self.inner.log_read(log, after, max)).await
     }
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        self.timed("log_last", self.inner.log_last(log)).await
+    }
     async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
         self.timed("log_trim", self.inner.log_trim(log, upto)).await
     }

@@ -466,6 +466,13 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        self.with(|m, at| match m.live(log, at).map(|e| &e.value) {
+            Some(Value::Log { last, .. }) => *last,
+            _ => 0,
+        })
+    }
+
     async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
         self.with(|m, at| match m.live(log, at).map(|e| &mut e.value) {
             Some(Value::Log { entries, .. }) => {

@@ -143,6 +143,8 @@ pub trait Store: Send + Sync + 'static {
     async fn log_append(&self, log: &str, payload: &[u8]) -> Result<u64, StoreError>;
     /// Up to `max` entries of a log after sequence number `after`, oldest first.
     async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The sequence number of a log's last appended entry (0: none yet), trimmed or not.
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError>;
     /// Drops a log's entries up to and including `upto`; returns how many went. Numbering
     /// continues after the last appended entry.
     async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError>;

@@ -537,6 +537,11 @@ impl Store for RedisStore {
             .collect())
     }
 
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        let last: Option<u64> = self.run(redis::cmd("GET").arg(self.key(&keys::log_counter(log))).clone()).await?;
+        Ok(last.unwrap_or(0))
+    }
+
     async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
         let cmd = redis::cmd("ZREMRANGEBYSCORE").arg(self.key(&keys::log_entries(log))).arg("-inf").arg(upto).clone();
         self.run(cmd).await

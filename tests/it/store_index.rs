@@ -59,6 +59,7 @@ async fn index_ranges(store: DynStore) {
 // SH-6.3.5: the change feed is an append-only log read after a cursor, in append order.
 async fn logs_append_read_trim(store: DynStore) {
     assert!(store.log_read("feed", 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.log_last("feed").await.unwrap(), 0);
     for i in 1..=5u64 {
         let payload = format!("e{i}:with:colons\u{0}");
         assert_eq!(store.log_append("feed", payload.as_bytes()).await.unwrap(), i);
@@ -80,6 +81,8 @@ async fn logs_append_read_trim(store: DynStore) {
     assert_eq!(store.log_read("feed", 0, 1).await.unwrap()[0].0, 5);
     assert_eq!(store.log_trim("feed", 100).await.unwrap(), 3);
     assert_eq!(store.log_append("feed", b"next").await.unwrap(), 8);
+    assert_eq!(store.log_last("feed").await.unwrap(), 8, "trimming keeps the numbering");
+    assert_eq!(store.log_last("never").await.unwrap(), 0);
     // Concurrent appends get distinct, gapless numbers.
     let mut set = tokio::task::JoinSet::new();
     for i in 0..20 {

@@ -208,6 +208,10 @@ impl Store for Flaky {
         self.pause().await;
         self.inner.log_read(log, after, max).await
     }
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        self.pause().await;
+        self.inner.log_last(log).await
+    }
     async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
         self.pause().await;
         self.inner.log_trim(log, upto).await
