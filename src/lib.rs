@@ -41,6 +41,7 @@ pub mod outbound;
 pub mod passwords;
 pub mod ratelimit;
 pub mod registration;
+pub mod scim;
 pub mod scopes;
 pub mod sealing;
 pub mod server;

@@ -39,12 +39,7 @@ pub async fn get_many(store: &DynStore, ids: &[String]) -> Result<Vec<Org>, Stor
 
 /// Claims a unique value for `id` (true when free or already ours). A claim whose holder no
 /// longer exists (a crashed write, a deleted record) is taken over by compare-and-set.
-pub(super) async fn claim(
-    store: &DynStore,
-    key: &str,
-    id: &str,
-    record_key: fn(&str) -> String,
-) -> Result<bool, StoreError> {
+pub async fn claim(store: &DynStore, key: &str, id: &str, record_key: fn(&str) -> String) -> Result<bool, StoreError> {
     for _ in 0..3 {
         match store.get(key).await? {
             None => {
@@ -68,7 +63,7 @@ pub(super) async fn claim(
 }
 
 /// Frees a claim if `id` still holds it.
-pub(super) async fn release(store: &DynStore, key: &str, id: &str) -> Result<(), StoreError> {
+pub async fn release(store: &DynStore, key: &str, id: &str) -> Result<(), StoreError> {
     store.put_if(key, Some(id.as_bytes()), b"").await.map(|_| ())
 }
 

@@ -65,6 +65,7 @@ mod restarts;
 mod retry_safe;
 mod revocation;
 mod round_trips;
+mod scim;
 mod store;
 mod store_index;
 mod store_queue;
