@@ -355,6 +355,9 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     // Application lifecycle, least privilege, call control, audit (issue 4).
     crate::lifecycle::run(&rp, run).await;
 
+    // The directory: SCIM, visible scope, change feed (issue 12).
+    crate::directory::run(&rp, run).await;
+
     // Logout (last: it ends the browser's session).
     run.record(
         (
