@@ -24,6 +24,7 @@ pub(super) async fn dispatch(
         AdminCommand::Client { action } => client(s, action, out).await,
         AdminCommand::Scope { action } => scope(s, action, out).await,
         AdminCommand::Audit { action } => audit(s, action, out, err).await,
+        AdminCommand::Directory { action } => super::import::run(s, action, out, err).await,
     }
 }
 

@@ -41,6 +41,7 @@ mod browser_federation;
 mod call_control;
 mod cli;
 mod client_auth;
+mod directory_import;
 mod directory_tree;
 mod duties;
 mod federation;
