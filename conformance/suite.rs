@@ -375,6 +375,8 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
 
     // Natural and legal persons through the admin API (issue 11, part A).
     crate::persons::run(&rp, run).await;
+    // The directory: SCIM, visible scope, change feed (issue 12).
+    crate::directory::run(&rp, run).await;
 
     // Logout (last: it ends the browser's session).
     run.record(

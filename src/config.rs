@@ -78,6 +78,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// The platform's name, logo, colours and links on every page (JM-5.6, SH-D).
     pub branding: BrandingConfig,
+    /// The directory and its SCIM service.
+    pub directory: DirectoryConfig,
 }
 
 /// `[logging]`: how log lines are written (see [`crate::logging`]).
@@ -194,6 +196,46 @@ impl BrandingConfig {
 /// Whether `v` is an absolute https URL with a host (http too in dev mode).
 fn web_url(v: &str, dev: bool) -> bool {
     url::Url::parse(v).is_ok_and(|u| u.has_host() && (u.scheme() == "https" || (dev && u.scheme() == "http")))
+}
+
+/// `[directory]`: the SCIM 2.0 service at `/scim/v2` and the change feed (issue 12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// SCIM page size when the client gives no `count`.
+    pub default_count: usize,
+    /// Largest SCIM page (`filter.maxResults`).
+    pub max_count: usize,
+    /// Most candidates a filter no index narrows may read before `tooMany`.
+    pub scan_limit: usize,
+    /// Most operations in one Bulk request.
+    pub bulk_max_operations: usize,
+    /// Largest SCIM request body (Bulk `maxPayloadSize`), bytes.
+    pub max_payload: usize,
+    /// Days change-feed entries (tombstones included) are kept; at least 30.
+    pub feed_retention_days: i64,
+}
+
+impl DirectoryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        if !(1..=self.max_count).contains(&self.default_count) || !(1..=10_000).contains(&self.max_count) {
+            return bad("directory.default_count", "1 <= default_count <= max_count <= 10000");
+        }
+        if !(100..=1_000_000).contains(&self.scan_limit) {
+            return bad("directory.scan_limit", "must be 100..=1000000");
+        }
+        if !(1..=10_000).contains(&self.bulk_max_operations) {
+            return bad("directory.bulk_max_operations", "must be 1..=10000");
+        }
+        if !(65_536..=67_108_864).contains(&self.max_payload) {
+            return bad("directory.max_payload", "must be 64 KiB..=64 MiB");
+        }
+        if !(30..=3650).contains(&self.feed_retention_days) {
+            return bad("directory.feed_retention_days", "must be 30..=3650 days (SH-6.3.5: at least 30)");
+        }
+        Ok(())
+    }
 }
 
 /// `[outbound]`: destinations of the server's own requests (JWKS, peer discovery, back-channel
@@ -1062,6 +1104,7 @@ impl Config {
         }
         self.server.validate_limits()?;
         self.audit.validate(self.server.dev)?;
+        self.directory.validate()?;
         if self.outbound.failure_cache_secs > 3600 {
             return Err(invalid("outbound.failure_cache_secs", "must be 0..=3600 seconds"));
         }

@@ -37,6 +37,13 @@ pub struct ScopeDef {
 /// The scope a downstream platform's client holds to forward its audit events (GB-6.8c).
 pub const AUDIT_INGEST: &str = "tongzheng:audit.ingest";
 
+/// Directory read scope (issue 12; `directory.read_scope` names the one in force).
+pub const DIRECTORY_READ: &str = "tongzheng:directory.read";
+/// Directory write scope.
+pub const DIRECTORY_WRITE: &str = "tongzheng:directory.write";
+/// Directory sensitive-values scope.
+pub const DIRECTORY_SENSITIVE: &str = "tongzheng:directory.sensitive";
+
 /// Separation of duties (AY-8.5.2.1, GB-6.8, 三员分立): whether `name` belongs to the auditor
 /// role: the audit scope (`security.audit_scope`) or the audit-ingest scope. Such scopes, and
 /// the clients holding them, are managed in the configuration only, never by the admin API.
@@ -121,6 +128,13 @@ pub fn built_in(admin_scope: &str, audit_scope: &str) -> Vec<ScopeDef> {
         def(admin_scope, "tongzheng admin API: applications, clients, users, scopes, keys, sessions", false),
         def(audit_scope, "tongzheng audit log: query and export (read only)", false),
         def(AUDIT_INGEST, "Forward a downstream platform's audit events to this one (cascade reporting)", false),
+        def(
+            DIRECTORY_READ,
+            "Directory (SCIM): read the organizations and people of the application's visible scope",
+            false,
+        ),
+        def(DIRECTORY_WRITE, "Directory (SCIM): read the whole directory and change it", false),
+        def(DIRECTORY_SENSITIVE, "Directory (SCIM): phone and ID numbers in clear (masked otherwise)", true),
     ]
 }
 

@@ -236,6 +236,7 @@ pub async fn create(store: &DynStore, data: &DataKey, user: &User) -> Result<(),
         }
     }
     names::add(store, names::Realm::Users(data), &user.id, &user.name).await?;
+    crate::directory::people::on_user_write(store, None, Some(user)).await?;
     store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
     store.set_add(keys::USER_INDEX, &user.id, None).await?;
     Ok(())
@@ -314,7 +315,9 @@ pub async fn update(store: &DynStore, data: &DataKey, old: &User, new: &mut User
     if old.name != new.name {
         names::add(store, names::Realm::Users(data), &new.id, &new.name).await?;
     }
+    crate::directory::people::on_user_write(store, Some(old), Some(new)).await?;
     store::put_json(store.as_ref(), &keys::user(&new.id), new, None).await?;
+    crate::directory::people::after_user_write(store, Some(old), new).await?;
     release_claims(store, data, old, Some(new)).await?;
     names::remove(store, names::Realm::Users(data), &new.id, &old.name, Some(&new.name)).await?;
     Ok(changed)
@@ -332,6 +335,7 @@ pub async fn delete(store: &DynStore, data: &DataKey, id: &str) -> Result<bool, 
     store.delete(&keys::username(&user.username)).await?;
     release_claims(store, data, &user, None).await?;
     names::remove(store, names::Realm::Users(data), id, &user.name, None).await?;
+    crate::directory::people::on_user_write(store, Some(&user), None).await?;
     Ok(existed)
 }
 

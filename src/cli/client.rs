@@ -144,6 +144,34 @@ impl AdminClient {
         serde_json::from_slice(&bytes).map_err(|e| CliError::BadResponse { url, reason: format!("not JSON: {e}") })
     }
 
+    /// Calls `/scim/v2/<segments>` (the directory) and returns the JSON answer.
+    pub async fn scim(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
+        let mut url = endpoint(&self.server, &[&["scim", "v2"], segments].concat());
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut req = self.http.request(method, url).bearer_auth(self.token.expose()).timeout(REQUEST_TIMEOUT * 4);
+        if let Some(b) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/scim+json").body(b.to_string());
+        }
+        let resp = req.send().await.map_err(|e| self.network(&e))?;
+        let (status, url) = (resp.status(), resp.url().to_string());
+        let bytes = resp.bytes().await.map_err(|e| self.network(&e))?;
+        if !status.is_success() {
+            return Err(http_error(status, &url, &bytes));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| CliError::BadResponse { url, reason: format!("not JSON: {e}") })
+    }
+
     /// GET `/admin/v1/<segments>`.
     pub async fn get(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Value, CliError> {
         self.call(Method::GET, segments, query, None).await

@@ -26,6 +26,7 @@ pub(super) async fn dispatch(
         AdminCommand::Audit { action } => audit(s, action, out, err).await,
         AdminCommand::Person { action } => super::persons::person(s, action, out).await,
         AdminCommand::Legal { action } => super::persons::legal(s, action, out).await,
+        AdminCommand::Directory { action } => super::import::run(s, action, out, err).await,
     }
 }
 

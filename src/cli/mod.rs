@@ -7,6 +7,7 @@
 pub mod client;
 mod commands;
 pub mod error;
+mod import;
 pub mod output;
 mod persons;
 
@@ -120,6 +121,30 @@ pub enum AdminCommand {
         /// What to do.
         #[command(subcommand)]
         action: persons::LegalCommand,
+    },
+    /// The directory: organizations and people (SH-6.2.4a), through SCIM.
+    Directory {
+        /// What to do.
+        #[command(subcommand)]
+        action: DirectoryCommand,
+    },
+}
+
+/// Directory commands.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Loads organizations and people from a CSV (`.csv`) or JSON-lines file, idempotent by
+    /// external id (a row already loaded is updated), reporting each bad row and going on.
+    /// Organizations come before their departments and the people in them. Columns / keys:
+    /// type (org|person), external_id, name, parent (an organization's external id), code,
+    /// kind, order; username, email, phone, orgs ("ext:title;ext:title" in CSV, a list of
+    /// {"org", "title"} in JSON).
+    Import {
+        /// The file.
+        file: String,
+        /// Rows per Bulk request.
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
     },
 }
 

@@ -493,3 +493,56 @@ impl From<crate::identity::records::RecordError> for Problem {
         }
     }
 }
+
+impl IntoResponse for crate::scim::ScimError {
+    /// RFC 7644 s3.12: `{"schemas": [Error], "status": "400", "scimType": ..., "detail": ...}`
+    /// as `application/scim+json`; a store failure is 503 with an opaque detail.
+    fn into_response(self) -> Response {
+        use crate::scim::ScimError as E;
+        let (status, scim_type, detail, extra) = match &self {
+            E::Client { status, scim_type, detail } => (*status, scim_type.map(|t| t.as_str()), detail.clone(), None),
+            E::Auth { status, detail, .. } => (*status, None, detail.clone(), None),
+            E::Limited(_) => (429, None, "too many requests; retry later".to_owned(), None),
+            E::Resync { cursor } => (410, None, self.to_string(), Some(cursor.clone())),
+            E::Store(e) => {
+                tracing::warn!(error = %e, "scim request failed on the store");
+                (503, None, "storage is unavailable, retry later".to_owned(), None)
+            }
+        };
+        let mut body = serde_json::json!({
+            "schemas": [crate::scim::schema::ERROR],
+            "status": status.to_string(),
+            "detail": detail,
+        });
+        if let Some(obj) = body.as_object_mut() {
+            if let Some(t) = scim_type {
+                obj.insert("scimType".into(), t.into());
+            }
+            if let Some(c) = extra {
+                obj.insert("cursor".into(), c.into());
+            }
+        }
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = (code, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+        match &self {
+            E::Auth { bearer_error, .. } => {
+                let challenge = match bearer_error {
+                    Some(code) => format!("Bearer realm=\"scim\", error=\"{code}\""),
+                    None => "Bearer realm=\"scim\"".to_owned(),
+                };
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            E::Limited(secs) => {
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    h.insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}

@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod pages;
 pub mod registration;
 pub mod request_id;
+pub mod scim;
 pub mod token;
 
 use std::ops::Deref;
@@ -345,6 +346,7 @@ pub fn app(state: AppState) -> Router {
         .merge(registration::routes())
         .merge(federation::routes())
         .merge(admin::routes(&state))
+        .merge(scim::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(notices::routes())

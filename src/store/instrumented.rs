@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{DynStore, Redeemed, Store, StoreError};
+use super::{DynStore, IndexChange, Redeemed, Store, StoreError};
 use crate::metrics::Metrics;
+use std::ops::Bound;
 
 /// Wraps a store and records each call's latency and error kind.
 pub struct Instrumented {
@@ -126,6 +127,35 @@ impl Store for Instrumented {
     }
     async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError> {
         self.timed("queue_release", self.inner.queue_release(queue, ids, now)).await
+    }
+    async fn index_apply(&self, changes: &[IndexChange]) -> Result<(), StoreError> {
+        self.timed("index_apply", self.inner.index_apply(changes)).await
+    }
+    async fn index_range(
+        &self,
+        key: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        offset: usize,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        self.timed("index_range", self.inner.index_range(key, from, to, offset, limit, rev)).await
+    }
+    async fn index_count(&self, key: &str, from: Bound<&str>, to: Bound<&str>) -> Result<u64, StoreError> {
+        self.timed("index_count", self.inner.index_count(key, from, to)).await
+    }
+    async fn log_append(&self, log: &str, payload: &[u8]) -> Result<u64, StoreError> {
+        self.timed("log_append", self.inner.log_append(log, payload)).await
+    }
+    async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.timed("log_read", self.inner.log_read(log, after, max)).await
+    }
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        self.timed("log_last", self.inner.log_last(log)).await
+    }
+    async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
+        self.timed("log_trim", self.inner.log_trim(log, upto)).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", self.inner.ping()).await

@@ -235,3 +235,40 @@ pub fn name_index(realm: &str, hash: &str) -> String {
 pub fn acting_choice(req_id: &str) -> String {
     format!("authreq:{req_id}:acting")
 }
+
+/// An append-only log's entries (the backend's sorted set by sequence number), tagged by the
+/// log's name so its append script touches one slot.
+pub fn log_entries(log: &str) -> String {
+    format!("log:{}", tag(log))
+}
+/// An append-only log's sequence counter, beside its entries.
+pub fn log_counter(log: &str) -> String {
+    format!("log:{}:seq", tag(log))
+}
+/// An organization of the directory (issue 12), by id.
+pub fn dir_org(id: &str) -> String {
+    format!("dir:org:{id}")
+}
+/// The directory's record of a person (membership titles and order, SCIM attributes), by user id.
+pub fn dir_person(user_id: &str) -> String {
+    format!("dir:person:{user_id}")
+}
+/// A lexicographic index of the directory, by name (`orgs`, `users:name`, ...: see
+/// `directory::index`).
+pub fn dir_index(name: &str) -> String {
+    format!("dir:ix:{name}")
+}
+/// The people of one organization (direct members): an index of user ids.
+pub fn dir_org_members(org_id: &str) -> String {
+    format!("dir:org:{org_id}:members")
+}
+/// A unique directory value (`kind`: `org-ext`, `org-code`, `user-ext`) -> the id holding it.
+pub fn dir_claim(kind: &str, value: &str) -> String {
+    format!("dir:claim:{kind}:{value}")
+}
+/// Held while one request moves or deletes a part of the organization tree.
+pub const DIR_TREE_LOCK: &str = "lock:dir:tree";
+/// The directory's change feed (an append-only log).
+pub const DIR_FEED: &str = "dir:feed";
+/// The last sequence number trimmed from the change feed (older cursors must resync).
+pub const DIR_FEED_TRIMMED: &str = "dir:feed:trimmed";

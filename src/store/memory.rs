@@ -3,13 +3,14 @@
 //! access and periodically by a cheap partial sweep on writes. Built on a manual [`Clock`], its
 //! TTLs follow that clock too, so tests can let stored values expire without sleeping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{PROBE_TTL, Redeemed, Store, StoreError};
+use super::{IndexChange, PROBE_TTL, Redeemed, Store, StoreError};
 use crate::clock::Clock;
 
 #[derive(Debug)]
@@ -19,6 +20,8 @@ enum Value {
     Set(HashSet<String>),
     Counter(i64),
     Queue(HashMap<String, (i64, Vec<u8>)>),
+    Index(BTreeSet<String>),
+    Log { last: u64, entries: BTreeMap<u64, Vec<u8>> },
 }
 
 #[derive(Debug)]
@@ -34,6 +37,18 @@ fn readable(v: &Value) -> Option<Vec<u8>> {
         Value::Bytes(b) => Some(b.clone()),
         Value::Counter(n) => Some(n.to_string().into_bytes()),
         _ => None,
+    }
+}
+
+/// Whether a lexicographic range can hold anything (`BTreeSet::range` panics on an inverted
+/// one; Redis answers it with nothing).
+fn lex_nonempty(from: Bound<&str>, to: Bound<&str>) -> bool {
+    match (from, to) {
+        (Bound::Included(a), Bound::Included(b)) => a <= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b)) | (Bound::Excluded(a), Bound::Included(b)) => {
+            a < b
+        }
+        _ => true,
     }
 }
 
@@ -373,6 +388,98 @@ impl Store for MemoryStore {
                     }
                 }
                 moved
+            }
+            _ => 0,
+        })
+    }
+
+    async fn index_apply(&self, changes: &[IndexChange]) -> Result<(), StoreError> {
+        self.with(|m, at| {
+            for c in changes {
+                if let Some(Entry { value: Value::Index(set), .. }) = m.live(&c.key, at) {
+                    if c.add {
+                        set.insert(c.member.clone());
+                    } else {
+                        set.remove(&c.member);
+                        if set.is_empty() {
+                            m.entries.remove(&c.key);
+                        }
+                    }
+                } else if c.add {
+                    let set = BTreeSet::from([c.member.clone()]);
+                    m.insert(&c.key, Entry { value: Value::Index(set), deadline: None }, at);
+                }
+            }
+        })
+    }
+
+    async fn index_range(
+        &self,
+        key: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        offset: usize,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
+            Some(Value::Index(set)) if lex_nonempty(from, to) => {
+                let range = set.range::<str, _>((from, to));
+                if rev {
+                    range.rev().skip(offset).take(limit).cloned().collect()
+                } else {
+                    range.skip(offset).take(limit).cloned().collect()
+                }
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    async fn index_count(&self, key: &str, from: Bound<&str>, to: Bound<&str>) -> Result<u64, StoreError> {
+        self.with(|m, at| match m.live(key, at).map(|e| &e.value) {
+            Some(Value::Index(set)) if lex_nonempty(from, to) => set.range::<str, _>((from, to)).count() as u64,
+            _ => 0,
+        })
+    }
+
+    async fn log_append(&self, log: &str, payload: &[u8]) -> Result<u64, StoreError> {
+        self.with(|m, at| {
+            if let Some(Entry { value: Value::Log { last, entries }, .. }) = m.live(log, at) {
+                *last = last.saturating_add(1);
+                entries.insert(*last, payload.to_vec());
+                return *last;
+            }
+            let entries = BTreeMap::from([(1, payload.to_vec())]);
+            m.insert(log, Entry { value: Value::Log { last: 1, entries }, deadline: None }, at);
+            1
+        })
+    }
+
+    async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.with(|m, at| match m.live(log, at).map(|e| &e.value) {
+            Some(Value::Log { entries, .. }) => entries
+                .range((Bound::Excluded(after), Bound::Unbounded))
+                .take(max)
+                .map(|(n, p)| (*n, p.clone()))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        self.with(|m, at| match m.live(log, at).map(|e| &e.value) {
+            Some(Value::Log { last, .. }) => *last,
+            _ => 0,
+        })
+    }
+
+    async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
+        self.with(|m, at| match m.live(log, at).map(|e| &mut e.value) {
+            Some(Value::Log { entries, .. }) => {
+                let keep = entries.split_off(&upto.saturating_add(1));
+                let gone = entries.len() as u64;
+                *entries = keep;
+                gone
             }
             _ => 0,
         })

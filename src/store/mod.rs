@@ -7,6 +7,7 @@ pub mod keys;
 pub mod memory;
 pub mod redis;
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -120,11 +121,60 @@ pub trait Store: Send + Sync + 'static {
     /// (a worker shutting down releases what it holds); removed ones stay removed. Returns how
     /// many were moved (an item already due at `now` is not counted).
     async fn queue_release(&self, queue: &str, ids: &[String], now: i64) -> Result<usize, StoreError>;
+    /// Adds and removes members of lexicographic indexes (sorted sets whose members are ordered
+    /// bytewise) in one round trip; each change is idempotent, the batch is not atomic.
+    async fn index_apply(&self, changes: &[IndexChange]) -> Result<(), StoreError>;
+    /// Up to `limit` members of an index between `from` and `to` (bytewise), skipping `offset`,
+    /// ascending, or descending when `rev`.
+    async fn index_range(
+        &self,
+        key: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        offset: usize,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<String>, StoreError>;
+    /// How many members of an index lie between `from` and `to`.
+    async fn index_count(&self, key: &str, from: Bound<&str>, to: Bound<&str>) -> Result<u64, StoreError>;
+    /// Appends an entry to an append-only log and returns its sequence number: 1, 2, 3... in
+    /// the order the appends took effect, across every instance (a log's cursor never skips an
+    /// entry that lands later with a smaller number).
+    async fn log_append(&self, log: &str, payload: &[u8]) -> Result<u64, StoreError>;
+    /// Up to `max` entries of a log after sequence number `after`, oldest first.
+    async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The sequence number of a log's last appended entry (0: none yet), trimmed or not.
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError>;
+    /// Drops a log's entries up to and including `upto`; returns how many went. Numbering
+    /// continues after the last appended entry.
+    async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError>;
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Checks that the backend accepts writes now by writing `now` under `key` for a minute: a
     /// Redis replica (the old master after a failover), a read-only or a full Redis fails.
     async fn probe_write(&self, key: &str, now: i64) -> Result<(), StoreError>;
+}
+
+/// One change of [`Store::index_apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexChange {
+    /// The index.
+    pub key: String,
+    /// The member.
+    pub member: String,
+    /// Add (true) or remove (false).
+    pub add: bool,
+}
+
+impl IndexChange {
+    /// Adds `member` to `key`.
+    pub fn add(key: String, member: String) -> Self {
+        Self { key, member, add: true }
+    }
+    /// Removes `member` from `key`.
+    pub fn remove(key: String, member: String) -> Self {
+        Self { key, member, add: false }
+    }
 }
 
 /// Seconds a [`Store::probe_write`] key lives (it is rewritten at every readiness check).

@@ -16,7 +16,8 @@ use redis::{Cmd, FromRedisValue, RedisResult, Script};
 
 use self::conn::{Conn, Handle};
 use self::target::Target;
-use super::{Redeemed, Store, StoreError, keys};
+use super::{IndexChange, Redeemed, Store, StoreError, keys};
+use std::ops::Bound;
 
 /// Redis-backed store shared by any number of tongzheng instances.
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub struct RedisStore {
     claim: Script,
     take: Script,
     put_if: Script,
+    log_append: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -114,6 +116,23 @@ redis.call('SET', KEYS[1], ARGV[3])
 return 1
 ";
 
+// KEYS[1] = log zset, KEYS[2] = its counter (one hash tag). ARGV[1] = payload. The member is
+// "<seq>:<payload>" (unique), the score the sequence number.
+const LOG_APPEND_LUA: &str = r"
+local n = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], n, n .. ':' .. ARGV[1])
+return n
+";
+
+/// A lexicographic bound as Redis spells it (`[x`, `(x`, `-`, `+`).
+fn lex(bound: Bound<&str>, open: &str) -> Vec<u8> {
+    match bound {
+        Bound::Included(x) => [b"[", x.as_bytes()].concat(),
+        Bound::Excluded(x) => [b"(", x.as_bytes()].concat(),
+        Bound::Unbounded => open.as_bytes().to_vec(),
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -140,6 +159,7 @@ impl RedisStore {
             claim: Script::new(CLAIM_LUA),
             take: Script::new(TAKE_LUA),
             put_if: Script::new(PUT_IF_LUA),
+            log_append: Script::new(LOG_APPEND_LUA),
         })
     }
 
@@ -435,6 +455,96 @@ impl Store for RedisStore {
         }
         let changed: i64 = self.run(cmd).await?;
         Ok(usize::try_from(changed).unwrap_or(0))
+    }
+
+    async fn index_apply(&self, changes: &[IndexChange]) -> Result<(), StoreError> {
+        // One variadic command per index and direction, sent together on the multiplexed
+        // connection (each on its own slot in a Cluster, so no cross-slot pipeline).
+        let mut grouped: std::collections::BTreeMap<(&str, bool), Vec<&str>> = std::collections::BTreeMap::new();
+        for c in changes {
+            grouped.entry((c.key.as_str(), c.add)).or_default().push(c.member.as_str());
+        }
+        let calls = grouped.into_iter().map(|((key, add), members)| {
+            let mut cmd = redis::cmd(if add { "ZADD" } else { "ZREM" });
+            cmd.arg(self.key(key));
+            for m in members {
+                if add {
+                    cmd.arg(0);
+                }
+                cmd.arg(m);
+            }
+            self.run::<i64>(cmd)
+        });
+        futures_util::future::try_join_all(calls).await.map(|_| ())
+    }
+
+    async fn index_range(
+        &self,
+        key: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        offset: usize,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (min, max) = (lex(from, "-"), lex(to, "+"));
+        let mut cmd = redis::cmd(if rev { "ZREVRANGEBYLEX" } else { "ZRANGEBYLEX" });
+        cmd.arg(self.key(key));
+        if rev {
+            cmd.arg(max).arg(min);
+        } else {
+            cmd.arg(min).arg(max);
+        }
+        cmd.arg("LIMIT").arg(offset).arg(limit);
+        self.run(cmd).await
+    }
+
+    async fn index_count(&self, key: &str, from: Bound<&str>, to: Bound<&str>) -> Result<u64, StoreError> {
+        let cmd = redis::cmd("ZLEXCOUNT").arg(self.key(key)).arg(lex(from, "-")).arg(lex(to, "+")).clone();
+        self.run(cmd).await
+    }
+
+    async fn log_append(&self, log: &str, payload: &[u8]) -> Result<u64, StoreError> {
+        let mut inv = self.log_append.prepare_invoke();
+        inv.key(self.key(&keys::log_entries(log))).key(self.key(&keys::log_counter(log))).arg(payload);
+        self.call(|mut c| async move { inv.invoke_async(&mut c).await }).await
+    }
+
+    async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let cmd = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.key(&keys::log_entries(log)))
+            .arg(format!("({after}"))
+            .arg("+inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(max)
+            .clone();
+        let members: Vec<Vec<u8>> = self.run(cmd).await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|m| {
+                let colon = m.iter().position(|b| *b == b':')?;
+                let (n, rest) = m.split_at(colon);
+                let seq = std::str::from_utf8(n).ok()?.parse().ok()?;
+                Some((seq, rest.get(1..).unwrap_or_default().to_vec()))
+            })
+            .collect())
+    }
+
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        let last: Option<u64> = self.run(redis::cmd("GET").arg(self.key(&keys::log_counter(log))).clone()).await?;
+        Ok(last.unwrap_or(0))
+    }
+
+    async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
+        let cmd = redis::cmd("ZREMRANGEBYSCORE").arg(self.key(&keys::log_entries(log))).arg("-inf").arg(upto).clone();
+        self.run(cmd).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

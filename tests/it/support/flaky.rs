@@ -175,6 +175,47 @@ impl Store for Flaky {
         self.pause().await;
         self.inner.probe_write(key, now).await
     }
+    async fn index_apply(&self, changes: &[tongzheng::store::IndexChange]) -> Result<(), StoreError> {
+        self.pause().await;
+        self.inner.index_apply(changes).await
+    }
+    async fn index_range(
+        &self,
+        key: &str,
+        from: std::ops::Bound<&str>,
+        to: std::ops::Bound<&str>,
+        offset: usize,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        self.pause().await;
+        self.inner.index_range(key, from, to, offset, limit, rev).await
+    }
+    async fn index_count(
+        &self,
+        key: &str,
+        from: std::ops::Bound<&str>,
+        to: std::ops::Bound<&str>,
+    ) -> Result<u64, StoreError> {
+        self.pause().await;
+        self.inner.index_count(key, from, to).await
+    }
+    async fn log_append(&self, log: &str, payload: &[u8]) -> Result<u64, StoreError> {
+        self.pause().await;
+        self.inner.log_append(log, payload).await
+    }
+    async fn log_read(&self, log: &str, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.pause().await;
+        self.inner.log_read(log, after, max).await
+    }
+    async fn log_last(&self, log: &str) -> Result<u64, StoreError> {
+        self.pause().await;
+        self.inner.log_last(log).await
+    }
+    async fn log_trim(&self, log: &str, upto: u64) -> Result<u64, StoreError> {
+        self.pause().await;
+        self.inner.log_trim(log, upto).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.pause().await;
         self.inner.ping().await
