@@ -209,6 +209,7 @@ async fn natural_persons(b: Backend) {
     assert_eq!((st, v["auth_level"].as_str()), (StatusCode::OK, Some("registered")));
 
     // Audited: the changes name their fields and the verification, never the numbers.
+    s.state.audit.flush().await;
     let auditor = auditor(&s).await;
     let (st, ev) = call(&s, &auditor, Method::GET, &format!("/admin/v1/audit/events?subject={id}"), None).await;
     assert_eq!(st, StatusCode::OK);
@@ -346,6 +347,7 @@ async fn legal_persons(b: Backend) {
     );
 
     // Audited, then deleted (the USCC is free again).
+    s.state.audit.flush().await;
     let auditor = auditor(&s).await;
     let (_, ev) = call(&s, &auditor, Method::GET, &format!("/admin/v1/audit/events?subject={id}"), None).await;
     let events = ev["events"].as_array().unwrap();
@@ -557,8 +559,8 @@ async fn cli_manages_persons(b: Backend) {
     let (code, out, _) = cli(&s, &["person", "search", "--phone", "+86 13812345678"]).await;
     assert_eq!(code, 0);
     assert!(out.contains(&id) && out.contains("138****5678"), "{out}");
-    let (code, out, _) = cli(&s, &["person", "verify", &id, "--method", "in-person", "--operator", "窗口 3"]).await;
-    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = cli(&s, &["person", "verify", &id, "--method", "in-person", "--operator", "窗口 3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("strong (acr 3)") && out.contains("in_person by client:admin-cli"), "{out}");
     let (code, out, err) = cli(&s, &["person", "set-id", &id, "--id-number", "110101199003091235"]).await;
     assert_ne!(code, 0, "{out}");
@@ -585,13 +587,17 @@ async fn cli_manages_persons(b: Backend) {
     let (code, out, _) = cli(&s, &["legal", "list", "--agent", &id]).await;
     assert_eq!(code, 0);
     assert!(out.contains(&lid) && out.contains("91110108551385816B"), "{out}");
-    let (code, out, _) = cli(&s, &["legal", "remove-agent", &lid, &id]).await;
-    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = cli(&s, &["legal", "remove-agent", &lid, &id]).await;
+    assert_eq!(code, 0, "{out}{err}");
     assert!(legal::acting_for(&s.state.store, &id).await.unwrap().is_empty());
     let (code, _, err) =
         cli(&s, &["legal", "create", "--name", "x", "--uscc", "91110108551385816C", "--representative", "y"]).await;
     assert_ne!(code, 0);
     assert!(err.contains("check character"), "{err}");
+    let args = ["person", "create", "--username", "a.b", "--name", "甲乙", "--password-file", "-", "--id-number", "-"];
+    let (code, _, err) = cli(&s, &args).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("only one of"), "{err}");
 }
 
 // HL-5.1, multi-instance: agents added at the same time (as by two instances) are all kept;
