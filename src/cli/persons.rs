@@ -1,7 +1,8 @@
 //! `tongzheng admin person|legal`: natural persons (identity document, phone, verification,
 //! search) and legal persons (records, agents and roles) through the admin API (HL-5.1,
 //! HL-6.1). ID and phone numbers can be read from stdin (`-`) so they stay out of the process
-//! list and shell history, and are searched by POST body, never in a URL (SH-8.2).
+//! list and shell history, and are searched by POST body, never in a URL (SH-8.2). Ids are
+//! random and may start with `-`: positional ids accept that.
 
 use std::io::{Read, Write};
 
@@ -25,7 +26,7 @@ pub enum PersonCommand {
         #[arg(long)]
         limit: Option<usize>,
         /// The cursor printed after the previous page.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         cursor: Option<String>,
     },
     /// Find a person exactly by phone or ID number ('-' reads it from stdin), or by name prefix.
@@ -46,6 +47,7 @@ pub enum PersonCommand {
     /// Show one person (phone and ID number masked).
     Show {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Create a natural person; the password is read from a file ('-': stdin), never an argument.
@@ -75,6 +77,7 @@ pub enum PersonCommand {
     /// Record or change a person's identity document (voids a real-name verification).
     SetId {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Identity document number ('-': stdin; '' clears it).
         #[arg(long)]
@@ -86,6 +89,7 @@ pub enum PersonCommand {
     /// Record or change a person's mobile number.
     SetPhone {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Mainland mobile number ('-': stdin; '' clears it).
         #[arg(long)]
@@ -94,6 +98,7 @@ pub enum PersonCommand {
     /// Record an admin's face or in-person verification (HL-6.1: strong unless --level).
     Verify {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// face or in_person.
         #[arg(long)]
@@ -108,6 +113,7 @@ pub enum PersonCommand {
     /// Withdraw a person's verification (back to registered).
     Unverify {
         /// User id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Index every natural and legal person's name for search (once, after upgrading).
@@ -126,18 +132,19 @@ pub enum LegalCommand {
         #[arg(long, conflicts_with = "agent")]
         uscc: Option<String>,
         /// A natural person's user id: the legal persons they are an agent of.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         agent: Option<String>,
         /// Page size (1-500).
         #[arg(long)]
         limit: Option<usize>,
         /// The cursor printed after the previous page.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         cursor: Option<String>,
     },
     /// Show one legal person and its agents.
     Show {
         /// Legal person id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Create a legal person (the USCC's check characters are verified).
@@ -155,12 +162,13 @@ pub enum LegalCommand {
         #[arg(long)]
         representative: String,
         /// A first agent as USER_ID or USER_ID:ROLE (admin, agent); repeatable.
-        #[arg(long = "agent", value_name = "USER_ID[:ROLE]")]
+        #[arg(long = "agent", value_name = "USER_ID[:ROLE]", allow_hyphen_values = true)]
         agents: Vec<String>,
     },
     /// Change a legal person's name, kind, representative or standing.
     Update {
         /// Legal person id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Organization name.
         #[arg(long)]
@@ -181,13 +189,16 @@ pub enum LegalCommand {
     /// Delete a legal person.
     Delete {
         /// Legal person id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
     /// Authorize a natural person to act for the legal person, or change their role.
     AddAgent {
         /// Legal person id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// The natural person's user id.
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
         /// admin or agent.
         #[arg(long, default_value = "agent")]
@@ -196,8 +207,10 @@ pub enum LegalCommand {
     /// Withdraw an agent's authorization.
     RemoveAgent {
         /// Legal person id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// The natural person's user id.
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
     },
     /// Record an admin's in-person verification of the legal person.
@@ -206,6 +219,7 @@ pub enum LegalCommand {
         #[arg(long, default_value = "in_person")]
         method: String,
         /// Legal person id.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// real_name (default) or strong.
         #[arg(long)]
@@ -289,6 +303,16 @@ pub(super) async fn person(s: &Settings, action: PersonCommand, out: &mut dyn Wr
         }
         PersonCommand::Show { id } => c.get(&["users", &id], &[]).await?,
         PersonCommand::Create { username, name, password_file, phone, id_number, id_type, email } => {
+            let from_stdin = [Some(&password_file), phone.as_ref(), id_number.as_ref()]
+                .iter()
+                .flatten()
+                .filter(|v| v.as_str() == "-")
+                .count();
+            if from_stdin > 1 {
+                return Err(CliError::Usage(
+                    "only one of --password-file, --phone and --id-number can read stdin ('-')".into(),
+                ));
+            }
             let mut body = Map::new();
             put(&mut body, "username", Some(username));
             put(&mut body, "name", Some(name));
@@ -482,4 +506,40 @@ fn legal_block(out: &mut dyn Write, l: &Value) -> std::io::Result<()> {
             ("enabled", enabled(l).to_string()),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::FromArgMatches;
+
+    use super::super::{AdminArgs, AdminCommand, command};
+    use super::*;
+
+    fn parse(words: &[&str]) -> AdminCommand {
+        let argv = std::iter::once("tongzheng admin").chain(words.iter().copied());
+        AdminArgs::from_arg_matches(&command().try_get_matches_from(argv).unwrap()).unwrap().command
+    }
+
+    // Ids are random base64url and may start with '-'.
+    #[test]
+    fn ids_may_start_with_a_hyphen() {
+        match parse(&["person", "verify", "-kXy", "--method", "face"]) {
+            AdminCommand::Person { action: PersonCommand::Verify { id, method, .. } } => {
+                assert_eq!((id.as_str(), method.as_str()), ("-kXy", "face"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["legal", "add-agent", "-a1", "-b2", "--role", "admin"]) {
+            AdminCommand::Legal { action: LegalCommand::AddAgent { id, user_id, role } } => {
+                assert_eq!((id.as_str(), user_id.as_str(), role.as_str()), ("-a1", "-b2", "admin"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["legal", "list", "--agent", "-c3", "--cursor", "-d4"]) {
+            AdminCommand::Legal { action: LegalCommand::List { agent, cursor, .. } } => {
+                assert_eq!((agent.as_deref(), cursor.as_deref()), (Some("-c3"), Some("-d4")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -11,7 +11,7 @@ use crate::store::{DynStore, keys};
 use crate::users;
 
 /// How many times a change is retried when other writers keep changing the record.
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: usize = 32;
 /// The most agents one legal person may have.
 pub const MAX_AGENTS: usize = 1000;
 

@@ -10,7 +10,14 @@ use crate::support::flow;
 use crate::support::server::*;
 use tongzheng::identity::legal;
 
-per_backend!(natural_persons, legal_persons, paging_and_name_search, bad_input_is_a_problem, cli_manages_persons);
+per_backend!(
+    natural_persons,
+    legal_persons,
+    paging_and_name_search,
+    bad_input_is_a_problem,
+    cli_manages_persons,
+    concurrent_agent_changes_are_all_kept
+);
 
 const ID_NUMBER: &str = "110101199003091234";
 const PHONE: &str = "138 1234 5678";
@@ -552,8 +559,8 @@ async fn cli_manages_persons(b: Backend) {
     let (code, out, _) = cli(&s, &["person", "search", "--phone", "+86 13812345678"]).await;
     assert_eq!(code, 0);
     assert!(out.contains(&id) && out.contains("138****5678"), "{out}");
-    let (code, out, _) = cli(&s, &["person", "verify", &id, "--method", "in-person", "--operator", "窗口 3"]).await;
-    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = cli(&s, &["person", "verify", &id, "--method", "in-person", "--operator", "窗口 3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("strong (acr 3)") && out.contains("in_person by client:admin-cli"), "{out}");
     let (code, out, err) = cli(&s, &["person", "set-id", &id, "--id-number", "110101199003091235"]).await;
     assert_ne!(code, 0, "{out}");
@@ -580,11 +587,48 @@ async fn cli_manages_persons(b: Backend) {
     let (code, out, _) = cli(&s, &["legal", "list", "--agent", &id]).await;
     assert_eq!(code, 0);
     assert!(out.contains(&lid) && out.contains("91110108551385816B"), "{out}");
-    let (code, out, _) = cli(&s, &["legal", "remove-agent", &lid, &id]).await;
-    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = cli(&s, &["legal", "remove-agent", &lid, &id]).await;
+    assert_eq!(code, 0, "{out}{err}");
     assert!(legal::acting_for(&s.state.store, &id).await.unwrap().is_empty());
     let (code, _, err) =
         cli(&s, &["legal", "create", "--name", "x", "--uscc", "91110108551385816C", "--representative", "y"]).await;
     assert_ne!(code, 0);
     assert!(err.contains("check character"), "{err}");
+    let args = ["person", "create", "--username", "a.b", "--name", "甲乙", "--password-file", "-", "--id-number", "-"];
+    let (code, _, err) = cli(&s, &args).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("only one of"), "{err}");
+}
+
+// HL-5.1, multi-instance: agents added at the same time (as by two instances) are all kept;
+// each change is a compare-and-set of the record, never a blind overwrite.
+async fn concurrent_agent_changes_are_all_kept(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = flow::admin_token(&s).await;
+    let lp = new_legal(&s, &admin, json!({"name": "并发测试有限公司", "uscc": "12100000400001205Y", "kind": "public_institution", "legal_representative": "张三"})).await;
+    let lid = lp["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let u = user(&s, &admin, json!({"username": format!("bing.fa{i}"), "password": "bing-fa-password"})).await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for uid in ids.clone() {
+        let (http, url, token) =
+            (s.http.clone(), s.url(&format!("/admin/v1/legal-persons/{lid}/agents/{uid}")), admin.clone());
+        set.spawn(async move {
+            http.put(url).bearer_auth(token).json(&json!({"role": "agent"})).send().await.unwrap().status()
+        });
+    }
+    for status in set.join_all().await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let stored = legal::get(&s.state.store, &lid).await.unwrap().unwrap();
+    let mut got: Vec<String> = stored.agents.iter().map(|a| a.user_id.clone()).collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids, "every concurrent change kept");
+    for uid in &ids {
+        assert_eq!(legal::acting_for(&s.state.store, uid).await.unwrap().len(), 1);
+    }
 }
