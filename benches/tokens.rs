@@ -50,6 +50,7 @@ fn client() -> Client {
         lifecycle: None,
         rate_limit: None,
         token_exchange: None,
+        min_level: None,
         created_at: 0,
     }
 }

@@ -83,7 +83,7 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let http = crate::outbound::client::build(outbound).map_err(|e| ServerError::Tls(e.to_string()))?;
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
     let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
-        .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
+        .map_err(ServerError::Seed)?;
     if let Err(e) = seeding::seed_once(&state).await {
         match e {
             // Redis may come up after us: the seeder retries, and /readyz says not ready.
@@ -146,6 +146,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             lifecycle: None,
             rate_limit: None,
             token_exchange: None,
+            min_level: None,
             created_at,
         };
         clients::put(&state.store, &client).await?;

@@ -3,6 +3,7 @@
 //! (assurance levels, released as `acr` and `auth_level`).
 
 pub mod legal;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 

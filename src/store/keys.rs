@@ -220,3 +220,7 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+/// Real-name verifications a person started in one day (UTC day number): a counter with a TTL.
+pub fn verify_attempts(user_id: &str, day: i64) -> String {
+    format!("verify:n:{user_id}:{day}")
+}
