@@ -198,6 +198,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
             auth_time: user.auth_time,
             nonce: m.nonce.clone(),
             acr: user.acr.clone(),
+            auth_level: crate::identity::AssuranceLevel::parse(&user.acr).map(|l| l.as_str().to_owned()),
             amr: user.amr.clone(),
             sid: user.sid.clone(),
             at_hash: Some(at_hash(alg, &resp.access_token)),

@@ -90,8 +90,11 @@ pub struct IdClaims {
     /// Nonce from the authorization request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
-    /// Authentication context class.
+    /// Authentication context class: the assurance level's number (HL-6.1).
     pub acr: String,
+    /// The assurance level's name (`visitor`, `registered`, `real_name`, `strong`), from `acr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_level: Option<String>,
     /// Authentication methods.
     pub amr: Vec<String>,
     /// Session id (Front/Back-Channel Logout).

@@ -33,6 +33,7 @@ mod support;
 
 mod admin;
 mod admin_crud;
+mod assurance;
 mod audit_api;
 mod audit_instances;
 mod bad_input;
