@@ -22,6 +22,7 @@ per_backend!(
     server_errors_are_retried_then_reported,
     prompt_none_below_level_gets_unmet_at_once,
     acr_values_and_essential_acr_claim,
+    upstream_below_level_offers_local_login,
 );
 
 /// The client that requires real-name verified people.
@@ -341,4 +342,61 @@ async fn acr_values_and_essential_acr_claim(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an unknown level is refused (RFC 7807)");
+}
+
+// HL-6.1, GB-6.4c; OIDC Core s3.1.2.6: a login arriving from a trusted upstream below the level
+// this platform accepts from it (the trust's min_acr) is not a dead end (it used to be a 403 at
+// /federation/callback on every try for as long as the upstream session lived): the person is
+// offered this platform's own login; prompt=none gets login_required at the redirect URI.
+async fn upstream_below_level_offers_local_login(b: Backend) {
+    use crate::federation::{Landed, authorize_url, browser, rp, submit, trust, upstream_link, walk};
+    let ips = if b == Backend::Memory { ("127.0.0.41", "127.0.0.42") } else { ("127.0.0.43", "127.0.0.44") };
+    let province = TestServer::start_platform(b, ips.0, "").await;
+    let city = TestServer::start_platform(b, ips.1, "").await;
+    trust(&province, "province", &city, "city").await;
+    // The city accepts the province's logins from the real-name level up; the province's demo
+    // user is registered (acr "1").
+    let admin = admin_token(&city).await;
+    let r = city
+        .http
+        .put(city.url("/admin/v1/trusts/province"))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "upstream", "issuer": province.base, "name": "province", "client_id": "city-platform",
+                      "create_accounts": true, "min_acr": "2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let rx = crate::support::receiver::Receivers::start().await;
+    rp(&city, "city", &rx).await;
+    let browser = browser();
+    let (landed, _) = walk(&browser, &authorize_url(&city, "city", &[])).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the city's form") };
+    let (landed, _) = walk(&browser, &upstream_link(&url, &html)).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the province's form") };
+    assert!(url.starts_with(&province.base), "{url}");
+    // The login at the province is below the city's floor: back at the city's own login form.
+    let (landed, hops) = submit(&browser, &url, &html).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the city's form again: {hops:#?}") };
+    assert!(url.starts_with(&city.base) && url.contains("upstream=failed"), "{url}");
+    // With the province's session alive, the next request tries silently, and again lands on the
+    // city's form rather than an error page.
+    let (landed, hops) = walk(&browser, &authorize_url(&city, "city", &[])).await;
+    assert!(hops.iter().any(|h| h.starts_with(&province.base)), "the silent try went upstream: {hops:#?}");
+    assert!(matches!(landed, Landed::Form { ref url, .. } if url.starts_with(&city.base)), "{landed:?}");
+    // prompt=none: the error at the client's redirect URI.
+    let (landed, hops) = walk(&browser, &authorize_url(&city, "city", &[("prompt", "none")])).await;
+    let Landed::Rp(q) = landed else { panic!("expected the RP: {hops:#?}") };
+    assert_eq!(q.get("error").map(String::as_str), Some("login_required"), "{q:?}");
+    assert_eq!(q.get("state").map(String::as_str), Some("city"));
+    // This platform's own login works from the form it offered: straight back to the RP.
+    let form = [
+        ("req", hidden(&html, "req")),
+        ("csrf", hidden(&html, "csrf")),
+        ("username", USER.to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let r = browser.post(city.url("/login")).form(&form).send().await.unwrap();
+    let q = query(&location(&r));
+    assert!(q.contains_key("code"), "{q:?} at {url}");
 }
