@@ -23,6 +23,8 @@ per_backend!(
     prompt_none_below_level_gets_unmet_at_once,
     acr_values_and_essential_acr_claim,
     upstream_below_level_offers_local_login,
+    account_page_verification_and_daily_limit,
+    verified_account_is_not_asked_again,
 );
 
 /// The client that requires real-name verified people.
@@ -399,4 +401,89 @@ async fn upstream_below_level_offers_local_login(b: Backend) {
     let r = browser.post(city.url("/login")).form(&form).send().await.unwrap();
     let q = query(&location(&r));
     assert!(q.contains_key("code"), "{q:?} at {url}");
+}
+
+// GB-6.4a, HL-6.1: /verify?next= for a signed-in person outside any authorization request (the
+// account page), its own CSRF token, and the daily limit of verifications per person (each may
+// be a billed call).
+async fn account_page_verification_and_daily_limit(b: Backend) {
+    let rn = RealName::start().await;
+    let s = TestServer::start_with(b, &format!("{}attempts_per_day = 3\n", rn.overlay())).await;
+    let number = "11010119900307678X";
+    rn.record(number, NAME);
+    // Not signed in: a clear refusal.
+    let r = s.browser.get(s.url("/verify?next=/account")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Only our own paths: an absolute URL is refused.
+    let r = s.browser.get(s.url("/verify?next=//evil.example/x")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    crate::support::flow::web_code(&s, "openid").await;
+    let html = s.browser.get(s.url("/verify?next=/account")).send().await.unwrap().text().await.unwrap();
+    let post = |name: &str, num: &str, csrf: String| {
+        let form = [
+            ("next", "/account".to_owned()),
+            ("csrf", csrf),
+            ("name", name.to_owned()),
+            ("id_type", "resident_id_card".to_owned()),
+            ("id_number", num.to_owned()),
+        ];
+        s.browser.post(s.url("/verify")).form(&form).send()
+    };
+    let csrf = hidden(&html, "csrf");
+    assert_eq!(post(NAME, number, "forged".into()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(post("李四", number, csrf.clone()).await.unwrap().status(), StatusCode::FORBIDDEN, "mismatch");
+    assert_eq!(post(NAME, "440305198512121110", csrf.clone()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let r = post(NAME, number, csrf.clone()).await.unwrap();
+    assert_eq!((r.status(), location(&r).as_str()), (StatusCode::SEE_OTHER, "/account"));
+    // A fourth verification today is refused before any call.
+    let before = rn.total_calls();
+    let r = post(NAME, number, csrf).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(rn.total_calls(), before);
+    // The session was raised: the client requiring real names gets a code at once.
+    let admin = admin_token(&s).await;
+    let r = s
+        .http
+        .post(s.url("/admin/v1/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"client_id": RN_CLIENT, "redirect_uris": [RN_REDIRECT], "grant_types": ["authorization_code"],
+                      "token_endpoint_auth_method": "none", "scope": "openid", "min_level": "real_name"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = authorize(&s, RN, &[("prompt", "none")], &Pkce::new()).await;
+    assert!(redirect_query(&r).contains_key("code"), "{}", location(&r));
+}
+
+// HL-6.1: an account verified already (here by an admin, in person: strong, while the person
+// is on the /verify page) is not asked again: the page raises the session from the record and
+// the request continues; a later login starts at that level, which meets an essential acr of
+// "3" (OIDC Core s5.5.1.1).
+async fn verified_account_is_not_asked_again(b: Backend) {
+    use tongzheng::identity::{AssuranceLevel, Verification, VerifyMethod};
+    let (s, rn) = setup(b).await;
+    let pkce = Pkce::new();
+    let verify = to_verify(&s, &pkce).await;
+    let old = tongzheng::users::by_username(&s.state.store, USER).await.unwrap().unwrap();
+    let mut new = old.clone();
+    new.verification = Some(Verification {
+        level: AssuranceLevel::Strong,
+        method: VerifyMethod::InPerson,
+        by: "admin-cli".into(),
+        at: 0,
+    });
+    tongzheng::users::update(&s.state.store, s.state.keys.data(), &old, &mut new).await.unwrap();
+    let r = s.browser.get(s.url(&verify)).send().await.unwrap();
+    let q = redirect_query(&r);
+    let id = id_token_claims(&s, &q["code"], &pkce).await;
+    assert_eq!((id["acr"].as_str(), id["auth_level"].as_str()), (Some("3"), Some("strong")));
+    // A fresh login (prompt=login) takes the account's level from the start.
+    let pkce = Pkce::new();
+    let claims = r#"{"id_token":{"acr":{"essential":true,"value":"3"}}}"#;
+    let r = authorize(&s, RN, &[("claims", claims), ("prompt", "login")], &pkce).await;
+    let r = submit_login(&s, &location(&r), USER, PASSWORD).await;
+    let q = redirect_query(&r);
+    assert_eq!(id_token_claims(&s, &q["code"], &pkce).await["acr"], "3");
+    assert_eq!(rn.total_calls(), 0);
 }
