@@ -985,6 +985,19 @@ impl Config {
         self.guard.validate()?;
         self.keys.validate(self.server.dev)?;
         self.verify.validate(self.server.dev)?;
+        // Every call and wait of one verification must fit in one request's deadline (JM-5).
+        let v = &self.verify;
+        let worst = v.timeout_ms * u64::from(v.retries + 1) + v.retry_backoff_ms * ((1u64 << v.retries) - 1);
+        if v.verifier == crate::identity::verify::Kind::Http && worst >= self.server.request_deadline_ms {
+            return Err(ConfigError::Invalid {
+                field: "verify.timeout_ms",
+                reason: format!(
+                    "timeout_ms x (retries + 1) plus the backoff waits ({worst} ms) must stay under \
+                     server.request_deadline_ms ({} ms)",
+                    self.server.request_deadline_ms
+                ),
+            });
+        }
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(

@@ -82,6 +82,12 @@ impl HttpVerifier {
         })
     }
 
+    /// The credential in use (tests only).
+    #[cfg(test)]
+    pub(super) fn token_for_test(&self) -> Option<&str> {
+        self.token.as_ref().map(Secret::expose)
+    }
+
     async fn call(&self, body: &Request<'_>) -> Call {
         let mut req = self.http.post(&self.url).timeout(self.timeout).json(body);
         if let Some(t) = &self.token {

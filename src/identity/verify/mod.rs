@@ -124,3 +124,40 @@ pub fn check_name(name: &str) -> Result<&str, VerifyError> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn config_is_checked_at_start() {
+        let http = "[verify]\nverifier = \"http\"\n";
+        let e = Config::from_overlay(http, true).unwrap_err();
+        assert!(e.to_string().contains("verify.url"), "{e}");
+        let ok = format!("{http}url = \"http://127.0.0.1:9/v\"\n");
+        assert!(Config::from_overlay(&ok, true).is_ok());
+        let both = format!("{ok}token = \"t\"\ntoken_file = \"/run/secrets/t\"\n");
+        assert!(Config::from_overlay(&both, true).unwrap_err().to_string().contains("verify.token"));
+        // JM-5: 3 calls of 2 s do not fit in a 4.5 s request deadline.
+        let slow = format!("{ok}timeout_ms = 2000\n");
+        assert!(Config::from_overlay(&slow, true).unwrap_err().to_string().contains("request_deadline_ms"));
+    }
+
+    #[tokio::test]
+    async fn the_credential_file_is_read_at_start() {
+        let file = std::env::temp_dir().join(format!("tz-verify-token-{}", std::process::id()));
+        std::fs::write(&file, "s3cret-token\nignored\n").unwrap();
+        let overlay = format!(
+            "[verify]\nverifier = \"http\"\nurl = \"http://127.0.0.1:9/v\"\ntoken_file = \"{}\"\n",
+            file.display()
+        );
+        let config = Config::from_overlay(&overlay, true).unwrap();
+        assert!(!format!("{:?}", config.verify).contains("s3cret"));
+        let v = http::HttpVerifier::new(&config.verify, reqwest::Client::new(), Audit::disabled()).unwrap();
+        assert_eq!(v.token_for_test(), Some("s3cret-token"));
+        std::fs::remove_file(&file).unwrap();
+        let e = build(&config.verify, reqwest::Client::new(), Audit::disabled()).err().unwrap();
+        assert!(e.contains("verify.token_file"), "{e}");
+    }
+}
