@@ -181,6 +181,11 @@ async fn verify_submit(State(state): State<AppState>, headers: HeaderMap, Form(f
             if cancel {
                 return end(OAuthError::new(ErrorCode::AccessDenied, "the user declined real-name verification")).await;
             }
+            // Met already (a form sent twice, a verification finished in another tab): no new
+            // (billed) call.
+            if level::standing(&s.acr, p.req.min_level) == level::Standing::Met {
+                return continue_after_auth(&state, &headers, &id, p.req, s, None).await;
+            }
             let client_id = p.req.client_id.clone();
             match flow::step_up(flow_ctx(&state), s, &input, Some(&client_id)).await {
                 Ok(Done::Verified(s)) => continue_after_auth(&state, &headers, &id, p.req, *s, None).await,

@@ -25,6 +25,7 @@ per_backend!(
     upstream_below_level_offers_local_login,
     account_page_verification_and_daily_limit,
     verified_account_is_not_asked_again,
+    upstream_login_below_client_level_verifies_here,
 );
 
 /// The client that requires real-name verified people.
@@ -486,4 +487,45 @@ async fn verified_account_is_not_asked_again(b: Backend) {
     let q = redirect_query(&r);
     assert_eq!(id_token_claims(&s, &q["code"], &pkce).await["acr"], "3");
     assert_eq!(rn.total_calls(), 0);
+}
+
+// HL-6.1, GB-6.4a, GB-6.4c: a login from a trusted upstream that meets the trust but not the
+// client's level continues at this platform's /verify (built-in verifier here), then the client
+// gets its code at the real-name level.
+async fn upstream_login_below_client_level_verifies_here(b: Backend) {
+    use crate::federation::{Landed, authorize_url, browser, submit, trust, upstream_link, walk};
+    let ips = if b == Backend::Memory { ("127.0.0.45", "127.0.0.46") } else { ("127.0.0.47", "127.0.0.48") };
+    let province = TestServer::start_platform(b, ips.0, "").await;
+    let city = TestServer::start_platform(b, ips.1, "").await;
+    trust(&province, "province", &city, "city").await;
+    let admin = admin_token(&city).await;
+    let r = city
+        .http
+        .post(city.url("/admin/v1/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"client_id": "web-rp", "redirect_uris": ["http://127.0.0.1:9400/city/cb"],
+                      "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none",
+                      "scope": "openid profile", "min_level": "real_name"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let browser = browser();
+    let (landed, _) = walk(&browser, &authorize_url(&city, "city", &[])).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the city's form") };
+    let (landed, _) = walk(&browser, &upstream_link(&url, &html)).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the province's form") };
+    let (landed, hops) = submit(&browser, &url, &html).await;
+    let Landed::Form { url, html } = landed else { panic!("expected the city's verification page: {hops:#?}") };
+    assert!(url.starts_with(&city.base) && url.contains("/verify?req="), "{url}");
+    let form = [
+        ("req", hidden(&html, "req")),
+        ("csrf", hidden(&html, "csrf")),
+        ("name", NAME.to_owned()),
+        ("id_type", "resident_id_card".to_owned()),
+        ("id_number", "440305198512121110".to_owned()),
+    ];
+    let r = browser.post(city.url("/verify")).form(&form).send().await.unwrap();
+    let q = query(&location(&r));
+    assert!(q.contains_key("code"), "{q:?}");
 }
