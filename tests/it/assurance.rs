@@ -26,6 +26,7 @@ per_backend!(
     account_page_verification_and_daily_limit,
     verified_account_is_not_asked_again,
     upstream_login_below_client_level_verifies_here,
+    application_grant_sets_the_level,
 );
 
 /// The client that requires real-name verified people.
@@ -528,4 +529,27 @@ async fn upstream_login_below_client_level_verifies_here(b: Backend) {
     let r = browser.post(city.url("/verify")).form(&form).send().await.unwrap();
     let q = query(&location(&r));
     assert!(q.contains_key("code"), "{q:?}");
+}
+
+// HL-6.1, AY-8.2.3: an application's grant names the minimum level; approval gives its client
+// that level, and its users are taken through verification.
+async fn application_grant_sets_the_level(b: Backend) {
+    use crate::lifecycle::{application, call, office_evidence};
+    use reqwest::Method as M;
+    let s = TestServer::start(b).await;
+    let admin = admin_token(&s).await;
+    crate::support::flow::catalogue_scope(&s, &admin, "tax.read").await;
+    let mut app = application("tax-rn", "office");
+    app["grants"]["min_level"] = json!("real_name");
+    let r = call(&s, &admin, M::POST, "/admin/v1/applications", Some(app)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let approve = json!({"reviewer": "李审核", "decision": "approve", "evidence": office_evidence()});
+    let r = call(&s, &admin, M::POST, "/admin/v1/applications/tax-rn/reviews", Some(approve)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let client: Value = call(&s, &admin, M::GET, "/admin/v1/clients/tax-rn", None).await.json().await.unwrap();
+    assert_eq!(client["min_level"], "real_name", "{client}");
+    let redirect = client["redirect_uris"][0].as_str().unwrap().to_owned();
+    let r = authorize(&s, ("tax-rn", &redirect), &[], &Pkce::new()).await;
+    let r = submit_login(&s, &location(&r), USER, PASSWORD).await;
+    assert!(location(&r).starts_with("/verify?req="), "{}", location(&r));
 }
