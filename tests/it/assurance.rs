@@ -22,11 +22,10 @@ per_backend!(
     server_errors_are_retried_then_reported,
     prompt_none_below_level_gets_unmet_at_once,
     acr_values_and_essential_acr_claim,
-    upstream_below_level_offers_local_login,
     account_page_verification_and_daily_limit,
     verified_account_is_not_asked_again,
-    upstream_login_below_client_level_verifies_here,
     application_grant_sets_the_level,
+    refused_call_is_not_retried,
 );
 
 /// The client that requires real-name verified people.
@@ -191,10 +190,26 @@ async fn mismatch_or_no_record_ends_with_unmet(b: Backend) {
     rn.record(number, NAME);
     let pkce = Pkce::new();
     let verify = to_verify(&s, &pkce).await;
-    // A wrong check digit: the form again (400), no call made.
+    // A wrong check digit, an over-long name, an unknown document type: the form again (400),
+    // no call made.
     let r = submit_verify(&s, &verify, NAME, "110101199003072341").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(rn.calls_for("110101199003072341").len(), 0);
+    let r = submit_verify(&s, &verify, &"名".repeat(65), number).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = s.browser.get(s.url(&verify)).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("req", hidden(&html, "req")),
+        ("csrf", hidden(&html, "csrf")),
+        ("name", NAME.to_owned()),
+        ("id_type", "library_card".to_owned()),
+        ("id_number", "x".repeat(5000)),
+    ];
+    let r = s.browser.post(s.url("/verify")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = s.browser.get(s.url("/verify")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "neither req nor next");
+    assert_eq!(rn.total_calls(), 0);
     // Mismatch.
     let r = submit_verify(&s, &verify, "李四", number).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -348,63 +363,6 @@ async fn acr_values_and_essential_acr_claim(b: Backend) {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an unknown level is refused (RFC 7807)");
 }
 
-// HL-6.1, GB-6.4c; OIDC Core s3.1.2.6: a login arriving from a trusted upstream below the level
-// this platform accepts from it (the trust's min_acr) is not a dead end (it used to be a 403 at
-// /federation/callback on every try for as long as the upstream session lived): the person is
-// offered this platform's own login; prompt=none gets login_required at the redirect URI.
-async fn upstream_below_level_offers_local_login(b: Backend) {
-    use crate::federation::{Landed, authorize_url, browser, rp, submit, trust, upstream_link, walk};
-    let ips = if b == Backend::Memory { ("127.0.0.41", "127.0.0.42") } else { ("127.0.0.43", "127.0.0.44") };
-    let province = TestServer::start_platform(b, ips.0, "").await;
-    let city = TestServer::start_platform(b, ips.1, "").await;
-    trust(&province, "province", &city, "city").await;
-    // The city accepts the province's logins from the real-name level up; the province's demo
-    // user is registered (acr "1").
-    let admin = admin_token(&city).await;
-    let r = city
-        .http
-        .put(city.url("/admin/v1/trusts/province"))
-        .bearer_auth(&admin)
-        .json(&json!({"role": "upstream", "issuer": province.base, "name": "province", "client_id": "city-platform",
-                      "create_accounts": true, "min_acr": "2"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let rx = crate::support::receiver::Receivers::start().await;
-    rp(&city, "city", &rx).await;
-    let browser = browser();
-    let (landed, _) = walk(&browser, &authorize_url(&city, "city", &[])).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the city's form") };
-    let (landed, _) = walk(&browser, &upstream_link(&url, &html)).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the province's form") };
-    assert!(url.starts_with(&province.base), "{url}");
-    // The login at the province is below the city's floor: back at the city's own login form.
-    let (landed, hops) = submit(&browser, &url, &html).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the city's form again: {hops:#?}") };
-    assert!(url.starts_with(&city.base) && url.contains("upstream=failed"), "{url}");
-    // With the province's session alive, the next request tries silently, and again lands on the
-    // city's form rather than an error page.
-    let (landed, hops) = walk(&browser, &authorize_url(&city, "city", &[])).await;
-    assert!(hops.iter().any(|h| h.starts_with(&province.base)), "the silent try went upstream: {hops:#?}");
-    assert!(matches!(landed, Landed::Form { ref url, .. } if url.starts_with(&city.base)), "{landed:?}");
-    // prompt=none: the error at the client's redirect URI.
-    let (landed, hops) = walk(&browser, &authorize_url(&city, "city", &[("prompt", "none")])).await;
-    let Landed::Rp(q) = landed else { panic!("expected the RP: {hops:#?}") };
-    assert_eq!(q.get("error").map(String::as_str), Some("login_required"), "{q:?}");
-    assert_eq!(q.get("state").map(String::as_str), Some("city"));
-    // This platform's own login works from the form it offered: straight back to the RP.
-    let form = [
-        ("req", hidden(&html, "req")),
-        ("csrf", hidden(&html, "csrf")),
-        ("username", USER.to_owned()),
-        ("password", PASSWORD.to_owned()),
-    ];
-    let r = browser.post(city.url("/login")).form(&form).send().await.unwrap();
-    let q = query(&location(&r));
-    assert!(q.contains_key("code"), "{q:?} at {url}");
-}
-
 // GB-6.4a, HL-6.1: /verify?next= for a signed-in person outside any authorization request (the
 // account page), its own CSRF token, and the daily limit of verifications per person (each may
 // be a billed call).
@@ -490,47 +448,6 @@ async fn verified_account_is_not_asked_again(b: Backend) {
     assert_eq!(rn.total_calls(), 0);
 }
 
-// HL-6.1, GB-6.4a, GB-6.4c: a login from a trusted upstream that meets the trust but not the
-// client's level continues at this platform's /verify (built-in verifier here), then the client
-// gets its code at the real-name level.
-async fn upstream_login_below_client_level_verifies_here(b: Backend) {
-    use crate::federation::{Landed, authorize_url, browser, submit, trust, upstream_link, walk};
-    let ips = if b == Backend::Memory { ("127.0.0.45", "127.0.0.46") } else { ("127.0.0.47", "127.0.0.48") };
-    let province = TestServer::start_platform(b, ips.0, "").await;
-    let city = TestServer::start_platform(b, ips.1, "").await;
-    trust(&province, "province", &city, "city").await;
-    let admin = admin_token(&city).await;
-    let r = city
-        .http
-        .post(city.url("/admin/v1/clients"))
-        .bearer_auth(&admin)
-        .json(&json!({"client_id": "web-rp", "redirect_uris": ["http://127.0.0.1:9400/city/cb"],
-                      "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none",
-                      "scope": "openid profile", "min_level": "real_name"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let browser = browser();
-    let (landed, _) = walk(&browser, &authorize_url(&city, "city", &[])).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the city's form") };
-    let (landed, _) = walk(&browser, &upstream_link(&url, &html)).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the province's form") };
-    let (landed, hops) = submit(&browser, &url, &html).await;
-    let Landed::Form { url, html } = landed else { panic!("expected the city's verification page: {hops:#?}") };
-    assert!(url.starts_with(&city.base) && url.contains("/verify?req="), "{url}");
-    let form = [
-        ("req", hidden(&html, "req")),
-        ("csrf", hidden(&html, "csrf")),
-        ("name", NAME.to_owned()),
-        ("id_type", "resident_id_card".to_owned()),
-        ("id_number", "440305198512121110".to_owned()),
-    ];
-    let r = browser.post(city.url("/verify")).form(&form).send().await.unwrap();
-    let q = query(&location(&r));
-    assert!(q.contains_key("code"), "{q:?}");
-}
-
 // HL-6.1, AY-8.2.3: an application's grant names the minimum level; approval gives its client
 // that level, and its users are taken through verification.
 async fn application_grant_sets_the_level(b: Backend) {
@@ -552,4 +469,28 @@ async fn application_grant_sets_the_level(b: Backend) {
     let r = authorize(&s, ("tax-rn", &redirect), &[], &Pkce::new()).await;
     let r = submit_login(&s, &location(&r), USER, PASSWORD).await;
     assert!(location(&r).starts_with("/verify?req="), "{}", location(&r));
+}
+
+// GB-6.4a: a 4xx answer (here a wrong credential) is not retried: one call, audited, and the
+// person told the service is unavailable.
+async fn refused_call_is_not_retried(b: Backend) {
+    let rn = RealName::start().await;
+    let overlay = rn.overlay().replace(crate::support::realname::TOKEN, "wrong-token-0123456789");
+    let s = TestServer::start_with(b, &overlay).await;
+    let admin = admin_token(&s).await;
+    let body = json!({"client_id": RN_CLIENT, "redirect_uris": [RN_REDIRECT], "grant_types": ["authorization_code"],
+                      "token_endpoint_auth_method": "none", "scope": "openid", "min_level": "real_name"});
+    let r = s.http.post(s.url("/admin/v1/clients")).bearer_auth(&admin).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let verify = to_verify(&s, &Pkce::new()).await;
+    let r = submit_verify(&s, &verify, NAME, "110101199003071233").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rn.total_calls(), 1);
+    let (events, text) = verification_events(&s).await;
+    let call = events.iter().find(|e| e["detail"]["step"] == "call").expect("audited");
+    assert_eq!(
+        (call["detail"]["outcome"].as_str(), call["detail"]["billed"].as_bool()),
+        (Some("http_401"), Some(false))
+    );
+    assert!(!text.contains("wrong-token-0123456789"), "the credential is never logged");
 }
