@@ -15,6 +15,7 @@ mod harness;
 mod lifecycle;
 mod logout;
 mod negative;
+mod pages;
 mod registration;
 mod report;
 mod revocation;

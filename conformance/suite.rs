@@ -3,7 +3,7 @@
 
 use crate::report::{Check, Id, Runner};
 use crate::rp::Rp;
-use crate::{flows, logout, negative, registration, tokens};
+use crate::{flows, logout, negative, pages, registration, tokens};
 
 /// The first row of a pass: the instance runs and says so (SH-6.2.4d: the health address
 /// reports the real state of the store and the keys).
@@ -288,6 +288,24 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     run.record(
         ("DC-11, AY-8.6.3", "RFC 7592 s2.3", "delete the registration: 204; then 401 and the client is unusable"),
         registration::delete(&rp, reg).await,
+    );
+
+    // The login and consent pages (issue 11).
+    run.record(
+        (
+            "JM-5.6, SH-D",
+            "REQUIREMENTS.md JM-5.6",
+            "login page: 个人/法人 tabs as links, sign-up, reset, agreement, privacy",
+        ),
+        pages::login_tabs(&rp).await,
+    );
+    run.record(
+        (
+            "SH-8.2",
+            "OIDC Core s3.1.2.4, s3.1.2.6",
+            "sensitive scope: consent page marks it even for a no-consent client",
+        ),
+        pages::sensitive_consent(&rp).await,
     );
 
     // Negative cases.

@@ -13,13 +13,16 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::grant::code::{self, CodeRecord};
 use crate::grant::{Ctx, USER_SCOPES, UserAuth, check_granted, parse_scope};
 use crate::keys::Keys;
+use crate::scopes::ScopeDef;
 use crate::session::{self, Session, Timeouts};
-use crate::store::{self, DynStore, StoreError, keys};
+use crate::store::{DynStore, StoreError};
 use crate::tokens::IdClaims;
 
+pub mod consent;
 pub mod level;
 pub mod pending;
 
+pub use consent::{Consent, ConsentView, consent_view, consents_of, remember_consent, revoke_consent, revoke_consents};
 pub use pending::{Caps, Pending, forget, recall, remember};
 
 /// How the response parameters travel (OAuth 2.0 Multiple Response Types s2.1, Form Post).
@@ -288,56 +291,11 @@ pub enum Decision {
     Error(OAuthError),
 }
 
-/// A stored consent: which scopes a user allowed a client.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Consent {
-    /// The scopes.
-    pub scopes: Vec<String>,
-    /// When.
-    pub at: i64,
-}
-
-/// How long a remembered consent lasts: 180 days.
-const CONSENT_TTL: u64 = 180 * 24 * 3600;
-
-/// Records that the user consented to `scopes` for the client.
-pub async fn remember_consent(
-    store: &DynStore,
-    sub: &str,
-    client_id: &str,
-    scopes: &[String],
-    now: i64,
-) -> Result<(), StoreError> {
-    let c = Consent { scopes: scopes.to_vec(), at: now };
-    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await?;
-    // Indexed by client, so taking an application offline can revoke every consent (AY-8.6.3).
-    store.set_add(&keys::client_consents(client_id), sub, Some(CONSENT_TTL)).await
-}
-
-/// Revokes every user's consent to a client; returns how many there were.
-pub async fn revoke_consents(store: &DynStore, client_id: &str) -> Result<usize, StoreError> {
-    let subs = store.set_members(&keys::client_consents(client_id)).await?;
-    for sub in &subs {
-        store.delete(&keys::consent(sub, client_id)).await?;
-    }
-    store.delete(&keys::client_consents(client_id)).await?;
-    Ok(subs.len())
-}
-
-async fn needs_consent(store: &DynStore, req: &AuthRequest, client: &Client, s: &Session) -> Result<bool, StoreError> {
-    if req.prompt.consent {
-        return Ok(true);
-    }
-    if !client.consent_required {
-        return Ok(false);
-    }
-    let stored: Option<Consent> = store::get_json(store.as_ref(), &keys::consent(&s.sub, &client.client_id)).await?;
-    Ok(!stored.is_some_and(|c| req.scope.iter().all(|s| c.scopes.contains(s))))
-}
-
-/// Decides the next step given the browser's session (already resolved from its cookie).
+/// Decides the next step given the browser's session (already resolved from its cookie);
+/// `builtins` are the scope catalogue's built-in entries (which scopes are sensitive, SH-8.2).
 pub async fn decide(
     store: &DynStore,
+    builtins: &[ScopeDef],
     req: &AuthRequest,
     client: &Client,
     session: Option<Session>,
@@ -373,7 +331,7 @@ pub async fn decide(
             )));
         }
     }
-    if needs_consent(store, req, client, &s).await? {
+    if consent::needed(store, builtins, req, client, &s).await? {
         return Ok(if req.prompt.none {
             Decision::Error(OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"))
         } else {

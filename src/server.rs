@@ -169,6 +169,8 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             let def = crate::scopes::ScopeDef {
                 name: name.clone(),
                 description: format!("declared in the configuration (client {})", c.client_id),
+                description_zh: String::new(),
+                description_en: String::new(),
                 sensitive: false,
                 built_in: false,
                 created_at: now,

@@ -11,6 +11,7 @@ pub mod health;
 pub mod introspect;
 pub mod logout;
 pub mod metrics;
+pub mod notices;
 pub mod oidc;
 pub mod pages;
 pub mod registration;
@@ -82,6 +83,8 @@ pub struct Inner {
     pub instance: Arc<crate::instance::Instance>,
     /// The real-name verifier (GB-6.4a).
     pub verifier: crate::identity::verify::DynVerifier,
+    /// The platform's branding on every page (JM-5.6, SH-D), current on each request's task.
+    pub brand: Arc<pages::brand::Brand>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -158,6 +161,7 @@ impl AppState {
             verifier,
             outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
             instance: Arc::new(crate::instance::Instance::new()),
+            brand: Arc::new(pages::brand::Brand::new(&p.config.branding)),
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
@@ -284,7 +288,8 @@ async fn layers(State(state): State<AppState>, req: Request, next: Next) -> Resp
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut req = req;
     req.extensions_mut().insert(extract::RequestId(id.clone()));
-    let mut resp = request_id::scope(id.clone(), tracing::Instrument::instrument(next.run(req), span)).await;
+    let handled = pages::brand::scope(state.brand.clone(), next.run(req));
+    let mut resp = request_id::scope(id.clone(), tracing::Instrument::instrument(handled, span)).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);
@@ -322,6 +327,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(notices::routes())
         .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))

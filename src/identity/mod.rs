@@ -2,7 +2,14 @@
 //! persons (法人, [`legal::LegalPerson`]), their identity documents, and how well each one is known
 //! (assurance levels, released as `acr` and `auth_level`).
 
+pub mod idnum;
 pub mod legal;
+pub mod legal_records;
+pub mod names;
+pub mod persons;
+pub mod phone;
+pub mod records;
+pub mod uscc;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};

@@ -165,6 +165,10 @@ pub const SCOPE_INDEX: &str = "scopes";
 pub fn client_consents(client_id: &str) -> String {
     format!("client:{client_id}:consents")
 }
+/// The clients a user consented to (so the account page can list and revoke them, SH-8.2).
+pub fn user_consents(sub: &str) -> String {
+    format!("user:{sub}:consents")
+}
 /// A trusted platform, by id.
 pub fn trust(id: &str) -> String {
     format!("trust:{id}")
@@ -220,6 +224,12 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+/// Name search index (HL-5.1 admin search): `realm` (`user`, `legal`) and the hash of one
+/// normalised name prefix -> the set of ids whose name starts with it (a hint: the records
+/// decide).
+pub fn name_index(realm: &str, hash: &str) -> String {
+    format!("nameidx:{realm}:{hash}")
+}
 /// Real-name verifications a person started in one day (UTC day number): a counter with a TTL.
 pub fn verify_attempts(user_id: &str, day: i64) -> String {
     format!("verify:n:{user_id}:{day}")

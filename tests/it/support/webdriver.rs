@@ -262,6 +262,28 @@ impl Browser {
         }
     }
 
+    /// Runs `script` (a function body; `return` gives the value) in the page and returns its value.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Resizes the viewport (the page's `innerWidth` x `innerHeight`) to `width` x `height`
+    /// CSS pixels: sets the window, then corrects by what the window's frame takes.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let mut rect = (width, height);
+        for _ in 0..3 {
+            self.post("/window/rect", json!({ "width": rect.0, "height": rect.1 })).await;
+            let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
+            let (w, h) = (v[0].as_u64().unwrap_or(0) as u32, v[1].as_u64().unwrap_or(0) as u32);
+            if (w, h) == (width, height) {
+                return;
+            }
+            rect = ((rect.0 + width).saturating_sub(w), (rect.1 + height).saturating_sub(h));
+        }
+        let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
+        panic!("viewport {width}x{height} not reached: {v}");
+    }
+
     /// Saves a PNG screenshot of the viewport to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let v = self.get("/screenshot").await;
