@@ -77,6 +77,12 @@ async fn client_name(state: &AppState, id: &str) -> Option<String> {
     clients::get(&state.store, id).await.ok().flatten().map(|c| c.name)
 }
 
+/// The level the page aims at: what the request requires, else (an optional step, e.g. after
+/// sign-up) the real-name level.
+fn aim(p: &Pending) -> crate::identity::AssuranceLevel {
+    p.req.min_level.unwrap_or(level::SELF_SERVICE)
+}
+
 /// Ends the pending request with `e` at the client's redirect URI.
 async fn end_request(state: &AppState, headers: &HeaderMap, id: &str, to: Redirect, e: OAuthError) -> Response {
     if let Err(err) = authorize::forget(&state.store, id).await {
@@ -102,14 +108,18 @@ async fn verify_page(State(state): State<AppState>, headers: HeaderMap, Query(q)
                 Ok(None) => return expired(&state, &headers),
                 Err(e) => return unavailable_page(&state, &headers, e),
             };
-            let Some(s) = session else { return see_other(&format!("/login?req={id}")) };
+            // No session, or one this request may not use as it stands (prompt=login, max_age,
+            // another subject): the login form first.
+            let Some(s) = session.filter(|s| p.admits(s, now, state.config.tokens.login_ttl)) else {
+                return see_other(&format!("/login?req={id}"));
+            };
             // Verified already (by an admin, elsewhere, or a step cut short): no new call.
             let s = match flow::from_record(flow_ctx(&state), s).await {
                 Ok(s) => s,
                 Err(StepError::Store(e)) => return unavailable_page(&state, &headers, e),
                 Err(_) => return expired(&state, &headers),
             };
-            if level::standing(&s.acr, p.req.min_level) == level::Standing::Met {
+            if level::standing(&s.acr, Some(aim(&p))) == level::Standing::Met {
                 return continue_after_auth(&state, &headers, &id, p.req, s, None).await;
             }
             let name = client_name(&state, &p.req.client_id).await;
@@ -175,30 +185,35 @@ async fn verify_submit(State(state): State<AppState>, headers: HeaderMap, Form(f
                     &e.description,
                 );
             }
-            let Some(s) = session else { return expired(&state, &headers) };
+            let Some(s) = session.filter(|s| p.admits(s, now, state.config.tokens.login_ttl)) else {
+                return see_other(&format!("/login?req={id}"));
+            };
             let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
             let end = |e: OAuthError| end_request(&state, &headers, &id, redirect_of(&p), e);
-            if cancel {
+            // Required by the request: declining or failing ends it. Optional (a step offered
+            // after sign-up): declining continues the request as it is, a failure may be retried.
+            let required = p.req.min_level.is_some();
+            if cancel && required {
                 return end(OAuthError::new(ErrorCode::AccessDenied, "the user declined real-name verification")).await;
             }
-            // Met already (a form sent twice, a verification finished in another tab): no new
-            // (billed) call.
-            if level::standing(&s.acr, p.req.min_level) == level::Standing::Met {
+            // Declined, or met already (a form sent twice, a verification finished in another
+            // tab): no new (billed) call.
+            if cancel || level::standing(&s.acr, Some(aim(&p))) == level::Standing::Met {
                 return continue_after_auth(&state, &headers, &id, p.req, s, None).await;
             }
             let client_id = p.req.client_id.clone();
+            let name = client_name(&state, &client_id).await;
+            let shown = |notice: Notice| again(loc, ("req", &id), &p.csrf, name.as_deref(), notice);
             match flow::step_up(flow_ctx(&state), s, &input, Some(&client_id)).await {
                 Ok(Done::Verified(s)) => continue_after_auth(&state, &headers, &id, p.req, *s, None).await,
-                Ok(Done::Refused(why)) => end(level::unmet(why)).await,
-                Err(StepError::TooMany) => end(level::unmet("too many real-name verification attempts today")).await,
-                Err(StepError::Malformed(_)) => {
-                    let name = client_name(&state, &client_id).await;
-                    again(loc, ("req", &id), &p.csrf, name.as_deref(), Notice::Malformed)
+                Ok(Done::Refused(why)) if required => end(level::unmet(why)).await,
+                Ok(Done::Refused(_)) => shown(Notice::Refused),
+                Err(StepError::TooMany) if required => {
+                    end(level::unmet("too many real-name verification attempts today")).await
                 }
-                Err(StepError::Unavailable(_)) => {
-                    let name = client_name(&state, &client_id).await;
-                    again(loc, ("req", &id), &p.csrf, name.as_deref(), Notice::Unavailable)
-                }
+                Err(StepError::TooMany) => shown(Notice::TooMany),
+                Err(StepError::Malformed(_)) => shown(Notice::Malformed),
+                Err(StepError::Unavailable(_)) => shown(Notice::Unavailable),
                 Err(StepError::Gone) => expired(&state, &headers),
                 Err(StepError::Store(e)) => unavailable_page(&state, &headers, e),
             }

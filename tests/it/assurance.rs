@@ -26,6 +26,7 @@ per_backend!(
     verified_account_is_not_asked_again,
     application_grant_sets_the_level,
     refused_call_is_not_retried,
+    optional_verification_can_be_skipped_or_retried,
 );
 
 /// The client that requires real-name verified people.
@@ -493,4 +494,41 @@ async fn refused_call_is_not_retried(b: Backend) {
         (Some("http_401"), Some(false))
     );
     assert!(!text.contains("wrong-token-0123456789"), "the credential is never logged");
+}
+
+// GB-6.4a, HL-5.2: /verify?req= for a request that requires no level is an optional step (as
+// offered after sign-up): a failure may be retried, declining continues the request, and a
+// match continues it at the real-name level.
+async fn optional_verification_can_be_skipped_or_retried(b: Backend) {
+    let (s, rn) = setup(b).await;
+    let number = "110101199003071233";
+    rn.record(number, NAME);
+    let web = (WEB_CLIENT, WEB_REDIRECT);
+    // Two pending requests of demo-web in one browser; the second logs in (its code is issued),
+    // the first is still pending, now with a session: the optional step.
+    let first = location(&authorize(&s, web, &[], &Pkce::new()).await);
+    let third = location(&authorize(&s, web, &[], &Pkce::new()).await);
+    let second = location(&authorize(&s, web, &[], &Pkce::new()).await);
+    submit_login(&s, &second, USER, PASSWORD).await;
+    let verify = first.replace("/login?", "/verify?");
+    let r = submit_verify(&s, &verify, "李四", number).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a mismatch shows the form again");
+    // Declining continues the request at the level the session has.
+    let html = s.browser.get(s.url(&verify)).send().await.unwrap().text().await.unwrap();
+    let form = [("req", hidden(&html, "req")), ("csrf", hidden(&html, "csrf")), ("decision", "cancel".to_owned())];
+    let r = s.browser.post(s.url("/verify")).form(&form).send().await.unwrap();
+    let q = query(&location(&r));
+    assert!(q.contains_key("code"), "declining an optional step continues: {q:?}");
+    // A match continues the other pending request.
+    let r = submit_verify(&s, &third.replace("/login?", "/verify?"), NAME, number).await;
+    let q = query(&location(&r));
+    assert!(q.contains_key("code"), "{q:?}");
+    // OIDC Core s3.1.2.1: /verify never answers for the login a request asks for (prompt=login):
+    // the login form first.
+    s.clock.advance(5);
+    let fresh = location(&authorize(&s, web, &[("prompt", "login")], &Pkce::new()).await);
+    let r = s.browser.get(s.url(&fresh.replace("/login?", "/verify?"))).send().await.unwrap();
+    assert_eq!(location(&r), fresh);
+    let user = tongzheng::users::by_username(&s.state.store, USER).await.unwrap().unwrap();
+    assert_eq!(user.level(), tongzheng::identity::AssuranceLevel::RealName);
 }
