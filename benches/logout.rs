@@ -55,6 +55,9 @@ fn client(id: String, uri: String) -> Client {
         token_exchange: None,
         min_level: None,
         created_at: 0,
+        subject_type: tongzheng::clients::SubjectType::Public,
+        sector_identifier_uri: None,
+        legacy_login: false,
     }
 }
 
@@ -162,5 +165,12 @@ async fn main() {
 }
 
 fn login(sub: &str) -> session::Login {
-    session::Login { sub: sub.into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
+    session::Login {
+        sub: sub.into(),
+        generation: 0,
+        acr: "1".into(),
+        amr: vec!["pwd".into()],
+        upstream: None,
+        acting: None,
+    }
 }

@@ -16,6 +16,7 @@ mod lifecycle;
 mod logout;
 mod negative;
 mod pages;
+mod persons;
 mod registration;
 mod report;
 mod revocation;

@@ -373,6 +373,9 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     // Application lifecycle, least privilege, call control, audit (issue 4).
     crate::lifecycle::run(&rp, run).await;
 
+    // Natural and legal persons through the admin API (issue 11, part A).
+    crate::persons::run(&rp, run).await;
+
     // Assurance levels and real-name verification (issue 11, HL-6.1, GB-6.4a).
     crate::assurance::run(&rp, run).await;
 

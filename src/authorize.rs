@@ -237,7 +237,8 @@ pub async fn validate(
             if claims.iss != issuer {
                 return Err(fail(OAuthError::invalid_request("id_token_hint was issued by another issuer")));
             }
-            Some(claims.sub)
+            // OIDC Core s8.1: compared with the session's subject by its internal id.
+            Some(crate::identity::subject::internal(keys_.data(), &claims.sub))
         }
         None => None,
     };
@@ -303,7 +304,7 @@ pub async fn decide(
 ) -> Result<Decision, StoreError> {
     let usable = session.filter(|s| {
         let fresh = req.max_age.is_none_or(|m| now - s.auth_time <= m);
-        let same_user = req.hint_sub.as_ref().is_none_or(|h| *h == s.sub);
+        let same_user = req.hint_sub.as_ref().is_none_or(|h| h == s.principal());
         fresh && same_user && !req.prompt.login
     });
     let Some(s) = usable else {
@@ -365,6 +366,7 @@ pub async fn issue_code(ctx: Ctx<'_>, req: &AuthRequest, s: &Session, t: Timeout
             acr: s.acr.clone(),
             amr: s.amr.clone(),
             generation: s.generation,
+            acting: s.acting.as_deref().cloned(),
         },
         gid: crypto::random_token(16),
         exp: ctx.now + ctx.tokens.code_ttl,

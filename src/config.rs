@@ -672,6 +672,13 @@ pub struct TokensConfig {
     pub refresh_grace: i64,
     /// Lifetime of a remembered authorization request during login.
     pub login_ttl: i64,
+    /// Entries of the verified-signature cache (0: none); each costs about 112 bytes.
+    #[serde(default = "default_verified_cache_entries")]
+    pub verified_cache_entries: usize,
+}
+
+fn default_verified_cache_entries() -> usize {
+    crate::keys::DEFAULT_VERIFIED_ENTRIES
 }
 
 /// `[session]`.
@@ -1001,6 +1008,9 @@ impl Config {
             if v <= 0 {
                 return Err(ConfigError::Invalid { field, reason: "must be positive".into() });
             }
+        }
+        if self.tokens.verified_cache_entries > 16 * 1024 * 1024 {
+            return Err(invalid("tokens.verified_cache_entries", "at most 16777216 (about 1.8 GiB)"));
         }
         if !(0..=300).contains(&self.tokens.refresh_grace) {
             return Err(invalid("tokens.refresh_grace", "must be 0..=300 seconds"));

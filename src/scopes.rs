@@ -111,6 +111,12 @@ pub fn built_in(admin_scope: &str, audit_scope: &str) -> Vec<ScopeDef> {
         def("profile", "The user's name and username", false),
         def("email", "The user's e-mail address", false),
         def("phone", "The user's phone number", true),
+        def("idcard", "The user's identity document type and number (ID card)", true),
+        def(
+            "legal_person",
+            "The company you act for: its name, unified social credit code and legal representative",
+            true,
+        ),
         def("offline_access", "Keep access after the user logs out (a refresh token that outlives the session)", false),
         def(admin_scope, "tongzheng admin API: applications, clients, users, scopes, keys, sessions", false),
         def(audit_scope, "tongzheng audit log: query and export (read only)", false),

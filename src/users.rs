@@ -7,7 +7,7 @@ pub use crate::passwords::{PasswordError, PasswordPool};
 
 use crate::crypto;
 use crate::identity::{AssuranceLevel, IdType, Verification, names};
-use crate::sealing::{DataKey, mask_phone};
+use crate::sealing::DataKey;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// A person who can log in.
@@ -97,9 +97,9 @@ impl User {
     pub fn set_phone(&mut self, key: &DataKey, phone: Option<&str>) {
         self.phone_sealed = phone.filter(|p| !p.is_empty()).map(|p| key.seal(p, &self.phone_context()));
     }
-    /// The phone number masked for display (SH-8.2).
+    /// The phone number masked for display (SH-8.2): `138****5678`.
     pub fn phone_masked(&self, key: &DataKey) -> Option<String> {
-        self.phone(key).map(|p| mask_phone(&p))
+        self.phone(key).map(|p| crate::identity::phone::mask(&p))
     }
     fn id_number_context(&self) -> String {
         format!("user:{}:idn", self.id)

@@ -20,6 +20,7 @@ use crate::crypto::{self, Secret};
 use crate::error::{ErrorCode, OAuthError};
 use crate::guard::{self, GuardError};
 use crate::identity::PrincipalKind;
+use crate::identity::acting::{Acting, Options};
 use crate::metrics::LoginOutcome;
 use crate::session::{self, Session};
 use crate::store::StoreError;
@@ -362,7 +363,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     }
     let username = form.remove("username").unwrap_or_default();
     let password = Secret(form.remove("password").unwrap_or_default());
-    let kind = account_kind(form.get("account_kind"));
+    let kind = account_kind(form.get(super::act::ACCOUNT_KIND));
+    let legal_login = kind == PrincipalKind::LegalPerson;
     let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
     // RFC 6749 s10.10, NIST SP 800-63B s5.2.2: the address and the account (typed, known or
     // not) may be held after earlier failures; then the password is not even checked. The
@@ -474,6 +476,27 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             return form_again(false, true, Guarded::default());
         }
     };
+    // HL-5.1: the 法人 tab: the agent acts for the only legal person listing them, or is asked
+    // which one, or refused.
+    let acting = if legal_login {
+        match crate::identity::acting::options(&state.store, &user).await {
+            Ok(Options::One(lp)) => Some(Acting::of(&lp)),
+            Ok(other) => {
+                if let Err(e) = guard::succeeded(&state.store, admitted).await {
+                    return unavailable_page(&state, &headers, e);
+                }
+                let app = app_id.as_deref();
+                return super::act::ask_or_refuse(&state, &meta, &headers, &id, &p, &user, other, &client_name, app)
+                    .await;
+            }
+            Err(e) => {
+                let _ = guard::release(&state.store, admitted).await;
+                return unavailable_page(&state, &headers, e);
+            }
+        }
+    } else {
+        None
+    };
     let t = state.timeouts();
     let existing = match existing {
         Ok(s) => s,
@@ -486,6 +509,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         acr: user.level().acr().into(),
         amr: vec!["pwd".into()],
         upstream: None,
+        acting,
     };
     // Independent: the account's failure counters start over, and the session is written.
     let (established, guarded) = tokio::join!(
@@ -505,7 +529,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         .actor(format!("user:{}", user.id))
         .client(&p.req.client_id)
         .subject(&user.id)
-        .detail(json!({"sid": session.sid, "amr": session.amr, "acr": session.acr}));
+        .detail(json!({"sid": session.sid, "amr": session.amr, "acr": session.acr,
+            "acting_for": session.acting.as_ref().map(|a| a.lp.clone())}));
     state.audit.record(meta.apply(event, app_id.as_deref())).await;
     let mut resp = continue_after_auth(&state, &headers, &id, p.req, session, client).await;
     if let Some(c) = cookie_value {

@@ -1,6 +1,7 @@
 //! The HTTP surface: one `AppState`, the router, and cross-cutting layers (body limit, request
 //! id, security headers). Handlers live one file per area, each ending in `routes()`.
 
+pub mod act;
 pub mod admin;
 pub mod authorize;
 pub mod deadline;
@@ -9,6 +10,7 @@ pub mod extract;
 pub mod federation;
 pub mod health;
 pub mod introspect;
+pub mod legacy;
 pub mod logout;
 pub mod metrics;
 pub mod notices;
@@ -81,6 +83,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Policy,
     /// This process among the instances: its id, request ids, drain state, seeder wake-up.
     pub instance: Arc<crate::instance::Instance>,
+    /// Decoded client records, reused while the stored record is unchanged.
+    pub clients: crate::clients::cache::ClientCache,
     /// The real-name verifier (GB-6.4a).
     pub verifier: crate::identity::verify::DynVerifier,
     /// The platform's branding on every page (JM-5.6, SH-D), current on each request's task.
@@ -178,6 +182,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: p.metrics,
             audit: p.audit,
+            clients: crate::clients::cache::ClientCache::default(),
         })))
     }
 
@@ -190,6 +195,7 @@ impl AppState {
             tokens: &self.config.tokens,
             timeouts: self.timeouts(),
             now: self.clock.now(),
+            clients: &self.clients,
         }
     }
 
@@ -200,6 +206,7 @@ impl AppState {
             keys: &self.keys,
             issuer: &self.config.issuer,
             timeouts: self.timeouts(),
+            clients: &self.clients,
         }
     }
 
@@ -318,6 +325,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(oidc::routes())
         .merge(authorize::routes())
+        .merge(act::routes())
+        .merge(legacy::routes())
         .merge(token::routes())
         .merge(introspect::routes())
         .merge(logout::routes())

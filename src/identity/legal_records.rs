@@ -6,7 +6,7 @@
 
 use super::legal::{self, Agent, AgentRole, LegalPerson, LegalWriteError, OrgKind};
 use super::records::{self, Page, Paged, RecordError};
-use super::{AssuranceLevel, Verification, names, uscc};
+use super::{AssuranceLevel, Verification, VerifyMethod, names, uscc};
 use crate::store::{DynStore, keys};
 use crate::users;
 
@@ -188,17 +188,51 @@ pub async fn remove_agent(
     .await
 }
 
-/// Records an admin's verification of a legal person (documents checked in person), or
-/// withdraws it with `None`.
+/// Withdraws `user_id`'s authorization to act for every legal person (before their account is
+/// deleted, so no record keeps an agent that no longer exists). Returns the legal persons'
+/// ids. Idempotent: a repeated call finds nothing left to do.
+pub async fn forget_agent(store: &DynStore, user_id: &str, now: i64) -> Result<Vec<String>, RecordError> {
+    let mut done = Vec::new();
+    for id in store.set_members(&keys::acting_for(user_id)).await? {
+        match remove_agent(store, &id, user_id, now).await {
+            Ok(_) => done.push(id),
+            Err(RecordError::NotFound(_)) => {
+                // A stale hint (the record no longer lists them, or is gone).
+                store.set_remove(&keys::acting_for(user_id), &id).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Records an admin's check of a legal person (its documents in person, or its legal
+/// representative's face) by `by`: `real_name` unless `level` says `strong`.
+pub async fn record_check(
+    store: &DynStore,
+    id: &str,
+    method: VerifyMethod,
+    level: Option<AssuranceLevel>,
+    by: &str,
+    now: i64,
+) -> Result<(LegalPerson, LegalPerson), RecordError> {
+    if !matches!(method, VerifyMethod::Face | VerifyMethod::InPerson) {
+        return Err(RecordError::Invalid("method", "an admin records face or in_person verification".into()));
+    }
+    let level = level.unwrap_or(AssuranceLevel::RealName);
+    if level < AssuranceLevel::RealName {
+        return Err(RecordError::Invalid("level", "must be real_name or strong".into()));
+    }
+    set_verification(store, id, Some(Verification { level, method, by: by.to_owned(), at: now }), now).await
+}
+
+/// Sets (or, with `None`, withdraws) a legal person's verification.
 pub async fn set_verification(
     store: &DynStore,
     id: &str,
     v: Option<Verification>,
     now: i64,
 ) -> Result<(LegalPerson, LegalPerson), RecordError> {
-    if v.as_ref().is_some_and(|v| v.level < AssuranceLevel::RealName) {
-        return Err(RecordError::Invalid("level", "must be real_name or strong".into()));
-    }
     modify(store, id, now, |lp| {
         lp.verification.clone_from(&v);
         Ok(())

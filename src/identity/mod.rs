@@ -2,6 +2,8 @@
 //! persons (法人, [`legal::LegalPerson`]), their identity documents, and how well each one is known
 //! (assurance levels, released as `acr` and `auth_level`).
 
+pub mod acting;
+pub mod claims;
 pub mod idnum;
 pub mod legal;
 pub mod legal_records;
@@ -9,6 +11,7 @@ pub mod names;
 pub mod persons;
 pub mod phone;
 pub mod records;
+pub mod subject;
 pub mod uscc;
 pub mod verify;
 

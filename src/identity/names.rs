@@ -90,6 +90,20 @@ pub async fn candidates(store: &DynStore, realm: Realm<'_>, query: &str) -> Resu
     Ok(Some(ids))
 }
 
+/// Adds every natural and legal person to the name index (records written before the index
+/// existed); idempotent, safe while other writers run. Returns how many of each it read.
+pub async fn rebuild(store: &DynStore, data: &DataKey) -> Result<(usize, usize), StoreError> {
+    let users = crate::users::list(store).await?;
+    for u in &users {
+        add(store, Realm::Users(data), &u.id, &u.name).await?;
+    }
+    let legal = super::legal::list(store).await?;
+    for lp in &legal {
+        add(store, Realm::Legal, &lp.id, &lp.name).await?;
+    }
+    Ok((users.len(), legal.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

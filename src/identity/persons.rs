@@ -188,7 +188,12 @@ pub async fn search(
         }
         PersonQuery::Phone(p) => {
             let normal = phone::normalise(p)?;
-            Ok(exact(users::by_lookup(store, data, Lookup::Phone, &normal).await?))
+            let mut found = users::by_lookup(store, data, Lookup::Phone, &normal).await?;
+            if found.is_none() && p.trim() != normal {
+                // Records written before phones were normalised are indexed as they were typed.
+                found = users::by_lookup(store, data, Lookup::Phone, p.trim()).await?;
+            }
+            Ok(exact(found))
         }
         PersonQuery::IdNumber(ty, n) => {
             let forms: Vec<String> = match ty {

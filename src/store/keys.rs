@@ -230,6 +230,11 @@ pub const KEYSET: &str = "keyset";
 pub fn name_index(realm: &str, hash: &str) -> String {
     format!("nameidx:{realm}:{hash}")
 }
+/// The agent who authenticated for pending request `req_id` and has yet to pick the legal
+/// person they act for (HL-5.1); lives no longer than the pending request.
+pub fn acting_choice(req_id: &str) -> String {
+    format!("authreq:{req_id}:acting")
+}
 /// Real-name verifications a person started in one day (UTC day number): a counter with a TTL.
 pub fn verify_attempts(user_id: &str, day: i64) -> String {
     format!("verify:n:{user_id}:{day}")

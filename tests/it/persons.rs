@@ -10,7 +10,7 @@ use crate::support::flow;
 use crate::support::server::*;
 use tongzheng::identity::legal;
 
-per_backend!(natural_persons, legal_persons, paging_and_name_search, bad_input_is_a_problem);
+per_backend!(natural_persons, legal_persons, paging_and_name_search, bad_input_is_a_problem, cli_manages_persons);
 
 const ID_NUMBER: &str = "110101199003091234";
 const PHONE: &str = "138 1234 5678";
@@ -202,6 +202,7 @@ async fn natural_persons(b: Backend) {
     assert_eq!((st, v["auth_level"].as_str()), (StatusCode::OK, Some("registered")));
 
     // Audited: the changes name their fields and the verification, never the numbers.
+    s.state.audit.flush().await;
     let auditor = auditor(&s).await;
     let (st, ev) = call(&s, &auditor, Method::GET, &format!("/admin/v1/audit/events?subject={id}"), None).await;
     assert_eq!(st, StatusCode::OK);
@@ -214,6 +215,10 @@ async fn natural_persons(b: Backend) {
         events.iter().any(|e| e["detail"]["detail"]["verification"]["method"] == "face"
             && e["detail"]["detail"]["operator"] == "王五 (窗口 3)"),
         "{ev}"
+    );
+    assert!(
+        events.iter().any(|e| e["detail"]["detail"] == json!({"search_by": "id_number", "found": 1})),
+        "who looked whom up by ID number is traceable: {ev}"
     );
     let text = audit_text(&s);
     for secret in ["110101199003091234", "320102198511115678", "13812345678", "1234 5678"] {
@@ -281,6 +286,9 @@ async fn legal_persons(b: Backend) {
     assert!(acting(zhao.clone()).await.is_empty(), "a removed agent cannot act");
     let (st, _) = call(&s, &admin, Method::DELETE, &format!("/admin/v1/legal-persons/{id}/agents/{zhao}"), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) =
+        call(&s, &admin, Method::PUT, &format!("/admin/v1/legal-persons/{id}/agents/{id}"), Some(json!({}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a legal person cannot be made an agent: only natural persons act");
 
     // Search: by USCC (any case), name prefix, agent.
     for q in ["uscc=91110108551385816b", "name=%E5%8C%97%E4%BA%AC%E6%9F%90", &format!("agent={wang}")] {
@@ -332,11 +340,20 @@ async fn legal_persons(b: Backend) {
     );
 
     // Audited, then deleted (the USCC is free again).
+    s.state.audit.flush().await;
     let auditor = auditor(&s).await;
     let (_, ev) = call(&s, &auditor, Method::GET, &format!("/admin/v1/audit/events?subject={id}"), None).await;
     let events = ev["events"].as_array().unwrap();
     assert!(events.iter().any(|e| e["detail"]["detail"]["agent_removed"] == zhao.as_str()), "{ev}");
     assert!(events.iter().any(|e| e["detail"]["detail"]["changed"] == json!(["name", "enabled"])), "{ev}");
+    // A deleted person's authorizations go with their account.
+    let (st, _) =
+        call(&s, &admin, Method::PUT, &format!("/admin/v1/legal-persons/{id}/agents/{zhao}"), Some(json!({}))).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(&s, &admin, Method::DELETE, &format!("/admin/v1/users/{zhao}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let lp = legal::get(&s.state.store, &id).await.unwrap().unwrap();
+    assert!(lp.agent(&zhao).is_none() && lp.agent(&wang).is_some(), "{:?}", lp.agents);
     let (st, _) = call(&s, &admin, Method::DELETE, &format!("/admin/v1/legal-persons/{id}"), None).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = call(&s, &admin, Method::GET, &format!("/admin/v1/legal-persons/{id}"), None).await;
@@ -390,6 +407,18 @@ async fn paging_and_name_search(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(search(&s, &admin, json!({"name": "测试", "limit": 500})).await.len(), 6);
     assert_eq!(search(&s, &admin, json!({"name": "改名"})).await.len(), 1);
+
+    // A record written before the name index existed is found after one rebuild.
+    let old = tongzheng::users::User::new("old.timer".into(), "老用户".into(), "x".into(), 0);
+    tongzheng::store::put_json(s.state.store.as_ref(), &tongzheng::store::keys::user(&old.id), &old, None)
+        .await
+        .unwrap();
+    s.state.store.set_add(tongzheng::store::keys::USER_INDEX, &old.id, None).await.unwrap();
+    assert!(search(&s, &admin, json!({"name": "老用户"})).await.is_empty());
+    let (st, v) = call(&s, &admin, Method::POST, "/admin/v1/name-index/rebuild", Some(json!({}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["users"].as_u64().unwrap() >= 8, "{v}");
+    assert_eq!(search(&s, &admin, json!({"name": "老用"})).await.len(), 1);
 }
 
 // HL-5.1, SH-8.2, GB-6.9.3: malformed ID numbers of every type, USCCs, phones, over-long fields
@@ -477,4 +506,85 @@ async fn bad_input_is_a_problem(b: Backend) {
     assert_eq!(v["legal_persons"].as_array().unwrap().len(), 1);
     let (_, v) = call(&s, &admin, Method::GET, &format!("/admin/v1/users/{uid}"), None).await;
     assert_eq!(v["id_number"], "110***********1234", "a refused change keeps the record");
+}
+
+async fn cli(s: &TestServer, args: &[&str]) -> (u8, String, String) {
+    let mut argv = vec!["--server", s.base.as_str(), "--client-id", ADMIN_CLIENT, "--client-secret", ADMIN_SECRET];
+    argv.extend_from_slice(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tongzheng::cli::run(argv, &mut out, &mut err).await;
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+// HL-5.1, HL-6.1, SH-8.2: the CLI manages persons, verification, legal persons and agents;
+// it prints numbers masked and reports a malformed one from the RFC 7807 problem.
+async fn cli_manages_persons(b: Backend) {
+    let s = TestServer::start(b).await;
+    let pw = std::env::temp_dir().join(format!(
+        "tz-persons-pw-{}-{}",
+        std::process::id(),
+        s.base.rsplit(':').next().unwrap()
+    ));
+    std::fs::write(&pw, "zhang-san-password\n").unwrap();
+    let pw = pw.to_str().unwrap();
+    let (code, out, err) = cli(
+        &s,
+        &[
+            "person",
+            "create",
+            "--username",
+            "zhang.san",
+            "--name",
+            "张三",
+            "--password-file",
+            pw,
+            "--phone",
+            PHONE,
+            "--id-number",
+            ID_NUMBER,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("110***********1234") && out.contains("138****5678"), "{out}");
+    assert!(!out.contains(ID_NUMBER) && !out.contains("12345678"), "{out}");
+    let id = out.lines().find(|l| l.starts_with("id:")).unwrap()[3..].trim().to_owned();
+    let (code, out, _) = cli(&s, &["person", "search", "--phone", "+86 13812345678"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&id) && out.contains("138****5678"), "{out}");
+    let (code, out, _) = cli(&s, &["person", "verify", &id, "--method", "in-person", "--operator", "窗口 3"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("strong (acr 3)") && out.contains("in_person by client:admin-cli"), "{out}");
+    let (code, out, err) = cli(&s, &["person", "set-id", &id, "--id-number", "110101199003091235"]).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("check digit"), "{err}");
+    let (code, out, err) = cli(
+        &s,
+        &[
+            "legal",
+            "create",
+            "--name",
+            "北京某某科技有限公司",
+            "--uscc",
+            "91110108551385816B",
+            "--representative",
+            "张三",
+            "--agent",
+            &format!("{id}:admin"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("{id} (admin)")), "{out}");
+    let lid = out.lines().find(|l| l.starts_with("id:")).unwrap()[3..].trim().to_owned();
+    let (code, out, _) = cli(&s, &["legal", "list", "--agent", &id]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&lid) && out.contains("91110108551385816B"), "{out}");
+    let (code, out, _) = cli(&s, &["legal", "remove-agent", &lid, &id]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(legal::acting_for(&s.state.store, &id).await.unwrap().is_empty());
+    let (code, _, err) =
+        cli(&s, &["legal", "create", "--name", "x", "--uscc", "91110108551385816C", "--representative", "y"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("check character"), "{err}");
 }

@@ -277,14 +277,9 @@ async fn verify(
     Json(b): Json<LegalVerificationBody>,
 ) -> Result<Response, Problem> {
     who.about_subject(&id);
-    if !matches!(b.method, VerifyMethod::Face | VerifyMethod::InPerson) {
-        return Err(Problem::bad_request("method: an admin records face or in_person verification"));
-    }
     let operator = b.operator.as_deref().map(|o| records::text("operator", o)).transpose()?;
-    let now = state.clock.now();
-    let v =
-        Verification { level: b.level.unwrap_or(AssuranceLevel::RealName), method: b.method, by: who.actor(), at: now };
-    let (_, new) = legal_records::set_verification(&state.store, &id, Some(v), now).await?;
+    let (_, new) =
+        legal_records::record_check(&state.store, &id, b.method, b.level, &who.actor(), state.clock.now()).await?;
     noted(&who, &new, json!({ "verification": new.verification, "operator": operator }));
     Ok(axum::Json(view(&new)).into_response())
 }

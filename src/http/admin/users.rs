@@ -18,9 +18,10 @@ use crate::crypto::Secret;
 use crate::guard;
 use crate::http::AppState;
 use crate::http::error::Problem;
+use crate::identity::legal_records;
 use crate::identity::persons::{self, AdminCheck, IdentityPatch, PersonQuery};
 use crate::identity::records::{self, Page};
-use crate::identity::{AssuranceLevel, IdType, PrincipalKind, Verification, VerifyMethod, idnum, phone};
+use crate::identity::{AssuranceLevel, IdType, PrincipalKind, Verification, VerifyMethod, idnum, names};
 use crate::logout::Reason;
 use crate::users::{self, User};
 
@@ -78,7 +79,7 @@ fn view(state: &AppState, u: &User) -> UserView {
         name: u.name.clone(),
         email: u.email.clone(),
         email_verified: u.email_verified,
-        phone_number: u.phone(state.keys.data()).map(|p| phone::mask(&p)),
+        phone_number: u.phone_masked(state.keys.data()),
         user_type: PrincipalKind::NaturalPerson,
         id_type: u.id_type,
         id_number: u.id_number(state.keys.data()).map(|n| idnum::mask(&n)),
@@ -202,16 +203,32 @@ fn list_page(limit: Option<usize>, cursor: Option<String>) -> Result<Page, Probl
     Ok(Page::new(limit, cursor)?)
 }
 
-async fn found(state: &AppState, q: PersonQuery, page: &Page) -> Result<Response, Problem> {
+/// Answers a search, and tells the audit record what was looked up by (never the value) and
+/// who was found (SH-8.2: who looked whom up stays traceable).
+async fn found(state: &AppState, who: &super::Caller, q: PersonQuery, page: &Page) -> Result<Response, Problem> {
+    let by = match &q {
+        PersonQuery::All => "all",
+        PersonQuery::Name(_) => "name",
+        PersonQuery::Phone(_) => "phone_number",
+        PersonQuery::IdNumber(..) => "id_number",
+    };
     let found = persons::search(&state.store, state.keys.data(), &q, page).await?;
+    if let [one] = found.items.as_slice() {
+        who.about_subject(&one.id);
+    }
+    who.record_as(Kind::AdminAction, json!({ "search_by": by, "found": found.items.len() }));
     let users = found.items.iter().map(|u| view(state, u)).collect();
     Ok(axum::Json(UserList { users, next_cursor: found.next }).into_response())
 }
 
-async fn list(State(state): State<AppState>, _: Admin, Params(q): Params<ListQuery>) -> Result<Response, Problem> {
+async fn list(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Params(q): Params<ListQuery>,
+) -> Result<Response, Problem> {
     let page = list_page(q.limit, q.cursor)?;
     let query = q.name.map_or(PersonQuery::All, PersonQuery::Name);
-    found(&state, query, &page).await
+    found(&state, &who, query, &page).await
 }
 
 /// Body of `POST /admin/v1/users/search`: exactly one of `name`, `phone_number` and
@@ -240,7 +257,11 @@ pub struct SearchBody {
     pub cursor: Option<String>,
 }
 
-async fn search(State(state): State<AppState>, _: Admin, Json(b): Json<SearchBody>) -> Result<Response, Problem> {
+async fn search(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Json(b): Json<SearchBody>,
+) -> Result<Response, Problem> {
     let page = list_page(b.limit, b.cursor)?;
     let query = match (b.name, b.phone_number, b.id_number) {
         (Some(n), None, None) => PersonQuery::Name(n),
@@ -248,7 +269,7 @@ async fn search(State(state): State<AppState>, _: Admin, Json(b): Json<SearchBod
         (None, None, Some(n)) => PersonQuery::IdNumber(b.id_type, n),
         _ => return Err(Problem::bad_request("give exactly one of name, phone_number and id_number")),
     };
-    found(&state, query, &page).await
+    found(&state, &who, query, &page).await
 }
 
 async fn load(state: &AppState, id: &str) -> Result<User, Problem> {
@@ -274,8 +295,11 @@ async fn update(
     }
     let mut changed = persons::apply(&mut u, state.keys.data(), &identity_patch(&b))?;
     if let Some(e) = b.email.as_deref() {
-        u.email = records::email(e)?;
-        changed.push("email");
+        let e = records::email(e)?;
+        if e != u.email {
+            u.email = e;
+            changed.push("email");
+        }
     }
     if let Some(p) = b.password {
         u.password_hash = hash(&state, p).await?;
@@ -305,6 +329,14 @@ async fn update(
 
 async fn remove(State(state): State<AppState>, Admin(who): Admin, Path(id): Path<String>) -> Result<Response, Problem> {
     who.about_subject(&id);
+    // HL-5.1: their authorizations to act for legal persons go first (a crash after this step
+    // leaves an account that acts for no one; the delete can simply be repeated).
+    if users::get(&state.store, &id).await?.is_some() {
+        let released = legal_records::forget_agent(&state.store, &id, state.clock.now()).await?;
+        if !released.is_empty() {
+            who.record_as(Kind::AdminAction, json!({ "agent_removed_from": released }));
+        }
+    }
     if !users::delete(&state.store, state.keys.data(), &id).await? {
         return Err(Problem::not_found(format!("no user '{id}'")));
     }
@@ -395,6 +427,22 @@ async fn unverify(
     Ok(axum::Json(view(&state, &u)).into_response())
 }
 
+/// What a name index rebuild read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Reindexed {
+    /// Natural persons indexed.
+    pub users: usize,
+    /// Legal persons indexed.
+    pub legal_persons: usize,
+}
+
+/// Puts every natural and legal person into the name index: once after upgrading from a
+/// version without it (records written since are indexed as they are written).
+async fn reindex(State(state): State<AppState>, _: Admin) -> Result<Response, Problem> {
+    let (users, legal_persons) = names::rebuild(&state.store, state.keys.data()).await?;
+    Ok(axum::Json(Reindexed { users, legal_persons }).into_response())
+}
+
 /// This module's routes.
 pub fn api() -> Api {
     let tag = "users";
@@ -407,6 +455,12 @@ pub fn api() -> Api {
                 .query("limit", "page size, 1-500 (default 50)")
                 .query("cursor", "the next_cursor of the previous page")
                 .ok::<UserList>(200),
+        )
+        .post(
+            "/admin/v1/name-index/rebuild",
+            reindex,
+            op("rebuildNameIndex", "Index every natural and legal person's name (once, after upgrading)", tag)
+                .ok::<Reindexed>(200),
         )
         .post(
             "/admin/v1/users/search",

@@ -4,6 +4,7 @@
 //! (sign-up, account, ...) lives in a submodule with its own strings and renders through
 //! [`page`] / [`page_with`], which put the platform's branding ([`brand`]) on every page.
 
+pub mod act;
 pub mod verify;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
