@@ -53,6 +53,7 @@ fn client(id: String, uri: String) -> Client {
         lifecycle: None,
         rate_limit: None,
         token_exchange: None,
+        min_level: None,
         created_at: 0,
         subject_type: tongzheng::clients::SubjectType::Public,
         sector_identifier_uri: None,

@@ -378,6 +378,9 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     // The directory: SCIM, visible scope, change feed (issue 12).
     crate::directory::run(&rp, run).await;
 
+    // Assurance levels and real-name verification (issue 11, HL-6.1, GB-6.4a).
+    crate::assurance::run(&rp, run).await;
+
     // Logout (last: it ends the browser's session).
     run.record(
         (

@@ -19,6 +19,7 @@ use crate::store::{DynStore, StoreError};
 use crate::tokens::IdClaims;
 
 pub mod consent;
+pub mod level;
 pub mod pending;
 
 pub use consent::{Consent, ConsentView, consent_view, consents_of, remember_consent, revoke_consent, revoke_consents};
@@ -78,6 +79,9 @@ pub struct AuthRequest {
     /// An upstream platform was already tried silently for this request.
     #[serde(default)]
     pub fed_tried: bool,
+    /// The assurance level the request requires (HL-6.1, [`level::required`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_level: Option<crate::identity::AssuranceLevel>,
 }
 
 /// Where errors go, once the client and redirect URI are known to be good.
@@ -238,6 +242,12 @@ pub async fn validate(
         }
         None => None,
     };
+    let min_level = level::required(
+        &client,
+        params.get("acr_values").map(String::as_str),
+        params.get("claims").map(String::as_str),
+    )
+    .map_err(fail)?;
     let req = AuthRequest {
         client_id: client.client_id.clone(),
         redirect_uri,
@@ -253,6 +263,7 @@ pub async fn validate(
         ui_locales: params.get("ui_locales").cloned(),
         path: crate::federation::login::parse_path(params.get(crate::federation::PATH_PARAM).map(String::as_str)),
         fed_tried: false,
+        min_level,
     };
     Ok((req, client))
 }
@@ -275,6 +286,8 @@ pub enum Decision {
     Login,
     /// Show the consent page for this session.
     Consent(Session),
+    /// Take the person through real-name verification (`/verify`) first (HL-6.1).
+    Verify(Session),
     /// Answer the client with an error (`login_required`, `consent_required`).
     Error(OAuthError),
 }
@@ -304,6 +317,20 @@ pub async fn decide(
     // Who may use the application while it is tested or grey-released (AY-8.3, SH-6.2.7).
     if let Some(e) = crate::apps::gate::admits(store, client, &s.sub).await? {
         return Ok(Decision::Error(e));
+    }
+    // HL-6.1: below the level the request requires, verify first; prompt=none cannot show the
+    // verification page (OIDC Core s3.1.2.6), so it gets the error at once.
+    match level::standing(&s.acr, req.min_level) {
+        level::Standing::Met => {}
+        _ if req.prompt.none => {
+            return Ok(Decision::Error(level::unmet("the session is below the required assurance level")));
+        }
+        level::Standing::Verify => return Ok(Decision::Verify(s)),
+        level::Standing::Unmet => {
+            return Ok(Decision::Error(level::unmet(
+                "the required assurance level needs a verification recorded by an administrator",
+            )));
+        }
     }
     if consent::needed(store, builtins, req, client, &s).await? {
         return Ok(if req.prompt.none {

@@ -80,6 +80,8 @@ pub struct Config {
     pub branding: BrandingConfig,
     /// The directory and its SCIM service.
     pub directory: DirectoryConfig,
+    /// Real-name verification (GB-6.4a).
+    pub verify: VerifyConfig,
 }
 
 /// `[logging]`: how log lines are written (see [`crate::logging`]).
@@ -101,6 +103,77 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `[verify]`: the real-name verifier (GB-6.4a, HL-6.1), see [`crate::identity::verify`].
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// `builtin` (formats and check digits only) or `http` (a real-name service).
+    pub verifier: crate::identity::verify::Kind,
+    /// The name recorded as who verified (`Verification::by`) and in the audit log.
+    pub name: String,
+    /// The service's endpoint (`http` only).
+    pub url: String,
+    /// Bearer credential sent to the service; usually `TONGZHENG_VERIFY__TOKEN`.
+    pub token: String,
+    /// A file holding the credential instead of `token` (first line).
+    pub token_file: PathBuf,
+    /// Time allowed for one call, milliseconds.
+    pub timeout_ms: u64,
+    /// Further tries after a timeout, a transport error or a 5xx answer.
+    pub retries: u32,
+    /// Wait before the first retry, milliseconds; doubled for each further one.
+    pub retry_backoff_ms: u64,
+    /// Verifications one person may start per day (each may be a billed call).
+    pub attempts_per_day: u32,
+}
+
+impl std::fmt::Debug for VerifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyConfig")
+            .field("verifier", &self.verifier)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("token", &if self.token.is_empty() { "" } else { "<redacted>" })
+            .field("token_file", &self.token_file)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .field("retry_backoff_ms", &self.retry_backoff_ms)
+            .field("attempts_per_day", &self.attempts_per_day)
+            .finish()
+    }
+}
+
+impl VerifyConfig {
+    fn validate(&self, dev: bool) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        if self.name.is_empty() || self.name.len() > 64 {
+            return Err(invalid("verify.name", "1-64 characters"));
+        }
+        if !(100..=30_000).contains(&self.timeout_ms) {
+            return Err(invalid("verify.timeout_ms", "must be 100..=30000"));
+        }
+        if self.retries > 5 {
+            return Err(invalid("verify.retries", "must be 0..=5"));
+        }
+        if self.retry_backoff_ms > 10_000 {
+            return Err(invalid("verify.retry_backoff_ms", "must be 0..=10000"));
+        }
+        if !(1..=1000).contains(&self.attempts_per_day) {
+            return Err(invalid("verify.attempts_per_day", "must be 1..=1000"));
+        }
+        if !self.token.is_empty() && !self.token_file.as_os_str().is_empty() {
+            return Err(invalid("verify.token", "set verify.token or verify.token_file, not both"));
+        }
+        if self.verifier == crate::identity::verify::Kind::Http {
+            let url = url::Url::parse(&self.url).map_err(|_| invalid("verify.url", "an absolute URL is required"))?;
+            if url.scheme() != "https" && !(dev && url.scheme() == "http") {
+                return Err(invalid("verify.url", "must be https (http in dev mode only)"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[branding]`: what every page shows of the platform (JM-5.6, SH-D): its name and logo, a
@@ -1110,6 +1183,20 @@ impl Config {
         }
         self.guard.validate()?;
         self.keys.validate(self.server.dev)?;
+        self.verify.validate(self.server.dev)?;
+        // Every call and wait of one verification must fit in one request's deadline (JM-5).
+        let v = &self.verify;
+        let worst = v.timeout_ms * u64::from(v.retries + 1) + v.retry_backoff_ms * ((1u64 << v.retries) - 1);
+        if v.verifier == crate::identity::verify::Kind::Http && worst >= self.server.request_deadline_ms {
+            return Err(ConfigError::Invalid {
+                field: "verify.timeout_ms",
+                reason: format!(
+                    "timeout_ms x (retries + 1) plus the backoff waits ({worst} ms) must stay under \
+                     server.request_deadline_ms ({} ms)",
+                    self.server.request_deadline_ms
+                ),
+            });
+        }
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(

@@ -51,6 +51,9 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// RFC 8693 s2.2.2: the audience or resource is not acceptable.
     InvalidTarget,
+    /// OpenID Connect Core Unmet Authentication Requirements 1.0 s1: the server cannot meet the
+    /// client's requirements for the authentication of the user (an `acr` it asked for).
+    UnmetAuthenticationRequirements,
 }
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidTarget => "invalid_target",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 }

@@ -138,7 +138,7 @@ pub fn apply_update(old: &Client, mut new: Client) -> Result<Client, OAuthError>
 
 /// What a metadata update (RFC 7592 by the client, or the admin API's replace) never changes:
 /// secrets, registration token, origin, creation time, standing (enabled, application and its
-/// lifecycle state), consent, lifetimes, call control and exchange policy. The admin API then
+/// lifecycle state), consent, lifetimes, call control, exchange policy and minimum assurance level. The admin API then
 /// applies the extras its request names.
 pub fn keep_standing(old: &Client, new: &mut Client) {
     new.secrets.clone_from(&old.secrets);
@@ -154,6 +154,7 @@ pub fn keep_standing(old: &Client, new: &mut Client) {
     new.rate_limit.clone_from(&old.rate_limit);
     new.token_exchange.clone_from(&old.token_exchange);
     new.legacy_login = old.legacy_login;
+    new.min_level = old.min_level;
 }
 
 impl Metadata {
@@ -298,6 +299,7 @@ impl Metadata {
             lifecycle: None,
             rate_limit: None,
             token_exchange: None,
+            min_level: None,
             created_at: now,
             subject_type,
             sector_identifier_uri: self.sector_identifier_uri,

@@ -87,7 +87,7 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let audit = crate::audit::Audit::open(&config.audit, &config.issuer, clock.clone(), http.clone())?;
     audit.attach_metrics(metrics.clone());
     let state = AppState::new(crate::http::Parts { config, store, keys, clock, passwords, http, metrics, audit })
-        .map_err(|e| ServerError::Seed(format!("calendar: {e}")))?;
+        .map_err(ServerError::Seed)?;
     if let Err(e) = seeding::seed_once(&state).await {
         match e {
             // Redis may come up after us: the seeder retries, and /readyz says not ready.
@@ -150,6 +150,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             lifecycle: None,
             rate_limit: None,
             token_exchange: None,
+            min_level: None,
             created_at,
             subject_type: crate::clients::SubjectType::Public,
             sector_identifier_uri: None,

@@ -124,6 +124,10 @@ pub struct Grants {
     /// Call control (AY-8.3.2.1): its own limit instead of the platform default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The lowest assurance level of its users (HL-6.1: `registered`, `real_name`, `strong`),
+    /// applied to every client of the application; none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_level: Option<crate::identity::AssuranceLevel>,
 }
 
 /// A kind of evidence a reviewer checks (SH-6.2.3).

@@ -346,6 +346,7 @@ async fn new_client(ctx: Ctx<'_>, app: &Application, mut template: Client, state
     template.access_token_ttl = app.grants.access_token_ttl;
     template.refresh_token_ttl = app.grants.refresh_token_ttl;
     template.rate_limit = app.grants.rate_limit;
+    template.min_level = app.grants.min_level;
     let secret = clients::secrets::issue_first(&mut template);
     if !clients::create(ctx.store, &template).await? {
         return Err(AppError::Conflict(format!("a client '{}' already exists", template.client_id)));
@@ -394,6 +395,7 @@ async fn sync_clients(ctx: Ctx<'_>, app: &Application) -> Result<(), AppError> {
         let Some(mut c) = clients::get(ctx.store, cid).await? else { continue };
         c.lifecycle = Some(app.state);
         c.rate_limit = app.grants.rate_limit;
+        c.min_level = app.grants.min_level;
         c.access_token_ttl = app.grants.access_token_ttl;
         c.refresh_token_ttl = app.grants.refresh_token_ttl;
         match &template {

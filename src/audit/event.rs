@@ -43,11 +43,13 @@ pub enum Kind {
     LockoutStarted,
     /// An admin ended an account's lockout and cleared its failures.
     AccountUnlocked,
+    /// A real-name verification (GB-6.4a): each call of the verifier, and each result.
+    IdentityVerification,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::AdminAction,
         Kind::AppTransition,
         Kind::LoginSuccess,
@@ -64,6 +66,7 @@ impl Kind {
         Kind::CredentialThrottled,
         Kind::LockoutStarted,
         Kind::AccountUnlocked,
+        Kind::IdentityVerification,
     ];
 
     /// The wire value.
@@ -85,6 +88,7 @@ impl Kind {
             Kind::CredentialThrottled => "credential_throttled",
             Kind::LockoutStarted => "lockout_started",
             Kind::AccountUnlocked => "account_unlocked",
+            Kind::IdentityVerification => "identity_verification",
         }
     }
 

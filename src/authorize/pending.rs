@@ -21,6 +21,20 @@ pub struct Pending {
     pub exp: i64,
 }
 
+impl Pending {
+    /// Whether the browser's session `s` may answer this request without a new login: it logged
+    /// in after the request began (what the login form does), or it meets the request's own
+    /// freshness (`prompt=login`, `max_age`, OIDC Core s3.1.2.1) and `id_token_hint` subject as
+    /// it stands. `ttl` is `tokens.login_ttl` (the request began `ttl` before its expiry). Pages
+    /// that continue a pending request other than the login form (`/verify`) ask this first.
+    pub fn admits(&self, s: &crate::session::Session, now: i64, ttl: i64) -> bool {
+        let began = self.exp - ttl;
+        let fresh =
+            s.auth_time >= began || (!self.req.prompt.login && self.req.max_age.is_none_or(|m| now - s.auth_time <= m));
+        fresh && self.req.hint_sub.as_ref().is_none_or(|h| *h == s.sub)
+    }
+}
+
 /// How many pending requests may exist (`security.pending_logins_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {

@@ -197,6 +197,9 @@ pub struct Client {
     /// What the client may exchange and for which audiences (RFC 8693); none: no exchange.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<ExchangePolicy>,
+    /// The lowest assurance level of the people it serves (HL-6.1); none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_level: Option<crate::identity::AssuranceLevel>,
     /// Creation time.
     pub created_at: i64,
     /// OIDC Core s8: `public` or `pairwise` subject identifiers ([`crate::identity::subject`]).

@@ -10,6 +10,7 @@ use super::links::{self, Person};
 use super::remote::{self, IdToken, Peers};
 use super::{FedError, PATH_PARAM, Role, Trust};
 use crate::crypto;
+use crate::identity::AssuranceLevel;
 use crate::jwks_cache::JwksCache;
 use crate::keys::Keys;
 use crate::outbound::read_limited;
@@ -116,6 +117,16 @@ pub async fn start(
 pub enum Returned {
     /// Logged in there; here is the account and what to record on the local session.
     LoggedIn(Box<Arrived>),
+    /// Logged in there, but below the trust's lowest accepted `acr` (`min_acr`): not a login
+    /// here; the person is offered this platform's own login.
+    BelowLevel {
+        /// The pending request to continue.
+        pending: String,
+        /// The try was silent.
+        silent: bool,
+        /// The trust's id.
+        trust: String,
+    },
     /// Not logged in there (`login_required` to a silent try, or the user gave up).
     NotLoggedIn {
         /// The pending request to continue.
@@ -165,8 +176,8 @@ struct TokenAnswer {
 }
 
 /// Finishes a login: checks the state belongs to this browser, redeems the code with PKCE,
-/// verifies the ID token (OIDC Core s3.1.3.7), checks the assurance level, reads the claims,
-/// and finds (or creates) the local account.
+/// verifies the ID token (OIDC Core s3.1.3.7), checks the assurance level (below the trust's
+/// floor: [`Returned::BelowLevel`]), reads the claims, and finds (or creates) the local account.
 pub async fn finish(ctx: Ctx<'_>, cb: Callback<'_>, browser_cookie: Option<&str>) -> Result<Returned, FedError> {
     if cb.state.is_empty() || cb.state.len() > 64 {
         return Err(FedError::Invalid("no login is waiting for this answer".into()));
@@ -216,11 +227,10 @@ pub async fn finish(ctx: Ctx<'_>, cb: Callback<'_>, browser_cookie: Option<&str>
     let id_token = answer.id_token.ok_or_else(|| FedError::Invalid("the upstream sent no ID token".into()))?;
     let (claims, _): (IdToken, _) = remote::verify(ctx.jwks, &meta.jwks_uri, &id_token).await?;
     remote::check_id_token(&claims, &trust.issuer, &trust.client_id, &sent.nonce, ctx.now)?;
+    // Below the trust's floor the upstream login does not count here; the person is offered
+    // this platform's own login instead (HL-6.1), never a dead end.
     if !trust.acr_ok(claims.acr.as_deref()) {
-        return Err(FedError::Denied(format!(
-            "the login at {} is below the assurance level this platform accepts",
-            trust.name
-        )));
+        return Ok(Returned::BelowLevel { pending: sent.pending, silent: sent.silent, trust: trust.id });
     }
     let mut person = match (&answer.access_token, meta.userinfo_endpoint.as_deref()) {
         (Some(at), Some(ep)) => userinfo(ctx.http, ep, at).await.unwrap_or_default(),
@@ -234,7 +244,10 @@ pub async fn finish(ctx: Ctx<'_>, cb: Callback<'_>, browser_cookie: Option<&str>
         sub: claims.sub.clone(),
         sid: claims.sid.clone(),
     };
-    let acr = claims.acr.clone().unwrap_or_else(|| "1".into());
+    // HL-6.1: the session's level is the higher of what the account is known at here and what
+    // the trusted upstream asserts (an `acr` outside this platform's levels asserts nothing).
+    let asserted = claims.acr.as_deref().and_then(AssuranceLevel::parse).unwrap_or(AssuranceLevel::Visitor);
+    let acr = user.level().max(asserted).acr().to_owned();
     let amr = claims.amr.clone().unwrap_or_default();
     Ok(Returned::LoggedIn(Box::new(Arrived { pending: sent.pending, user, upstream, trust, acr, amr })))
 }

@@ -89,10 +89,9 @@ pub struct Success {
     pub user: String,
 }
 
-/// The client's minimum assurance level (HL-6.1). Placeholder until part C merges: C adds the
-/// per-client minimum to the client record; until then no client requires one.
-pub fn min_level(_client: &Client) -> Option<AssuranceLevel> {
-    None
+/// The client's minimum assurance level (HL-6.1): part C's per-client `min_level`.
+pub fn min_level(client: &Client) -> Option<AssuranceLevel> {
+    client.min_level
 }
 
 fn decode_password(b64: &str) -> Option<String> {

@@ -147,7 +147,7 @@ pub(super) async fn respond(
     let needs_login = match &decision {
         Decision::Login => true,
         Decision::Error(e) => e.code == ErrorCode::LoginRequired,
-        Decision::Issue(_) | Decision::Consent(_) => false,
+        Decision::Issue(_) | Decision::Consent(_) | Decision::Verify(_) => false,
     };
     // prompt=login and max_age ask for a fresh authentication here: an upstream session does
     // not answer them (OIDC Core s3.1.2.1).
@@ -172,13 +172,14 @@ pub(super) async fn respond(
             ),
             Err(e) => error_to_client(state, headers, &redirect, &e),
         },
-        Decision::Login | Decision::Consent(_) => {
+        Decision::Login | Decision::Consent(_) | Decision::Verify(_) => {
             let (browser, fresh) = match cookie(headers, BROWSER_COOKIE) {
                 Some(b) if b.len() <= 64 => (b.to_owned(), false),
                 _ => (crypto::random_token(24), true),
             };
             let ui = req.ui_locales.clone();
             let consent_only = matches!(decision, Decision::Consent(_));
+            let page = if matches!(decision, Decision::Verify(_)) { "/verify" } else { "/login" };
             let (id, pending) = match authorize::remember(
                 &state.store,
                 req,
@@ -196,7 +197,7 @@ pub(super) async fn respond(
                 consent_page(state, headers, ui.as_deref(), &id, &pending.csrf, client, &pending.req.scope).await
             } else {
                 let mut r = StatusCode::SEE_OTHER.into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("/login?req={id}")) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{page}?req={id}")) {
                     r.headers_mut().insert(header::LOCATION, v);
                 }
                 r
@@ -504,7 +505,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     let login = session::Login {
         sub: user.id.clone(),
         generation: user.generation,
-        acr: "1".into(),
+        // HL-6.1: the session carries the level the person is known at (raised by a step-up).
+        acr: user.level().acr().into(),
         amr: vec!["pwd".into()],
         upstream: None,
         acting,
@@ -537,7 +539,18 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     resp
 }
 
-/// After login: ask for consent when needed, else issue the code.
+/// A 303 to a path of ours.
+pub(super) fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// After login: verify the real name when the request requires it (HL-6.1), ask for consent
+/// when needed, else issue the code.
 pub(super) async fn continue_after_auth(
     state: &AppState,
     headers: &HeaderMap,
@@ -574,6 +587,10 @@ pub(super) async fn continue_after_auth(
             Ok(d) => d,
             Err(e) => return unavailable_page(state, headers, e),
         };
+    // HL-6.1: below the required level, the same request continues at /verify.
+    if let Decision::Verify(_) = decision {
+        return see_other(&format!("/verify?req={id}"));
+    }
     if let Decision::Consent(_) = decision {
         let pending = authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await;
         if let Ok(Some(p)) = pending {

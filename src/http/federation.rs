@@ -125,6 +125,31 @@ async fn callback(State(state): State<AppState>, meta: Meta, headers: HeaderMap,
             let failed = if silent { "" } else { "&upstream=failed" };
             see_other(&format!("/login?req={pending}{failed}"))
         }
+        Returned::BelowLevel { pending, silent, trust } => {
+            // HL-6.1: the upstream login is below what this platform accepts from it. Not a dead
+            // end: the person is offered this platform's own login (and, from there, the
+            // verification a client may require); prompt=none cannot show it, so the client
+            // gets login_required at its redirect URI (OIDC Core s3.1.2.6).
+            let step = if silent { "silent_below_level" } else { "below_level" };
+            audit(&state, &meta, Outcome::Denied, &trust, step, None, Some("upstream acr below min_acr")).await;
+            state.metrics.login(LoginOutcome::Failure, "upstream_level");
+            let p = match authorize::recall(&state.store, &pending, browser, now).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return expired(&state, &headers),
+                Err(e) => return unavailable_page(&state, &headers, e),
+            };
+            if p.req.prompt.none {
+                let _ = authorize::forget(&state.store, &pending).await;
+                let r =
+                    Redirect { uri: p.req.redirect_uri.clone(), mode: p.req.response_mode, state: p.req.state.clone() };
+                let e = OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "the upstream login is below the assurance level this platform accepts; log in here",
+                );
+                return error_to_client(&state, &headers, &r, &e);
+            }
+            see_other(&format!("/login?req={pending}&upstream=failed"))
+        }
         Returned::LoggedIn(arrived) => {
             let login::Arrived { pending, user, upstream, trust, acr, amr } = *arrived;
             let p = match authorize::recall(&state.store, &pending, browser, now).await {

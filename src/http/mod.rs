@@ -21,6 +21,7 @@ pub mod registration;
 pub mod request_id;
 pub mod scim;
 pub mod token;
+pub mod verify;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -86,6 +87,8 @@ pub struct Inner {
     pub instance: Arc<crate::instance::Instance>,
     /// Decoded client records, reused while the stored record is unchanged.
     pub clients: crate::clients::cache::ClientCache,
+    /// The real-name verifier (GB-6.4a).
+    pub verifier: crate::identity::verify::DynVerifier,
     /// The platform's branding on every page (JM-5.6, SH-D), current on each request's task.
     pub brand: Arc<pages::brand::Brand>,
 }
@@ -151,13 +154,17 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Assembles the state; fails only on a calendar `Config::validate` would have refused.
+    /// Assembles the state; fails on a calendar `Config::validate` would have refused, or an
+    /// unreadable `verify.token_file`.
     pub fn new(p: Parts) -> Result<Self, String> {
         let urls = Urls::new(&p.config.issuer);
-        let calendar = crate::calendar::Calendar::from_config(&p.config.calendar)?;
+        let calendar =
+            crate::calendar::Calendar::from_config(&p.config.calendar).map_err(|e| format!("calendar: {e}"))?;
         let builtin_scopes = crate::scopes::built_in(&p.config.security.admin_scope, &p.config.security.audit_scope);
         let failure_ttl = std::time::Duration::from_secs(p.config.outbound.failure_cache_secs);
+        let verifier = crate::identity::verify::build(&p.config.verify, p.http.clone(), p.audit.clone())?;
         Ok(Self(Arc::new(Inner {
+            verifier,
             outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
             instance: Arc::new(crate::instance::Instance::new()),
             brand: Arc::new(pages::brand::Brand::new(&p.config.branding)),
@@ -345,6 +352,7 @@ pub fn app(state: AppState) -> Router {
         .merge(logout::routes())
         .merge(registration::routes())
         .merge(federation::routes())
+        .merge(verify::routes())
         .merge(admin::routes(&state))
         .merge(scim::routes(&state))
         .merge(health::routes())

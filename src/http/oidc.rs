@@ -50,13 +50,19 @@ pub fn metadata(state: &AppState) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": claims_supported(),
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["zh-CN", "en"],
         "claim_types_supported": ["normal"],
     });
+    // HL-6.1: the assurance levels, as `acr` values, lowest first ("0" visitor .. "3" strong);
+    // the `claims` parameter is read for an essential `acr` only (OIDC Core s5.5.1.1).
+    if let Some(obj) = m.as_object_mut() {
+        let acrs: Vec<&str> = crate::identity::AssuranceLevel::ALL.iter().map(|l| l.acr()).collect();
+        obj.insert("acr_values_supported".into(), serde_json::json!(acrs));
+    }
     if !state.config.security.initial_access_token.is_empty()
         && let Some(obj) = m.as_object_mut()
     {

@@ -13,6 +13,7 @@ pub mod phone;
 pub mod records;
 pub mod subject;
 pub mod uscc;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 

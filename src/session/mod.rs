@@ -167,7 +167,7 @@ pub async fn create(store: &DynStore, login: Login, now: i64, t: Timeouts) -> Re
 }
 
 /// Records a fresh authentication in an existing session (`prompt=login`, `max_age`): new
-/// auth_time, amr and token generation, same sid and cookie. `None` when the session ended
+/// auth_time, acr, amr and token generation, same sid and cookie. `None` when the session ended
 /// meanwhile (a logout is never undone by a write-back).
 pub async fn reauthenticate(
     store: &DynStore,
@@ -177,8 +177,28 @@ pub async fn reauthenticate(
     t: Timeouts,
 ) -> Result<Option<Session>, StoreError> {
     s.auth_time = now;
+    s.acr.clone_from(&login.acr);
     s.amr.clone_from(&login.amr);
     s.generation = login.generation;
+    s.last_seen = now;
+    if !store.put_existing(&keys::session(&s.sid), &store::encode(&s), Some(s.ttl(now, t))).await? {
+        return Ok(None);
+    }
+    store.queue_put(keys::SESSION_EXPIRY_QUEUE, &s.sid, b"", s.ends_at(t)).await?;
+    Ok(Some(s))
+}
+
+/// Raises a session's authentication context (a step-up, e.g. a real-name verification in the
+/// middle of a login, HL-6.1): same sid, cookie and auth_time, a new `acr`. `None` when the
+/// session ended meanwhile (a logout is never undone by a write-back).
+pub async fn raise_acr(
+    store: &DynStore,
+    mut s: Session,
+    acr: &str,
+    now: i64,
+    t: Timeouts,
+) -> Result<Option<Session>, StoreError> {
+    acr.clone_into(&mut s.acr);
     s.last_seen = now;
     if !store.put_existing(&keys::session(&s.sid), &store::encode(&s), Some(s.ttl(now, t))).await? {
         return Ok(None);

@@ -272,3 +272,7 @@ pub const DIR_TREE_LOCK: &str = "lock:dir:tree";
 pub const DIR_FEED: &str = "dir:feed";
 /// The last sequence number trimmed from the change feed (older cursors must resync).
 pub const DIR_FEED_TRIMMED: &str = "dir:feed:trimmed";
+/// Real-name verifications a person started in one day (UTC day number): a counter with a TTL.
+pub fn verify_attempts(user_id: &str, day: i64) -> String {
+    format!("verify:n:{user_id}:{day}")
+}

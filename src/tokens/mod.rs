@@ -98,7 +98,7 @@ pub struct IdClaims {
     /// Nonce from the authorization request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
-    /// Authentication context class.
+    /// Authentication context class: the assurance level's number (HL-6.1).
     pub acr: String,
     /// Authentication methods.
     pub amr: Vec<String>,

@@ -33,6 +33,8 @@ mod support;
 
 mod admin;
 mod admin_crud;
+mod assurance;
+mod assurance_federation;
 mod audit_api;
 mod audit_instances;
 mod bad_input;

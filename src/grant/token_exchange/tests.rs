@@ -52,6 +52,7 @@ fn client(scopes: &[&str]) -> Client {
         lifecycle: None,
         rate_limit: None,
         token_exchange: None,
+        min_level: None,
         created_at: 0,
         subject_type: crate::clients::SubjectType::Public,
         sector_identifier_uri: None,

@@ -14,6 +14,7 @@ use crate::audit::Kind;
 use crate::clients::{self, Client, ExchangePolicy, Origin, RateLimit, State as Lifecycle};
 use crate::http::AppState;
 use crate::http::error::Problem;
+use crate::identity::AssuranceLevel;
 use crate::registration::{Metadata, Registrar};
 
 /// A client as the admin API shows it (never its secrets).
@@ -45,6 +46,8 @@ pub struct ClientView {
     /// Token exchange policy (RFC 8693).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<ExchangePolicy>,
+    /// The lowest assurance level of the people it serves (HL-6.1); null: any.
+    pub min_level: Option<AssuranceLevel>,
     /// Expiry of each live secret (null: no expiry), newest last.
     pub secret_expires_at: Vec<Option<i64>>,
     /// Creation time.
@@ -85,6 +88,7 @@ pub fn view(c: &Client, now: i64) -> ClientView {
         refresh_token_ttl: c.refresh_token_ttl,
         rate_limit: c.rate_limit,
         token_exchange: c.token_exchange.clone(),
+        min_level: c.min_level,
         secret_expires_at: c
             .secrets
             .iter()
@@ -126,6 +130,12 @@ pub struct ClientBody {
     /// kept on update when absent).
     #[serde(default)]
     pub legacy_login: Option<bool>,
+    /// The lowest assurance level of the people it serves (HL-6.1): `visitor`, `registered`,
+    /// `real_name` or `strong`; a person below it is taken through real-name verification, or
+    /// the request ends in `unmet_authentication_requirements`. Kept on update when absent;
+    /// `visitor` lifts it.
+    #[serde(default)]
+    pub min_level: Option<AssuranceLevel>,
 }
 
 /// The auditor role's scope, which the admin API neither grants nor touches clients holding
@@ -161,6 +171,9 @@ fn apply_extras(c: &mut Client, b: &ClientBody) -> Result<(), Problem> {
     }
     if let Some(on) = b.legacy_login {
         c.legacy_login = on;
+    }
+    if let Some(level) = b.min_level {
+        c.min_level = Some(level).filter(|l| *l > AssuranceLevel::Visitor);
     }
     if let Some(policy) = &b.token_exchange {
         policy.validate().map_err(Problem::bad_request)?;

@@ -5,6 +5,7 @@
 //! [`page`] / [`page_with`], which put the platform's branding ([`brand`]) on every page.
 
 pub mod act;
+pub mod verify;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};

@@ -5,6 +5,7 @@ pub mod flaky;
 pub mod flow;
 pub mod instance;
 pub mod process;
+pub mod realname;
 pub mod receiver;
 pub mod redis;
 pub mod redis_modes;
