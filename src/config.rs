@@ -74,6 +74,10 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Where the server's own requests may go.
     pub outbound: OutboundConfig,
+    /// The SMS sender of one-time codes (SH-A.2).
+    pub sms: crate::sms::SmsConfig,
+    /// One-time codes: lifetime, tries, rate limits.
+    pub otp: crate::otp::OtpConfig,
 }
 
 /// `[outbound]`: destinations of the server's own requests (JWKS, peer discovery, back-channel
@@ -911,6 +915,8 @@ impl Config {
         }
         self.guard.validate()?;
         self.keys.validate(self.server.dev)?;
+        self.sms.validate(self.server.dev)?;
+        self.otp.validate()?;
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(

@@ -79,6 +79,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Policy,
     /// This process among the instances: its id, request ids, drain state, seeder wake-up.
     pub instance: Arc<crate::instance::Instance>,
+    /// The sender of one-time codes by SMS (`[sms]`).
+    pub sms: crate::sms::DynSms,
 }
 
 /// Absolute URLs of our endpoints.
@@ -151,6 +153,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
             instance: Arc::new(crate::instance::Instance::new()),
+            sms: crate::sms::from_config(&p.config.sms, p.config.server.dev, p.http.clone()),
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
