@@ -14,6 +14,7 @@
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
+pub mod account;
 pub mod apps;
 pub mod audit;
 pub mod authorize;

@@ -43,11 +43,14 @@ pub enum Kind {
     LockoutStarted,
     /// An admin ended an account's lockout and cleared its failures.
     AccountUnlocked,
+    /// A person's own account changed: registered, password reset or changed, a session
+    /// ended or a consent revoked from `/account` (`detail.action` says which).
+    Account,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::AdminAction,
         Kind::AppTransition,
         Kind::LoginSuccess,
@@ -64,6 +67,7 @@ impl Kind {
         Kind::CredentialThrottled,
         Kind::LockoutStarted,
         Kind::AccountUnlocked,
+        Kind::Account,
     ];
 
     /// The wire value.
@@ -85,6 +89,7 @@ impl Kind {
             Kind::CredentialThrottled => "credential_throttled",
             Kind::LockoutStarted => "lockout_started",
             Kind::AccountUnlocked => "account_unlocked",
+            Kind::Account => "account",
         }
     }
 

@@ -152,6 +152,7 @@ pub(super) async fn respond(
     if needs_login
         && !req.fed_tried
         && !req.prompt.login
+        && !req.prompt.create
         && req.max_age.is_none()
         && state.config.federation.silent_login
         && let Some(r) = silent_login(state, headers, &req).await
@@ -200,7 +201,9 @@ pub(super) async fn respond(
                 )
             } else {
                 let mut r = StatusCode::SEE_OTHER.into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("/login?req={id}")) {
+                // Prompt Create 1.0 s4.1: `create` goes to the registration page (HL-5.2).
+                let page = if pending.req.prompt.create { "signup" } else { "login" };
+                if let Ok(v) = HeaderValue::from_str(&format!("/{page}?req={id}")) {
                     r.headers_mut().insert(header::LOCATION, v);
                 }
                 r
@@ -524,6 +527,7 @@ pub(super) async fn continue_after_auth(
     // The user just authenticated: prompt=login and max_age are satisfied now.
     let mut fresh = req.clone();
     fresh.prompt.login = false;
+    fresh.prompt.create = false;
     fresh.max_age = None;
     let decision = match authorize::decide(&state.store, &fresh, &client, Some(s), state.clock.now()).await {
         Ok(d) => d,
