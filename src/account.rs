@@ -115,7 +115,7 @@ pub async fn overview(
             });
         }
     }
-    sessions.sort_by(|a, b| b.auth_time.cmp(&a.auth_time));
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.auth_time));
     let companies = legal::acting_for(store, &user.id)
         .await?
         .into_iter()
