@@ -1,8 +1,10 @@
 //! The HTTP surface: one `AppState`, the router, and cross-cutting layers (body limit, request
 //! id, security headers). Handlers live one file per area, each ending in `routes()`.
 
+pub mod account;
 pub mod admin;
 pub mod authorize;
+mod csrf;
 pub mod deadline;
 pub mod error;
 pub mod extract;
@@ -15,6 +17,7 @@ pub mod oidc;
 pub mod pages;
 pub mod registration;
 pub mod request_id;
+pub mod signup;
 pub mod token;
 
 use std::ops::Deref;
@@ -317,6 +320,8 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(signup::routes())
+        .merge(account::routes())
         .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))

@@ -4,6 +4,9 @@
 //! (sign-up, account, ...) lives in a submodule with its own strings and renders through
 //! [`page`] / [`page_with`].
 
+pub mod account;
+pub mod signup;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
