@@ -109,6 +109,9 @@ pub struct Sent {
     pub ttl: i64,
 }
 
+/// Seconds an expired code's record is kept to say so.
+const EXPIRED_KEPT: i64 = 600;
+
 fn phone_key(data: &DataKey, phone: &str) -> String {
     data.derive(&format!("otp:phone:{phone}"))
 }
@@ -176,7 +179,9 @@ pub async fn send(
     let id = crypto::random_token(12);
     let record = Record { mac: mac(ctx.data, &id, code.expose()), id, exp: ctx.now + ctx.cfg.ttl };
     let key = keys::otp_code(purpose.as_str(), &pk);
-    store::put_json(ctx.store.as_ref(), &key, &record, Some(store::ttl_until(record.exp, ctx.now))).await?;
+    // Kept a while past its expiry, so a late entry is told "expired" rather than "no code".
+    let keep = store::ttl_until(record.exp + EXPIRED_KEPT, ctx.now);
+    store::put_json(ctx.store.as_ref(), &key, &record, Some(keep)).await?;
     let minutes = (ctx.cfg.ttl + 59) / 60;
     let msg = Message {
         template: purpose.template(),

@@ -64,6 +64,7 @@ mod restarts;
 mod retry_safe;
 mod revocation;
 mod round_trips;
+mod signup;
 mod store;
 mod store_queue;
 mod tls;
