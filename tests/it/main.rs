@@ -38,6 +38,7 @@ mod audit_instances;
 mod bad_input;
 mod browser;
 mod browser_federation;
+mod browser_signup;
 mod call_control;
 mod cli;
 mod client_auth;

@@ -21,6 +21,10 @@ use crate::support::server::{Backend, TestServer, WEB_CLIENT, WEB_REDIRECT};
 pub struct Outbox(pub PathBuf);
 
 impl Outbox {
+    /// A fresh outbox for the browser test.
+    pub fn new_for_browser() -> Self {
+        Self::new()
+    }
     fn new() -> Self {
         Self(std::env::temp_dir().join(format!("tz-sms-{}.jsonl", tongzheng::crypto::random_token(9))))
     }

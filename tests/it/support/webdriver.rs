@@ -262,6 +262,18 @@ impl Browser {
         }
     }
 
+    /// Emulates a phone's viewport of `width` x `height` CSS pixels (Chrome DevTools
+    /// `Emulation.setDeviceMetricsOverride`), for pages that must work at 320 px (JM-5.6).
+    pub async fn emulate_phone(&self, width: u32, height: u32) {
+        let params = json!({ "width": width, "height": height, "deviceScaleFactor": 2, "mobile": true });
+        self.post("/goog/cdp/execute", json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": params })).await;
+    }
+
+    /// Runs `js` (a function body) in the page and returns its result.
+    pub async fn script(&self, js: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": js, "args": [] })).await
+    }
+
     /// Saves a PNG screenshot of the viewport to `path`.
     pub async fn screenshot(&self, path: &Path) {
         let v = self.get("/screenshot").await;
