@@ -78,3 +78,39 @@ impl SmsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const PROD: &str = "issuer = \"https://id.example.gov.cn\"\n[server]\nbehind_tls_proxy = true\n\
+                        [keys]\nkek = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n";
+
+    #[test]
+    fn the_dev_sender_is_for_dev_mode_only() {
+        // SH-8.2: codes in the log only where nothing is real.
+        let e = Config::from_overlay(&format!("{PROD}[sms]\nsender = \"dev\"\n"), false).unwrap_err();
+        assert!(e.to_string().contains("sms.sender"), "{e}");
+        let e = Config::from_overlay(&format!("{PROD}[sms]\ndev_outbox = \"/tmp/x\"\n"), false).unwrap_err();
+        assert!(e.to_string().contains("sms.dev_outbox"), "{e}");
+        assert!(Config::from_overlay("[sms]\nsender = \"dev\"\n", true).is_ok());
+        assert_eq!(Config::from_overlay("", true).unwrap().sms.sender, super::SenderKind::Dev);
+        assert_eq!(Config::from_overlay(PROD, false).unwrap().sms.sender, super::SenderKind::Off);
+    }
+
+    #[test]
+    fn the_gateway_needs_https_and_templates() {
+        // SH-A.2
+        let http = "[sms]\nsender = \"http\"\ngateway_url = \"http://sms.example.gov.cn/send\"\n\
+                    template_signup = \"A\"\ntemplate_reset = \"B\"\n";
+        let e = Config::from_overlay(&format!("{PROD}{http}"), false).unwrap_err();
+        assert!(e.to_string().contains("sms.gateway_url"), "{e}");
+        let ok = http.replace("http://sms", "https://sms");
+        let c = Config::from_overlay(&format!("{PROD}{ok}\ngateway_token = \"secret-token\"\n"), false).unwrap();
+        assert!(!format!("{:?}", c.sms).contains("secret-token"), "the token never reaches a log");
+        let e = Config::from_overlay(&format!("{PROD}{}", ok.replace("template_reset = \"B\"\n", "")), false);
+        assert!(e.unwrap_err().to_string().contains("sms.template_signup"));
+        let e = Config::from_overlay("[otp]\nmax_tries = 0\n", true).unwrap_err();
+        assert!(e.to_string().contains("otp.max_tries"), "{e}");
+    }
+}
