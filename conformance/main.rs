@@ -18,6 +18,7 @@ mod registration;
 mod report;
 mod revocation;
 mod rp;
+mod signup;
 mod suite;
 mod tokens;
 
