@@ -31,7 +31,7 @@ fn env(state: &AppState) -> Env<'_> {
         store: &state.store,
         data: state.keys.data(),
         passwords: &state.passwords,
-        sms: state.sms.as_ref(),
+        sms: &state.sms,
         otp: &state.config.otp,
         logout: state.logout_ctx("user"),
         timeouts: state.timeouts(),

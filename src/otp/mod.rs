@@ -147,10 +147,25 @@ async fn count(ctx: Ctx<'_>, subject: &str, limit: u32) -> Result<(), OtpError> 
     Ok(())
 }
 
-/// Sends a fresh code for `purpose` to `phone` (normalised) through `sms`, asked from `ip`.
-/// The address is counted first, then the phone's resend pause, then the phone's count; the
-/// code is stored (replacing any older one) before it is sent, and taken back when sending
-/// fails, so the person may ask again at once.
+/// A code stored and ready to go out: its message and what [`deliver`] takes back if sending
+/// fails. Its `Debug` shows neither the code nor the phone.
+pub struct Issued {
+    /// The SMS to send.
+    pub message: Message,
+    key: String,
+    pause: String,
+    id: String,
+    exp: i64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("message", &self.message).finish_non_exhaustive()
+    }
+}
+
+/// Sends a fresh code for `purpose` to `phone` (normalised) through `sms`, asked from `ip`:
+/// [`issue`], then [`deliver`].
 pub async fn send(
     ctx: Ctx<'_>,
     sms: &dyn SmsSender,
@@ -158,6 +173,14 @@ pub async fn send(
     phone: &str,
     ip: Option<&str>,
 ) -> Result<Sent, OtpError> {
+    let issued = issue(ctx, purpose, phone, ip).await?;
+    deliver(ctx.store, sms, &issued, ctx.now).await?;
+    Ok(Sent { ttl: ctx.cfg.ttl })
+}
+
+/// Makes a code for `purpose` and `phone`, asked from `ip`, and stores it (replacing any older
+/// one). The address is counted first, then the phone's resend pause, then the phone's count.
+pub async fn issue(ctx: Ctx<'_>, purpose: Purpose, phone: &str, ip: Option<&str>) -> Result<Issued, OtpError> {
     let pk = phone_key(ctx.data, phone);
     count(ctx, &format!("ip:{}", crate::guard::address(ip)), ctx.cfg.per_ip).await?;
     let pause = keys::otp_pause(purpose.as_str(), &pk);
@@ -183,23 +206,29 @@ pub async fn send(
     let keep = store::ttl_until(record.exp + EXPIRED_KEPT, ctx.now);
     store::put_json(ctx.store.as_ref(), &key, &record, Some(keep)).await?;
     let minutes = (ctx.cfg.ttl + 59) / 60;
-    let msg = Message {
+    let message = Message {
         template: purpose.template(),
         phone: phone.to_owned(),
         params: vec![("code".into(), code.expose().to_owned()), ("minutes".into(), minutes.to_string())],
     };
-    if let Err(e) = sms.send(&msg).await {
-        // Only this code is taken back; a newer one sent meanwhile stays.
-        if let Some(bytes) = ctx.store.take(&key).await?
-            && let Ok(other) = store::decode::<Record>(&key, &bytes)
-            && other.id != record.id
-        {
-            ctx.store.put_new(&key, &bytes, Some(store::ttl_until(other.exp, ctx.now))).await?;
-        }
-        ctx.store.delete(&pause).await?;
-        return Err(e.into());
+    Ok(Issued { message, key, pause, id: record.id, exp: record.exp })
+}
+
+/// Sends an issued code. When sending fails the code is taken back (only this one: a newer
+/// one sent meanwhile stays) and the resend pause lifted, so the person may ask again at once.
+pub async fn deliver(store: &DynStore, sms: &dyn SmsSender, issued: &Issued, now: i64) -> Result<(), OtpError> {
+    let Err(e) = sms.send(&issued.message).await else {
+        return Ok(());
+    };
+    let key = &issued.key;
+    if let Some(bytes) = store.take(key).await?
+        && let Ok(other) = store::decode::<Record>(key, &bytes)
+        && other.id != issued.id
+    {
+        store.put_new(key, &bytes, Some(store::ttl_until(other.exp.max(issued.exp), now))).await?;
     }
-    Ok(Sent { ttl: ctx.cfg.ttl })
+    store.delete(&issued.pause).await?;
+    Err(e.into())
 }
 
 /// Checks `code` for `purpose` and `phone` and, when right, uses it up: exactly one caller

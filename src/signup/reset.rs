@@ -17,26 +17,23 @@ pub struct Done {
     pub sessions_ended: usize,
 }
 
-/// Sends a reset code to `phone` when an account has it. The answer is the same either way
-/// (`Ok` with the normalised phone), so the page tells nobody which numbers are registered;
-/// the rate limits count both.
+/// Sends a reset code to `phone` when an account has it. The answer is the same either way,
+/// and as quick (`Ok` with the normalised phone; the SMS goes out in the background, a failure
+/// is logged), so neither the page nor its timing tells which numbers are registered; the rate
+/// limits count both.
 pub async fn send_code(env: Env<'_>, phone: &str, ip: Option<&str>) -> Result<String, SignupError> {
     let phone = checks::phone(phone).ok_or(SignupError::Invalid(Field::Phone))?;
     let known = users::by_lookup(env.store, env.data, Lookup::Phone, &phone).await?.is_some_and(|u| u.enabled);
-    let sender: &dyn crate::sms::SmsSender = if known { env.sms } else { &Nobody };
-    otp::send(env.otp(), sender, Purpose::Reset, &phone, ip).await?;
-    Ok(phone)
-}
-
-/// Stands in for the sender when no account has the phone: nothing is sent, and the code
-/// stored for it can never be proven.
-struct Nobody;
-
-#[async_trait::async_trait]
-impl crate::sms::SmsSender for Nobody {
-    async fn send(&self, _msg: &crate::sms::Message) -> Result<(), crate::sms::SmsError> {
-        Ok(())
+    let issued = otp::issue(env.otp(), Purpose::Reset, &phone, ip).await?;
+    if known {
+        let (store, sms, now) = (env.store.clone(), env.sms.clone(), env.now);
+        tokio::spawn(async move {
+            if let Err(e) = otp::deliver(&store, sms.as_ref(), &issued, now).await {
+                tracing::warn!(error = %e, "reset code not sent");
+            }
+        });
     }
+    Ok(phone)
 }
 
 /// Replaces the password of the account with `phone` after its reset code is proven: the

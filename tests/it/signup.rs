@@ -475,6 +475,14 @@ async fn password_reset_by_phone(b: Backend) {
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let known = r.text().await.unwrap();
+    // The reset SMS goes out in the background (the answer takes as long with or without an
+    // account): wait for it.
+    for _ in 0..200 {
+        if o.messages().iter().any(|m| m["template"] == "reset") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let code = o.last_code(PHONE);
     assert_eq!(o.messages().last().unwrap()["template"], "reset");
     let before = o.messages().len();
