@@ -231,6 +231,18 @@ pub async fn deliver(store: &DynStore, sms: &dyn SmsSender, issued: &Issued, now
     Err(e.into())
 }
 
+/// Whether a live code waits for `purpose` and `phone`: the refusal [`verify`] would give
+/// when none does, so callers skip costly work (a password hash) for an entry that cannot
+/// succeed. Uses nothing up.
+pub async fn live(ctx: Ctx<'_>, purpose: Purpose, phone: &str) -> Result<(), OtpError> {
+    let key = keys::otp_code(purpose.as_str(), &phone_key(ctx.data, phone));
+    match store::get_json::<Record>(ctx.store.as_ref(), &key).await? {
+        None => Err(OtpError::NoCode),
+        Some(r) if r.exp <= ctx.now => Err(OtpError::Expired),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Checks `code` for `purpose` and `phone` and, when right, uses it up: exactly one caller
 /// ever succeeds with one code. Each wrong entry counts; past `max_tries` the code is void.
 pub async fn verify(ctx: Ctx<'_>, purpose: Purpose, phone: &str, code: &str) -> Result<(), OtpError> {

@@ -220,6 +220,8 @@ pub async fn register(env: Env<'_>, form: Registration, signed_in: Option<Sessio
             if users::by_username(env.store, &username).await?.is_some() {
                 return Err(SignupError::UsernameTaken);
             }
+            // No hash for an entry that cannot succeed (no code sent, or expired).
+            otp::live(env.otp(), Purpose::Signup, &phone).await?;
             let hash = env.passwords.hash(p.password.clone()).await?;
             otp::verify(env.otp(), Purpose::Signup, &phone, &p.code).await?;
             let mut user = User::new(username, name, hash, env.now);

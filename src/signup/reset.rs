@@ -45,6 +45,8 @@ pub async fn reset(env: Env<'_>, phone: &str, code: &str, password: Secret) -> R
         return Err(SignupError::Invalid(Field::Code));
     }
     users::check_password_policy(password.expose()).map_err(|_| SignupError::Invalid(Field::Password))?;
+    // No hash for an entry that cannot succeed (no code sent, or expired).
+    otp::live(env.otp(), Purpose::Reset, &phone).await?;
     let hash = env.passwords.hash(password).await?;
     otp::verify(env.otp(), Purpose::Reset, &phone, code).await?;
     let old = users::by_lookup(env.store, env.data, Lookup::Phone, &phone)
