@@ -54,6 +54,9 @@ fn client(id: String, uri: String) -> Client {
         rate_limit: None,
         token_exchange: None,
         created_at: 0,
+        subject_type: tongzheng::clients::SubjectType::Public,
+        sector_identifier_uri: None,
+        legacy_login: false,
     }
 }
 
@@ -161,5 +164,12 @@ async fn main() {
 }
 
 fn login(sub: &str) -> session::Login {
-    session::Login { sub: sub.into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
+    session::Login {
+        sub: sub.into(),
+        generation: 0,
+        acr: "1".into(),
+        amr: vec!["pwd".into()],
+        upstream: None,
+        acting: None,
+    }
 }

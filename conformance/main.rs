@@ -14,6 +14,8 @@ mod harness;
 mod lifecycle;
 mod logout;
 mod negative;
+mod pages;
+mod persons;
 mod registration;
 mod report;
 mod revocation;

@@ -3,7 +3,7 @@
 
 use crate::report::{Check, Id, Runner};
 use crate::rp::Rp;
-use crate::{flows, logout, negative, registration, signup, tokens};
+use crate::{flows, logout, negative, pages, registration, signup, tokens};
 
 /// The first row of a pass: the instance runs and says so (SH-6.2.4d: the health address
 /// reports the real state of the store and the keys).
@@ -290,6 +290,24 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
         registration::delete(&rp, reg).await,
     );
 
+    // The login and consent pages (issue 11).
+    run.record(
+        (
+            "JM-5.6, SH-D",
+            "REQUIREMENTS.md JM-5.6",
+            "login page: 个人/法人 tabs as links, sign-up, reset, agreement, privacy",
+        ),
+        pages::login_tabs(&rp).await,
+    );
+    run.record(
+        (
+            "SH-8.2",
+            "OIDC Core s3.1.2.4, s3.1.2.6",
+            "sensitive scope: consent page marks it even for a no-consent client",
+        ),
+        pages::sensitive_consent(&rp).await,
+    );
+
     // Negative cases.
     run.record(
         ("DC-1, GB-6.8b", "RFC 6749 s4.1.2.1", "unknown client_id: error page, never redirected"),
@@ -372,6 +390,8 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
         ("HL-5.2, SH-8.2", "RFC 6749 s4.1.2.1 (no 5xx for bad input)", "forged or malformed registration posts: 4xx"),
         signup::bad_input(&rp).await,
     );
+    // Natural and legal persons through the admin API (issue 11, part A).
+    crate::persons::run(&rp, run).await;
 
     // Logout (last: it ends the browser's session).
     run.record(

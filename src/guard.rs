@@ -208,6 +208,18 @@ fn count(v: Option<&Option<Vec<u8>>>) -> i64 {
 /// the check before the first failure is counted (a second one waits 1 s). Client secrets skip
 /// the marker: they are machine-generated and long, and the token endpoint is a hot path.
 pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -> Result<Admitted, GuardError> {
+    admit_with(store, cfg, a, now, &[]).await.map(|(admitted, _)| admitted)
+}
+
+/// As [`admit`], and reads `extra` records in the same store round trip (the client record
+/// on the token endpoint's hot path); their values come back in order.
+pub async fn admit_with(
+    store: &DynStore,
+    cfg: &GuardConfig,
+    a: &Attempt,
+    now: i64,
+    extra: &[String],
+) -> Result<(Admitted, Vec<Option<Vec<u8>>>), GuardError> {
     let b = bucket(now, cfg.window);
     let mut out = Admitted {
         attempt: a.clone(),
@@ -219,14 +231,21 @@ pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -
         active: cfg.enabled,
     };
     if !cfg.enabled {
-        return Ok(out);
+        let values = if extra.is_empty() { Vec::new() } else { store.get_many(extra).await? };
+        return Ok((out, values));
     }
-    let mut wanted: Vec<String> = SCOPES.iter().map(|s| hold_key(a, *s)).collect();
-    for s in SCOPES {
-        wanted.push(failures_key(a, s, b - 1));
-        wanted.push(failures_key(a, s, b));
+    // Each subject is formatted once (this runs on every token request).
+    let realm = a.realm.as_str();
+    let subjects = SCOPES.map(|s| a.subject(s));
+    let mut wanted: Vec<String> = Vec::with_capacity(9 + extra.len());
+    wanted.extend(subjects.iter().map(|s| keys::guard_hold(realm, s)));
+    for s in &subjects {
+        wanted.push(keys::guard_failures(realm, s, b - 1));
+        wanted.push(keys::guard_failures(realm, s, b));
     }
-    let got = store.get_many(&wanted).await?;
+    wanted.extend_from_slice(extra);
+    let mut got = store.get_many(&wanted).await?;
+    let values = got.split_off(9.min(got.len()));
     let mut worst: Option<Refused> = None;
     for (i, (scope, key)) in SCOPES.iter().zip(&wanted).enumerate() {
         let raw = got.get(i).and_then(Option::as_ref);
@@ -250,7 +269,7 @@ pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -
         }
         out.busy = true;
     }
-    Ok(out)
+    Ok((out, values))
 }
 
 /// What a failed attempt changed.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::clients::{AuthMethod, Client, GrantType, Origin};
+use crate::clients::{AuthMethod, Client, GrantType, Origin, SubjectType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{USER_SCOPES, parse_scope};
 use crate::jwt::{Alg, JwkSet, VerifyKey};
@@ -55,6 +55,13 @@ pub struct Metadata {
     /// Front-Channel Logout s2.
     #[serde(default)]
     pub frontchannel_logout_session_required: bool,
+    /// OIDC Registration s2: `public` (default) or `pairwise` (OIDC Core s8.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_type: Option<String>,
+    /// OIDC Registration s2, OIDC Core s8.1.1: an https URL whose JSON array lists every
+    /// redirect URI of the client; its host is the pairwise sector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
 }
 
 /// Who is registering: decides defaults and which scopes may be asked for.
@@ -146,6 +153,7 @@ pub fn keep_standing(old: &Client, new: &mut Client) {
     new.lifecycle = old.lifecycle;
     new.rate_limit.clone_from(&old.rate_limit);
     new.token_exchange.clone_from(&old.token_exchange);
+    new.legacy_login = old.legacy_login;
 }
 
 impl Metadata {
@@ -237,6 +245,26 @@ impl Metadata {
         {
             return Err(meta_err(format!("scope '{s}' cannot be self-registered; ask an administrator")));
         }
+        let subject_type = match self.subject_type.as_deref() {
+            None => SubjectType::Public,
+            Some(t) => SubjectType::parse(t).ok_or_else(|| meta_err(format!("unsupported subject_type '{t}'")))?,
+        };
+        if let Some(uri) = &self.sector_identifier_uri {
+            // OIDC Core s8.1.1: it must use https (http on loopback in dev mode, for tests).
+            check_uri(uri, dev).map_err(|e| meta_err(format!("sector_identifier_uri: {e}")))?;
+        }
+        if subject_type == SubjectType::Pairwise && self.sector_identifier_uri.is_none() {
+            // OIDC Core s8.1: redirect URIs on several hosts need a sector identifier.
+            let host = |u: &String| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+            let mut hosts: Vec<Option<String>> = self.redirect_uris.iter().map(host).collect();
+            hosts.sort();
+            hosts.dedup();
+            if hosts.len() > 1 {
+                return Err(meta_err(
+                    "pairwise subjects with redirect URIs on several hosts need a sector_identifier_uri (OIDC Core s8.1)",
+                ));
+            }
+        }
         let name = self.client_name.clone().unwrap_or_else(|| client_id.clone());
         if name.chars().count() > 200 {
             return Err(meta_err("client_name is too long"));
@@ -271,6 +299,9 @@ impl Metadata {
             rate_limit: None,
             token_exchange: None,
             created_at: now,
+            subject_type,
+            sector_identifier_uri: self.sector_identifier_uri,
+            legacy_login: false,
         })
     }
 
@@ -291,6 +322,8 @@ impl Metadata {
             backchannel_logout_session_required: c.backchannel_logout_session_required,
             frontchannel_logout_uri: c.frontchannel_logout_uri.clone(),
             frontchannel_logout_session_required: c.frontchannel_logout_session_required,
+            subject_type: Some(c.subject_type.as_str().to_owned()),
+            sector_identifier_uri: c.sector_identifier_uri.clone(),
         }
     }
 }

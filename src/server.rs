@@ -70,7 +70,10 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
     let store = Instrumented::wrap(store, metrics.clone());
     let keep = crate::keys::keep_retired(&config.tokens);
     let given = keys.map(|k| k.material());
-    let keys = Keys::open(&config.keys, config.server.dev, store.clone(), clock.now(), keep, given).await?;
+    let keys = Keys::open(&config.keys, config.server.dev, store.clone(), clock.now(), keep, given)
+        .await?
+        .with_verified_cache(config.tokens.verified_cache_entries);
+    metrics.watch_verified(keys.verified_cache());
     let wait = Duration::from_millis(config.security.password_queue_timeout_ms);
     let passwords = PasswordPool::new(config.hash_concurrency(), wait, config.argon2())
         .map_err(|e| ServerError::Seed(e.to_string()))?;
@@ -147,6 +150,9 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             rate_limit: None,
             token_exchange: None,
             created_at,
+            subject_type: crate::clients::SubjectType::Public,
+            sector_identifier_uri: None,
+            legacy_login: false,
         };
         clients::put(&state.store, &client).await?;
     }
@@ -168,6 +174,8 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             let def = crate::scopes::ScopeDef {
                 name: name.clone(),
                 description: format!("declared in the configuration (client {})", c.client_id),
+                description_zh: String::new(),
+                description_en: String::new(),
                 sensitive: false,
                 built_in: false,
                 created_at: now,

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::passwords::{PasswordError, PasswordPool};
 
 use crate::crypto;
-use crate::identity::{AssuranceLevel, IdType, Verification};
-use crate::sealing::{DataKey, mask_phone};
+use crate::identity::{AssuranceLevel, IdType, Verification, names};
+use crate::sealing::DataKey;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// A person who can log in.
@@ -97,9 +97,9 @@ impl User {
     pub fn set_phone(&mut self, key: &DataKey, phone: Option<&str>) {
         self.phone_sealed = phone.filter(|p| !p.is_empty()).map(|p| key.seal(p, &self.phone_context()));
     }
-    /// The phone number masked for display (SH-8.2).
+    /// The phone number masked for display (SH-8.2): `138****5678`.
     pub fn phone_masked(&self, key: &DataKey) -> Option<String> {
-        self.phone(key).map(|p| mask_phone(&p))
+        self.phone(key).map(|p| crate::identity::phone::mask(&p))
     }
     fn id_number_context(&self) -> String {
         format!("user:{}:idn", self.id)
@@ -233,6 +233,7 @@ pub async fn create(store: &DynStore, data: &DataKey, user: &User) -> Result<(),
             return Err(WriteError::Duplicate(lookup));
         }
     }
+    names::add(store, names::Realm::Users(data), &user.id, &user.name).await?;
     store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
     store.set_add(keys::USER_INDEX, &user.id, None).await?;
     Ok(())
@@ -308,8 +309,12 @@ pub async fn update(store: &DynStore, data: &DataKey, old: &User, new: &mut User
     if changed {
         new.generation = old.generation.wrapping_add(1);
     }
+    if old.name != new.name {
+        names::add(store, names::Realm::Users(data), &new.id, &new.name).await?;
+    }
     store::put_json(store.as_ref(), &keys::user(&new.id), new, None).await?;
     release_claims(store, data, old, Some(new)).await?;
+    names::remove(store, names::Realm::Users(data), &new.id, &old.name, Some(&new.name)).await?;
     Ok(changed)
 }
 
@@ -324,6 +329,7 @@ pub async fn delete(store: &DynStore, data: &DataKey, id: &str) -> Result<bool, 
     store.set_remove(keys::USER_INDEX, id).await?;
     store.delete(&keys::username(&user.username)).await?;
     release_claims(store, data, &user, None).await?;
+    names::remove(store, names::Realm::Users(data), id, &user.name, None).await?;
     Ok(existed)
 }
 

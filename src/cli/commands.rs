@@ -24,6 +24,8 @@ pub(super) async fn dispatch(
         AdminCommand::Client { action } => client(s, action, out).await,
         AdminCommand::Scope { action } => scope(s, action, out).await,
         AdminCommand::Audit { action } => audit(s, action, out, err).await,
+        AdminCommand::Person { action } => super::persons::person(s, action, out).await,
+        AdminCommand::Legal { action } => super::persons::legal(s, action, out).await,
     }
 }
 
@@ -459,6 +461,22 @@ mod tests {
             ("delete", "/admin/v1/scopes/{name}"),
             ("get", "/admin/v1/audit/events"),
             ("get", "/admin/v1/audit/export"),
+            ("get", "/admin/v1/users"),
+            ("post", "/admin/v1/users"),
+            ("get", "/admin/v1/users/{id}"),
+            ("put", "/admin/v1/users/{id}"),
+            ("post", "/admin/v1/users/search"),
+            ("post", "/admin/v1/users/{id}/verification"),
+            ("delete", "/admin/v1/users/{id}/verification"),
+            ("get", "/admin/v1/legal-persons"),
+            ("post", "/admin/v1/legal-persons"),
+            ("get", "/admin/v1/legal-persons/{id}"),
+            ("put", "/admin/v1/legal-persons/{id}"),
+            ("delete", "/admin/v1/legal-persons/{id}"),
+            ("put", "/admin/v1/legal-persons/{id}/agents/{user_id}"),
+            ("delete", "/admin/v1/legal-persons/{id}/agents/{user_id}"),
+            ("post", "/admin/v1/legal-persons/{id}/verification"),
+            ("post", "/admin/v1/name-index/rebuild"),
         ];
         for (method, path) in calls {
             assert!(doc["paths"][path][method].is_object(), "{method} {path} is not in the API");

@@ -1,12 +1,14 @@
 //! `tongzheng admin`: a command-line client of the admin API of a running server (DC-8), for the
-//! common steps of an application's lifecycle (AY-8), clients, the scope catalogue (AY-7.1) and
-//! the audit log (AY-8.5.2.1). Parses its arguments, resolves the server and credentials, and
-//! hands the command to [`commands`]; [`run`] is the whole CLI as a library call.
+//! common steps of an application's lifecycle (AY-8), clients, the scope catalogue (AY-7.1),
+//! natural and legal persons (HL-5.1) and the audit log (AY-8.5.2.1). Parses its arguments,
+//! resolves the server and credentials, and hands the command to [`commands`]; [`run`] is the
+//! whole CLI as a library call.
 
 pub mod client;
 mod commands;
 pub mod error;
 pub mod output;
+mod persons;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -106,6 +108,18 @@ pub enum AdminCommand {
         /// What to do.
         #[command(subcommand)]
         action: AuditCommand,
+    },
+    /// Natural persons (HL-5.1): identity documents, phones, verification, search.
+    Person {
+        /// What to do.
+        #[command(subcommand)]
+        action: persons::PersonCommand,
+    },
+    /// Legal persons (HL-5.1): records, agents and their roles.
+    Legal {
+        /// What to do.
+        #[command(subcommand)]
+        action: persons::LegalCommand,
     },
 }
 

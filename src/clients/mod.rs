@@ -2,6 +2,7 @@
 //! constant time), and client authentication at the token-style endpoints (RFC 6749 s2.3,
 //! RFC 7523 s2.2 / OIDC Core s9 private_key_jwt).
 
+pub mod cache;
 pub mod secrets;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ pub use crate::apps::State;
 use crate::crypto::{self, Secret, ct_eq};
 use crate::error::OAuthError;
 pub use crate::grant::token_exchange::ExchangePolicy;
+pub use crate::identity::subject::SubjectType;
 use crate::jwks_cache::JwksCache;
 use crate::jwt::{Alg, JwkSet, Unverified, VerifyKey};
 pub use crate::ratelimit::RateLimit;
@@ -197,6 +199,16 @@ pub struct Client {
     pub token_exchange: Option<ExchangePolicy>,
     /// Creation time.
     pub created_at: i64,
+    /// OIDC Core s8: `public` or `pairwise` subject identifiers ([`crate::identity::subject`]).
+    #[serde(default, skip_serializing_if = "SubjectType::is_public")]
+    pub subject_type: SubjectType,
+    /// OIDC Core s8.1.1: the https URL listing the redirect URIs of the client's sector; its
+    /// host is the sector of pairwise subjects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// JM-B: the legacy direct login `POST /api/auth` is allowed (an admin's flag, off by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_login: bool,
 }
 
 fn yes() -> bool {
@@ -304,6 +316,23 @@ pub fn admit(client: &Client, endpoint: Endpoint) -> Result<(), OAuthError> {
     }
 }
 
+/// Reads a client, reusing `cache`'s decode when the stored record is unchanged (it is read
+/// from the store every time: a change by any instance counts at once).
+pub async fn get_cached(
+    store: &DynStore,
+    cache: &cache::ClientCache,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
+    if client_id.is_empty() || client_id.len() > 256 {
+        return Ok(None);
+    }
+    let key = keys::client(client_id);
+    match store.get(&key).await? {
+        Some(raw) => cache.decode(&key, &raw).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Reads a client.
 pub async fn get(store: &DynStore, client_id: &str) -> Result<Option<Client>, StoreError> {
     if client_id.is_empty() || client_id.len() > 256 {
@@ -405,6 +434,7 @@ const MAX_ASSERTION_LIFETIME: i64 = 300;
 /// `invalid_client` to the caller; the reason is logged without secrets.
 pub async fn authenticate(
     store: &DynStore,
+    cache: &cache::ClientCache,
     jwks: &JwksCache,
     creds: Credentials,
     audiences: &[&str],
@@ -417,13 +447,17 @@ pub async fn authenticate(
     match creds {
         Credentials::Missing => Err(fail("no client credentials")),
         Credentials::Basic { client_id, secret } => {
-            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretBasic, now).await?.map_err(fail)
+            authenticate_secret(store, cache, &client_id, &secret, AuthMethod::ClientSecretBasic, now)
+                .await?
+                .map_err(fail)
         }
         Credentials::Post { client_id, secret } => {
-            authenticate_secret(store, &client_id, &secret, AuthMethod::ClientSecretPost, now).await?.map_err(fail)
+            authenticate_secret(store, cache, &client_id, &secret, AuthMethod::ClientSecretPost, now)
+                .await?
+                .map_err(fail)
         }
         Credentials::Id(client_id) => {
-            let client = get(store, &client_id).await?.ok_or_else(|| fail("unknown client"))?;
+            let client = get_cached(store, cache, &client_id).await?.ok_or_else(|| fail("unknown client"))?;
             if !client.enabled {
                 return Err(fail("client disabled"));
             }
@@ -441,19 +475,61 @@ pub async fn authenticate(
 /// Checks a shared secret. The outer `Result` is a store failure, the inner one the verdict.
 async fn authenticate_secret(
     store: &DynStore,
+    cache: &cache::ClientCache,
     client_id: &str,
     secret: &Secret,
     method: AuthMethod,
     now: i64,
 ) -> Result<Result<Authenticated, &'static str>, OAuthError> {
-    let Some(client) = get(store, client_id).await? else {
-        return Ok(Err("unknown client"));
+    let client = get_cached(store, cache, client_id).await?;
+    Ok(check_secret(client, secret, method, now))
+}
+
+/// The store key of a client's record (read together with other records in one round trip).
+pub fn record_key(client_id: &str) -> Option<String> {
+    (!client_id.is_empty() && client_id.len() <= 256).then(|| keys::client(client_id))
+}
+
+/// Authenticates a client_secret_basic or client_secret_post request against the client's
+/// record as read from the store under [`record_key`] (`None`: no such client). The outer
+/// `Result` is an undecodable record, the inner one the verdict; every refusal is the same
+/// `invalid_client`, the reason is logged.
+pub fn authenticate_record(
+    cache: &cache::ClientCache,
+    creds: Credentials,
+    record: Option<&[u8]>,
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
+    let (client_id, secret, method) = match creds {
+        Credentials::Basic { client_id, secret } => (client_id, secret, AuthMethod::ClientSecretBasic),
+        Credentials::Post { client_id, secret } => (client_id, secret, AuthMethod::ClientSecretPost),
+        _ => return Err(OAuthError::invalid_client("client authentication failed")),
+    };
+    let client = match (record_key(&client_id), record) {
+        (Some(key), Some(raw)) => Some(cache.decode(&key, raw)?),
+        _ => None,
+    };
+    check_secret(client, &secret, method, now).map_err(|why| {
+        tracing::info!(reason = why, "client authentication failed");
+        OAuthError::invalid_client("client authentication failed")
+    })
+}
+
+/// The shared-secret rules over a client record already read.
+fn check_secret(
+    client: Option<Client>,
+    secret: &Secret,
+    method: AuthMethod,
+    now: i64,
+) -> Result<Authenticated, &'static str> {
+    let Some(client) = client else {
+        return Err("unknown client");
     };
     if !client.enabled {
-        return Ok(Err("client disabled"));
+        return Err("client disabled");
     }
     if client.auth_method != method {
-        return Ok(Err("authentication method differs from the registered one"));
+        return Err("authentication method differs from the registered one");
     }
     let presented = crypto::sha256(secret.expose().as_bytes());
     let mut matched = false;
@@ -463,7 +539,7 @@ async fn authenticate_secret(
         // Compare every live secret so timing does not tell which one matched.
         matched |= live & ct_eq(&stored, &presented);
     }
-    Ok(if matched { Ok(Authenticated { client }) } else { Err("wrong secret") })
+    if matched { Ok(Authenticated { client }) } else { Err("wrong secret") }
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {

@@ -99,6 +99,7 @@ pub async fn redeem(ctx: Ctx<'_>, client: &Client, req: Redeem<'_>) -> Result<To
         offline: refresh && record.scope.iter().any(|s| s == "offline_access"),
         exp,
         revoked: false,
+        acting: record.user.acting.clone(),
     };
     // The family and the tokens are independent writes: one round trip. Taken already (a
     // concurrent redemption of this code started the family, or a replay revoked it): the

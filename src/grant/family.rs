@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::acting::Acting;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// A stored family. Field names are short: there is one per authorization.
@@ -33,6 +34,10 @@ pub struct Family {
     /// Revoked: every token of the family is dead (RFC 7009 s2.1, RFC 9700 s4.14.2).
     #[serde(rename = "r", default)]
     pub revoked: bool,
+    /// The legal person the user (an agent) acts for in this grant (HL-5.1): its tokens die
+    /// when the agent is removed from it or it is disabled or deleted.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub acting: Option<Acting>,
 }
 
 impl Family {
@@ -71,6 +76,7 @@ pub async fn revoke(store: &DynStore, gid: &str, at_least: i64, now: i64) -> Res
             offline: false,
             exp: at_least,
             revoked: true,
+            acting: None,
         },
     };
     store::put_json(store.as_ref(), &keys::family(gid), &tombstone, Some(store::ttl_until(tombstone.exp, now))).await

@@ -7,6 +7,7 @@
 pub mod client_credentials;
 pub mod code;
 pub mod family;
+pub mod legacy;
 pub mod refresh;
 pub mod retry;
 pub mod token_exchange;
@@ -17,6 +18,10 @@ use crate::clients::Client;
 use crate::config::TokensConfig;
 use crate::crypto;
 use crate::error::OAuthError;
+use crate::identity::PrincipalKind;
+use crate::identity::acting::Acting;
+use crate::identity::claims::{self, Place, Principal};
+use crate::identity::subject;
 use crate::jwt::{Alg, Audience};
 use crate::keys::Keys;
 use crate::session::Timeouts;
@@ -25,6 +30,9 @@ use crate::tokens::{AT_TYP, AccessClaims, Authority, IdClaims, at_hash};
 
 /// Scopes that only make sense with a user present (OIDC Core s5.4, s11).
 pub const USER_SCOPES: [&str; 5] = ["openid", "profile", "email", "phone", "offline_access"];
+
+/// Claims the token formats set themselves (not from the claims table).
+pub const PROTOCOL: [&str; 2] = ["sub", "acr"];
 
 /// Everything a grant needs besides its request.
 #[derive(Clone, Copy)]
@@ -41,12 +49,20 @@ pub struct Ctx<'a> {
     pub timeouts: Timeouts,
     /// Current time.
     pub now: i64,
+    /// Decoded client records.
+    pub clients: &'a crate::clients::cache::ClientCache,
 }
 
 impl Ctx<'_> {
     /// The validity authority over the same store and keys.
     pub fn authority(&self) -> Authority<'_> {
-        Authority { store: self.store, keys: self.keys, issuer: self.issuer, timeouts: self.timeouts }
+        Authority {
+            store: self.store,
+            keys: self.keys,
+            issuer: self.issuer,
+            timeouts: self.timeouts,
+            clients: self.clients,
+        }
     }
 }
 
@@ -94,6 +110,17 @@ pub struct UserAuth {
     /// The user's token generation at login ([`crate::users::User::generation`]).
     #[serde(default, rename = "g")]
     pub generation: u32,
+    /// The legal person the user acts for (HL-5.1): then it is the tokens' `sub` and the user
+    /// is named in `act` (RFC 8693 s4.1).
+    #[serde(default, rename = "act", skip_serializing_if = "Option::is_none")]
+    pub acting: Option<Acting>,
+}
+
+impl UserAuth {
+    /// The subject of the tokens: the legal person acted for, or the user.
+    pub fn principal(&self) -> &str {
+        self.acting.as_ref().map_or(&self.sub, |a| &a.lp)
+    }
 }
 
 /// A stored refresh token (keyed by the token's SHA-256).
@@ -128,6 +155,7 @@ impl RefreshRecord {
                 acr: String::new(),
                 amr: Vec::new(),
                 generation: self.user.generation,
+                acting: self.user.acting.clone(),
             },
             family_exp: self.family_exp,
             offline: self.offline,
@@ -159,9 +187,20 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         ttl = ttl.min(family_exp - ctx.now).max(1);
     }
     let scope = m.scope.join(" ");
+    // OIDC Core s8: the subject as this client sees it (pairwise or public); an agent acting
+    // for a legal person: the legal person, the agent in `act` (RFC 8693 s4.1, HL-5.1).
+    let data = ctx.keys.data();
+    let (sub, agent_sub, user_type) = match &m.user {
+        None => (m.client.client_id.clone(), None, None),
+        Some(u) => {
+            let agent = u.acting.as_ref().map(|_| subject::for_client(data, m.client, &u.sub));
+            let kind = if agent.is_some() { PrincipalKind::LegalPerson } else { PrincipalKind::NaturalPerson };
+            (subject::for_client(data, m.client, u.principal()), agent, Some(kind))
+        }
+    };
     let claims = AccessClaims {
         iss: ctx.issuer.to_owned(),
-        sub: m.user.as_ref().map_or_else(|| m.client.client_id.clone(), |u| u.sub.clone()),
+        sub: sub.clone(),
         aud: Audience::One(ctx.issuer.to_owned()),
         client_id: m.client.client_id.clone(),
         scope: scope.clone(),
@@ -170,9 +209,11 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         exp: ctx.now + ttl,
         auth_time: m.user.as_ref().map(|u| u.auth_time),
         acr: m.user.as_ref().map(|u| u.acr.clone()),
-        sid: m.user.as_ref().map(|u| u.sid.clone()),
+        // A grant with no SSO session (JM-B legacy login) names none.
+        sid: m.user.as_ref().map(|u| u.sid.clone()).filter(|s| !s.is_empty()),
         gid: m.family.as_ref().map(|(gid, _)| gid.clone()),
-        act: None,
+        act: agent_sub.as_ref().map(|a| serde_json::json!({ "sub": a })),
+        user_type,
     };
     let access_token = sign_access(ctx, &claims)?;
     let mut resp = TokenResponse {
@@ -183,14 +224,18 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
         scope,
         refresh_token: None,
         id_token: None,
-        subject: m.user.as_ref().map(|u| u.sub.clone()),
+        subject: m.user.as_ref().map(|u| u.principal().to_owned()),
         audit: None,
     };
     if let (Some(user), true) = (&m.user, m.scope.iter().any(|s| s == "openid")) {
         let alg = m.client.id_token_alg;
+        let who =
+            Principal { sub: &sub, agent_sub: agent_sub.as_deref(), acr: Some(&user.acr), person: None, legal: None };
+        let extra =
+            claims::release(Place::IdToken, |s| m.scope.iter().any(|g| g == s), &who, ctx.keys.data(), &PROTOCOL);
         let id = IdClaims {
             iss: ctx.issuer.to_owned(),
-            sub: user.sub.clone(),
+            sub: sub.clone(),
             aud: m.client.client_id.clone(),
             azp: m.client.client_id.clone(),
             exp: ctx.now + ctx.tokens.id_token_ttl,
@@ -201,6 +246,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
             amr: user.amr.clone(),
             sid: user.sid.clone(),
             at_hash: Some(at_hash(alg, &resp.access_token)),
+            extra,
         };
         resp.id_token = Some(ctx.keys.sign(alg, "JWT", &id).map_err(|e| {
             tracing::error!(error = %e, "signing ID token failed");

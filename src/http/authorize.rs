@@ -19,6 +19,8 @@ use crate::clients;
 use crate::crypto::{self, Secret};
 use crate::error::{ErrorCode, OAuthError};
 use crate::guard::{self, GuardError};
+use crate::identity::PrincipalKind;
+use crate::identity::acting::{Acting, Options};
 use crate::metrics::LoginOutcome;
 use crate::session::{self, Session};
 use crate::store::StoreError;
@@ -127,7 +129,7 @@ async fn authorize_endpoint(State(state): State<AppState>, method: Method, req: 
         Ok(s) => s,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    let decision = match authorize::decide(&state.store, &req, &client, session, now).await {
+    let decision = match authorize::decide(&state.store, &state.builtin_scopes, &req, &client, session, now).await {
         Ok(d) => d,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
@@ -192,13 +194,7 @@ pub(super) async fn respond(
                 Err(e) => return unavailable_page(state, headers, e),
             };
             let mut resp = if consent_only {
-                pages::consent(
-                    locale(state, ui.as_deref(), headers),
-                    &id,
-                    &pending.csrf,
-                    &client.name,
-                    &pending.req.scope,
-                )
+                consent_page(state, headers, ui.as_deref(), &id, &pending.csrf, client, &pending.req.scope).await
             } else {
                 let mut r = StatusCode::SEE_OTHER.into_response();
                 // Prompt Create 1.0 s4.1: `create` goes to the registration page (HL-5.2).
@@ -273,19 +269,30 @@ async fn silent_login(state: &AppState, headers: &HeaderMap, req: &AuthRequest) 
     Some(r)
 }
 
-/// GET /login?req=ID: the login form for a remembered request.
+/// GET /login?req=ID: the login form for a remembered request, on the tab `kind` asks for.
+/// `lang` is the language switch (JM-5.6): the page in that language, remembered in a cookie
+/// (also when the request itself has expired).
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query) -> Response {
+    let chosen = q.get("lang").and_then(|l| Locale::parse(l));
+    let mut resp = login_form(&state, &headers, &q, chosen).await;
+    if let Some(l) = chosen {
+        set_cookie(&mut resp, &state, pages::LANG_COOKIE, l.lang(), 365 * 24 * 3600);
+    }
+    resp
+}
+
+async fn login_form(state: &AppState, headers: &HeaderMap, q: &authorize::Params, chosen: Option<Locale>) -> Response {
     let id = q.get("req").map_or("", String::as_str);
-    let pending = match authorize::recall(&state.store, id, cookie(&headers, BROWSER_COOKIE), state.clock.now()).await {
+    let pending = match authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await {
         Ok(p) => p,
-        Err(e) => return unavailable_page(&state, &headers, e),
+        Err(e) => return unavailable_page(state, headers, e),
     };
     let Some(p) = pending else {
-        return expired(&state, &headers);
+        return expired(state, headers);
     };
-    let client_name = client_name(&state, &p.req.client_id).await;
-    let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
-    let upstreams = upstream_buttons(&state, id, &p.req).await;
+    let client_name = client_name(state, &p.req.client_id).await;
+    let loc = chosen.unwrap_or_else(|| locale(state, p.req.ui_locales.as_deref(), headers));
+    let upstreams = upstream_buttons(state, id, &p.req).await;
     let form = LoginForm {
         req: id,
         csrf: &p.csrf,
@@ -298,8 +305,18 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         remaining: None,
         retry_after: None,
         throttled: false,
+        kind: account_kind(q.get("kind")),
     };
     pages::login(loc, &form)
+}
+
+/// The login tab asked for (`kind` on the page, `account_kind` from its form): 法人 or 个人.
+fn account_kind(v: Option<&String>) -> PrincipalKind {
+    if v.is_some_and(|k| k == PrincipalKind::LegalPerson.as_str()) {
+        PrincipalKind::LegalPerson
+    } else {
+        PrincipalKind::NaturalPerson
+    }
 }
 
 pub(super) fn expired(state: &AppState, headers: &HeaderMap) -> Response {
@@ -348,6 +365,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
     }
     let username = form.remove("username").unwrap_or_default();
     let password = Secret(form.remove("password").unwrap_or_default());
+    let kind = account_kind(form.get(super::act::ACCOUNT_KIND));
+    let legal_login = kind == PrincipalKind::LegalPerson;
     let loc = locale(&state, p.req.ui_locales.as_deref(), &headers);
     // RFC 6749 s10.10, NIST SP 800-63B s5.2.2: the address and the account (typed, known or
     // not) may be held after earlier failures; then the password is not even checked. The
@@ -384,6 +403,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             remaining: guard.remaining,
             retry_after: guard.retry_after,
             throttled: guard.throttled,
+            kind,
         };
         pages::login(loc, &f)
     };
@@ -458,6 +478,27 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             return form_again(false, true, Guarded::default());
         }
     };
+    // HL-5.1: the 法人 tab: the agent acts for the only legal person listing them, or is asked
+    // which one, or refused.
+    let acting = if legal_login {
+        match crate::identity::acting::options(&state.store, &user).await {
+            Ok(Options::One(lp)) => Some(Acting::of(&lp)),
+            Ok(other) => {
+                if let Err(e) = guard::succeeded(&state.store, admitted).await {
+                    return unavailable_page(&state, &headers, e);
+                }
+                let app = app_id.as_deref();
+                return super::act::ask_or_refuse(&state, &meta, &headers, &id, &p, &user, other, &client_name, app)
+                    .await;
+            }
+            Err(e) => {
+                let _ = guard::release(&state.store, admitted).await;
+                return unavailable_page(&state, &headers, e);
+            }
+        }
+    } else {
+        None
+    };
     let t = state.timeouts();
     let existing = match existing {
         Ok(s) => s,
@@ -469,6 +510,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         acr: "1".into(),
         amr: vec!["pwd".into()],
         upstream: None,
+        acting,
     };
     // Independent: the account's failure counters start over, and the session is written.
     let (established, guarded) = tokio::join!(
@@ -488,7 +530,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         .actor(format!("user:{}", user.id))
         .client(&p.req.client_id)
         .subject(&user.id)
-        .detail(json!({"sid": session.sid, "amr": session.amr, "acr": session.acr}));
+        .detail(json!({"sid": session.sid, "amr": session.amr, "acr": session.acr,
+            "acting_for": session.acting.as_ref().map(|a| a.lp.clone())}));
     state.audit.record(meta.apply(event, app_id.as_deref())).await;
     let mut resp = continue_after_auth(&state, &headers, &id, p.req, session, client).await;
     if let Some(c) = cookie_value {
@@ -529,20 +572,16 @@ pub(super) async fn continue_after_auth(
     fresh.prompt.login = false;
     fresh.prompt.create = false;
     fresh.max_age = None;
-    let decision = match authorize::decide(&state.store, &fresh, &client, Some(s), state.clock.now()).await {
-        Ok(d) => d,
-        Err(e) => return unavailable_page(state, headers, e),
-    };
+    let decision =
+        match authorize::decide(&state.store, &state.builtin_scopes, &fresh, &client, Some(s), state.clock.now()).await
+        {
+            Ok(d) => d,
+            Err(e) => return unavailable_page(state, headers, e),
+        };
     if let Decision::Consent(_) = decision {
         let pending = authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await;
         if let Ok(Some(p)) = pending {
-            return pages::consent(
-                locale(state, req.ui_locales.as_deref(), headers),
-                id,
-                &p.csrf,
-                &client.name,
-                &req.scope,
-            );
+            return consent_page(state, headers, req.ui_locales.as_deref(), id, &p.csrf, &client, &req.scope).await;
         }
     }
     // Independent: the answered request is forgotten while the answer (a code) is made.
@@ -552,6 +591,23 @@ pub(super) async fn continue_after_auth(
         return unavailable_page(state, headers, e);
     }
     resp
+}
+
+/// The consent page (SH-8.2): the application, its owning unit and the requested scopes as
+/// the catalogue describes them.
+async fn consent_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    ui_locales: Option<&str>,
+    id: &str,
+    csrf: &str,
+    client: &clients::Client,
+    scope: &[String],
+) -> Response {
+    match authorize::consent_view(&state.store, &state.builtin_scopes, client, scope).await {
+        Ok(view) => pages::consent(locale(state, ui_locales, headers), id, csrf, &view),
+        Err(e) => unavailable_page(state, headers, e),
+    }
 }
 
 /// POST /consent: the user's answer.

@@ -15,8 +15,9 @@ use super::AppState;
 pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = Duration::from_millis(state.config.server.request_deadline_ms);
     let path = req.uri().path().to_owned();
-    // The task keeps the request's id (a task-local), so its errors still carry it.
-    let work = next.run(req);
+    // The task keeps the request's id and the branding (task-locals), so its errors still carry
+    // the id and its pages the platform's name.
+    let work = super::pages::brand::scope(state.brand.clone(), next.run(req));
     let mut work = match super::request_id::current() {
         Some(id) => tokio::spawn(super::request_id::scope(id, work)),
         None => tokio::spawn(work),

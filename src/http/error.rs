@@ -520,3 +520,18 @@ pub fn internal(path: &str) -> Response {
         Family::Page => page(Locale::ZhCn, &e),
     }
 }
+
+impl From<crate::identity::records::RecordError> for Problem {
+    fn from(e: crate::identity::records::RecordError) -> Self {
+        use crate::identity::records::RecordError as E;
+        match e {
+            E::Store(s) => s.into(),
+            E::NotFound(d) => Self::not_found(d),
+            E::Conflict(d) => Self::conflict(d),
+            E::Busy => Self::conflict(E::Busy.to_string()),
+            invalid @ (E::Invalid(..) | E::IdNumber(_) | E::Uscc(_) | E::Phone(_)) => {
+                Self::bad_request(invalid.to_string())
+            }
+        }
+    }
+}

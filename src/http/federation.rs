@@ -144,6 +144,7 @@ async fn callback(State(state): State<AppState>, meta: Meta, headers: HeaderMap,
                 acr,
                 amr,
                 upstream: Some(upstream),
+                acting: None,
             };
             let (s, cookie_value) = match session::establish(state.logout_ctx("user"), existing, login, t).await {
                 Ok(e) => (e.session, e.cookie.unwrap_or_default()),

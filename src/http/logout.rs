@@ -215,13 +215,19 @@ async fn backend_logout(
     } else if let Some(sid) = form.get("sid") {
         backend::Hint::Sid(sid.clone())
     } else {
-        backend::Hint::Subject(form.get("logout_hint").cloned().unwrap_or_default())
+        let hint = form.get("logout_hint").map_or("", String::as_str);
+        backend::Hint::Subject(crate::identity::subject::internal(state.keys.data(), hint))
     };
     let actor = format!("client:{me}");
     let ended = backend::end(state.logout_ctx(&actor), me, hint)
         .await?
         .map_err(|_| OAuthError::new(ErrorCode::AccessDenied, "this client may not end that session"))?;
     let frontchannel_logout_uris = ended.iter().flat_map(|e| e.frontchannel.iter().cloned()).collect();
+    // OIDC Core s8.1: the caller sees its own subject identifiers.
+    let mut ended = ended;
+    for e in &mut ended {
+        e.sub = crate::identity::subject::for_client(state.keys.data(), &caller, &e.sub);
+    }
     tracing::info!(client_id = %me, sessions = ended.len(), "backend logout");
     let mut r = axum::Json(BackendLogout { sessions_ended: ended, frontchannel_logout_uris }).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -2,6 +2,7 @@
 //! id, security headers). Handlers live one file per area, each ending in `routes()`.
 
 pub mod account;
+pub mod act;
 pub mod admin;
 pub mod authorize;
 mod csrf;
@@ -11,8 +12,10 @@ pub mod extract;
 pub mod federation;
 pub mod health;
 pub mod introspect;
+pub mod legacy;
 pub mod logout;
 pub mod metrics;
+pub mod notices;
 pub mod oidc;
 pub mod pages;
 pub mod registration;
@@ -84,6 +87,10 @@ pub struct Inner {
     pub instance: Arc<crate::instance::Instance>,
     /// The sender of one-time codes by SMS (`[sms]`).
     pub sms: crate::sms::DynSms,
+    /// Decoded client records, reused while the stored record is unchanged.
+    pub clients: crate::clients::cache::ClientCache,
+    /// The platform's branding on every page (JM-5.6, SH-D), current on each request's task.
+    pub brand: Arc<pages::brand::Brand>,
 }
 
 /// Absolute URLs of our endpoints.
@@ -157,6 +164,7 @@ impl AppState {
             outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
             instance: Arc::new(crate::instance::Instance::new()),
             sms: crate::sms::from_config(&p.config.sms, p.config.server.dev, p.http.clone()),
+            brand: Arc::new(pages::brand::Brand::new(&p.config.branding)),
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
             builtin_scopes,
@@ -173,6 +181,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: p.metrics,
             audit: p.audit,
+            clients: crate::clients::cache::ClientCache::default(),
         })))
     }
 
@@ -185,6 +194,7 @@ impl AppState {
             tokens: &self.config.tokens,
             timeouts: self.timeouts(),
             now: self.clock.now(),
+            clients: &self.clients,
         }
     }
 
@@ -195,6 +205,7 @@ impl AppState {
             keys: &self.keys,
             issuer: &self.config.issuer,
             timeouts: self.timeouts(),
+            clients: &self.clients,
         }
     }
 
@@ -283,7 +294,8 @@ async fn layers(State(state): State<AppState>, req: Request, next: Next) -> Resp
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut req = req;
     req.extensions_mut().insert(extract::RequestId(id.clone()));
-    let mut resp = request_id::scope(id.clone(), tracing::Instrument::instrument(next.run(req), span)).await;
+    let handled = pages::brand::scope(state.brand.clone(), next.run(req));
+    let mut resp = request_id::scope(id.clone(), tracing::Instrument::instrument(handled, span)).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);
@@ -312,6 +324,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(oidc::routes())
         .merge(authorize::routes())
+        .merge(act::routes())
+        .merge(legacy::routes())
         .merge(token::routes())
         .merge(introspect::routes())
         .merge(logout::routes())
@@ -322,6 +336,7 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(signup::routes())
         .merge(account::routes())
+        .merge(notices::routes())
         .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))

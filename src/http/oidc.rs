@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::{Params, bearer, body_bytes, is_form, parse_params};
@@ -35,12 +35,12 @@ pub fn metadata(state: &AppState) -> Value {
         "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": true,
         "frontchannel_logout_session_supported": true,
-        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
+        "scopes_supported": ["openid", "profile", "email", "phone", "idcard", "legal_person", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
             "urn:ietf:params:oauth:grant-type:token-exchange"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
@@ -49,8 +49,7 @@ pub fn metadata(state: &AppState) -> Value {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
-            "name", "preferred_username", "updated_at", "email", "email_verified", "phone_number", "phone_number_verified"],
+        "claims_supported": claims_supported(),
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
@@ -64,6 +63,14 @@ pub fn metadata(state: &AppState) -> Value {
         obj.insert("registration_endpoint".into(), Value::String(u.register.clone()));
     }
     m
+}
+
+/// The protocol claims and every claim of the claims table ([`crate::identity::claims`]).
+fn claims_supported() -> Vec<&'static str> {
+    let protocol = ["iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "azp", "at_hash"];
+    let mut out: Vec<&'static str> = protocol.to_vec();
+    out.extend(crate::identity::claims::names());
+    out
 }
 
 fn cached_json(body: String) -> Response {
@@ -114,28 +121,10 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, form: Option<&Params>) 
     }
     // The authority read the user while deciding the token is alive (present, enabled, same
     // token generation); a token without one is a client's own token.
-    let Some(user) = live.standing.user.as_ref().filter(|_| claims.has_scope("openid")) else {
+    if live.standing.user.is_none() || !claims.has_scope("openid") {
         return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope").into());
-    };
-    let mut out = Map::new();
-    out.insert("sub".into(), json!(user.id));
-    if claims.has_scope("profile") {
-        out.insert("name".into(), json!(user.name));
-        out.insert("preferred_username".into(), json!(user.username));
-        out.insert("updated_at".into(), json!(user.updated_at));
     }
-    if claims.has_scope("email")
-        && let Some(e) = &user.email
-    {
-        out.insert("email".into(), json!(e));
-        out.insert("email_verified".into(), json!(user.email_verified));
-    }
-    if claims.has_scope("phone")
-        && let Some(p) = user.phone(state.keys.data())
-    {
-        out.insert("phone_number".into(), json!(p));
-        out.insert("phone_number_verified".into(), json!(false));
-    }
+    let out = crate::tokens::userinfo(&live, state.keys.data());
     let mut r = axum::Json(Value::Object(out)).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)

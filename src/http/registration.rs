@@ -101,6 +101,7 @@ async fn register(State(state): State<AppState>, req: Request) -> Result<Respons
     let now = state.clock.now();
     let mut client = meta.into_client(crypto::random_token(16), Registrar::Dynamic, state.config.server.dev, now)?;
     crate::outbound::check_client(&state.outbound, &client)?;
+    crate::identity::subject::check_sector_uri(&state.http, &state.outbound, &client).await?;
     let secret = clients::secrets::issue_first(&mut client);
     let rat = crypto::random_token(32);
     client.registration_token_sealed = Some(state.keys.data().seal(&rat, &rat_context(&client.client_id)));
@@ -156,6 +157,7 @@ async fn update(State(state): State<AppState>, Path(id): Path<String>, req: Requ
     let meta = parse_json(&body)?;
     let requested = meta.into_client(id, Registrar::Dynamic, state.config.server.dev, old.created_at)?;
     crate::outbound::check_client(&state.outbound, &requested)?;
+    crate::identity::subject::check_sector_uri(&state.http, &state.outbound, &requested).await?;
     let client = registration::apply_update(&old, requested)?;
     clients::put(&state.store, &client).await?;
     Ok(response(&state, &client, None, Some(&rat), StatusCode::OK))

@@ -57,21 +57,23 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
         _ => None,
     };
     let Some(claimed) = claimed else {
-        return clients::authenticate(&state.store, &state.jwks, creds, &audiences, now)
+        return clients::authenticate(&state.store, &state.clients, &state.jwks, creds, &audiences, now)
             .await
             .map(|a| a.client)
             .map_err(JsonError::from);
     };
     let cfg = &state.config.guard;
     let attempt = guard::Attempt::new(guard::Realm::ClientSecret, &claimed, meta.ip.as_deref());
-    // The guard's check and the secret's check read independent records: one round trip. A
-    // held attempt's verdict is thrown away unseen (it neither counts nor answers).
-    let (admitted, verdict) = tokio::join!(
-        guard::admit(&state.store, cfg, &attempt, now),
-        clients::authenticate(&state.store, &state.jwks, creds, &audiences, now),
-    );
+    // The guard's counters and the client's record are read in one store round trip; a held
+    // attempt's secret is never checked (it neither counts nor answers).
+    let record = clients::record_key(&claimed);
+    let extra: Vec<String> = record.into_iter().collect();
+    let admitted = guard::admit_with(&state.store, cfg, &attempt, now, &extra).await;
     let admitted = match admitted {
-        Ok(a) => a,
+        Ok((a, values)) => {
+            let raw = values.into_iter().next().flatten();
+            (a, clients::authenticate_record(&state.clients, creds, raw.as_deref(), now))
+        }
         Err(GuardError::Store(e)) => return Err(e.into()),
         Err(GuardError::Throttled(r)) => {
             let detail = json!({"realm": "client", "scope": r.scope.as_str(), "retry_after": r.retry_after,
@@ -81,6 +83,7 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
             return Err(r.into());
         }
     };
+    let (admitted, verdict) = admitted;
     match verdict {
         Ok(a) => {
             guard::succeeded(&state.store, admitted).await?;

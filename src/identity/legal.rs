@@ -128,6 +128,7 @@ pub async fn create(store: &DynStore, lp: &LegalPerson) -> Result<(), LegalWrite
             return Err(LegalWriteError::UsccTaken);
         }
     }
+    super::names::add(store, super::names::Realm::Legal, &lp.id, &lp.name).await?;
     store::put_json(store.as_ref(), &keys::legal_person(&lp.id), lp, None).await?;
     store.set_add(keys::LEGAL_INDEX, &lp.id, None).await?;
     for a in &lp.agents {
@@ -147,18 +148,68 @@ pub fn standing_changed(old: &LegalPerson, new: &LegalPerson) -> bool {
 /// (the generation moved on when [`standing_changed`]), then the agents' index entries, added
 /// for new agents and removed for old ones. Returns whether the generation moved.
 pub async fn update(store: &DynStore, old: &LegalPerson, new: &mut LegalPerson) -> Result<bool, StoreError> {
+    write(store, old, new, None).await.map(|done| done.unwrap_or(false))
+}
+
+/// [`update`] as a compare-and-set: written only when the stored record is still the bytes
+/// `stored` that `old` was decoded from (read them with [`get_raw`]). `None`: another writer
+/// changed it meanwhile, nothing was written; read again and retry. Concurrent agent edits by
+/// two instances thus never lose one another.
+pub async fn update_if(
+    store: &DynStore,
+    stored: &[u8],
+    old: &LegalPerson,
+    new: &mut LegalPerson,
+) -> Result<Option<bool>, StoreError> {
+    write(store, old, new, Some(stored)).await
+}
+
+/// A legal person and its stored bytes, for [`update_if`].
+pub async fn get_raw(store: &DynStore, id: &str) -> Result<Option<(LegalPerson, Vec<u8>)>, StoreError> {
+    if id.is_empty() || id.len() > 128 {
+        return Ok(None);
+    }
+    let key = keys::legal_person(id);
+    match store.get(&key).await? {
+        Some(raw) => Ok(Some((store::decode(&key, &raw)?, raw))),
+        None => Ok(None),
+    }
+}
+
+async fn write(
+    store: &DynStore,
+    old: &LegalPerson,
+    new: &mut LegalPerson,
+    expected: Option<&[u8]>,
+) -> Result<Option<bool>, StoreError> {
     let changed = standing_changed(old, new);
     if changed {
         new.generation = old.generation.wrapping_add(1);
     }
-    store::put_json(store.as_ref(), &keys::legal_person(&new.id), new, None).await?;
+    if old.name != new.name {
+        super::names::add(store, super::names::Realm::Legal, &new.id, &new.name).await?;
+    }
+    // New agents' index entries go first: an entry is a hint, the record decides.
+    for a in new.agents.iter().filter(|a| old.agent(&a.user_id).is_none()) {
+        store.set_add(&keys::acting_for(&a.user_id), &new.id, None).await?;
+    }
+    let key = keys::legal_person(&new.id);
+    match expected {
+        None => store::put_json(store.as_ref(), &key, new, None).await?,
+        Some(raw) => {
+            if !store.put_if(&key, Some(raw), &store::encode(new)).await? {
+                return Ok(None);
+            }
+        }
+    }
     for a in &new.agents {
         store.set_add(&keys::acting_for(&a.user_id), &new.id, None).await?;
     }
     for a in old.agents.iter().filter(|a| new.agent(&a.user_id).is_none()) {
         store.set_remove(&keys::acting_for(&a.user_id), &new.id).await?;
     }
-    Ok(changed)
+    super::names::remove(store, super::names::Realm::Legal, &new.id, &old.name, Some(&new.name)).await?;
+    Ok(Some(changed))
 }
 
 /// Deletes a legal person (its tokens die with the record), then frees its USCC and index
@@ -173,6 +224,7 @@ pub async fn delete(store: &DynStore, id: &str) -> Result<bool, StoreError> {
     for a in &lp.agents {
         store.set_remove(&keys::acting_for(&a.user_id), id).await?;
     }
+    super::names::remove(store, super::names::Realm::Legal, id, &lp.name, None).await?;
     Ok(existed)
 }
 

@@ -2,7 +2,17 @@
 //! persons (法人, [`legal::LegalPerson`]), their identity documents, and how well each one is known
 //! (assurance levels, released as `acr` and `auth_level`).
 
+pub mod acting;
+pub mod claims;
+pub mod idnum;
 pub mod legal;
+pub mod legal_records;
+pub mod names;
+pub mod persons;
+pub mod phone;
+pub mod records;
+pub mod subject;
+pub mod uscc;
 
 use serde::{Deserialize, Serialize};
 

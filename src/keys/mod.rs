@@ -8,6 +8,7 @@ pub mod kek;
 pub mod material;
 pub mod record;
 pub mod shared;
+pub mod verified;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -211,8 +212,18 @@ pub fn keep_retired(tokens: &TokensConfig) -> i64 {
     tokens.access_token_ttl.max(tokens.id_token_ttl).max(MAX_CLIENT_ACCESS_TOKEN_TTL) + 3600
 }
 
+/// Entries of the verified-signature cache unless configured (`tokens.verified_cache_entries`).
+pub const DEFAULT_VERIFIED_ENTRIES: usize = 65_536;
+
 /// The shortest time between two refreshes caused by a token with an unknown `kid`.
 const UNKNOWN_KID_REFRESH: Duration = Duration::from_secs(1);
+
+/// The one claim the verified-signature cache needs: when the token dies.
+#[derive(serde::Deserialize)]
+struct Expiry {
+    #[serde(default)]
+    exp: Option<i64>,
+}
 
 /// Where a shared key set lives and how it is opened.
 struct Shared {
@@ -243,6 +254,8 @@ pub struct Keys {
     rng: SystemRandom,
     data: DataKey,
     shared: Option<Shared>,
+    /// Signatures already verified (the signature result only; see [`verified`]).
+    verified: Arc<verified::Verified>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -263,6 +276,7 @@ impl Keys {
             rng: SystemRandom::new(),
             data,
             shared: None,
+            verified: Arc::new(verified::Verified::new(DEFAULT_VERIFIED_ENTRIES)),
         })
     }
 
@@ -421,7 +435,13 @@ impl Keys {
     /// Verifies a JWT signed by one of our keys (active or retired) and returns its claims and
     /// header `typ`. The caller checks `iss`, `exp` and the rest.
     pub fn verify<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<(T, Option<String>), JwtError> {
-        let parsed = Unverified::parse(token)?;
+        self.verify_parsed(&Unverified::parse(token)?)
+    }
+
+    fn verify_parsed<T: serde::de::DeserializeOwned>(
+        &self,
+        parsed: &Unverified<'_>,
+    ) -> Result<(T, Option<String>), JwtError> {
         let set = self.current();
         let kid = parsed.header.kid.as_deref().ok_or(JwtError::UnknownKey)?;
         let key = set.by_kid(kid).ok_or(JwtError::UnknownKey)?;
@@ -433,16 +453,44 @@ impl Keys {
     }
 
     /// As [`Keys::verify`], but a token with an unknown `kid` (signed by a key another instance
-    /// just made) first causes one refresh of the shared set, at most one a second.
+    /// just made) first causes one refresh of the shared set, at most one a second. A token whose
+    /// signature this instance verified before is not verified again while it lives, as long as
+    /// the key it names is still in the current set (a pruned key's tokens never answer).
     pub async fn verify_fresh<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         now: i64,
     ) -> Result<(T, Option<String>), JwtError> {
-        match self.verify(token) {
-            Err(JwtError::UnknownKey) if self.refresh_for_unknown_kid(now).await => self.verify(token),
-            other => other,
+        let hash = crate::crypto::sha256(token.as_bytes());
+        let parsed = Unverified::parse(token)?;
+        if self.verified.seen(&hash, now) {
+            let set = self.current();
+            let key = parsed.header.kid.as_deref().and_then(|kid| set.by_kid(kid));
+            if key.is_some_and(|k| parsed.alg == Some(k.alg)) {
+                return Ok((parsed.claims()?, parsed.header.typ.clone()));
+            }
         }
+        let out = match self.verify_parsed(&parsed) {
+            Err(JwtError::UnknownKey) if self.refresh_for_unknown_kid(now).await => self.verify_parsed(&parsed),
+            other => other,
+        };
+        if out.is_ok()
+            && let Ok(Expiry { exp: Some(exp) }) = parsed.claims::<Expiry>()
+        {
+            self.verified.insert(hash, exp, now);
+        }
+        out
+    }
+
+    /// The verified-signature cache (its figures are reported by `/metrics`).
+    pub fn verified_cache(&self) -> Arc<verified::Verified> {
+        self.verified.clone()
+    }
+
+    /// Replaces the verified-signature cache with an empty one of `entries` (0: none).
+    pub fn with_verified_cache(mut self, entries: usize) -> Self {
+        self.verified = Arc::new(verified::Verified::new(entries));
+        self
     }
 
     async fn refresh_for_unknown_kid(&self, now: i64) -> bool {

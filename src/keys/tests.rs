@@ -75,6 +75,54 @@ async fn shared_rotation_and_pruning() {
     assert!(!dir.exists(), "nothing written outside the store");
 }
 
+// Issue 13: the verified-signature cache never answers for a key that left the set. Both
+// instances have verified (and cached) a token; once its key is pruned, neither accepts it.
+#[tokio::test]
+async fn cached_signature_of_a_pruned_key_never_answers() {
+    let store: DynStore = Arc::new(MemoryStore::new());
+    let dir = temp_dir();
+    let c = config(KEK_A, &dir);
+    let open = |now| Keys::open(&c, false, store.clone(), now, 600, Some(seed()));
+    let (a, b) = (open(1_000).await.unwrap(), open(1_000).await.unwrap());
+    // Lives a day: longer than the key is kept after its retirement in this test.
+    let old = a.sign(Alg::ES256, "at+jwt", &serde_json::json!({"exp": 90_000})).unwrap();
+    for k in [&a, &b] {
+        for _ in 0..2 {
+            k.verify_fresh::<serde_json::Value>(&old, 1_500).await.unwrap();
+        }
+        assert_eq!(k.verified_cache().stats().hits, 1, "the second check came from the cache");
+    }
+    a.rotate(2_000, 600).await.unwrap();
+    assert!(a.verify_fresh::<serde_json::Value>(&old, 2_100).await.is_ok(), "retired, still published");
+    assert!(a.refresh(2_600).await.unwrap() && b.refresh(2_600).await.unwrap(), "pruned everywhere");
+    for k in [&a, &b] {
+        let hits = k.verified_cache().stats().hits;
+        assert!(k.verify_fresh::<serde_json::Value>(&old, 2_700).await.is_err(), "a pruned key's token is dead");
+        assert_eq!(k.verified_cache().stats().hits, hits + 1, "the entry was there and was not trusted");
+    }
+}
+
+// Issue 13: a token whose signature does not verify is never cached, and a tampered copy of a
+// cached token is not a hit (the key is the hash of the whole token).
+#[tokio::test]
+async fn only_verified_tokens_are_cached() {
+    let keys = Keys::from_material(seed()).unwrap();
+    let t = keys.sign(Alg::ES256, "at+jwt", &serde_json::json!({"sub": "a", "exp": 5_000})).unwrap();
+    keys.verify_fresh::<serde_json::Value>(&t, 1_000).await.unwrap();
+    let mut parts: Vec<&str> = t.split('.').collect();
+    let forged = b64(br#"{"sub":"b","exp":5000}"#);
+    parts[1] = &forged;
+    let forged = parts.join(".");
+    for _ in 0..2 {
+        assert!(keys.verify_fresh::<serde_json::Value>(&forged, 1_000).await.is_err());
+    }
+    assert_eq!(keys.verified_cache().stats().entries, 1);
+    assert_eq!(keys.verified_cache().stats().hits, 0);
+    // No entry outlives its token.
+    assert!(keys.verify_fresh::<serde_json::Value>(&t, 5_000).await.is_ok(), "exp is the caller's check");
+    assert_eq!(keys.verified_cache().stats().hits, 0, "an expired entry is not a hit");
+}
+
 // Issue 10: instances starting together on an empty store converge on one set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_starts_converge() {

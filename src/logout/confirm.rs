@@ -17,14 +17,16 @@ const PENDING_TTL: u64 = 600;
 
 /// Verifies an `id_token_hint`: our signature and issuer; expiry does not matter
 /// (RP-Initiated Logout s2: "the OP ... SHOULD accept an expired ID Token").
+/// Its `sub` is returned as the internal id (a pairwise one opened, OIDC Core s8.1).
 pub fn verify_hint(keys: &Keys, issuer: &str, hint: &str) -> Option<IdClaims> {
-    let (claims, _): (IdClaims, _) = keys.verify(hint).ok()?;
+    let (mut claims, _): (IdClaims, _) = keys.verify(hint).ok()?;
+    claims.sub = crate::identity::subject::internal(keys.data(), &claims.sub);
     (claims.iss == issuer).then_some(claims)
 }
 
 /// Whether a logout of `session` may proceed without asking: the hint names this session.
 pub fn is_genuine(hint: Option<&IdClaims>, session: &Session) -> bool {
-    hint.is_some_and(|h| h.sid == session.sid && h.sub == session.sub)
+    hint.is_some_and(|h| h.sid == session.sid && h.sub == session.principal())
 }
 
 /// A logout waiting for the user's answer, bound to the browser that asked.

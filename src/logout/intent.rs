@@ -277,7 +277,14 @@ mod tests {
     const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
 
     fn login() -> Login {
-        Login { sub: "u1".into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
+        Login {
+            sub: "u1".into(),
+            generation: 0,
+            acr: "1".into(),
+            amr: vec!["pwd".into()],
+            upstream: None,
+            acting: None,
+        }
     }
 
     fn recovery(store: &DynStore, clock: &Clock) -> Recovery {

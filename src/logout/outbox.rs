@@ -103,7 +103,8 @@ fn pending(
         id: delivery_id(&s.sid, &client_id),
         client_id,
         uri,
-        sub: s.sub.clone(),
+        // The tokens' subject: the legal person an agent acted for, else the user.
+        sub: s.principal().to_owned(),
         sid: s.sid.clone(),
         reason,
         state: DeliveryState::Pending,
@@ -535,9 +536,11 @@ impl Worker {
         let client = clients::get(&self.store, &d.client_id).await.map_err(|e| Retry(e.to_string()))?;
         let Some(client) = client else { return Err(Fatal("the client no longer exists".into())) };
         let now = self.clock.now();
+        // OIDC Core s8.1: the subject as this client knows it.
+        let sub = crate::identity::subject::for_client(self.keys.data(), &client, &d.sub);
         let claims = LogoutClaims {
             iss: &self.issuer,
-            sub: &d.sub,
+            sub: &sub,
             aud: &d.client_id,
             iat: now,
             exp: now + 120,

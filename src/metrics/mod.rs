@@ -4,6 +4,7 @@
 
 pub mod registry;
 pub mod text;
+pub mod verified;
 
 use std::sync::Arc;
 
@@ -68,6 +69,8 @@ struct Inner {
     store_errors: CounterVec,
     rate_limited: CounterVec,
     audit_events: CounterVec,
+    /// The verified-signature cache whose figures are reported, once the keys are open.
+    verified: std::sync::OnceLock<Arc<crate::keys::verified::Verified>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -151,6 +154,7 @@ impl Metrics {
                 &["client_id"],
             ),
             audit_events: CounterVec::new("tongzheng_audit_events_total", "Audit events recorded, by kind.", &["kind"]),
+            verified: std::sync::OnceLock::new(),
         }))
     }
 
@@ -228,7 +232,15 @@ impl Metrics {
         m.store_errors.render(&mut out);
         m.rate_limited.render(&mut out);
         m.audit_events.render(&mut out);
+        if let Some(v) = m.verified.get() {
+            verified::render(&mut out, v.stats());
+        }
         out
+    }
+
+    /// Reports the figures of the instance's verified-signature cache from now on.
+    pub fn watch_verified(&self, cache: Arc<crate::keys::verified::Verified>) {
+        let _already = self.0.verified.set(cache);
     }
 }
 

@@ -28,7 +28,13 @@ pub async fn establish(
     match existing {
         // A login through an upstream always starts a session of its own: it is indexed by the
         // upstream's session, so the upstream's logout finds it.
-        Some(s) if s.sub == login.sub && login.upstream.is_none() && s.upstream.is_none() => {
+        // Acting for another legal person (or for none) is another principal: a new session.
+        Some(s)
+            if s.sub == login.sub
+                && s.acting.as_deref() == login.acting.as_ref()
+                && login.upstream.is_none()
+                && s.upstream.is_none() =>
+        {
             if let Some(session) = reauthenticate(ctx.store, s, &login, now, t).await? {
                 return Ok(Established { session, cookie: None });
             }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use establish::{Established, establish};
 
 use crate::crypto::{self, ct_eq};
+use crate::identity::acting::Acting;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// Stored session record. Field names are short: there is one per logged-in browser.
@@ -42,6 +43,10 @@ pub struct Session {
     /// The upstream platform login this session came from (GB-6.4c), if any.
     #[serde(default, rename = "up", skip_serializing_if = "Option::is_none")]
     pub upstream: Option<Upstream>,
+    /// The legal person the user (an agent) acts for in this session (HL-5.1), if any.
+    /// Boxed: most sessions have none, and the record is copied about.
+    #[serde(default, rename = "act", skip_serializing_if = "Option::is_none")]
+    pub acting: Option<Box<Acting>>,
 }
 
 /// An upstream platform's login behind a local session: logouts there end it here, and its
@@ -75,6 +80,12 @@ pub const GRACE: i64 = 3600;
 const TOUCH_EVERY: i64 = 60;
 
 impl Session {
+    /// The subject of the tokens this session issues: the legal person the user acts for, or
+    /// the user.
+    pub fn principal(&self) -> &str {
+        self.acting.as_ref().map_or(&self.sub, |a| &a.lp)
+    }
+
     /// Whether the session is still valid at `now`.
     pub fn live(&self, now: i64, t: Timeouts) -> bool {
         now < self.expires_at && now < self.last_seen + t.idle
@@ -105,13 +116,15 @@ pub struct Login {
     pub amr: Vec<String>,
     /// The upstream platform login it came from, if any.
     pub upstream: Option<Upstream>,
+    /// The legal person the user acts for, if any (HL-5.1).
+    pub acting: Option<Acting>,
 }
 
 /// Creates a session and returns it with the cookie value to set. A session that came from an
 /// upstream platform's login is indexed by the upstream's session and subject so the upstream's
 /// logout finds it.
 pub async fn create(store: &DynStore, login: Login, now: i64, t: Timeouts) -> Result<(Session, String), StoreError> {
-    let Login { sub, generation, acr, amr, upstream } = login;
+    let Login { sub, generation, acr, amr, upstream, acting } = login;
     let sub = sub.as_str();
     let sid = crypto::random_token(16);
     let secret = crypto::random_token(32);
@@ -126,6 +139,7 @@ pub async fn create(store: &DynStore, login: Login, now: i64, t: Timeouts) -> Re
         expires_at: now + t.absolute,
         generation,
         upstream,
+        acting: acting.map(Box::new),
     };
     // The indexes that find the session (the user's "log out everywhere", the upstream's logout,
     // the expiry sweep) are written first and together, one round trip: a crash in between
@@ -274,7 +288,7 @@ mod tests {
     const T: Timeouts = Timeouts { idle: 1800, absolute: 43200 };
 
     fn login(sub: &str) -> Login {
-        Login { sub: sub.into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None }
+        Login { sub: sub.into(), generation: 0, acr: "1".into(), amr: vec!["pwd".into()], upstream: None, acting: None }
     }
 
     #[tokio::test]

@@ -263,6 +263,7 @@ pub async fn register(env: Env<'_>, form: Registration, signed_in: Option<Sessio
             acr: user.level().acr().into(),
             amr: vec!["pwd".into(), "sms".into()],
             upstream: None,
+            acting: None,
         };
         Some(session::establish(env.logout, signed_in, login, env.timeouts).await?)
     } else {

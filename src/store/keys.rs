@@ -165,6 +165,10 @@ pub const SCOPE_INDEX: &str = "scopes";
 pub fn client_consents(client_id: &str) -> String {
     format!("client:{client_id}:consents")
 }
+/// The clients a user consented to (so the account page can list and revoke them, SH-8.2).
+pub fn user_consents(sub: &str) -> String {
+    format!("user:{sub}:consents")
+}
 /// A trusted platform, by id.
 pub fn trust(id: &str) -> String {
     format!("trust:{id}")
@@ -235,4 +239,15 @@ pub fn otp_pause(purpose: &str, phone_hash: &str) -> String {
 /// Codes sent to one subject (`phone:<hash>`, `ip:<address>`) in one window bucket.
 pub fn otp_sent(subject: &str, bucket: i64) -> String {
     format!("otp:n:{subject}:{bucket}")
+}
+/// Name search index (HL-5.1 admin search): `realm` (`user`, `legal`) and the hash of one
+/// normalised name prefix -> the set of ids whose name starts with it (a hint: the records
+/// decide).
+pub fn name_index(realm: &str, hash: &str) -> String {
+    format!("nameidx:{realm}:{hash}")
+}
+/// The agent who authenticated for pending request `req_id` and has yet to pick the legal
+/// person they act for (HL-5.1); lives no longer than the pending request.
+pub fn acting_choice(req_id: &str) -> String {
+    format!("authreq:{req_id}:acting")
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use super::validity::{Authority, LiveAccess, RefreshState};
 use crate::clients::Client;
+use crate::identity::claims::{self, Place, Principal};
 use crate::jwt::Audience;
+use crate::sealing::DataKey;
 use crate::store::StoreError;
 
 /// RFC 7662 s2.2 response.
@@ -54,7 +56,13 @@ pub struct Introspection {
     /// RFC 8693 s4.1 (and s2.2.1's pointer to RFC 7662): the acting party of a delegated token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// The identity claims the claims table releases here (`user_type`, `auth_level`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
+
+/// What introspection sets itself rather than from the claims table.
+const OWN: [&str; 3] = ["sub", "acr", "act"];
 
 /// Whether a token is a JWT (three dot-separated parts): access tokens are, refresh tokens
 /// are opaque. `token_type_hint` is only a hint (RFC 7662 s2.1): the token's shape decides.
@@ -77,16 +85,21 @@ pub async fn introspect(
         let c = &live.claims;
         // The client it was issued to, or the resource it names by client_id (RFC 8693 aud).
         let visible = privileged || c.client_id == caller.client_id || c.is_for(&caller.client_id);
-        return Ok(if visible { access(live) } else { Introspection::default() });
+        return Ok(if visible { access(live, auth.keys.data()) } else { Introspection::default() });
     }
     let Ok(live) = auth.refresh(token, now).await? else {
         return Ok(Introspection::default());
     };
     let visible = privileged || live.record.client_id == caller.client_id;
-    Ok(if visible { refresh(live, auth.issuer) } else { Introspection::default() })
+    Ok(if visible { refresh(live, auth.issuer, auth.keys.data()) } else { Introspection::default() })
 }
 
-fn access(live: LiveAccess) -> Introspection {
+fn access(live: LiveAccess, data: &DataKey) -> Introspection {
+    let extra = if live.standing.user.is_some() {
+        claims::release(Place::Introspection, |s| live.claims.has_scope(s), &live.principal(), data, &OWN)
+    } else {
+        serde_json::Map::new()
+    };
     let c = live.claims;
     Introspection {
         active: true,
@@ -103,10 +116,21 @@ fn access(live: LiveAccess) -> Introspection {
         auth_time: c.auth_time,
         acr: c.acr,
         act: c.act,
+        extra,
     }
 }
 
-fn refresh(live: RefreshState, issuer: &str) -> Introspection {
+fn refresh(live: RefreshState, issuer: &str, data: &DataKey) -> Introspection {
+    let (sub, agent) = live.public_subjects(data);
+    let who = Principal {
+        sub: &sub,
+        agent_sub: agent.as_deref(),
+        acr: Some(&live.record.user.acr),
+        person: live.standing.user.as_ref(),
+        legal: live.standing.legal.as_ref(),
+    };
+    let extra = claims::release(Place::Introspection, |s| live.record.scope.iter().any(|g| g == s), &who, data, &OWN);
+    let act = agent.as_ref().map(|a| serde_json::json!({ "sub": a }));
     let r = live.record;
     Introspection {
         active: true,
@@ -114,11 +138,13 @@ fn refresh(live: RefreshState, issuer: &str) -> Introspection {
         client_id: Some(r.client_id),
         token_type: Some("refresh_token"),
         exp: Some(r.family_exp),
-        sub: Some(r.user.sub),
+        sub: Some(sub),
+        act,
         iss: Some(issuer.to_owned()),
         sid: Some(r.user.sid),
         auth_time: Some(r.user.auth_time),
         acr: Some(r.user.acr),
+        extra,
         ..Introspection::default()
     }
 }

@@ -11,7 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::b64;
 use crate::jwt::{Alg, Audience};
 
-pub use validity::{Authority, Dead, Standing};
+pub use validity::{Authority, Dead, LiveAccess, Standing};
+
+use crate::identity::PrincipalKind;
+use crate::identity::claims::{self, Place};
+use crate::sealing::DataKey;
 
 /// `typ` of JWT access tokens (RFC 9068 s2.1).
 pub const AT_TYP: &str = "at+jwt";
@@ -48,9 +52,13 @@ pub struct AccessClaims {
     /// Grant (token family) id: revoking the family makes this token inactive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    /// The acting party of a delegated token (RFC 8693 s4.1), prior actors nested inside.
+    /// The acting party of a delegated token (RFC 8693 s4.1), prior actors nested inside; for
+    /// an agent acting for a legal person, `{"sub": <agent>}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<serde_json::Value>,
+    /// `natural_person` or `legal_person` (HL-5.1), when a user is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<PrincipalKind>,
 }
 
 impl AccessClaims {
@@ -99,6 +107,17 @@ pub struct IdClaims {
     /// Access token hash (OIDC Core s3.1.3.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
+    /// The identity claims [`crate::identity::claims`] releases in ID tokens (`user_type`,
+    /// `auth_level`, `act`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// OIDC Core s5.3.2: the UserInfo claims of a live access token, released by its scopes
+/// through the claims table ([`crate::identity::claims`]).
+pub fn userinfo(live: &LiveAccess, data: &DataKey) -> serde_json::Map<String, serde_json::Value> {
+    let c = &live.claims;
+    claims::release(Place::UserInfo, |s| c.has_scope(s), &live.principal(), data, &[])
 }
 
 /// `at_hash`: left half of the hash of the access token, hash chosen by the ID token's alg

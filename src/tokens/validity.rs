@@ -12,9 +12,15 @@
 //! marker of RFC 7009, which lives exactly as long as the access token it names.
 
 use crate::clients::Client;
+use crate::clients::cache::ClientCache;
 use crate::crypto;
 use crate::grant::RefreshRecord;
 use crate::grant::family::Family;
+use crate::identity::PrincipalKind;
+use crate::identity::acting::{self, Acting};
+use crate::identity::claims::Principal;
+use crate::identity::legal::LegalPerson;
+use crate::identity::subject;
 use crate::keys::Keys;
 use crate::session::{Session, Timeouts};
 use crate::store::{self, DynStore, StoreError, keys};
@@ -43,6 +49,9 @@ pub enum Dead {
     UserGone,
     /// Its client is gone or disabled, or the client's application is suspended or offline.
     ClientBlocked,
+    /// It was issued to an agent acting for a legal person (HL-5.1), and the agent was removed
+    /// from the legal person, or the legal person was disabled or deleted.
+    ActingEnded,
 }
 
 impl Dead {
@@ -56,6 +65,7 @@ impl Dead {
             Self::SessionEnded => "session_ended",
             Self::UserGone => "user_gone",
             Self::ClientBlocked => "client_blocked",
+            Self::ActingEnded => "acting_ended",
         }
     }
 }
@@ -71,6 +81,10 @@ pub struct Standing {
     pub family: Option<Family>,
     /// Its SSO session, when it is bound to one (not for `offline_access` families).
     pub session: Option<Session>,
+    /// The legal person its user acts for (HL-5.1), as its family or session records it.
+    pub acting: Option<Acting>,
+    /// That legal person's record, as read while deciding.
+    pub legal: Option<LegalPerson>,
 }
 
 /// A live access token.
@@ -80,6 +94,20 @@ pub struct LiveAccess {
     pub claims: AccessClaims,
     /// What it stands on.
     pub standing: Standing,
+}
+
+impl LiveAccess {
+    /// Whom the token is about, for the claims table.
+    pub fn principal(&self) -> Principal<'_> {
+        let acting = self.standing.acting.is_some();
+        Principal {
+            sub: &self.claims.sub,
+            agent_sub: self.claims.act.as_ref().and_then(|a| a.get("sub")).and_then(|s| s.as_str()).filter(|_| acting),
+            acr: self.claims.acr.as_deref(),
+            person: self.standing.user.as_ref(),
+            legal: self.standing.legal.as_ref(),
+        }
+    }
 }
 
 /// A refresh token found in the store, its family and user in good standing. It may have been
@@ -98,6 +126,15 @@ pub struct RefreshState {
     pub standing: Standing,
 }
 
+impl RefreshState {
+    /// The subject and acting agent as the token's client sees them (OIDC Core s8.1).
+    pub fn public_subjects(&self, data: &crate::sealing::DataKey) -> (String, Option<String>) {
+        let (u, c) = (&self.record.user, &self.standing.client);
+        let agent = u.acting.as_ref().map(|_| subject::for_client(data, c, &u.sub));
+        (subject::for_client(data, c, u.principal()), agent)
+    }
+}
+
 /// A live ID token of ours (a token exchange subject).
 #[derive(Debug, Clone)]
 pub struct LiveId {
@@ -111,8 +148,11 @@ pub struct LiveId {
 #[derive(Debug, Clone, Copy, Default)]
 struct Binding<'a> {
     client_id: &'a str,
-    /// The user, when the token is about one.
+    /// The natural person, when the token names one: its subject, or the agent acting for a
+    /// legal person when known up front.
     user: Option<&'a str>,
+    /// The legal person an agent acts for, when the token is about one (its internal id).
+    legal: Option<&'a str>,
     sid: Option<&'a str>,
     gid: Option<&'a str>,
     jti: Option<&'a str>,
@@ -129,6 +169,8 @@ pub struct Authority<'a> {
     pub issuer: &'a str,
     /// SSO session timeouts.
     pub timeouts: Timeouts,
+    /// Decoded client records (reused only while the stored bytes are unchanged).
+    pub clients: &'a ClientCache,
 }
 
 /// The outcome of a check: a store failure, or the verdict.
@@ -150,9 +192,17 @@ impl Authority<'_> {
         if claims.exp <= now {
             return Ok(Err(Dead::Expired));
         }
+        // OIDC Core s8.1: the records are found under the internal ids behind the subject (and
+        // behind `act` for an agent acting for a legal person: a hint, which its family or
+        // session must confirm; without one, they name the agent).
+        let data = self.keys.data();
+        let principal = claims.has_user().then(|| subject::internal(data, &claims.sub));
+        let legal = claims.user_type == Some(PrincipalKind::LegalPerson);
+        let agent_hint = legal.then(|| agent_of(claims.act.as_ref())).flatten().map(|a| subject::internal(data, a));
         let binding = Binding {
             client_id: &claims.client_id,
-            user: claims.has_user().then_some(claims.sub.as_str()),
+            user: if legal { agent_hint.as_deref() } else { principal.as_deref() },
+            legal: principal.as_deref().filter(|_| legal),
             sid: claims.sid.as_deref(),
             gid: claims.gid.as_deref(),
             jti: Some(&claims.jti),
@@ -178,6 +228,7 @@ impl Authority<'_> {
         let binding = Binding {
             client_id: &record.client_id,
             user: Some(&record.user.sub),
+            legal: record.user.acting.as_ref().map(|a| a.lp.as_str()),
             sid: Some(&record.user.sid),
             gid: Some(&record.gid),
             jti: None,
@@ -209,8 +260,18 @@ impl Authority<'_> {
         if claims.exp <= now {
             return Ok(Err(Dead::Expired));
         }
-        let binding =
-            Binding { client_id: &claims.aud, user: Some(&claims.sub), sid: Some(&claims.sid), gid: None, jti: None };
+        let principal = subject::internal(self.keys.data(), &claims.sub);
+        let legal = claims.extra.get("user_type").and_then(serde_json::Value::as_str)
+            == Some(PrincipalKind::LegalPerson.as_str());
+        let binding = Binding {
+            client_id: &claims.aud,
+            // An agent acting for a legal person: the session names the agent.
+            user: (!legal).then_some(principal.as_str()),
+            legal: legal.then_some(principal.as_str()),
+            sid: Some(&claims.sid),
+            gid: None,
+            jti: None,
+        };
         Ok(self.standing(binding, now).await?.map(|standing| LiveId { claims, standing }))
     }
 
@@ -221,6 +282,7 @@ impl Authority<'_> {
         let family_at = b.gid.map(|g| push(&mut lookups, keys::family(g)));
         let session_at = b.sid.filter(|s| !s.is_empty()).map(|s| push(&mut lookups, keys::session(s)));
         let user_at = b.user.map(|u| push(&mut lookups, keys::user(u)));
+        let legal_at = b.legal.map(|l| push(&mut lookups, keys::legal_person(l)));
         let found = self.store.get_many(&lookups).await?;
         let read = |at: Option<usize>| at.and_then(|i| found.get(i)).and_then(Option::as_deref);
         let decode = |at: Option<usize>| read(at).zip(at.and_then(|i| lookups.get(i)));
@@ -228,7 +290,7 @@ impl Authority<'_> {
         let Some((bytes, key)) = decode(Some(0)) else {
             return Ok(Err(Dead::ClientBlocked));
         };
-        let client: Client = store::decode(key, bytes)?;
+        let client: Client = self.clients.decode(key, bytes)?;
         if !client.tokens_valid() {
             return Ok(Err(Dead::ClientBlocked));
         }
@@ -241,7 +303,7 @@ impl Authority<'_> {
             None => None,
         };
         if let Some(f) = &family
-            && (!f.live(now) || b.user.is_some_and(|u| u != f.sub))
+            && (!f.live(now) || b.user.is_some_and(|u| u != f.sub) || lp_of(f.acting.as_ref()) != b.legal)
         {
             return Ok(Err(Dead::Revoked));
         }
@@ -254,14 +316,31 @@ impl Authority<'_> {
                 return Ok(Err(Dead::SessionEnded));
             };
             let s: Session = store::decode(key, bytes)?;
-            if !s.live(now, self.timeouts) || b.user.is_some_and(|u| u != s.sub) {
+            let same = b.user.is_none_or(|u| u == s.sub) && family.as_ref().is_none_or(|f| f.sub == s.sub);
+            if !s.live(now, self.timeouts) || !same || lp_of(s.acting.as_deref()) != b.legal {
                 return Ok(Err(Dead::SessionEnded));
             }
             Some(s)
         };
-        let user = match decode(user_at) {
-            Some((bytes, key)) => {
-                let u: User = store::decode(key, bytes)?;
+        // The natural person: named by the token, else (an agent acting for a legal person)
+        // recorded by its family or session, then read in a second round trip.
+        let recorded = family.as_ref().map(|f| f.sub.as_str()).or(session.as_ref().map(|s| s.sub.as_str()));
+        let who = b.user.or(b.legal.and(recorded));
+        if b.legal.is_some() && who.is_none() {
+            return Ok(Err(Dead::Revoked));
+        }
+        let late;
+        let user_bytes = match (user_at, who) {
+            (Some(_), _) => decode(user_at).map(|(bytes, _)| bytes),
+            (None, Some(w)) => {
+                late = self.store.get(&keys::user(w)).await?;
+                late.as_deref()
+            }
+            (None, None) => None,
+        };
+        let user = match (user_bytes, who) {
+            (Some(bytes), Some(w)) => {
+                let u: User = store::decode(&keys::user(w), bytes)?;
                 // The generation the token was issued under: its family's, else its session's.
                 let issued_under = family.as_ref().map(|f| f.generation).or(session.as_ref().map(|s| s.generation));
                 if !u.enabled || issued_under.is_some_and(|g| g != u.generation) {
@@ -269,11 +348,46 @@ impl Authority<'_> {
                 }
                 Some(u)
             }
-            None if b.user.is_some() => return Ok(Err(Dead::UserGone)),
-            None => None,
+            (None, Some(_)) => return Ok(Err(Dead::UserGone)),
+            _ => None,
         };
-        Ok(Ok(Standing { client, user, family, session }))
+        // HL-5.1: an agent's tokens live only while the legal person exists, is enabled (and
+        // was not disabled since) and still lists the agent.
+        let acting = family
+            .as_ref()
+            .and_then(|f| f.acting.clone())
+            .or(session.as_ref().and_then(|s| s.acting.as_deref().cloned()));
+        let legal = match (b.legal, &acting, who) {
+            (Some(_), Some(a), Some(w)) => {
+                let Some((bytes, key)) = decode(legal_at) else {
+                    return Ok(Err(Dead::ActingEnded));
+                };
+                let lp: LegalPerson = store::decode(key, bytes)?;
+                if !acting::still_allowed(&lp, w, a) {
+                    return Ok(Err(Dead::ActingEnded));
+                }
+                Some(lp)
+            }
+            (Some(_), _, _) => return Ok(Err(Dead::Revoked)),
+            (None, _, _) => None,
+        };
+        Ok(Ok(Standing { client, user, family, session, acting, legal }))
     }
+}
+
+/// The legal person's id of an acting record.
+fn lp_of(a: Option<&Acting>) -> Option<&str> {
+    a.map(|a| a.lp.as_str())
+}
+
+/// The agent named by an agent's own `act` claim (`{"sub": ...}` with no prior actor); `None`
+/// for a delegation chain (then its family or session names the agent).
+fn agent_of(act: Option<&serde_json::Value>) -> Option<&str> {
+    let obj = act?.as_object()?;
+    if obj.contains_key("act") || obj.contains_key("iss") {
+        return None;
+    }
+    obj.get("sub")?.as_str()
 }
 
 fn push(lookups: &mut Vec<String>, key: String) -> usize {

@@ -1,5 +1,5 @@
 //! Registration in a real browser at phone size (HL-5.2, GB-6.4a, JM-5.6): headless Chromium,
-//! emulating a 320 px wide phone, follows `prompt=create` (OpenID Connect Prompt Create 1.0)
+//! with a 320 px wide viewport, follows `prompt=create` (OpenID Connect Prompt Create 1.0)
 //! to the registration page, asks for an SMS code (read from the dev sender's outbox file, as
 //! a person reads their phone), registers and lands back at the relying party with a code;
 //! then the organization tab and the account page. Screenshots are kept in target/.
@@ -19,7 +19,7 @@ const RP: &str = "signup-rp";
 
 /// The page has no horizontal scrolling at the emulated width.
 async fn fits(browser: &Browser, what: &str) {
-    let v = browser.script("return [document.documentElement.scrollWidth, window.innerWidth];").await;
+    let v = browser.execute("return [document.documentElement.scrollWidth, window.innerWidth];").await;
     let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
     assert!(scroll <= inner, "{what}: {scroll} px of content in a {inner} px wide window");
 }
@@ -37,7 +37,7 @@ async fn chromium_registers_with_an_sms_code_at_phone_size() {
     let r = s.http.post(s.url("/admin/v1/clients")).bearer_auth(admin).json(&body).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let mut browser = Browser::launch().await;
-    browser.emulate_phone(320, 640).await;
+    browser.set_viewport(320, 640).await;
 
     let pkce = Pkce::new();
     let mut authorize = url::Url::parse(&s.url("/authorize")).unwrap();
@@ -96,7 +96,7 @@ async fn chromium_registers_with_an_sms_code_at_phone_size() {
     assert!(source.contains("138****8000") && !source.contains("13800138000"), "SH-8.2");
     fits(&browser, "account").await;
     browser.screenshot(&screenshot_path("browser-account-320.png")).await;
-    let v: Value = browser.script("return document.querySelectorAll('button').length;").await;
+    let v: Value = browser.execute("return document.querySelectorAll('button').length;").await;
     assert!(v.as_u64().unwrap() >= 2);
     browser.quit().await;
     eprintln!("signup browser test: {:.1} s", started.elapsed().as_secs_f64());

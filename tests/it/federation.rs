@@ -442,7 +442,7 @@ async fn registration_sync_links_accounts() {
     }
     let upstream = upstream.expect("the registration reached the province");
     assert_eq!(upstream["name"], "王五");
-    assert_eq!(upstream["phone_number"], "*******1111", "sealed and masked there too");
+    assert_eq!(upstream["phone_number"], "137****1111", "sealed and masked there too");
     let up_id = upstream["id"].as_str().unwrap().to_owned();
     // Linked at the city: the province's subject maps to the city's account.
     let linked = tongzheng::federation::links::linked(&city.state.store, "province", &up_id).await.unwrap();

@@ -89,15 +89,23 @@ async fn code_flow_end_to_end(b: Backend) {
     assert!(r.text().await.unwrap().contains("用户名或密码错误"));
     let r = flow::submit_login(&s, &login_url, "nobody", "wrong-password").await;
     assert!(r.text().await.unwrap().contains("用户名或密码错误"), "unknown user gets the same message");
-    // After a good password the browser continues the original request.
+    // After a good password the browser continues the original request. SH-8.2: `phone` is
+    // sensitive, so the user is asked first even though this client asks for no consent.
     let r = flow::submit_login(&s, &login_url, USER, PASSWORD).await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let cookie = r
+    assert_eq!(r.status(), StatusCode::OK, "the consent page for the sensitive phone scope");
+    let session_cookie = r
         .headers()
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .find(|c| c.starts_with("tz_session="));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<li class=\"sensitive\" data-scope=\"phone\">"), "{html}");
+    let form =
+        [("req", flow::hidden(&html, "req")), ("csrf", flow::hidden(&html, "csrf")), ("decision", "allow".to_owned())];
+    let r = s.browser.post(s.url("/consent")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie;
     let cookie = cookie.expect("session cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
     let loc = location(&r);

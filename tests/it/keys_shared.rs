@@ -111,7 +111,7 @@ async fn tokens_and_sealed_data_cross_instances(b: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(got["phone_number"], "+86 *******4321", "B opens the phone number A sealed: {got}");
+    assert_eq!(got["phone_number"], "139****4321", "B opens the phone number A sealed: {got}");
 }
 
 // RFC 7517 s5, SH-7.2: a rotation through A's admin API is published by B within the refresh
@@ -269,7 +269,7 @@ async fn kek_rotation_keeps_everything_readable(b: Backend) {
     for s in [&with_both, &new_only] {
         assert_eq!(kids(&jwks(s).await), kids(&jwks(&a).await));
         assert_eq!(introspect(s, &admin).await["active"], true);
-        assert_eq!(phone_at(s, &id).await, "+86 *******5678", "the data key survives the KEK rotation");
+        assert_eq!(phone_at(s, &id).await, "139****5678", "the data key survives the KEK rotation");
     }
 
     // Only the old KEK: the start fails, naming the KEK it needs and the setting.

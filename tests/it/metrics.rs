@@ -197,6 +197,7 @@ async fn logout_delivery_outcomes_are_counted() {
         expires_at: now + 3600,
         generation: 0,
         upstream: None,
+        acting: None,
     };
     outbox::enqueue(&s.state.store, "rp-m", &r.uri("m"), &session, Reason::Admin, now).await.unwrap();
     outbox::enqueue(&s.state.store, "rp-gone", &r.uri("gone"), &session, Reason::Admin, now).await.unwrap();

@@ -403,7 +403,8 @@ async fn registered_client_code_flow(b: Backend) {
     assert!(html.contains("action=\"/consent\""), "{html}");
     assert!(html.contains("name=\"decision\" value=\"allow\""), "{html}");
     assert!(html.contains("name=\"decision\" value=\"deny\""), "{html}");
-    assert!(html.contains("<li>profile</li>"), "the page lists the scopes: {html}");
+    // SH-8.2: the scopes as the catalogue describes them, not their raw names.
+    assert!(html.contains("<li data-scope=\"profile\">您的姓名和用户名</li>"), "the page lists the scopes: {html}");
     let (req, csrf) = (hidden(&html, "req"), hidden(&html, "csrf"));
     // Deny: RFC 6749 s4.1.2.1 access_denied, with state and iss (RFC 9207 s2).
     let r = s

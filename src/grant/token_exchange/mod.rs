@@ -20,6 +20,7 @@ use crate::clients::{Client, GrantType};
 use crate::crypto;
 use crate::error::{ErrorCode, OAuthError};
 use crate::federation::remote::Peers;
+use crate::identity::PrincipalKind;
 use crate::jwks_cache::JwksCache;
 use crate::jwt::Audience;
 use crate::tokens::AccessClaims;
@@ -178,16 +179,22 @@ pub fn issued_scope(
     }
 }
 
+/// How the subjects of our own issuing are shown to the client the new token is for (OIDC Core
+/// s8.1: pairwise subjects are re-expressed for it).
+pub type Remap<'a> = &'a dyn Fn(&str) -> String;
+
 /// Re-states a prior `act` claim as `{sub, iss?, act?}` at each level, naming `iss` where the
 /// token's own issuer was implied (it will no longer be the issuer of the token carrying it).
-fn normalize_act(v: &Value, implied_iss: Option<&str>, depth: usize) -> Option<Value> {
+/// Subjects of ours (no `iss`, none implied) go through `remap`.
+fn normalize_act(v: &Value, implied_iss: Option<&str>, depth: usize, remap: Remap<'_>) -> Option<Value> {
     let obj = v.as_object()?;
     if depth >= MAX_ACT_DEPTH {
         return None;
     }
     let sub = obj.get("sub")?.as_str()?;
+    let ours = obj.get("iss").is_none() && implied_iss.is_none();
     let mut out = Map::new();
-    out.insert("sub".into(), json!(sub));
+    out.insert("sub".into(), json!(if ours { remap(sub) } else { sub.to_owned() }));
     match (obj.get("iss"), implied_iss) {
         (Some(iss), _) => {
             out.insert("iss".into(), json!(iss.as_str()?));
@@ -198,7 +205,7 @@ fn normalize_act(v: &Value, implied_iss: Option<&str>, depth: usize) -> Option<V
         (None, None) => {}
     }
     if let Some(prior) = obj.get("act") {
-        out.insert("act".into(), normalize_act(prior, implied_iss, depth + 1)?);
+        out.insert("act".into(), normalize_act(prior, implied_iss, depth + 1, remap)?);
     }
     Some(Value::Object(out))
 }
@@ -206,18 +213,23 @@ fn normalize_act(v: &Value, implied_iss: Option<&str>, depth: usize) -> Option<V
 /// RFC 8693 s4.1: the new token's `act`. With an actor, `{sub, iss?}` naming it (`iss` only
 /// when not ours), the subject token's own `act` nested inside as the prior chain; without
 /// one, the subject's chain is kept (a delegated token stays delegated).
-pub fn act_chain(ours: &str, subject: &Presented, actor: Option<&Presented>) -> Result<Option<Value>, OAuthError> {
+pub fn act_chain(
+    ours: &str,
+    subject: &Presented,
+    actor: Option<&Presented>,
+    remap: Remap<'_>,
+) -> Result<Option<Value>, OAuthError> {
     let implied = (subject.iss != ours).then_some(subject.iss.as_str());
     let prior = match &subject.act {
         None => None,
         Some(a) => Some(
-            normalize_act(a, implied, 1)
+            normalize_act(a, implied, 1, remap)
                 .ok_or_else(|| bad_token(Which::Subject, "its act claim is malformed or nested too deep"))?,
         ),
     };
     let Some(actor) = actor else { return Ok(prior) };
     let mut act = Map::new();
-    act.insert("sub".into(), json!(actor.sub));
+    act.insert("sub".into(), json!(if actor.iss == ours { remap(&actor.sub) } else { actor.sub.clone() }));
     if actor.iss != ours {
         act.insert("iss".into(), json!(actor.iss));
     }
@@ -247,12 +259,20 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
         None => None,
     };
     let scope = issued_scope(&subject.scopes, client, req.scope.as_deref())?;
-    let act = act_chain(ctx.issuer, &subject, actor.as_ref())?;
+    let data = ctx.keys.data();
+    let remap = |sub: &str| {
+        let internal = crate::identity::subject::internal(data, sub);
+        crate::identity::subject::for_client(data, client, &internal)
+    };
+    let act = act_chain(ctx.issuer, &subject, actor.as_ref(), &remap)?;
     let ttl = client.access_token_ttl.unwrap_or(ctx.tokens.access_token_ttl);
     // A derived token never outlives what it was derived from, so chained exchanges cannot
     // extend a grant.
     let exp = actor.iter().map(|a| a.exp).fold((ctx.now + ttl).min(subject.exp), i64::min);
     let local = subject.trust.is_none();
+    // Ours: the principal (a legal person when its agent's token is exchanged, HL-5.1).
+    let acting = subject.acting.clone().filter(|_| local);
+    let principal = if local { subject.sub.clone() } else { local_sub.clone() };
     // A local access token's family carries over, so revoking or logging out the original ends
     // the exchanged token too. Otherwise (an ID token, a peer's token) the new token gets a
     // family of its own, tied to the user's token generation and, for our ID token, to its
@@ -269,6 +289,7 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
                 offline: false,
                 exp,
                 revoked: false,
+                acting: acting.clone(),
             };
             family::start(ctx.store, &gid, &f, ctx.now).await?;
             gid
@@ -276,7 +297,7 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
     };
     let claims = AccessClaims {
         iss: ctx.issuer.to_owned(),
-        sub: local_sub.clone(),
+        sub: remap(&principal),
         aud: aud.clone(),
         client_id: client.client_id.clone(),
         scope: scope.join(" "),
@@ -290,6 +311,7 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
         sid: subject.sid.clone().filter(|_| local),
         gid: Some(gid),
         act,
+        user_type: Some(if acting.is_some() { PrincipalKind::LegalPerson } else { PrincipalKind::NaturalPerson }),
     };
     let access_token = sign_access(ctx, &claims)?;
     let audit = json!({
@@ -309,7 +331,7 @@ pub async fn grant(env: Env<'_>, client: &Client, req: &Request<'_>) -> Result<T
         scope: claims.scope,
         refresh_token: None,
         id_token: None,
-        subject: Some(local_sub),
+        subject: Some(principal),
         audit: Some(audit),
     })
 }

@@ -53,6 +53,9 @@ fn client(scopes: &[&str]) -> Client {
         rate_limit: None,
         token_exchange: None,
         created_at: 0,
+        subject_type: crate::clients::SubjectType::Public,
+        sector_identifier_uri: None,
+        legacy_login: false,
     }
 }
 
@@ -145,13 +148,16 @@ fn presented(iss: &str, sub: &str, act: Option<Value>) -> Presented {
 fn act_chain_nests_prior_actors() {
     let ours = "https://b.example";
     // No actor, no prior delegation: no act (impersonation semantics, RFC 8693 s1.1).
-    assert_eq!(act_chain(ours, &presented(ours, "u1", None), None).unwrap(), None);
+    assert_eq!(act_chain(ours, &presented(ours, "u1", None), None, &|s: &str| s.to_owned()).unwrap(), None);
     // RFC 8693 s4.1: the current actor; iss only when it is not ours.
     let actor = presented(ours, "svc", None);
-    assert_eq!(act_chain(ours, &presented(ours, "u1", None), Some(&actor)).unwrap(), Some(json!({"sub": "svc"})));
+    assert_eq!(
+        act_chain(ours, &presented(ours, "u1", None), Some(&actor), &|s: &str| s.to_owned()).unwrap(),
+        Some(json!({"sub": "svc"}))
+    );
     let foreign = presented("https://a.example", "svc-a", None);
     assert_eq!(
-        act_chain(ours, &presented(ours, "u1", None), Some(&foreign)).unwrap(),
+        act_chain(ours, &presented(ours, "u1", None), Some(&foreign), &|s: &str| s.to_owned()).unwrap(),
         Some(json!({"sub": "svc-a", "iss": "https://a.example"}))
     );
     // s4.1: a subject already delegated nests its chain under the new actor; a peer's chain
@@ -159,21 +165,21 @@ fn act_chain_nests_prior_actors() {
     let prior = json!({"sub": "first", "exp": 1, "act": {"sub": "zeroth", "iss": "https://c.example"}});
     let subject = presented("https://a.example", "u1", Some(prior));
     assert_eq!(
-        act_chain(ours, &subject, Some(&actor)).unwrap(),
+        act_chain(ours, &subject, Some(&actor), &|s: &str| s.to_owned()).unwrap(),
         Some(json!({"sub": "svc", "act": {"sub": "first", "iss": "https://a.example",
                      "act": {"sub": "zeroth", "iss": "https://c.example"}}}))
     );
     // Without an actor a delegated subject stays delegated.
     let local = presented(ours, "u1", Some(json!({"sub": "first"})));
-    assert_eq!(act_chain(ours, &local, None).unwrap(), Some(json!({"sub": "first"})));
+    assert_eq!(act_chain(ours, &local, None, &|s: &str| s.to_owned()).unwrap(), Some(json!({"sub": "first"})));
     // Malformed or endless chains are refused.
     let bad = presented(ours, "u1", Some(json!({"iss": "x"})));
-    assert_eq!(act_chain(ours, &bad, None).unwrap_err().code, ErrorCode::InvalidRequest);
+    assert_eq!(act_chain(ours, &bad, None, &|s: &str| s.to_owned()).unwrap_err().code, ErrorCode::InvalidRequest);
     let mut deep = json!({"sub": "s0"});
     for i in 1..=MAX_ACT_DEPTH {
         deep = json!({"sub": format!("s{i}"), "act": deep});
     }
-    assert!(act_chain(ours, &presented(ours, "u1", Some(deep)), Some(&actor)).is_err());
+    assert!(act_chain(ours, &presented(ours, "u1", Some(deep)), Some(&actor), &|s: &str| s.to_owned()).is_err());
 }
 
 #[test]

@@ -13,6 +13,8 @@ use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::federation::remote::{self, Audience, LEEWAY};
 use crate::federation::{self, FedError, Role, Trust, links};
+use crate::identity::acting::Acting;
+use crate::identity::subject;
 use crate::jwt::Unverified;
 use crate::store::DynStore;
 use crate::tokens::AT_TYP;
@@ -61,6 +63,10 @@ pub struct Presented {
     pub trust: Option<Trust>,
     /// The local user's token generation, when the user was read while verifying.
     pub generation: Option<u32>,
+    /// The local natural person (ours: the user, or the agent acting for a legal person).
+    pub user: Option<String>,
+    /// The legal person the local user acts for (HL-5.1), if any.
+    pub acting: Option<Acting>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -166,7 +172,8 @@ async fn local_access(env: Env<'_>, client: &Client, which: Which, token: &str) 
     }
     Ok(Presented {
         iss: c.iss,
-        sub: c.sub,
+        // OIDC Core s8.1: the internal id behind a pairwise sub; re-expressed for the new client.
+        sub: subject::internal(ctx.keys.data(), &c.sub),
         scopes: c.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
         exp: c.exp,
         act: c.act,
@@ -175,7 +182,9 @@ async fn local_access(env: Env<'_>, client: &Client, which: Which, token: &str) 
         sid: c.sid,
         gid: c.gid,
         trust: None,
-        generation: live.standing.user.map(|u| u.generation),
+        generation: live.standing.user.as_ref().map(|u| u.generation),
+        user: live.standing.user.map(|u| u.id),
+        acting: live.standing.acting,
     })
 }
 
@@ -193,16 +202,18 @@ async fn local_id(env: Env<'_>, client: &Client, which: Which, token: &str) -> R
     }
     Ok(Presented {
         iss: c.iss,
-        sub: c.sub,
+        sub: subject::internal(ctx.keys.data(), &c.sub),
         scopes: vec!["openid".into()],
         exp: c.exp,
-        act: None,
+        act: c.extra.get("act").cloned(),
         auth_time: Some(c.auth_time),
         acr: Some(c.acr),
         sid: Some(c.sid),
         gid: None,
         trust: None,
-        generation: live.standing.user.map(|u| u.generation),
+        generation: live.standing.user.as_ref().map(|u| u.generation),
+        user: live.standing.user.map(|u| u.id),
+        acting: live.standing.acting,
     })
 }
 
@@ -263,13 +274,17 @@ async fn peer(
         gid: None,
         trust: Some(trust),
         generation: None,
+        user: None,
+        acting: None,
     })
 }
 
 /// The local subject of a verified subject token and its token generation: itself for ours;
 /// for a peer's, the account linked to it (GB-6.4a), which must exist and be enabled.
 pub async fn local_subject(store: &DynStore, p: &Presented) -> Result<(String, u32), OAuthError> {
-    let Some(trust) = &p.trust else { return Ok((p.sub.clone(), p.generation.unwrap_or_default())) };
+    let Some(trust) = &p.trust else {
+        return Ok((p.user.clone().unwrap_or_else(|| p.sub.clone()), p.generation.unwrap_or_default()));
+    };
     match links::linked(store, &trust.id, &p.sub).await? {
         Some(u) if u.enabled => Ok((u.id, u.generation)),
         Some(_) => Err(bad_token(Which::Subject, "the subject's account here is disabled")),

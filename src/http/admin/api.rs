@@ -256,7 +256,7 @@ impl Api {
             "info": {
                 "title": "tongzheng admin API",
                 "version": env!("CARGO_PKG_VERSION"),
-                "description": "Applications and their lifecycle, clients, users, the scope catalogue, keys, sessions and the audit log. Authorize with a tongzheng access token (client_credentials) carrying the scope each operation names; errors are RFC 7807 problem documents.",
+                "description": "Applications and their lifecycle, clients, natural persons (users) and legal persons, the scope catalogue, keys, sessions and the audit log. Authorize with a tongzheng access token (client_credentials) carrying the scope each operation names; errors are RFC 7807 problem documents.",
             },
             "servers": [{"url": issuer}],
             "paths": paths,

@@ -49,6 +49,8 @@ pub struct ClientView {
     pub secret_expires_at: Vec<Option<i64>>,
     /// Creation time.
     pub created_at: i64,
+    /// JM-B: the legacy direct login `POST /api/auth` is allowed.
+    pub legacy_login: bool,
 }
 
 /// A client with its new secret, shown this once.
@@ -90,6 +92,7 @@ pub fn view(c: &Client, now: i64) -> ClientView {
             .map(|s| s.expires_at)
             .collect(),
         created_at: c.created_at,
+        legacy_login: c.legacy_login,
     }
 }
 
@@ -119,6 +122,10 @@ pub struct ClientBody {
     /// Kept on update when absent; the client also needs the token-exchange grant type.
     #[serde(default)]
     pub token_exchange: Option<ExchangePolicy>,
+    /// JM-B: allow the legacy direct login `POST /api/auth` for this client (off by default;
+    /// kept on update when absent).
+    #[serde(default)]
+    pub legacy_login: Option<bool>,
 }
 
 /// The auditor role's scope, which the admin API neither grants nor touches clients holding
@@ -152,6 +159,9 @@ fn apply_extras(c: &mut Client, b: &ClientBody) -> Result<(), Problem> {
         rl.validate().map_err(Problem::bad_request)?;
         c.rate_limit = Some(rl);
     }
+    if let Some(on) = b.legacy_login {
+        c.legacy_login = on;
+    }
     if let Some(policy) = &b.token_exchange {
         policy.validate().map_err(Problem::bad_request)?;
         c.token_exchange = Some(policy.clone());
@@ -180,6 +190,7 @@ async fn create(
     let now = state.clock.now();
     let mut client = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, now)?;
     crate::outbound::check_client(&state.outbound, &client)?;
+    crate::identity::subject::check_sector_uri(&state.http, &state.outbound, &client).await?;
     clients::managed_by_admin(None, &client.scopes, audit_scope(&state))?;
     client.consent_required = false;
     apply_extras(&mut client, &body)?;
@@ -235,6 +246,7 @@ async fn update(
     }
     let mut c = body.metadata.clone().into_client(id, Registrar::Admin, state.config.server.dev, old.created_at)?;
     crate::outbound::check_client(&state.outbound, &c)?;
+    crate::identity::subject::check_sector_uri(&state.http, &state.outbound, &c).await?;
     clients::managed_by_admin(None, &c.scopes, audit_scope(&state))?;
     crate::registration::keep_standing(&old, &mut c);
     if c.auth_method.uses_secret() && c.secrets.is_empty() {

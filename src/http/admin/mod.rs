@@ -9,6 +9,7 @@ pub mod api;
 mod apps;
 mod audit;
 mod clients;
+mod legal;
 mod scopes;
 mod system;
 mod trusts;
@@ -264,6 +265,7 @@ pub fn api() -> api::Api {
         .merge(system::api())
         .merge(audit::api())
         .merge(trusts::api())
+        .merge(legal::api())
 }
 
 /// Routes of this module, including `GET /admin/v1/openapi.json`.

@@ -29,6 +29,12 @@ pub struct ScopeBody {
     pub name: Option<String>,
     /// What it allows.
     pub description: String,
+    /// What it allows in Simplified Chinese, shown on the consent page (empty: `description`).
+    #[serde(default)]
+    pub description_zh: String,
+    /// What it allows in English, shown on the consent page (empty: `description`).
+    #[serde(default)]
+    pub description_en: String,
     /// Whether it releases sensitive personal data (SH-8.2).
     #[serde(default)]
     pub sensitive: bool,
@@ -44,9 +50,14 @@ fn not_reserved(state: &AppState, name: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-fn check_description(d: &str) -> Result<(), Problem> {
-    if d.trim().is_empty() || d.chars().count() > 500 {
+fn check_description(b: &ScopeBody) -> Result<(), Problem> {
+    if b.description.trim().is_empty() || b.description.chars().count() > 500 {
         return Err(Problem::bad_request("description: 1-500 characters"));
+    }
+    for (field, v) in [("description_zh", &b.description_zh), ("description_en", &b.description_en)] {
+        if v.chars().count() > 500 || v.chars().any(char::is_control) {
+            return Err(Problem::bad_request(format!("{field}: at most 500 characters, no control characters")));
+        }
     }
     Ok(())
 }
@@ -57,15 +68,17 @@ async fn list(State(state): State<AppState>, _: Admin) -> Result<Response, Probl
 }
 
 async fn create(State(state): State<AppState>, _: Admin, Json(b): Json<ScopeBody>) -> Result<Response, Problem> {
-    let name = b.name.ok_or_else(|| Problem::bad_request("name is required"))?;
+    let name = b.name.clone().ok_or_else(|| Problem::bad_request("name is required"))?;
     not_reserved(&state, &name)?;
     if !scopes::valid_name(&name) {
         return Err(Problem::bad_request("name must be 1-128 scope-token characters (RFC 6749 s3.3)"));
     }
-    check_description(&b.description)?;
+    check_description(&b)?;
     let def = ScopeDef {
         name: name.clone(),
         description: b.description,
+        description_zh: b.description_zh.trim().to_owned(),
+        description_en: b.description_en.trim().to_owned(),
         sensitive: b.sensitive,
         built_in: false,
         created_at: state.clock.now(),
@@ -100,8 +113,10 @@ async fn update(
     if b.name.as_ref().is_some_and(|n| *n != name) {
         return Err(Problem::bad_request("a scope cannot be renamed"));
     }
-    check_description(&b.description)?;
+    check_description(&b)?;
     def.description = b.description;
+    def.description_zh = b.description_zh.trim().to_owned();
+    def.description_en = b.description_en.trim().to_owned();
     def.sensitive = b.sensitive;
     scopes::update(&state.store, &def).await?;
     Ok(json(StatusCode::OK, &def))
@@ -151,7 +166,7 @@ pub fn api() -> Api {
         .put(
             "/admin/v1/scopes/{name}",
             update,
-            op("updateScope", "Change a scope's description or sensitivity", tag)
+            op("updateScope", "Change a scope's descriptions or sensitivity", tag)
                 .body::<ScopeBody>()
                 .ok::<ScopeDef>(200)
                 .errors(&[404, 409]),

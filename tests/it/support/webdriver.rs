@@ -262,16 +262,26 @@ impl Browser {
         }
     }
 
-    /// Emulates a phone's viewport of `width` x `height` CSS pixels (Chrome DevTools
-    /// `Emulation.setDeviceMetricsOverride`), for pages that must work at 320 px (JM-5.6).
-    pub async fn emulate_phone(&self, width: u32, height: u32) {
-        let params = json!({ "width": width, "height": height, "deviceScaleFactor": 2, "mobile": true });
-        self.post("/goog/cdp/execute", json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": params })).await;
+    /// Runs `script` (a function body; `return` gives the value) in the page and returns its value.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] })).await
     }
 
-    /// Runs `js` (a function body) in the page and returns its result.
-    pub async fn script(&self, js: &str) -> Value {
-        self.post("/execute/sync", json!({ "script": js, "args": [] })).await
+    /// Resizes the viewport (the page's `innerWidth` x `innerHeight`) to `width` x `height`
+    /// CSS pixels: sets the window, then corrects by what the window's frame takes.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        let mut rect = (width, height);
+        for _ in 0..3 {
+            self.post("/window/rect", json!({ "width": rect.0, "height": rect.1 })).await;
+            let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
+            let (w, h) = (v[0].as_u64().unwrap_or(0) as u32, v[1].as_u64().unwrap_or(0) as u32);
+            if (w, h) == (width, height) {
+                return;
+            }
+            rect = ((rect.0 + width).saturating_sub(w), (rect.1 + height).saturating_sub(h));
+        }
+        let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
+        panic!("viewport {width}x{height} not reached: {v}");
     }
 
     /// Saves a PNG screenshot of the viewport to `path`.

@@ -1,0 +1,104 @@
+//! The consent page (SH-8.2, OIDC Core s3.1.2.4): which application (and the unit that owns it)
+//! asks for what, each scope named by the catalogue's description in the page's language, and
+//! the sensitive items marked plainly as such. Allow and deny are two buttons of one form.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{Locale, esc, page};
+use crate::authorize::ConsentView;
+
+/// The strings of the consent page.
+struct Texts {
+    title: &'static str,
+    app: &'static str,
+    unit: &'static str,
+    intro: &'static str,
+    sensitive: &'static str,
+    sensitive_note: &'static str,
+    revoke_note: &'static str,
+    allow: &'static str,
+    deny: &'static str,
+}
+
+const ZH: Texts = Texts {
+    title: "授权确认",
+    app: "应用",
+    unit: "所属单位",
+    intro: "该应用请求获取您的以下信息：",
+    sensitive: "敏感信息",
+    sensitive_note: "标有“敏感信息”的内容属于敏感个人信息，仅在您点击“同意”后才会提供给该应用。",
+    revoke_note: "您可以随时在“账号管理”中撤回本次授权。",
+    allow: "同意",
+    deny: "拒绝",
+};
+
+const EN: Texts = Texts {
+    title: "Allow access",
+    app: "Application",
+    unit: "Operated by",
+    intro: "This application asks for the following information about you:",
+    sensitive: "Sensitive",
+    sensitive_note: "Items marked Sensitive are sensitive personal information: the application receives them only if you choose Allow.",
+    revoke_note: "You can withdraw this consent at any time on your account page.",
+    allow: "Allow",
+    deny: "Deny",
+};
+
+fn texts(l: Locale) -> &'static Texts {
+    match l {
+        Locale::ZhCn => &ZH,
+        Locale::En => &EN,
+    }
+}
+
+/// The consent page for pending request `req`.
+pub fn consent(locale: Locale, req: &str, csrf: &str, view: &ConsentView) -> Response {
+    let t = texts(locale);
+    let items: String = view
+        .scopes
+        .iter()
+        .map(|s| {
+            let text = if locale == Locale::En { s.text_en() } else { s.text_zh() };
+            if s.sensitive {
+                format!(
+                    "<li class=\"sensitive\" data-scope=\"{}\"><span class=\"badge\">{}</span>{}</li>",
+                    esc(&s.name),
+                    t.sensitive,
+                    esc(text)
+                )
+            } else {
+                format!("<li data-scope=\"{}\">{}</li>", esc(&s.name), esc(text))
+            }
+        })
+        .collect();
+    let unit = view
+        .owning_unit
+        .as_deref()
+        .map(|u| format!("<dt>{}</dt><dd class=\"unit\">{}</dd>", t.unit, esc(u)))
+        .unwrap_or_default();
+    let note = if view.scopes.iter().any(|s| s.sensitive) {
+        format!("<p class=\"warn\" role=\"note\">{}</p>", t.sensitive_note)
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h1>{title}</h1><dl class=\"app\"><dt>{app}</dt><dd class=\"app-name\">{name}</dd>{unit}</dl>\
+         <p>{intro}</p><ul class=\"scopes\">{items}</ul>{note}\
+         <form method=\"post\" action=\"/consent\"><input type=\"hidden\" name=\"req\" value=\"{req}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">{allow}</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">{deny}</button></form>\
+         <p class=\"hint\">{revoke}</p>",
+        title = t.title,
+        app = t.app,
+        name = esc(&view.app_name),
+        intro = t.intro,
+        req = esc(req),
+        csrf = esc(csrf),
+        allow = t.allow,
+        deny = t.deny,
+        revoke = t.revoke_note,
+    );
+    page(locale, t.title, &body, StatusCode::OK, false)
+}
