@@ -22,6 +22,7 @@ mod registration;
 mod report;
 mod revocation;
 mod rp;
+mod signup;
 mod suite;
 mod tokens;
 

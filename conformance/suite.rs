@@ -3,7 +3,7 @@
 
 use crate::report::{Check, Id, Runner};
 use crate::rp::Rp;
-use crate::{flows, logout, negative, pages, registration, tokens};
+use crate::{flows, logout, negative, pages, registration, signup, tokens};
 
 /// The first row of a pass: the instance runs and says so (SH-6.2.4d: the health address
 /// reports the real state of the store and the keys).
@@ -373,6 +373,23 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     // Application lifecycle, least privilege, call control, audit (issue 4).
     crate::lifecycle::run(&rp, run).await;
 
+    // One registration page (HL-5.2, GB-6.4a).
+    run.record(
+        ("HL-5.2", "OpenID Connect Prompt Create 1.0 s4.2", "discovery lists prompt value create"),
+        signup::advertised(&rp).await,
+    );
+    run.record(
+        ("HL-5.2, GB-6.4a", "OpenID Connect Prompt Create 1.0 s4.1", "prompt=create shows the registration page"),
+        signup::shows_registration(&rp).await,
+    );
+    run.record(
+        ("HL-5.2", "OIDC Core s3.1.2.1; Prompt Create 1.0 s4.1", "prompt=none create: invalid_request"),
+        signup::none_with_create(&rp).await,
+    );
+    run.record(
+        ("HL-5.2, SH-8.2", "RFC 6749 s4.1.2.1 (no 5xx for bad input)", "forged or malformed registration posts: 4xx"),
+        signup::bad_input(&rp).await,
+    );
     // Natural and legal persons through the admin API (issue 11, part A).
     crate::persons::run(&rp, run).await;
     // The directory: SCIM, visible scope, change feed (issue 12).

@@ -44,6 +44,9 @@ pub struct Prompt {
     pub login: bool,
     /// `consent`: ask for consent again.
     pub consent: bool,
+    /// `create`: show the registration page (OpenID Connect Prompt Create 1.0 s4.1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
 
 /// A fully validated authorization request, remembered across login and consent.
@@ -211,11 +214,12 @@ pub async fn validate(
             "none" => prompt.none = true,
             "login" => prompt.login = true,
             "consent" => prompt.consent = true,
+            "create" => prompt.create = true,
             "select_account" => {}
             _ => return Err(fail(OAuthError::invalid_request("unknown prompt value"))),
         }
     }
-    if prompt.none && (prompt.login || prompt.consent) {
+    if prompt.none && (prompt.login || prompt.consent || prompt.create) {
         // OIDC Core s3.1.2.1: none with any other value is an error.
         return Err(fail(OAuthError::invalid_request("prompt=none cannot be combined with other values")));
     }
@@ -305,7 +309,8 @@ pub async fn decide(
     let usable = session.filter(|s| {
         let fresh = req.max_age.is_none_or(|m| now - s.auth_time <= m);
         let same_user = req.hint_sub.as_ref().is_none_or(|h| h == s.principal());
-        fresh && same_user && !req.prompt.login
+        // Prompt Create 1.0 s4.1: `create` shows the registration page whoever is signed in.
+        fresh && same_user && !req.prompt.login && !req.prompt.create
     });
     let Some(s) = usable else {
         return Ok(if req.prompt.none {

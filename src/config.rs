@@ -76,6 +76,10 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// Log format and the per-request access line.
     pub logging: LoggingConfig,
+    /// The SMS sender of one-time codes (SH-A.2).
+    pub sms: crate::sms::SmsConfig,
+    /// One-time codes: lifetime, tries, rate limits.
+    pub otp: crate::otp::OtpConfig,
     /// The platform's name, logo, colours and links on every page (JM-5.6, SH-D).
     pub branding: BrandingConfig,
     /// The directory and its SCIM service.
@@ -1197,6 +1201,8 @@ impl Config {
                 ),
             });
         }
+        self.sms.validate(self.server.dev)?;
+        self.otp.validate()?;
         for c in &self.seed.clients {
             if c.client_secret.is_some() && !self.server.dev {
                 return Err(invalid(

@@ -119,7 +119,7 @@ impl Attempt {
 
 /// The key of an address: IPv4 as is, IPv6 by its /64 (one subscriber usually holds a whole
 /// /64, so counting single addresses there would count nothing).
-fn address(ip: Option<&str>) -> String {
+pub(crate) fn address(ip: Option<&str>) -> String {
     match ip.and_then(|i| i.parse::<IpAddr>().ok()) {
         Some(IpAddr::V4(v4)) => v4.to_string(),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {

@@ -17,6 +17,7 @@
 //!
 //! [`server::run`] takes a bound listener, a [`config::Config`] and a shutdown future.
 
+pub mod account;
 pub mod apps;
 pub mod audit;
 pub mod authorize;
@@ -42,6 +43,7 @@ pub mod keys;
 pub mod logging;
 pub mod logout;
 pub mod metrics;
+pub mod otp;
 pub mod outbound;
 pub mod passwords;
 pub mod ratelimit;
@@ -51,6 +53,8 @@ pub mod scopes;
 pub mod sealing;
 pub mod server;
 pub mod session;
+pub mod signup;
+pub mod sms;
 pub mod store;
 pub mod tokens;
 pub mod users;

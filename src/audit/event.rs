@@ -45,11 +45,14 @@ pub enum Kind {
     AccountUnlocked,
     /// A real-name verification (GB-6.4a): each call of the verifier, and each result.
     IdentityVerification,
+    /// A person's own account changed: registered, password reset or changed, a session
+    /// ended or a consent revoked from `/account` (`detail.action` says which).
+    Account,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::AdminAction,
         Kind::AppTransition,
         Kind::LoginSuccess,
@@ -67,6 +70,7 @@ impl Kind {
         Kind::LockoutStarted,
         Kind::AccountUnlocked,
         Kind::IdentityVerification,
+        Kind::Account,
     ];
 
     /// The wire value.
@@ -89,6 +93,7 @@ impl Kind {
             Kind::LockoutStarted => "lockout_started",
             Kind::AccountUnlocked => "account_unlocked",
             Kind::IdentityVerification => "identity_verification",
+            Kind::Account => "account",
         }
     }
 

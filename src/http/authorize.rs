@@ -154,6 +154,7 @@ pub(super) async fn respond(
     if needs_login
         && !req.fed_tried
         && !req.prompt.login
+        && !req.prompt.create
         && req.max_age.is_none()
         && state.config.federation.silent_login
         && let Some(r) = silent_login(state, headers, &req).await
@@ -179,7 +180,12 @@ pub(super) async fn respond(
             };
             let ui = req.ui_locales.clone();
             let consent_only = matches!(decision, Decision::Consent(_));
-            let page = if matches!(decision, Decision::Verify(_)) { "/verify" } else { "/login" };
+            // Prompt Create 1.0 s4.1: `create` goes to the registration page (HL-5.2).
+            let page = match decision {
+                Decision::Verify(_) => "/verify",
+                _ if req.prompt.create => "/signup",
+                _ => "/login",
+            };
             let (id, pending) = match authorize::remember(
                 &state.store,
                 req,
@@ -580,6 +586,7 @@ pub(super) async fn continue_after_auth(
     // The user just authenticated: prompt=login and max_age are satisfied now.
     let mut fresh = req.clone();
     fresh.prompt.login = false;
+    fresh.prompt.create = false;
     fresh.max_age = None;
     let decision =
         match authorize::decide(&state.store, &state.builtin_scopes, &fresh, &client, Some(s), state.clock.now()).await

@@ -425,6 +425,43 @@ impl From<crate::audit::AuditError> for Problem {
     }
 }
 
+/// The status of a refused registration, code or reset (HL-5.2, SH-8.2), with the seconds to
+/// wait when it is a throttle: bad input 400, a taken name or number 409, a wrong or spent
+/// code 400, too many codes or entries 429, busy hashing, SMS or store 503. Never a 5xx for
+/// what the person typed.
+pub fn signup_status(e: &crate::signup::SignupError) -> (StatusCode, Option<u64>) {
+    use crate::otp::OtpError as O;
+    use crate::signup::SignupError as S;
+    match e {
+        S::Invalid(_) | S::NoAccount => (StatusCode::BAD_REQUEST, None),
+        S::UsernameTaken | S::PhoneTaken | S::UsccTaken => (StatusCode::CONFLICT, None),
+        S::NoPerson => (StatusCode::UNAUTHORIZED, None),
+        S::Code(O::NoCode | O::Expired | O::Wrong { .. } | O::Malformed(_)) => (StatusCode::BAD_REQUEST, None),
+        S::Code(O::TooManyTries) => (StatusCode::TOO_MANY_REQUESTS, None),
+        S::Code(o @ (O::TooSoon { .. } | O::RateLimited { .. })) => (StatusCode::TOO_MANY_REQUESTS, o.retry_after()),
+        S::Code(O::Sms(_)) | S::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some(5)),
+        S::Code(O::Store(e)) | S::Store(e) => (store_status(e), Some(1)),
+    }
+}
+
+/// The status of a refused password change on `/account`.
+pub fn account_status(e: &crate::account::ChangeError) -> StatusCode {
+    use crate::account::ChangeError as C;
+    match e {
+        C::WrongPassword | C::Policy(_) => StatusCode::BAD_REQUEST,
+        C::Gone => StatusCode::UNAUTHORIZED,
+        C::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        C::Store(e) => store_status(e),
+    }
+}
+
+fn store_status(e: &StoreError) -> StatusCode {
+    match e {
+        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// An HTML error page for a browser-facing request that must not redirect (RFC 6749
 /// s4.1.2.1): the code's status (400; 401 `invalid_client`; 403 `access_denied`; 503 when
 /// storage is down), the code and its description in the user's language.
@@ -441,9 +478,14 @@ pub fn store_page(locale: Locale, e: StoreError) -> Response {
 /// what a browser shows, OAuth JSON for the rest.
 fn family(path: &str) -> Family {
     let browser = ["/authorize", "/login", "/consent", "/end_session", "/end_session/confirm", "/federation/callback"];
+    // The registration, recovery and account pages (HL-5.2).
+    let own = ["/signup", "/password/reset", "/account"];
     if path.starts_with("/admin/") || path.starts_with("/scim/") {
         Family::Problem
-    } else if browser.contains(&path) || (path.starts_with("/federation/") && path.ends_with("/login")) {
+    } else if browser.contains(&path)
+        || own.iter().any(|p| path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
+        || (path.starts_with("/federation/") && path.ends_with("/login"))
+    {
         Family::Page
     } else {
         Family::OAuth

@@ -2,9 +2,11 @@
 //! id, security headers). Handlers live one file per area, each ending in `routes()`.
 
 pub mod access;
+pub mod account;
 pub mod act;
 pub mod admin;
 pub mod authorize;
+mod csrf;
 pub mod deadline;
 pub mod error;
 pub mod extract;
@@ -20,6 +22,7 @@ pub mod pages;
 pub mod registration;
 pub mod request_id;
 pub mod scim;
+pub mod signup;
 pub mod token;
 pub mod verify;
 
@@ -85,6 +88,8 @@ pub struct Inner {
     pub outbound: crate::outbound::Policy,
     /// This process among the instances: its id, request ids, drain state, seeder wake-up.
     pub instance: Arc<crate::instance::Instance>,
+    /// The sender of one-time codes by SMS (`[sms]`).
+    pub sms: crate::sms::DynSms,
     /// Decoded client records, reused while the stored record is unchanged.
     pub clients: crate::clients::cache::ClientCache,
     /// The real-name verifier (GB-6.4a).
@@ -167,6 +172,7 @@ impl AppState {
             verifier,
             outbound: crate::outbound::Policy::new(&p.config.outbound, p.config.server.dev),
             instance: Arc::new(crate::instance::Instance::new()),
+            sms: crate::sms::from_config(&p.config.sms, p.config.server.dev, p.http.clone()),
             brand: Arc::new(pages::brand::Brand::new(&p.config.branding)),
             calendar,
             limiter: crate::ratelimit::Limiter::default(),
@@ -357,6 +363,8 @@ pub fn app(state: AppState) -> Router {
         .merge(scim::routes(&state))
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(signup::routes())
+        .merge(account::routes())
         .merge(notices::routes())
         .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))

@@ -224,6 +224,22 @@ pub fn write_probe(instance: &str) -> String {
 }
 /// The shared key set: signing keys and the data key, sealed under the key-encryption key.
 pub const KEYSET: &str = "keyset";
+/// A one-time code (GB-6.4a) for `purpose` (`signup`, `reset`), by the keyed hash of the phone.
+pub fn otp_code(purpose: &str, phone_hash: &str) -> String {
+    format!("otp:{purpose}:{phone_hash}")
+}
+/// Wrong entries of one one-time code, by the code's id.
+pub fn otp_tries(id: &str) -> String {
+    format!("otp:tries:{id}")
+}
+/// The pause before another code for `purpose` may be sent to a phone (its keyed hash).
+pub fn otp_pause(purpose: &str, phone_hash: &str) -> String {
+    format!("otp:{purpose}:{phone_hash}:pause")
+}
+/// Codes sent to one subject (`phone:<hash>`, `ip:<address>`) in one window bucket.
+pub fn otp_sent(subject: &str, bucket: i64) -> String {
+    format!("otp:n:{subject}:{bucket}")
+}
 /// Name search index (HL-5.1 admin search): `realm` (`user`, `legal`) and the hash of one
 /// normalised name prefix -> the set of ids whose name starts with it (a hint: the records
 /// decide).

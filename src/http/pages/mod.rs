@@ -7,6 +7,9 @@
 pub mod act;
 pub mod verify;
 
+pub mod account;
+pub mod signup;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 

@@ -1,0 +1,292 @@
+//! The account page (`/account`): the signed-in person's profile (phone and ID number
+//! masked, SH-8.2), their sessions with a button to end each, the organizations they act
+//! for, their consents per application with a revoke button, and a password change form.
+//! Plain forms, no JavaScript, 320 px wide. zh-CN by default, English on request.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::signup::{FORM_STYLE, Notice};
+use super::{Locale, esc, page};
+use crate::account::Overview;
+use crate::identity::AssuranceLevel;
+use crate::identity::legal::AgentRole;
+
+struct Texts {
+    title: &'static str,
+    profile: &'static str,
+    username: &'static str,
+    name: &'static str,
+    phone: &'static str,
+    id_number: &'static str,
+    none: &'static str,
+    level: &'static str,
+    verify: &'static str,
+    sessions: &'static str,
+    signed_in_at: &'static str,
+    this_browser: &'static str,
+    apps: &'static str,
+    end: &'static str,
+    companies: &'static str,
+    no_companies: &'static str,
+    admin: &'static str,
+    agent: &'static str,
+    consents: &'static str,
+    no_consents: &'static str,
+    revoke: &'static str,
+    change_password: &'static str,
+    current_password: &'static str,
+    new_password: &'static str,
+    change: &'static str,
+    sign_out: &'static str,
+    not_signed_in: &'static str,
+    not_signed_in_text: &'static str,
+    register: &'static str,
+    forgot: &'static str,
+}
+
+const ZH: Texts = Texts {
+    title: "我的账号",
+    profile: "个人信息",
+    username: "用户名",
+    name: "姓名",
+    phone: "手机号",
+    id_number: "证件号码",
+    none: "未登记",
+    level: "认证等级",
+    verify: "去实名认证",
+    sessions: "登录会话",
+    signed_in_at: "登录于",
+    this_browser: "（当前浏览器）",
+    apps: "已访问应用",
+    end: "结束此会话",
+    companies: "代理的法人单位",
+    no_companies: "暂无。",
+    admin: "管理员",
+    agent: "经办人",
+    consents: "已授权的应用",
+    no_consents: "暂无。",
+    revoke: "撤销授权",
+    change_password: "修改密码",
+    current_password: "当前密码",
+    new_password: "新密码（至少 8 个字符）",
+    change: "修改密码",
+    sign_out: "退出登录",
+    not_signed_in: "尚未登录",
+    not_signed_in_text: "请先从任一应用登录统一身份认证，再打开“我的账号”。",
+    register: "注册账号",
+    forgot: "忘记密码",
+};
+
+const EN: Texts = Texts {
+    title: "My account",
+    profile: "Profile",
+    username: "Username",
+    name: "Name",
+    phone: "Phone",
+    id_number: "ID number",
+    none: "not recorded",
+    level: "Assurance level",
+    verify: "Verify my real name",
+    sessions: "Sign-ins",
+    signed_in_at: "Signed in",
+    this_browser: " (this browser)",
+    apps: "Applications",
+    end: "End this sign-in",
+    companies: "Organizations I act for",
+    no_companies: "None.",
+    admin: "administrator",
+    agent: "agent",
+    consents: "Applications I allowed",
+    no_consents: "None.",
+    revoke: "Revoke",
+    change_password: "Change password",
+    current_password: "Current password",
+    new_password: "New password (8 characters at least)",
+    change: "Change password",
+    sign_out: "Sign out",
+    not_signed_in: "Not signed in",
+    not_signed_in_text: "Sign in through any application first, then open \"My account\".",
+    register: "Create an account",
+    forgot: "Forgot password",
+};
+
+fn texts(l: Locale) -> &'static Texts {
+    match l {
+        Locale::ZhCn => &ZH,
+        Locale::En => &EN,
+    }
+}
+
+fn level_name(l: Locale, level: AssuranceLevel) -> &'static str {
+    match (l, level) {
+        (Locale::ZhCn, AssuranceLevel::Visitor) => "普通访客",
+        (Locale::ZhCn, AssuranceLevel::Registered) => "注册用户",
+        (Locale::ZhCn, AssuranceLevel::RealName) => "实名认证",
+        (Locale::ZhCn, AssuranceLevel::Strong) => "强实名认证",
+        (Locale::En, AssuranceLevel::Visitor) => "visitor",
+        (Locale::En, AssuranceLevel::Registered) => "registered",
+        (Locale::En, AssuranceLevel::RealName) => "real-name verified",
+        (Locale::En, AssuranceLevel::Strong) => "verified in person or by face",
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM` in the platform's time zone.
+fn when(unix: i64, offset: time::UtcOffset) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.to_offset(offset).format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+fn post_button(action: &str, csrf: &str, name: &str, value: &str, label: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <input type=\"hidden\" name=\"{name}\" value=\"{}\"><button type=\"submit\" class=\"secondary\">{label}</button></form>",
+        esc(csrf),
+        esc(value)
+    )
+}
+
+/// The account page of the signed-in person.
+pub fn account(l: Locale, o: &Overview, csrf: &str, notice: &Notice, offset: time::UtcOffset) -> Response {
+    let t = texts(l);
+    let u = &o.user;
+    let level = u.level();
+    let verify = if level < AssuranceLevel::RealName {
+        format!(" <a href=\"/verify?next=/account\">{}</a>", t.verify)
+    } else {
+        String::new()
+    };
+    let profile = format!(
+        "<h2>{h}</h2><dl><dt>{un}</dt><dd>{username}</dd><dt>{nm}</dt><dd>{name}</dd><dt>{ph}</dt><dd>{phone}</dd>\
+         <dt>{idl}</dt><dd>{id}</dd><dt>{lv}</dt><dd>{level}{verify}</dd></dl>",
+        h = t.profile,
+        un = t.username,
+        username = esc(&u.username),
+        nm = t.name,
+        name = esc(&u.name),
+        ph = t.phone,
+        phone = esc(o.phone.as_deref().unwrap_or(t.none)),
+        idl = t.id_number,
+        id = esc(o.id_number.as_deref().unwrap_or(t.none)),
+        lv = t.level,
+        level = level_name(l, level),
+    );
+    let sessions: String = o
+        .sessions
+        .iter()
+        .map(|s| {
+            let current = if s.current { t.this_browser } else { "" };
+            let apps = if s.clients.is_empty() {
+                String::new()
+            } else {
+                format!("<br><small>{}: {}</small>", t.apps, esc(&s.clients.join(", ")))
+            };
+            format!(
+                "<li>{} {}{current}{apps}{}</li>",
+                t.signed_in_at,
+                when(s.auth_time, offset),
+                post_button("/account/sessions/end", csrf, "sid", &s.sid, t.end)
+            )
+        })
+        .collect();
+    let companies: String = if o.companies.is_empty() {
+        format!("<p>{}</p>", t.no_companies)
+    } else {
+        let items: String = o
+            .companies
+            .iter()
+            .map(|c| {
+                let role = match c.role {
+                    AgentRole::Admin => t.admin,
+                    AgentRole::Agent => t.agent,
+                };
+                format!("<li>{} <small>({}, {role})</small></li>", esc(&c.name), esc(&c.uscc))
+            })
+            .collect();
+        format!("<ul>{items}</ul>")
+    };
+    let consents: String = if o.consents.is_empty() {
+        format!("<p>{}</p>", t.no_consents)
+    } else {
+        let items: String = o
+            .consents
+            .iter()
+            .map(|c| {
+                format!(
+                    "<li>{} <small>{}</small><br><small>{}</small>{}</li>",
+                    esc(&c.client_name),
+                    when(c.at, offset),
+                    esc(&c.scopes.join(" ")),
+                    post_button("/account/consents/revoke", csrf, "client_id", &c.client_id, t.revoke)
+                )
+            })
+            .collect();
+        format!("<ul>{items}</ul>")
+    };
+    let password = format!(
+        "<h2>{h}</h2><form method=\"post\" action=\"/account/password\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"current\">{cur}</label><input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required>\
+         <label for=\"password\">{new}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" minlength=\"8\" required>\
+         <button type=\"submit\">{change}</button></form>",
+        h = t.change_password,
+        csrf = esc(csrf),
+        cur = t.current_password,
+        new = t.new_password,
+        change = t.change,
+    );
+    let body = format!(
+        "{FORM_STYLE}<style>h2{{font-size:1.1rem;margin:1.4rem 0 .4rem}}dt{{color:#6b7280;font-size:.85rem}}dd{{margin:0 0 .5rem}}\
+         li{{margin-bottom:.8rem}}</style><h1>{title}</h1>{notice}{profile}<h2>{sh}</h2><ul>{sessions}</ul>\
+         <h2>{ch}</h2>{companies}<h2>{coh}</h2>{consents}{password}<p class=\"links\"><a href=\"/end_session\">{out}</a></p>",
+        title = t.title,
+        notice = notice.html(),
+        sh = t.sessions,
+        ch = t.companies,
+        coh = t.consents,
+        out = t.sign_out,
+    );
+    page(l, t.title, &body, StatusCode::OK, false)
+}
+
+/// The account page without a session: where to go instead.
+pub fn signed_out(l: Locale) -> Response {
+    let t = texts(l);
+    let body = format!(
+        "{FORM_STYLE}<h1>{}</h1><p>{}</p><p class=\"links\"><a href=\"/signup\">{}</a><a href=\"/password/reset\">{}</a></p>",
+        t.not_signed_in, t.not_signed_in_text, t.register, t.forgot
+    );
+    page(l, t.title, &body, StatusCode::UNAUTHORIZED, false)
+}
+
+/// The line shown after an account action (`done=` of the redirect back to `/account`).
+pub fn done_text(l: Locale, what: &str) -> Option<&'static str> {
+    Some(match (l, what) {
+        (Locale::ZhCn, "registered") => "注册成功，欢迎使用统一身份认证。",
+        (Locale::En, "registered") => "You are registered. Welcome.",
+        (Locale::ZhCn, "session_ended") => "会话已结束。",
+        (Locale::En, "session_ended") => "The sign-in was ended.",
+        (Locale::ZhCn, "consent_revoked") => "已撤销授权，该应用下次使用时将重新征求您的同意。",
+        (Locale::En, "consent_revoked") => "Consent revoked: the application will ask again next time.",
+        (Locale::ZhCn, "password_changed") => "密码已修改，其他设备上的登录均已退出。",
+        (Locale::En, "password_changed") => "Password changed; your other sign-ins were ended.",
+        _ => return None,
+    })
+}
+
+/// The message of a refused password change.
+pub fn change_problem(l: Locale, e: &crate::account::ChangeError) -> &'static str {
+    use crate::account::ChangeError as C;
+    match (l, e) {
+        (Locale::ZhCn, C::WrongPassword) => "当前密码不正确。",
+        (Locale::En, C::WrongPassword) => "The current password is wrong.",
+        (Locale::ZhCn, C::Policy(_)) => "新密码至少 8 个字符，最多 256 字节。",
+        (Locale::En, C::Policy(_)) => "A password has 8 characters at least, 256 bytes at most.",
+        (Locale::ZhCn, C::Gone) => "账号不可用。",
+        (Locale::En, C::Gone) => "The account is not available.",
+        (Locale::ZhCn, C::Busy | C::Store(_)) => "系统繁忙，请稍后再试。",
+        (Locale::En, C::Busy | C::Store(_)) => "The service is busy. Please try again shortly.",
+    }
+}
