@@ -648,11 +648,17 @@ async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, Form(
         Ok(None) => return expired(&state, &headers),
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    if let Err(e) = authorize::forget(&state.store, &id).await {
-        return unavailable_page(&state, &headers, e);
+    // The login form of a request carries the same `req` and `csrf`: the browser's session
+    // answers only a request it may answer as it stands (prompt=login, max_age, id_token_hint:
+    // OIDC Core s3.1.2.1); otherwise the person logs in first.
+    if !p.admits(&session, now, state.config.tokens.login_ttl) {
+        return see_other(&format!("/login?req={id}"));
     }
     let redirect = Redirect { uri: p.req.redirect_uri.clone(), mode: p.req.response_mode, state: p.req.state.clone() };
     if form.get("decision").map(String::as_str) != Some("allow") {
+        if let Err(e) = authorize::forget(&state.store, &id).await {
+            return unavailable_page(&state, &headers, e);
+        }
         let e = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
         return error_to_client(&state, &headers, &redirect, &e);
     }
@@ -664,7 +670,25 @@ async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, Form(
         Ok(None) => return expired(&state, &headers),
         Err(e) => return unavailable_page(&state, &headers, e),
     };
-    respond(&state, &headers, p.req, &client, Decision::Issue(session)).await
+    // Consent given, freshness checked: every other rule (the assurance level above all) is
+    // decided again, in the one place that decides it.
+    let mut answered = p.req.clone();
+    answered.prompt.login = false;
+    answered.prompt.consent = false;
+    answered.prompt.create = false;
+    answered.max_age = None;
+    let decision =
+        match authorize::decide(&state.store, &state.builtin_scopes, &answered, &client, Some(session), now).await {
+            Ok(d) => d,
+            Err(e) => return unavailable_page(&state, &headers, e),
+        };
+    if let Decision::Verify(_) = decision {
+        return see_other(&format!("/verify?req={id}"));
+    }
+    if let Err(e) = authorize::forget(&state.store, &id).await {
+        return unavailable_page(&state, &headers, e);
+    }
+    respond(&state, &headers, p.req, &client, decision).await
 }
 
 /// Routes of this module.

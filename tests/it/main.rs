@@ -45,6 +45,7 @@ mod browser_signup;
 mod call_control;
 mod cli;
 mod client_auth;
+mod consent_answer;
 mod deploy;
 mod directory_import;
 mod directory_tree;
