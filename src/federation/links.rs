@@ -70,10 +70,14 @@ fn apply_claims(trust: &Trust, keys_: &Keys, user: &mut User, p: &Person) -> boo
         user.email = Some(e.to_owned());
         user.email_verified = p.email_verified.unwrap_or(false);
     }
-    if let Some(ph) = accepted(trust, "phone_number", p.phone_number.as_ref())
-        && user.phone(keys_.data()).as_deref() != Some(ph)
+    // Stored in the one normalised form (SH-8.2), so the blind index finds the number however
+    // the upstream wrote it; a number that is not a mainland mobile number is not copied.
+    let phone = accepted(trust, "phone_number", p.phone_number.as_ref())
+        .and_then(|ph| crate::identity::phone::normalise(ph).ok());
+    if let Some(ph) = phone
+        && user.phone(keys_.data()).as_deref() != Some(ph.as_str())
     {
-        user.set_phone(keys_.data(), Some(ph));
+        user.set_phone(keys_.data(), Some(&ph));
     }
     *user != before
 }
@@ -150,4 +154,32 @@ async fn create(store: &DynStore, keys_: &Keys, trust: &Trust, p: &Person, now: 
         }
     }
     Err(FedError::Denied("no free username for the arriving account".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // SH-8.2: an upstream's phone claim is stored in the one normalised form, so the blind index
+    // (which indexes that form) finds the person; a number that is not a mainland mobile number
+    // is not copied at all.
+    #[test]
+    fn upstream_phone_is_normalised() {
+        let trust: Trust = serde_json::from_value(serde_json::json!({
+            "id": "province", "role": "upstream", "issuer": "https://province.example",
+            "name": "province", "client_id": "city", "accept_claims": ["phone_number"]
+        }))
+        .unwrap();
+        let keys_ = Keys::ephemeral(0).unwrap();
+        let mut user = User::new("li".into(), "li".into(), NO_PASSWORD.into(), 0);
+        let person = Person { phone_number: Some("138-1234 5678".into()), ..Person::default() };
+        assert!(apply_claims(&trust, &keys_, &mut user, &person));
+        assert_eq!(user.phone(keys_.data()).as_deref(), Some("+8613812345678"));
+        // The same number written another way is no change.
+        let again = Person { phone_number: Some("+86 13812345678".into()), ..Person::default() };
+        assert!(!apply_claims(&trust, &keys_, &mut user, &again));
+        let foreign = Person { phone_number: Some("+1 202 555 0100".into()), ..Person::default() };
+        assert!(!apply_claims(&trust, &keys_, &mut user, &foreign));
+        assert_eq!(user.phone(keys_.data()).as_deref(), Some("+8613812345678"));
+    }
 }
