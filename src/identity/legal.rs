@@ -117,7 +117,7 @@ pub async fn by_uscc(store: &DynStore, uscc: &str) -> Result<Option<LegalPerson>
 }
 
 /// Creates a legal person: the USCC is claimed first (compare-and-set, taken over from a
-/// record that no longer exists), then the record, then each agent's index entry.
+/// holder whose record does not exist), then the index entries, then the record.
 pub async fn create(store: &DynStore, lp: &LegalPerson) -> Result<(), LegalWriteError> {
     let key = keys::legal_uscc(&lp.uscc);
     if !store.put_new(&key, lp.id.as_bytes(), None).await? {
@@ -128,12 +128,15 @@ pub async fn create(store: &DynStore, lp: &LegalPerson) -> Result<(), LegalWrite
             return Err(LegalWriteError::UsccTaken);
         }
     }
+    // The index entries first, the record last: an entry is a hint that readers drop while
+    // the record is missing, so a crash between two writes leaves nothing half-visible, and a
+    // retry (the USCC's holder has no record, so it is claimed again) completes the rest.
     super::names::add(store, super::names::Realm::Legal, &lp.id, &lp.name).await?;
-    store::put_json(store.as_ref(), &keys::legal_person(&lp.id), lp, None).await?;
     store.set_add(keys::LEGAL_INDEX, &lp.id, None).await?;
     for a in &lp.agents {
         store.set_add(&keys::acting_for(&a.user_id), &lp.id, None).await?;
     }
+    store::put_json(store.as_ref(), &keys::legal_person(&lp.id), lp, None).await?;
     Ok(())
 }
 
@@ -255,4 +258,54 @@ async fn read_many(store: &DynStore, ids: &[String]) -> Result<Vec<LegalPerson>,
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn company(id: &str) -> LegalPerson {
+        LegalPerson {
+            id: id.into(),
+            name: "某某科技有限公司".into(),
+            uscc: "91350100M000100Y43".into(),
+            kind: OrgKind::Enterprise,
+            legal_representative: "张三".into(),
+            agents: vec![Agent { user_id: "agent-1".into(), role: AgentRole::Admin, since: 0 }],
+            verification: None,
+            enabled: true,
+            generation: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    // HL-5.1: a registration killed after the USCC claim and the index entries but before the
+    // record leaves nothing visible, and registering again completes (the rule: write the intent
+    // first, make every step idempotent). The old order (record, then the agent's entry) could
+    // leave a company its agent could never act for, with every retry refused as taken; this test
+    // pins the state the new order leaves instead (it passes on either order: it is a contract).
+    #[tokio::test]
+    async fn a_create_killed_before_its_record_is_invisible_and_retried() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let first = company("lp-first");
+        // What the killed create wrote: the claim and the hints, no record.
+        assert!(store.put_new(&keys::legal_uscc(&first.uscc), first.id.as_bytes(), None).await.unwrap());
+        store.set_add(keys::LEGAL_INDEX, &first.id, None).await.unwrap();
+        store.set_add(&keys::acting_for("agent-1"), &first.id, None).await.unwrap();
+        assert!(acting_for(&store, "agent-1").await.unwrap().is_empty());
+        assert!(list(&store).await.unwrap().is_empty());
+        assert!(by_uscc(&store, &first.uscc).await.unwrap().is_none());
+        // The retry (a new registration, a new id) takes the USCC over and completes.
+        let retry = company("lp-retry");
+        create(&store, &retry).await.unwrap();
+        let acting: Vec<String> = acting_for(&store, "agent-1").await.unwrap().into_iter().map(|l| l.id).collect();
+        assert_eq!(acting, ["lp-retry"]);
+        assert_eq!(by_uscc(&store, &retry.uscc).await.unwrap().map(|l| l.id).as_deref(), Some("lp-retry"));
+        assert_eq!(list(&store).await.unwrap().len(), 1);
+        assert!(matches!(create(&store, &company("lp-third")).await, Err(LegalWriteError::UsccTaken)));
+    }
 }
