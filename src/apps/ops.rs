@@ -13,6 +13,7 @@ use super::{
 };
 use crate::clients::{self, Client};
 use crate::crypto::{self, Secret};
+use crate::directory::scope_change;
 use crate::registration::{Metadata, Registrar};
 use crate::store::{self, keys};
 
@@ -242,12 +243,20 @@ pub async fn update(ctx: Ctx<'_>, id: &str, input: ApplicationInput) -> Result<A
         check_ids("test_users", &input.test_users)?;
         let mut registration = input.registration;
         seal_contact(ctx, id, &mut registration);
+        // SH-6.2.4a: a change of the visible scope is announced in the directory feed; its
+        // intent is written before the application and finished after it.
+        let before = app.registration.visible_scope.clone();
+        scope_change::settle(ctx.store, id, &before).await?;
+        let intent = scope_change::begin(ctx.store, id, &before, &registration.visible_scope, ctx.now).await?;
         app.registration = registration;
         app.grants = input.grants;
         app.test_users = input.test_users;
         app.updated_at = ctx.now;
         sync_clients(ctx, &app).await?;
         put(ctx.store, &app).await?;
+        if let Some(intent) = intent {
+            scope_change::finish(ctx.store, &intent, &app.registration.visible_scope).await?;
+        }
         Ok(app)
     })
     .await

@@ -7,6 +7,7 @@ pub mod index;
 pub mod org;
 pub mod people;
 pub mod scope;
+pub mod scope_change;
 pub mod tree;
 
 use crate::store::{DynStore, StoreError};

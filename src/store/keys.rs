@@ -292,3 +292,10 @@ pub const DIR_FEED_TRIMMED: &str = "dir:feed:trimmed";
 pub fn verify_attempts(user_id: &str, day: i64) -> String {
     format!("verify:n:{user_id}:{day}")
 }
+/// The intent of a change of one application's visible scope (issue 12), written before the
+/// application is, until the feed entry that announces it is appended.
+pub fn dir_scope_intent(app_id: &str) -> String {
+    format!("dir:scopechg:{app_id}")
+}
+/// Applications with a visible scope change intent outstanding (for recovery).
+pub const DIR_SCOPE_INTENTS: &str = "dir:scopechg:pending";
