@@ -15,7 +15,7 @@ use super::View;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Created (or, for one caller, entered its visible scope).
@@ -29,7 +29,7 @@ pub enum ChangeKind {
 }
 
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ResourceKind {
     /// A person (SCIM `User`).
     User,
@@ -62,7 +62,7 @@ pub struct Change {
 }
 
 /// A change as one caller sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Seen {
     /// Its cursor: reading after it continues after this change.
     pub cursor: String,

@@ -9,6 +9,7 @@ pub mod people;
 pub mod scope;
 pub mod scope_change;
 pub mod tree;
+pub mod webhook;
 
 use crate::store::{DynStore, StoreError};
 

@@ -50,6 +50,7 @@ mod deploy;
 mod directory_import;
 mod directory_scope_feed;
 mod directory_tree;
+mod directory_webhook;
 mod duties;
 mod example_rp;
 mod federation;
