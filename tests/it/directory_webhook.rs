@@ -29,6 +29,8 @@ struct Hooks {
 #[derive(Default)]
 struct Inner {
     fail: std::collections::HashMap<String, usize>,
+    /// Receivers that never answer.
+    hang: std::collections::HashSet<String>,
     /// (receiver, content type, body) of every request answered 200.
     accepted: Vec<(String, String, String)>,
     arrivals: Vec<String>,
@@ -40,8 +42,15 @@ async fn receive(
     headers: axum::http::HeaderMap,
     body: String,
 ) -> Code {
+    let hang = {
+        let mut i = h.inner.lock().unwrap();
+        i.arrivals.push(name.clone());
+        i.hang.contains(&name)
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     let mut i = h.inner.lock().unwrap();
-    i.arrivals.push(name.clone());
     if let Some(n) = i.fail.get_mut(&name).filter(|n| **n > 0) {
         *n -= 1;
         return Code::INTERNAL_SERVER_ERROR;
@@ -62,6 +71,9 @@ impl Hooks {
     }
     fn fail_first(&self, name: &str, n: usize) {
         self.inner.lock().unwrap().fail.insert(name.to_owned(), n);
+    }
+    fn hang(&self, name: &str) {
+        self.inner.lock().unwrap().hang.insert(name.to_owned());
     }
     fn accepted(&self, name: &str) -> Vec<(String, String)> {
         let i = self.inner.lock().unwrap();
@@ -263,6 +275,68 @@ async fn webhook_url_rules(b: Backend) {
     assert_eq!(v["webhook"], "https://hooks.example.gov.cn/tz");
     let r = call(&s, &a.token, M::GET, "/admin/v1/applications/nope-app/webhook/deliveries", None).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // DC-8: the CLI shows the same status.
+    let argv = vec![
+        "--server",
+        s.base.as_str(),
+        "--client-id",
+        crate::support::server::ADMIN_CLIENT,
+        "--client-secret",
+        crate::support::server::ADMIN_SECRET,
+        "app",
+        "webhook",
+        "url-hook",
+    ];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tongzheng::cli::run(argv, &mut out, &mut err).await;
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{out}{}", String::from_utf8_lossy(&err));
+    assert!(out.contains("webhook: https://hooks.example.gov.cn/tz"), "{out}");
 }
 
-per_backend!(webhook_delivery, webhook_url_rules);
+// SH-6.3.5: a receiver that never answers does not hold up another application's events; each
+// attempt times out, and after the retry horizon the event is marked failed and the next one
+// is tried (the receiver resyncs from the feed by cursor).
+async fn dead_receiver_gives_up_and_blocks_no_one(b: Backend) {
+    let s =
+        TestServer::start_with(b, "[directory]\nwebhook_attempt_timeout_ms = 200\nwebhook_retry_horizon = 10\n").await;
+    let a = admin(&s).await;
+    let (hooks, base) = Hooks::start().await;
+    let tax = new_group(&a, "税务局", None).await;
+    let health = new_group(&a, "卫健委", None).await;
+    flow::catalogue_scope(&s, &a.token, "tongzheng:directory.read").await;
+    let _t = app_reader(&s, &a.token, "dead-hook", &[&tax]).await;
+    let _h = app_reader(&s, &a.token, "live-hook", &[&health]).await;
+    hooks.hang("dead");
+    let (dead_url, live_url) = (format!("{base}/hook/dead"), format!("{base}/hook/live"));
+    assert_eq!(put_app(&s, &a.token, "dead-hook", &[&tax], Some(&dead_url)).await.status(), StatusCode::OK);
+    assert_eq!(put_app(&s, &a.token, "live-hook", &[&health], Some(&live_url)).await.status(), StatusCode::OK);
+    rename(&a, &tax, "税务局一").await;
+    rename(&a, &tax, "税务局二").await;
+    wait_for(20, "the dead receiver reached", || hooks.arrivals("dead") >= 1).await;
+    // While the dead receiver hangs, the live one is served.
+    rename(&a, &health, "卫健委一").await;
+    wait_for(20, "the live event", || hooks.accepted("live").len() == 1).await;
+    // Each attempt times out and backs off; past the horizon the first event is failed and
+    // the second is attempted.
+    let mut status = Value::Null;
+    for _ in 0..40 {
+        s.clock.advance(3);
+        status = deliveries(&s, &a.token, "dead-hook").await;
+        if status["deliveries"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let list = status["deliveries"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{status}");
+    let (newest, oldest) = (&list[0], &list[1]);
+    assert_eq!(oldest["state"], "failed", "{status}");
+    assert!(oldest["attempts"].as_u64().unwrap() >= 2, "{status}");
+    let err = oldest["last_error"].as_str().unwrap();
+    assert!(err.contains("timed out") && err.contains("gave up"), "{err}");
+    assert!(seq(&newest["cursor"]) > seq(&oldest["cursor"]), "{status}");
+    assert!(hooks.accepted("dead").is_empty());
+}
+
+per_backend!(webhook_delivery, webhook_url_rules, dead_receiver_gives_up_and_blocks_no_one);

@@ -238,21 +238,25 @@ impl Worker {
             updated_at: now,
             next_attempt_at: Some(now),
         };
-        let event = match feed::read_for(&self.store, &view, Some(&app.id), Some(&p.cursor), 1).await? {
-            Err(Behind::Resync { cursor }) => fresh(cursor, Vec::new(), true),
-            Ok(page) => match page.changes.first() {
-                Some(first) => {
-                    let cursor = first.cursor.clone();
-                    let changes: Vec<Seen> = page.changes.iter().filter(|c| c.cursor == cursor).cloned().collect();
-                    fresh(cursor, changes, false)
-                }
-                None if page.cursor != p.cursor => {
-                    p.cursor = page.cursor;
-                    save_progress(&self.store, &app.id, p).await?;
-                    return Box::pin(self.next_event(app, p, now)).await;
-                }
-                None => return Ok(None),
-            },
+        // Entries it does not see are passed a page at a time (a bounded number per call).
+        let mut passed = 0;
+        let event = loop {
+            match feed::read_for(&self.store, &view, Some(&app.id), Some(&p.cursor), 1).await? {
+                Err(Behind::Resync { cursor }) => break fresh(cursor, Vec::new(), true),
+                Ok(page) => match page.changes.first() {
+                    Some(first) => {
+                        let cursor = first.cursor.clone();
+                        let changes: Vec<Seen> = page.changes.iter().filter(|c| c.cursor == cursor).cloned().collect();
+                        break fresh(cursor, changes, false);
+                    }
+                    None if page.cursor != p.cursor && passed < BATCH => {
+                        passed += 1;
+                        p.cursor = page.cursor;
+                        save_progress(&self.store, &app.id, p).await?;
+                    }
+                    None => return Ok(None),
+                },
+            }
         };
         let event = record(&self.store, event).await?;
         p.current = Some(event.id.clone());
