@@ -240,6 +240,25 @@ async fn webhook_delivery(b: Backend) {
     let ids: Vec<&str> = resync["changes"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [clerk.as_str(), tax_dept.as_str()]);
 
+    // A crash after an event's outcome was recorded but before the progress moved past it:
+    // the worker moves on without sending it again, and the next change goes out once.
+    let store = &s.state.store;
+    let mut p = tongzheng::directory::webhook::progress(store, "tax-hook").await.unwrap().unwrap();
+    p.cursor = list[1]["cursor"].as_str().unwrap().to_owned();
+    p.current = Some(list[0]["id"].as_str().unwrap().to_owned());
+    tongzheng::directory::webhook::save_progress(store, "tax-hook", &p).await.unwrap();
+    rename(&a, &tax, "税务局新").await;
+    wait_for(20, "the next tax event", || hooks.accepted("tax").len() >= 3).await;
+    let mut jtis = Vec::new();
+    for (_, token) in hooks.accepted("tax") {
+        jtis.push(verify(&s, &token).await.1["jti"].as_str().unwrap().to_owned());
+    }
+    let (_, c) = verify(&s, &hooks.accepted("tax")[2].1).await;
+    assert_eq!(c["changes"][0]["id"], tax.as_str(), "the rename, not the delivered event again");
+    jtis.sort();
+    jtis.dedup();
+    assert_eq!(jtis.len(), 3, "no event sent twice");
+
     // SH-6.2.4a: a visible scope change is pushed too, to that application only.
     let before = hooks.accepted("tax").len();
     assert_eq!(
