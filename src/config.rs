@@ -291,6 +291,16 @@ pub struct DirectoryConfig {
     pub max_payload: usize,
     /// Days change-feed entries (tombstones included) are kept; at least 30.
     pub feed_retention_days: i64,
+    /// Webhook push (issue 12): time allowed for one delivery attempt, milliseconds.
+    pub webhook_attempt_timeout_ms: u64,
+    /// Longest wait between two attempts at one event, seconds.
+    pub webhook_max_backoff: i64,
+    /// Seconds after which an event still not delivered is marked failed and the next is sent.
+    pub webhook_retry_horizon: i64,
+    /// Applications whose events one instance sends at once.
+    pub webhook_concurrency: usize,
+    /// How often an idle instance looks for new changes to push, milliseconds.
+    pub webhook_poll_ms: u64,
 }
 
 impl DirectoryConfig {
@@ -310,6 +320,21 @@ impl DirectoryConfig {
         }
         if !(30..=3650).contains(&self.feed_retention_days) {
             return bad("directory.feed_retention_days", "must be 30..=3650 days (SH-6.3.5: at least 30)");
+        }
+        if !(100..=60_000).contains(&self.webhook_attempt_timeout_ms) {
+            return bad("directory.webhook_attempt_timeout_ms", "must be 100..=60000");
+        }
+        if !(1..=86_400).contains(&self.webhook_max_backoff) {
+            return bad("directory.webhook_max_backoff", "must be 1..=86400 seconds");
+        }
+        if !(1..=30 * 86_400).contains(&self.webhook_retry_horizon) {
+            return bad("directory.webhook_retry_horizon", "must be 1 second..=30 days");
+        }
+        if !(1..=1024).contains(&self.webhook_concurrency) {
+            return bad("directory.webhook_concurrency", "must be 1..=1024");
+        }
+        if !(10..=60_000).contains(&self.webhook_poll_ms) {
+            return bad("directory.webhook_poll_ms", "must be 10..=60000");
         }
         Ok(())
     }

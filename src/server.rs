@@ -328,7 +328,16 @@ fn spawn_background(state: &AppState, stop: tokio::sync::watch::Receiver<bool>) 
         audit: Some(state.audit.clone()),
         poll_ms: c.logout.poll_ms,
     };
-    tokio::spawn(recovery.run(stop));
+    tokio::spawn(recovery.run(stop.clone()));
+    let hooks = Arc::new(crate::directory::webhook::worker::Worker {
+        store: state.store.clone(),
+        keys: state.keys.clone(),
+        http: state.http.clone(),
+        clock: state.clock.clone(),
+        issuer: c.issuer.clone(),
+        config: c.directory.clone(),
+    });
+    tokio::spawn(hooks.run(stop));
     outbox
 }
 

@@ -88,6 +88,11 @@ pub struct Registration {
     /// 可见范围: organizations whose people may see and use it; empty means everyone.
     #[serde(default)]
     pub visible_scope: Vec<String>,
+    /// Where changes of the directory within the visible scope are pushed as signed events
+    /// (issue 12, SH-6.3.5): https (http on loopback in dev mode); none: no push, the change
+    /// feed is read by cursor. Delivery status: `GET .../webhook/deliveries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_webhook: Option<String>,
     /// 应用开发商.
     pub developer: String,
     /// The unit that owns and answers for it (AY-8.2.1 应用单位).

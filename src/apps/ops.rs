@@ -13,6 +13,7 @@ use super::{
 };
 use crate::clients::{self, Client};
 use crate::crypto::{self, Secret};
+use crate::directory::{scope_change, webhook};
 use crate::registration::{Metadata, Registrar};
 use crate::store::{self, keys};
 
@@ -129,6 +130,13 @@ async fn validate(ctx: Ctx<'_>, id: &str, reg: &Registration, grants: &Grants) -
     check_text("owning_unit", &reg.owning_unit, true, 200)?;
     check_text("contact.name", &reg.contact.name, true, 100)?;
     check_ids("visible_scope", &reg.visible_scope)?;
+    if let Some(hook) = &reg.directory_webhook {
+        // Issue 12: the server posts to it, so the SSRF rules apply (https; http on loopback
+        // in dev mode).
+        check_text("directory_webhook", hook, true, 2000)?;
+        crate::registration::check_uri(hook, ctx.dev).map_err(|e| invalid(format!("directory_webhook: {e}")))?;
+        ctx.outbound.check_url(hook).map_err(|e| invalid(format!("directory_webhook: {e}")))?;
+    }
     // A stored registration carries the phone sealed; a submitted one in clear.
     if let Some(p) = reg.contact.phone.as_deref().filter(|p| !crate::sealing::DataKey::is_sealed(p)) {
         check_text("contact.phone", p, false, 40)?;
@@ -220,10 +228,12 @@ pub async fn apply(ctx: Ctx<'_>, input: ApplicationInput) -> Result<Application,
         created_at: ctx.now,
         updated_at: ctx.now,
     };
+    webhook::prepare(ctx.store, &id, app.registration.directory_webhook.as_deref()).await?;
     if !ctx.store.put_new(&keys::app(&id), &store::encode(&app), None).await? {
         return Err(AppError::Conflict(format!("application '{id}' already exists")));
     }
     ctx.store.set_add(keys::APP_INDEX, &id, None).await?;
+    webhook::schedule(ctx.store, &app, ctx.now).await?;
     Ok(app)
 }
 
@@ -242,12 +252,22 @@ pub async fn update(ctx: Ctx<'_>, id: &str, input: ApplicationInput) -> Result<A
         check_ids("test_users", &input.test_users)?;
         let mut registration = input.registration;
         seal_contact(ctx, id, &mut registration);
+        // SH-6.2.4a: a change of the visible scope is announced in the directory feed; its
+        // intent is written before the application and finished after it.
+        let before = app.registration.visible_scope.clone();
+        scope_change::settle(ctx.store, id, &before).await?;
+        webhook::prepare(ctx.store, id, registration.directory_webhook.as_deref()).await?;
+        let intent = scope_change::begin(ctx.store, id, &before, &registration.visible_scope, ctx.now).await?;
         app.registration = registration;
         app.grants = input.grants;
         app.test_users = input.test_users;
         app.updated_at = ctx.now;
         sync_clients(ctx, &app).await?;
         put(ctx.store, &app).await?;
+        if let Some(intent) = intent {
+            scope_change::finish(ctx.store, &intent, &app.registration.visible_scope).await?;
+        }
+        webhook::schedule(ctx.store, &app, ctx.now).await?;
         Ok(app)
     })
     .await

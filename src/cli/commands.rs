@@ -230,6 +230,9 @@ async fn app(s: &Settings, action: AppCommand, out: &mut dyn Write) -> Result<()
             let body = read_json(&file)?;
             (connect().await?.post(&["applications", &id, "clients"], &body).await?, AppStyle::Credentials)
         }
+        AppCommand::Webhook { id } => {
+            (connect().await?.get(&["applications", &id, "webhook", "deliveries"], &[]).await?, AppStyle::Webhook)
+        }
     };
     if s.json {
         return Ok(output::json(out, &result)?);
@@ -241,6 +244,7 @@ async fn app(s: &Settings, action: AppCommand, out: &mut dyn Write) -> Result<()
         AppStyle::Review => output::review(out, &result)?,
         AppStyle::History => output::transitions(out, items(&result, "transitions"))?,
         AppStyle::Credentials => output::client_credentials(out, &result)?,
+        AppStyle::Webhook => output::webhook_deliveries(out, &result)?,
     }
     Ok(())
 }
@@ -253,6 +257,7 @@ enum AppStyle {
     Review,
     History,
     Credentials,
+    Webhook,
 }
 
 async fn transition(c: AdminClient, id: &str, body: Map<String, Value>) -> Result<Value, CliError> {
@@ -454,6 +459,7 @@ mod tests {
             ("post", "/admin/v1/applications/{id}/suspension/extension"),
             ("get", "/admin/v1/applications/{id}/archive"),
             ("post", "/admin/v1/applications/{id}/clients"),
+            ("get", "/admin/v1/applications/{id}/webhook/deliveries"),
             ("get", "/admin/v1/clients"),
             ("get", "/admin/v1/clients/{id}"),
             ("post", "/admin/v1/clients/{id}/secret"),

@@ -283,6 +283,11 @@ pub enum AppCommand {
         #[arg(long, short = 'f', value_name = "FILE")]
         file: String,
     },
+    /// Directory webhook deliveries of the last 7 days (issue 12), newest first.
+    Webhook {
+        /// Application id.
+        id: String,
+    },
 }
 
 /// Client commands.

@@ -184,6 +184,27 @@ pub fn transitions(out: &mut dyn Write, list: &[Value]) -> io::Result<()> {
     table(out, &rows)
 }
 
+/// A directory webhook's status: the URL and cursors, then one line per event: cursor, state,
+/// attempts, next attempt, last error.
+pub fn webhook_deliveries(out: &mut dyn Write, v: &Value) -> io::Result<()> {
+    writeln!(out, "webhook: {}", v.get("webhook").and_then(Value::as_str).unwrap_or("(none)"))?;
+    writeln!(out, "delivered up to: {}  feed head: {}", text(v, "cursor"), text(v, "head"))?;
+    let list = v.get("deliveries").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|d| {
+            vec![
+                text(d, "cursor").to_owned(),
+                text(d, "state").to_owned(),
+                d.get("attempts").map(Value::to_string).unwrap_or_default(),
+                d.get("next_attempt_at").map(|n| when(Some(n))).unwrap_or_default(),
+                text(d, "last_error").to_owned(),
+            ]
+        })
+        .collect();
+    table(out, &rows)
+}
+
 /// Clients, one line each: id, enabled, origin, application, name.
 pub fn clients(out: &mut dyn Write, list: &[Value]) -> io::Result<()> {
     let rows: Vec<Vec<String>> = list

@@ -3,8 +3,9 @@
 //! effect, read after an opaque cursor. Entries carry the lineages (ancestors and self) of the
 //! organizations concerned before and after, so each caller's view is decided per entry: a
 //! person or a department leaving a caller's visible scope is a removal for it, one entering it
-//! a creation. Entries older than the retention are trimmed; a cursor from before the trimmed
-//! point must resync in full.
+//! a creation. A change of one application's visible scope is one entry of the same log
+//! ([`super::scope_change`]), expanded for that application only. Entries older than the
+//! retention are trimmed; a cursor from before the trimmed point must resync in full.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,7 @@ use super::View;
 use crate::store::{self, DynStore, StoreError, keys};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Created (or, for one caller, entered its visible scope).
@@ -28,7 +29,7 @@ pub enum ChangeKind {
 }
 
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ResourceKind {
     /// A person (SCIM `User`).
     User,
@@ -61,7 +62,7 @@ pub struct Change {
 }
 
 /// A change as one caller sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Seen {
     /// Its cursor: reading after it continues after this change.
     pub cursor: String,
@@ -75,8 +76,68 @@ pub struct Seen {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<i64>,
     /// The change applies to the organization's whole subtree and its people.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub subtree: bool,
+    /// It is a change of the caller's visible scope (SH-6.2.4a), not of the directory: the
+    /// organization entered (`created`) or left (`deleted`) what the caller sees.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scope: bool,
+}
+
+/// One stored entry of the log: a directory change, or a change of one application's visible
+/// scope (tried first: it has a `scope_of` field a directory change never has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Entry {
+    /// A visible scope changed.
+    Scope(super::scope_change::ScopeEntry),
+    /// An organization or a person changed.
+    Change(Change),
+}
+
+impl Entry {
+    /// When it was written, when known.
+    fn at(&self) -> Option<i64> {
+        match self {
+            Self::Scope(s) => Some(s.at),
+            Self::Change(c) => c.at,
+        }
+    }
+
+    /// How `view`, the view of application `me` (if any), sees this entry at `cursor`: nothing,
+    /// one change, or (a scope change of `me`) the organizations that left then those that
+    /// entered.
+    pub fn seen_by(self, view: &View, me: Option<&str>, cursor: &str) -> Vec<Seen> {
+        match self {
+            Self::Change(c) => as_seen_by(view, &c)
+                .map(|kind| Seen {
+                    cursor: cursor.to_owned(),
+                    kind,
+                    resource: c.resource,
+                    id: c.id,
+                    at: c.at,
+                    subtree: c.subtree,
+                    scope: false,
+                })
+                .into_iter()
+                .collect(),
+            Self::Scope(s) if me == Some(s.app()) => {
+                let one = |kind, id: String| Seen {
+                    cursor: cursor.to_owned(),
+                    kind,
+                    resource: ResourceKind::Group,
+                    id,
+                    at: Some(s.at),
+                    subtree: true,
+                    scope: true,
+                };
+                let left = s.left.iter().map(|id| one(ChangeKind::Deleted, id.clone()));
+                let entered = s.entered.iter().map(|id| one(ChangeKind::Created, id.clone()));
+                left.chain(entered).collect()
+            }
+            Self::Scope(_) => Vec::new(),
+        }
+    }
 }
 
 /// One page of the feed.
@@ -145,6 +206,18 @@ pub async fn read(
     after: Option<&str>,
     max: usize,
 ) -> Result<Result<Page, Behind>, StoreError> {
+    read_for(store, view, None, after, max).await
+}
+
+/// As [`read`], for a client of application `me`: its own visible scope changes are expanded
+/// (one entry's changes all land in one page, so a page may hold a few more than `max`).
+pub async fn read_for(
+    store: &DynStore,
+    view: &View,
+    me: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+) -> Result<Result<Page, Behind>, StoreError> {
     let trimmed = trimmed_upto(store).await?;
     let from = match after {
         None if trimmed == 0 => 0,
@@ -171,17 +244,8 @@ pub async fn read(
             }
             budget -= 1;
             pos = seq;
-            let c: Change = store::decode(keys::DIR_FEED, &payload)?;
-            if let Some(kind) = as_seen_by(view, &c) {
-                changes.push(Seen {
-                    cursor: cursor(seq),
-                    kind,
-                    resource: c.resource,
-                    id: c.id,
-                    at: c.at,
-                    subtree: c.subtree,
-                });
-            }
+            let e: Entry = store::decode(keys::DIR_FEED, &payload)?;
+            changes.extend(e.seen_by(view, me, &cursor(seq)));
         }
     }
     if !more {
@@ -208,8 +272,8 @@ pub async fn trim(store: &DynStore, now: i64, retention: i64) -> Result<u64, Sto
         }
         for (seq, payload) in batch {
             pos = seq;
-            let c: Change = store::decode(keys::DIR_FEED, &payload)?;
-            match c.at {
+            let e: Entry = store::decode(keys::DIR_FEED, &payload)?;
+            match e.at() {
                 // Untimed entries go with the next timed one.
                 None => {}
                 Some(at) if at < cutoff => last_old = Some(seq),

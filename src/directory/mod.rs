@@ -7,7 +7,9 @@ pub mod index;
 pub mod org;
 pub mod people;
 pub mod scope;
+pub mod scope_change;
 pub mod tree;
+pub mod webhook;
 
 use crate::store::{DynStore, StoreError};
 

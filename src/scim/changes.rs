@@ -11,13 +11,20 @@ use crate::directory::feed::{self, Behind};
 pub const CHANGES: &str = "urn:tongzheng:params:scim:api:messages:2.0:Changes";
 
 impl Service<'_> {
-    /// A page of changes after `cursor` (none: from the start, if nothing was trimmed yet).
-    pub async fn changes(&self, cursor: Option<&str>, count: Option<i64>, retention: i64) -> Result<Json, ScimError> {
+    /// A page of changes after `cursor` (none: from the start, if nothing was trimmed yet), as
+    /// the client of application `app` (if any) sees them, its visible scope changes included.
+    pub async fn changes(
+        &self,
+        cursor: Option<&str>,
+        app: Option<&str>,
+        count: Option<i64>,
+        retention: i64,
+    ) -> Result<Json, ScimError> {
         feed::trim(self.store, self.now, retention).await?;
         let max =
             usize::try_from(count.unwrap_or(self.limits.default_count as i64).clamp(1, self.limits.max_count as i64))
                 .unwrap_or(1);
-        match feed::read(self.store, &self.view, cursor, max).await? {
+        match feed::read_for(self.store, &self.view, app, cursor, max).await? {
             Ok(page) => Ok(json!({
                 "schemas": [CHANGES],
                 "changes": page.changes,

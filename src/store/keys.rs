@@ -292,3 +292,25 @@ pub const DIR_FEED_TRIMMED: &str = "dir:feed:trimmed";
 pub fn verify_attempts(user_id: &str, day: i64) -> String {
     format!("verify:n:{user_id}:{day}")
 }
+/// The intent of a change of one application's visible scope (issue 12), written before the
+/// application is, until the feed entry that announces it is appended.
+pub fn dir_scope_intent(app_id: &str) -> String {
+    format!("dir:scopechg:{app_id}")
+}
+/// Applications with a visible scope change intent outstanding (for recovery).
+pub const DIR_SCOPE_INTENTS: &str = "dir:scopechg:pending";
+/// How far an application's directory webhook got (issue 12): the feed cursor delivered up to
+/// and the event in delivery.
+pub fn dir_hook(app_id: &str) -> String {
+    format!("dir:hook:{app_id}")
+}
+/// One directory webhook event and its delivery status, by event id (its `jti`).
+pub fn dir_hook_event(id: &str) -> String {
+    format!("dir:hookev:{id}")
+}
+/// The ids of one application's webhook events (for the admin API).
+pub fn dir_hook_events(app_id: &str) -> String {
+    format!("dir:hook:{app_id}:events")
+}
+/// Applications with a directory webhook, leased by the instance pushing their events.
+pub const DIR_HOOK_QUEUE: &str = "queue:dir-hooks";

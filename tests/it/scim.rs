@@ -16,9 +16,9 @@ const TZU: &str = "urn:tongzheng:params:scim:schemas:extension:directory:2.0:Use
 const TZG: &str = "urn:tongzheng:params:scim:schemas:extension:directory:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-struct Scim<'a> {
-    s: &'a TestServer,
-    token: String,
+pub(crate) struct Scim<'a> {
+    pub(crate) s: &'a TestServer,
+    pub(crate) token: String,
 }
 
 impl Scim<'_> {
@@ -33,7 +33,7 @@ impl Scim<'_> {
         r.send().await.unwrap()
     }
     /// A call expected to answer `status`; its JSON body (Null when empty).
-    async fn ok(&self, method: M, path: &str, body: Option<Value>, status: StatusCode) -> Value {
+    pub(crate) async fn ok(&self, method: M, path: &str, body: Option<Value>, status: StatusCode) -> Value {
         let r = self.send(method.clone(), path, body, &[]).await;
         let got = r.status();
         let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
@@ -46,19 +46,26 @@ impl Scim<'_> {
         serde_json::from_str(&text).unwrap()
     }
     /// A call expected to fail with `status` and `scim_type` (RFC 7644 s3.12).
-    async fn err(&self, method: M, path: &str, body: Option<Value>, status: u16, scim_type: Option<&str>) -> Value {
+    pub(crate) async fn err(
+        &self,
+        method: M,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+        scim_type: Option<&str>,
+    ) -> Value {
         let v = self.ok(method, path, body, StatusCode::from_u16(status).unwrap()).await;
         assert_eq!(v["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]), "{v}");
         assert_eq!(v["status"], status.to_string(), "{v}");
         assert_eq!(v["scimType"].as_str(), scim_type, "{v}");
         v
     }
-    async fn list(&self, path: &str) -> Value {
+    pub(crate) async fn list(&self, path: &str) -> Value {
         self.ok(M::GET, path, None, StatusCode::OK).await
     }
 }
 
-fn user(name: &str) -> Value {
+pub(crate) fn user(name: &str) -> Value {
     let n: u32 = name.bytes().map(u32::from).fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b)) % 10_000;
     let phone =
         if name == "bjensen" { "+86 138 0000 1234".to_owned() } else { format!("+86 139 1{n:03} {:04}", n % 7919) };
@@ -77,7 +84,7 @@ fn user(name: &str) -> Value {
     })
 }
 
-fn group(name: &str, parent: Option<&str>, members: &[&str]) -> Value {
+pub(crate) fn group(name: &str, parent: Option<&str>, members: &[&str]) -> Value {
     let mut ext = json!({"kind": if parent.is_some() { "department" } else { "unit" }, "code": format!("C-{name}")});
     if let Some(p) = parent {
         ext["parent"] = json!(p);
@@ -90,11 +97,11 @@ fn group(name: &str, parent: Option<&str>, members: &[&str]) -> Value {
     })
 }
 
-fn ids(list: &Value) -> Vec<String> {
+pub(crate) fn ids(list: &Value) -> Vec<String> {
     list["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
 }
 
-async fn admin(s: &TestServer) -> Scim<'_> {
+pub(crate) async fn admin(s: &TestServer) -> Scim<'_> {
     // The dev admin-cli holds the write scope: a token without `scope` can do everything.
     Scim { s, token: flow::admin_token(s).await }
 }
@@ -442,7 +449,7 @@ async fn groups_tree(b: Backend) {
 
 /// An application whose client reads the directory within `scope` (approved, so its
 /// client_credentials work): its client's SCIM handle.
-async fn app_reader<'a>(s: &'a TestServer, admin_token: &str, id: &str, scope: &[&str]) -> Scim<'a> {
+pub(crate) async fn app_reader<'a>(s: &'a TestServer, admin_token: &str, id: &str, scope: &[&str]) -> Scim<'a> {
     let mut app = application(id, "office");
     app["visible_scope"] = json!(scope);
     app["grants"]["scopes"] = json!(["tongzheng:directory.read"]);

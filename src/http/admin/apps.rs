@@ -274,6 +274,16 @@ async fn get_archive(
     Ok(axum::Json(archive::current(who.apps_ctx(&state), &state.audit, &app).await?).into_response())
 }
 
+/// Issue 12: the delivery status of the application's directory webhook.
+async fn webhook_deliveries(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let status = crate::directory::webhook::status_of(&state.store, &id).await?;
+    Ok(json(StatusCode::OK, &status))
+}
+
 /// This module's routes.
 pub fn api() -> Api {
     let tag = "applications";
@@ -357,6 +367,17 @@ pub fn api() -> Api {
                 tag,
             )
             .ok::<Value>(200)
+            .errors(&[404]),
+        )
+        .get(
+            "/admin/v1/applications/{id}/webhook/deliveries",
+            webhook_deliveries,
+            op(
+                "listWebhookDeliveries",
+                "Directory webhook events of the last 7 days (pending, delivered, failed), newest first",
+                tag,
+            )
+            .ok::<crate::directory::webhook::Status>(200)
             .errors(&[404]),
         )
 }

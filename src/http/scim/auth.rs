@@ -20,6 +20,8 @@ pub struct Caller {
     pub writer: bool,
     /// Whether sensitive values are shown in clear.
     pub reveal: bool,
+    /// The application of a reading client (its own visible scope changes are in its feed).
+    pub app: Option<String>,
 }
 
 fn unauthorized(detail: &str, code: Option<&'static str>) -> ScimError {
@@ -55,7 +57,8 @@ impl FromRequestParts<AppState> for Caller {
         }
         state.rate_check(&client).map_err(|l| ScimError::Limited(l.retry_after))?;
         let view = if writer { View::All } else { View::of_client(&state.store, &client).await? };
-        Ok(Self { view, writer, reveal: claims.has_scope(DIRECTORY_SENSITIVE) })
+        let app = if writer { None } else { client.app_id.clone() };
+        Ok(Self { view, writer, reveal: claims.has_scope(DIRECTORY_SENSITIVE), app })
     }
 }
 

@@ -295,7 +295,8 @@ async fn changes(State(s): State<AppState>, caller: Caller, RawQuery(raw): RawQu
     let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.clone());
     let base = base(&s);
     let retention = s.config.directory.feed_retention_days.saturating_mul(86_400);
-    let body = service(&s, &caller, &base).changes(cursor.as_deref(), q.count, retention).await?;
+    let body =
+        service(&s, &caller, &base).changes(cursor.as_deref(), caller.app.as_deref(), q.count, retention).await?;
     Ok(respond(StatusCode::OK, &body, None, None))
 }
 
