@@ -292,3 +292,8 @@ pub const DIR_FEED_TRIMMED: &str = "dir:feed:trimmed";
 pub fn verify_attempts(user_id: &str, day: i64) -> String {
     format!("verify:n:{user_id}:{day}")
 }
+/// The layout version of the directory's people indexes the store holds (absent: built before
+/// the directory, see `directory::reindex`).
+pub const DIR_INDEX_VERSION: &str = "dir:ix:version";
+/// Held (value: when it runs out) while one instance rebuilds the directory's people indexes.
+pub const DIR_REINDEX_LOCK: &str = "lock:dir:reindex";
