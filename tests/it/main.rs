@@ -48,6 +48,7 @@ mod client_auth;
 mod consent_answer;
 mod deploy;
 mod directory_import;
+mod directory_reindex;
 mod directory_tree;
 mod duties;
 mod example_rp;
