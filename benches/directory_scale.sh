@@ -29,7 +29,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  [ -n "${KEEP:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -58,8 +58,11 @@ export TONGZHENG_ADMIN_CLIENT_SECRET=admin-cli-secret-0123456789abcdef
 # import FILE -> "rows seconds errors" (the summary of --json), bounded in time.
 import() {
   timeout "$IMPORT_TIMEOUT" "$BIN" admin --json directory import "$1" --batch "$BATCH" \
-    2>"$WORK/import-$(basename "$1").err" | python3 -c \
-    'import sys,json; s=json.load(sys.stdin); print(s["rows"], round(s["seconds"],2), s["errors"], s["created"])'
+    2>"$WORK/import-$(basename "$1").err" >"$WORK/import-$(basename "$1").out" || {
+    echo "import of $1 failed:" >&2; tr '\r' '\n' <"$WORK/import-$(basename "$1").err" | tail -5 >&2; }
+  python3 -c \
+    'import sys,json; s=json.load(open(sys.argv[1])); print(s["rows"], round(s["seconds"],2), s["errors"], s["created"])' \
+    "$WORK/import-$(basename "$1").out"
 }
 M0="$(mem)"
 read -r OROWS OSECS OERR OCREATED < <(import "$WORK/data/orgs.csv")

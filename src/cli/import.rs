@@ -197,6 +197,25 @@ async fn existing(c: &AdminClient, person: bool, ext: &str) -> Result<Option<Str
     Ok(text_at(&v, "/Resources/0/id").map(str::to_owned))
 }
 
+/// External ids looked up in one request (an `or` of `eq`s, well inside the filter's limits).
+const LOOKUP: usize = 20;
+
+/// The ids of the organizations with these external ids (those that exist).
+async fn existing_many(c: &AdminClient, exts: &[&String]) -> Result<HashMap<String, String>, CliError> {
+    if exts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let filter =
+        exts.iter().map(|e| format!("externalId eq {}", Value::String((*e).clone()))).collect::<Vec<_>>().join(" or ");
+    let query = [("filter", filter), ("attributes", "id,externalId".into()), ("count", exts.len().to_string())];
+    let v = c.scim(Method::GET, &["Groups"], &query, None).await?;
+    let found = v.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(found
+        .iter()
+        .filter_map(|r| Some((text_at(r, "/externalId")?.to_owned(), text_at(r, "/id")?.to_owned())))
+        .collect())
+}
+
 /// Runs a directory command.
 pub(super) async fn run(
     s: &Settings,
@@ -215,11 +234,25 @@ pub(super) async fn run(
     // Organizations first (in file order, so parents precede departments), then people.
     let (orgs, people): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| !r.person);
     let mut done = 0usize;
+    let mut looked_up: std::collections::HashSet<String> = std::collections::HashSet::new();
     for group in [orgs, people] {
         for chunk in group.chunks(batch.clamp(1, 1000)) {
             let mut ops = Vec::new();
             let mut sent: Vec<(&Row, Value)> = Vec::new();
             let mut pending: HashMap<String, String> = HashMap::new();
+            // Organizations loaded by an earlier run that this chunk refers to: looked up a few
+            // dozen per request, before the chunk (not one request per row).
+            let unknown: Vec<&String> = chunk
+                .iter()
+                .flat_map(|r| r.parent.iter().chain(r.orgs.iter().map(|(o, _)| o)))
+                .filter(|ext| !ids.contains_key(*ext) && !looked_up.contains(*ext))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for part in unknown.chunks(LOOKUP) {
+                ids.extend(existing_many(&c, part).await?);
+                looked_up.extend(part.iter().map(|e| (*e).clone()));
+            }
             for r in chunk {
                 let mut made = resource(r, &ids, &pending);
                 // A reference to an organization loaded by an earlier run: look it up once.
@@ -227,6 +260,7 @@ pub(super) async fn run(
                     for ext in r.parent.iter().chain(r.orgs.iter().map(|(o, _)| o)) {
                         if !ids.contains_key(ext)
                             && !pending.contains_key(ext)
+                            && !looked_up.contains(ext)
                             && let Some(id) = existing(&c, false, ext).await?
                         {
                             ids.insert(ext.clone(), id);
