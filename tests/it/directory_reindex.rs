@@ -65,13 +65,13 @@ async fn legacy_users_found_after_start(b: Backend) {
 
     let s = TestServer::start_on_store(&shared, "").await;
     let token = flow::admin_token(&s).await;
-    assert_eq!(scim_ids(&s, &token, "Users", "userName eq \"legacy.one\"").await, [a.id.clone()]);
+    assert_eq!(scim_ids(&s, &token, "Users", "userName eq \"legacy.one\"").await, [a.id.as_str()]);
     let mut both = vec![a.id.clone(), c.id.clone()];
     both.sort();
     assert_eq!(scim_ids(&s, &token, "Users", "userName sw \"LEGACY.\"").await, both);
     assert_eq!(scim_ids(&s, &token, "Users", "displayName sw \"老\"").await, both);
-    assert_eq!(scim_ids(&s, &token, "Users", "emails.value eq \"legacy.two@example.gov.cn\"").await, [c.id.clone()]);
-    assert_eq!(scim_ids(&s, &token, "Users", &format!("groups.value eq \"{}\"", unit.id)).await, [a.id.clone()]);
+    assert_eq!(scim_ids(&s, &token, "Users", "emails.value eq \"legacy.two@example.gov.cn\"").await, [c.id.as_str()]);
+    assert_eq!(scim_ids(&s, &token, "Users", &format!("groups.value eq \"{}\"", unit.id)).await, [a.id.as_str()]);
     assert_eq!(reindex::stored_version(&store).await.unwrap(), INDEX_VERSION);
     // Current: the next start (or seeder round) reads one marker and does nothing.
     assert_eq!(reindex::ensure(&store, now).await.unwrap(), Outcome::Current);
