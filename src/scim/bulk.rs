@@ -4,7 +4,7 @@
 //! data and paths; an unresolved one fails that operation with 409), `failOnErrors` stopping
 //! after that many errors, and the advertised `maxOperations` / `maxPayloadSize` enforced (413).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value as Json, json};
 
@@ -82,6 +82,31 @@ fn stands_alone(op: &Json) -> bool {
     post && !refers && (path == "/Users" || (path == "/Groups" && !members))
 }
 
+/// The unique values a creation claims (user name, external id, code, phone and ID numbers),
+/// normalised enough that two spellings of one value compare equal.
+fn unique_values(op: &Json) -> Vec<String> {
+    let path = super::eval::member(op, "path").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let Some(data) = super::eval::member(op, "data") else { return Vec::new() };
+    let text = |v: Option<&Json>| v.and_then(Json::as_str).map(str::to_owned);
+    let mut out = Vec::new();
+    out.extend(text(super::eval::member(data, "userName")).map(|u| format!("user:{}", u.to_lowercase())));
+    out.extend(text(super::eval::member(data, "externalId")).map(|e| format!("ext:{path}:{e}")));
+    for ext in [schema::TZ_USER, schema::TZ_GROUP] {
+        if let Some(x) = super::eval::member(data, ext) {
+            out.extend(text(super::eval::member(x, "code")).map(|c| format!("code:{}", c.to_uppercase())));
+            out.extend(text(super::eval::member(x, "idNumber")).map(|n| format!("idn:{}", n.to_uppercase())));
+        }
+    }
+    for phone in super::eval::member(data, "phoneNumbers").and_then(Json::as_array).into_iter().flatten() {
+        if let Some(v) = text(super::eval::member(phone, "value")) {
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            let tail = digits.get(digits.len().saturating_sub(11)..).unwrap_or_default();
+            out.push(format!("phone:{tail}"));
+        }
+    }
+    out
+}
+
 impl Service<'_> {
     /// Runs a BulkRequest; the BulkResponse lists each operation's outcome.
     pub async fn bulk(&self, body: &Json) -> Result<Json, ScimError> {
@@ -125,7 +150,15 @@ impl Service<'_> {
             // a few, not of each in turn). Without failOnErrors only: that counts in order.
             let mut end = next + 1;
             if fail_on.is_none() && stands_alone(first) {
-                while end < ops.len() && end - next < WAVE && ops.get(end).is_some_and(stands_alone) {
+                // Two creations claiming one unique value never run together: a claim held by
+                // a record not written yet looks like a crashed write's and would be taken over.
+                let mut claimed: HashSet<String> = unique_values(first).into_iter().collect();
+                while end < ops.len()
+                    && end - next < WAVE
+                    && ops
+                        .get(end)
+                        .is_some_and(|op| stands_alone(op) && unique_values(op).into_iter().all(|v| claimed.insert(v)))
+                {
                     end += 1;
                 }
             }

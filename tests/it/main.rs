@@ -47,6 +47,7 @@ mod cli;
 mod client_auth;
 mod consent_answer;
 mod deploy;
+mod directory_bulk;
 mod directory_import;
 mod directory_reindex;
 mod directory_tree;
