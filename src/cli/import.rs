@@ -197,6 +197,93 @@ async fn existing(c: &AdminClient, person: bool, ext: &str) -> Result<Option<Str
     Ok(text_at(&v, "/Resources/0/id").map(str::to_owned))
 }
 
+/// External ids looked up in one request (an `or` of `eq`s, well inside the filter's limits).
+const LOOKUP: usize = 20;
+
+/// The ids of the organizations with these external ids (those that exist).
+async fn existing_many(c: &AdminClient, exts: &[&String]) -> Result<HashMap<String, String>, CliError> {
+    if exts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let filter =
+        exts.iter().map(|e| format!("externalId eq {}", Value::String((*e).clone()))).collect::<Vec<_>>().join(" or ");
+    let query = [("filter", filter), ("attributes", "id,externalId".into()), ("count", exts.len().to_string())];
+    let v = c.scim(Method::GET, &["Groups"], &query, None).await?;
+    let found = v.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(found
+        .iter()
+        .filter_map(|r| Some((text_at(r, "/externalId")?.to_owned(), text_at(r, "/id")?.to_owned())))
+        .collect())
+}
+
+/// Pauses before another try of a Bulk request the server was too busy for.
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The HTTP status of a whole request's failure.
+fn status_of(e: &CliError) -> Option<u16> {
+    match e {
+        CliError::Http { status, .. } => Some(*status),
+        CliError::Problem(p) => Some(p.status),
+        _ => None,
+    }
+}
+
+/// Sends one Bulk request; a busy server (503, 429: the work may go on behind its answer) is
+/// asked again after a pause, which only finds what is already there (idempotent by external
+/// id: a created row answers 409 and is patched).
+async fn bulk_once(c: &AdminClient, ops: &[Value]) -> Result<Vec<Value>, CliError> {
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
+    let mut tries = 0;
+    loop {
+        match c.scim(Method::POST, &["Bulk"], &[], Some(&body)).await {
+            Ok(answer) => return Ok(answer.get("Operations").and_then(Value::as_array).cloned().unwrap_or_default()),
+            Err(e) if matches!(status_of(&e), Some(503 | 429)) && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(BUSY_PAUSE * tries).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Each operation's result. A Bulk request refused as a whole (413: a row over the payload
+/// limit; another 4xx) is sent again one row at a time, so one bad row fails alone.
+async fn bulk_results(c: &AdminClient, ops: &[Value]) -> Result<Vec<Value>, CliError> {
+    match bulk_once(c, ops).await {
+        Ok(r) => Ok(r),
+        Err(e) if status_of(&e).is_some_and(|s| (400..500).contains(&s)) => {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                let one = match bulk_once(c, std::slice::from_ref(op)).await {
+                    Ok(r) => r.into_iter().next().unwrap_or(Value::Null),
+                    Err(e) => match status_of(&e).filter(|s| (400..500).contains(s)) {
+                        Some(s) => json!({"status": s.to_string(), "response": {"detail": e.to_string()}}),
+                        None => return Err(e),
+                    },
+                };
+                out.push(one);
+            }
+            Ok(out)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The file's text, line by line: a line that is not UTF-8 is reported and left empty (so the
+/// line numbers stay right), a byte-order mark (spreadsheet exports) dropped.
+fn read_lines(bytes: &[u8], errors: &mut Vec<String>) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut text = String::with_capacity(bytes.len());
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(l) => text.push_str(l),
+            Err(_) => errors.push(format!("line {}: not UTF-8 text", i + 1)),
+        }
+        text.push('\n');
+    }
+    text
+}
+
 /// Runs a directory command.
 pub(super) async fn run(
     s: &Settings,
@@ -205,8 +292,11 @@ pub(super) async fn run(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let DirectoryCommand::Import { file, batch } = cmd;
-    let text = std::fs::read_to_string(&file).map_err(|e| CliError::Usage(format!("cannot read {file}: {e}")))?;
-    let (rows, mut errors) = parse(&text, file.to_ascii_lowercase().ends_with(".csv"));
+    let bytes = std::fs::read(&file).map_err(|e| CliError::Usage(format!("cannot read {file}: {e}")))?;
+    let mut errors = Vec::new();
+    let text = read_lines(&bytes, &mut errors);
+    let (rows, parse_errors) = parse(&text, file.to_ascii_lowercase().ends_with(".csv"));
+    errors.extend(parse_errors);
     let c = AdminClient::connect(&s.credentials).await?;
     let total = rows.len();
     let started = std::time::Instant::now();
@@ -215,11 +305,25 @@ pub(super) async fn run(
     // Organizations first (in file order, so parents precede departments), then people.
     let (orgs, people): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| !r.person);
     let mut done = 0usize;
+    let mut looked_up: std::collections::HashSet<String> = std::collections::HashSet::new();
     for group in [orgs, people] {
         for chunk in group.chunks(batch.clamp(1, 1000)) {
             let mut ops = Vec::new();
             let mut sent: Vec<(&Row, Value)> = Vec::new();
             let mut pending: HashMap<String, String> = HashMap::new();
+            // Organizations loaded by an earlier run that this chunk refers to: looked up a few
+            // dozen per request, before the chunk (not one request per row).
+            let unknown: Vec<&String> = chunk
+                .iter()
+                .flat_map(|r| r.parent.iter().chain(r.orgs.iter().map(|(o, _)| o)))
+                .filter(|ext| !ids.contains_key(*ext) && !looked_up.contains(*ext))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for part in unknown.chunks(LOOKUP) {
+                ids.extend(existing_many(&c, part).await?);
+                looked_up.extend(part.iter().map(|e| (*e).clone()));
+            }
             for r in chunk {
                 let mut made = resource(r, &ids, &pending);
                 // A reference to an organization loaded by an earlier run: look it up once.
@@ -227,6 +331,7 @@ pub(super) async fn run(
                     for ext in r.parent.iter().chain(r.orgs.iter().map(|(o, _)| o)) {
                         if !ids.contains_key(ext)
                             && !pending.contains_key(ext)
+                            && !looked_up.contains(ext)
                             && let Some(id) = existing(&c, false, ext).await?
                         {
                             ids.insert(ext.clone(), id);
@@ -247,9 +352,7 @@ pub(super) async fn run(
                 }
             }
             if !ops.is_empty() {
-                let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
-                let answer = c.scim(Method::POST, &["Bulk"], &[], Some(&body)).await?;
-                let results = answer.get("Operations").and_then(Value::as_array).cloned().unwrap_or_default();
+                let results = bulk_results(&c, &ops).await?;
                 for ((r, res), result) in sent.iter().zip(results) {
                     let status = text_at(&result, "/status").unwrap_or_default();
                     if status == "201" {

@@ -233,7 +233,9 @@ pub async fn read_for(
     let mut budget = max.saturating_mul(20);
     let mut more = false;
     while changes.len() < max && budget > 0 {
-        let batch = store.log_read(keys::DIR_FEED, pos, budget.min(500)).await?;
+        // What the page still needs and one more (to know there is more), not a fixed 500.
+        let want = max.saturating_sub(changes.len()).saturating_add(1).min(budget).min(500);
+        let batch = store.log_read(keys::DIR_FEED, pos, want).await?;
         if batch.is_empty() {
             break;
         }
@@ -265,8 +267,11 @@ pub async fn trim(store: &DynStore, now: i64, retention: i64) -> Result<u64, Sto
     let cutoff = now.saturating_sub(retention);
     let mut last_old = None;
     let mut pos = trimmed_upto(store).await?;
+    // Small reads first: nearly always the oldest entry is young enough and one read says so.
+    let mut step = 8;
     'scan: loop {
-        let batch = store.log_read(keys::DIR_FEED, pos, 500).await?;
+        let batch = store.log_read(keys::DIR_FEED, pos, step).await?;
+        step = (step * 4).min(500);
         if batch.is_empty() {
             break;
         }

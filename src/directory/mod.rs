@@ -6,6 +6,7 @@ pub mod feed;
 pub mod index;
 pub mod org;
 pub mod people;
+pub mod reindex;
 pub mod scope;
 pub mod scope_change;
 pub mod tree;

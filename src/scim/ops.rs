@@ -152,13 +152,20 @@ impl Service<'_> {
     }
 
     async fn render_groups(&self, orgs: Vec<Org>, members: bool) -> Result<Vec<(Org, Json)>, ScimError> {
-        let mut out = Vec::with_capacity(orgs.len());
-        for o in orgs.into_iter().filter(|o| self.view.sees_org(o)) {
-            let list = if members { self.members(&o.id).await? } else { Vec::new() };
-            let json = resource::group(self.base, &o, &list);
-            out.push((o, json));
-        }
-        Ok(out)
+        let seen: Vec<Org> = orgs.into_iter().filter(|o| self.view.sees_org(o)).collect();
+        // Each group's members are read at once (a page of groups costs the round trips of one).
+        let lists = futures_util::future::try_join_all(
+            seen.iter().map(|o| async move { if members { self.members(&o.id).await } else { Ok(Vec::new()) } }),
+        )
+        .await?;
+        Ok(seen
+            .into_iter()
+            .zip(lists)
+            .map(|(o, list)| {
+                let json = resource::group(self.base, &o, &list);
+                (o, json)
+            })
+            .collect())
     }
 
     async fn members(&self, org: &str) -> Result<Vec<(String, String)>, ScimError> {

@@ -30,7 +30,7 @@ pub enum Source {
     },
     /// The organizations of one person.
     OrgsOf(String),
-    /// Organizations below one organization (a superset of its children).
+    /// The children of one organization (read from its subtree's range).
     Below(String),
 }
 
@@ -162,7 +162,18 @@ pub async fn resolve(store: &DynStore, sources: &[Source], limit: usize) -> Resu
                     let page = store
                         .index_range(&index::key(index::ORGS_TREE), borrowed(&from), borrowed(&to), 0, limit + 2, false)
                         .await?;
-                    ids.extend(page.iter().map(|m| decode(m, Decode::Path)).filter(|id| *id != o.id));
+                    if page.len() > limit + 1 {
+                        // A subtree larger than the scan limit: its children may lie beyond.
+                        return Err(too_many(limit));
+                    }
+                    // Children only: one segment below (`path \x01 id`); deeper ones are not read
+                    // as records.
+                    let root = o.path();
+                    ids.extend(
+                        page.iter()
+                            .filter(|m| m.get(root.len()..).is_some_and(|rest| rest.matches('\u{1}').count() == 1))
+                            .map(|m| decode(m, Decode::Path)),
+                    );
                 }
             }
         }

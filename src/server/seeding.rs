@@ -19,7 +19,20 @@ pub async fn seed_once(state: &AppState) -> Result<(), ServerError> {
     super::seed(state).await?;
     let now = state.clock.now().to_string();
     state.store.put(keys::SEED_MARKER, now.as_bytes(), None).await?;
+    crate::directory::reindex::ensure(&state.store, state.clock.now()).await?;
     Ok(())
+}
+
+/// Finishes a directory reindex another instance left (it died while holding the lease):
+/// one read of the version marker once done. Returns the wait before the next check.
+async fn reindex(state: &AppState, every: Duration) -> Duration {
+    match crate::directory::reindex::ensure(&state.store, state.clock.now()).await {
+        Ok(_) => every,
+        Err(e) => {
+            tracing::warn!(error = %e, "directory reindex not done yet; retrying");
+            RETRY
+        }
+    }
 }
 
 /// Checks the marker and seeds when it is missing, until `stop` turns true.
@@ -27,7 +40,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(state.config.server.seed_check_secs);
     loop {
         let wait = match state.store.get(keys::SEED_MARKER).await {
-            Ok(Some(_)) => every,
+            Ok(Some(_)) => reindex(&state, every).await,
             Ok(None) => match seed_once(&state).await {
                 Ok(()) => {
                     tracing::info!("bootstrap data from [seed] written: the store had none");

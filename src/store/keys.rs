@@ -314,3 +314,8 @@ pub fn dir_hook_events(app_id: &str) -> String {
 }
 /// Applications with a directory webhook, leased by the instance pushing their events.
 pub const DIR_HOOK_QUEUE: &str = "queue:dir-hooks";
+/// The layout version of the directory's people indexes the store holds (absent: built before
+/// the directory, see `directory::reindex`).
+pub const DIR_INDEX_VERSION: &str = "dir:ix:version";
+/// Held (value: when it runs out) while one instance rebuilds the directory's people indexes.
+pub const DIR_REINDEX_LOCK: &str = "lock:dir:reindex";

@@ -80,4 +80,57 @@ async fn csv_and_json_lines(b: Backend) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-per_backend!(csv_and_json_lines);
+// RFC 7644 s3.7.3 (each Bulk operation fails alone), s3.12; SH-6.2.4a: bad rows (a cycle in
+// the tree, over-long values, a row over the Bulk payload limit, bytes that are not UTF-8,
+// broken quoting) are reported by line and the others load; nothing answers 5xx.
+async fn bad_rows(b: Backend) {
+    let s = TestServer::start(b).await;
+    let dir = std::env::temp_dir().join(format!("tz-import-bad-{}", tongzheng::crypto::random_token(6)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("bad.csv");
+    let mut text = Vec::new();
+    // A spreadsheet's byte-order mark before the header.
+    text.extend_from_slice(b"\xEF\xBB\xBFtype,external_id,name,parent,code,kind,order,username,email,phone,orgs\n");
+    text.extend_from_slice("org,c1,根单位,,,unit,1,,,,\n".as_bytes()); // 2
+    text.extend_from_slice("org,c2,下级,c1,,department,1,,,,\n".as_bytes()); // 3
+    text.extend_from_slice("org,s1,自己的上级是自己,s1,,department,,,,,\n".as_bytes()); // 4: cycle
+    text.extend_from_slice(format!("org,long1,{},,,unit,,,,,\n", "名".repeat(10_000)).as_bytes()); // 5
+    text.extend_from_slice(format!("org,{},长编号,,,unit,,,,,\n", "x".repeat(5_000)).as_bytes()); // 6
+    text.extend_from_slice(format!("person,big1,{},,,,,big.one,,,c1\n", "大".repeat(600_000)).as_bytes()); // 7: > 1 MiB
+    text.extend_from_slice(b"person,bin1,\xFF\xFEnot utf8,,,,,bin.one,,,c1\n"); // 8
+    text.extend_from_slice("person,q1,\"未闭合的引号,,,,,q.one,,,c1\n".as_bytes()); // 9
+    text.extend_from_slice(format!("person,p1,张三,,,,,{},,,c1\n", "u".repeat(500)).as_bytes()); // 10
+    text.extend_from_slice("person,p2,李四,,,,,li.si,,,c2:科员\n".as_bytes()); // 11
+    text.extend_from_slice("org,c3,第三,c2,,department,abc,,,,\n".as_bytes()); // 12: order not a number
+    std::fs::write(&csv, &text).unwrap();
+    let (code, out, err) = import(&s, &csv).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 created"), "c1, c2, li.si: {out} {err}");
+    for line in [4, 5, 6, 7, 8, 9, 10, 12] {
+        assert!(err.contains(&format!("line {line}:")), "line {line} reported: {err}");
+    }
+    assert!(!err.contains(" 500 ") && !err.contains(" 503 ") && !err.contains("error 5"), "no 5xx: {err}");
+    let store = &s.state.store;
+    let li = tongzheng::users::by_username(store, "li.si").await.unwrap().expect("the good person loaded");
+    assert_eq!(li.orgs.len(), 1);
+    assert!(tongzheng::users::by_username(store, "big.one").await.unwrap().is_none());
+
+    // A cycle through a re-import: the root moved under its own department is refused, per row.
+    let again = dir.join("cycle.jsonl");
+    std::fs::write(
+        &again,
+        "{\"type\":\"org\",\"external_id\":\"c1\",\"name\":\"根单位\",\"parent\":\"c2\",\"kind\":\"unit\"}\n\
+         {\"type\":\"org\",\"external_id\":\"c4\",\"name\":\"第四\",\"parent\":\"c2\",\"kind\":\"department\"}\n",
+    )
+    .unwrap();
+    let (code, out, err) = import(&s, &again).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("line 1:"), "the cycle reported: {err}");
+    assert!(out.contains("1 created"), "{out} {err}");
+    let c2 = tongzheng::directory::tree::get(store, &li.orgs[0]).await.unwrap().unwrap();
+    let c1 = tongzheng::directory::tree::get(store, &c2.ancestors[0]).await.unwrap().unwrap();
+    assert!(c1.parent.is_none() && c1.ancestors.is_empty(), "the tree is unchanged: {c1:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+per_backend!(csv_and_json_lines, bad_rows);
