@@ -40,6 +40,7 @@ mod audit_instances;
 mod bad_input;
 mod browser;
 mod browser_federation;
+mod browser_identity;
 mod browser_pages;
 mod browser_signup;
 mod call_control;
