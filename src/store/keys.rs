@@ -292,3 +292,8 @@ pub const DIR_FEED_TRIMMED: &str = "dir:feed:trimmed";
 pub fn verify_attempts(user_id: &str, day: i64) -> String {
     format!("verify:n:{user_id}:{day}")
 }
+/// The grants (token families, by `gid`) of one user at one client, so that withdrawing the
+/// consent to that client from the account page ends them (SH-8.2).
+pub fn user_client_families(sub: &str, client_id: &str) -> String {
+    format!("families:{sub}:{client_id}")
+}

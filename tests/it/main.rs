@@ -31,6 +31,7 @@ macro_rules! on_cluster {
 
 mod support;
 
+mod account_consent;
 mod admin;
 mod admin_crud;
 mod assurance;
