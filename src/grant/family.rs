@@ -49,18 +49,22 @@ impl Family {
 
 /// Starts a family under `gid`. False when the id is already taken, which happens only when
 /// a replayed authorization code revoked it first (its tombstone): the grant must be refused.
-/// The family is also listed under its user and client ([`revoke_of_user_at_client`]): the
-/// listing first, so that a family never lives unlisted (a listed id whose family never started
-/// is skipped).
+/// The family is also listed under its user and client ([`revoke_of_user_at_client`]), in
+/// the same round trip: when the listing fails the start fails, and the retry that adopts the
+/// family lists it (a listed id whose family never started is skipped).
 pub async fn start(store: &DynStore, gid: &str, f: &Family, now: i64) -> Result<bool, StoreError> {
     let ttl = store::ttl_until(f.exp, now);
-    if !f.sub.is_empty() && !f.client_id.is_empty() {
+    let listed = async {
+        if f.sub.is_empty() || f.client_id.is_empty() {
+            return Ok(());
+        }
         // The listing lives at least as long as the longest family a configuration grants, so
         // a later, shorter family (a JM-B token) cannot cut an earlier one's entry short.
-        let listing = ttl.max(LISTING_FLOOR);
-        store.set_add(&keys::user_client_families(&f.sub, &f.client_id), gid, Some(listing)).await?;
-    }
-    store.put_new(&keys::family(gid), &store::encode(f), Some(ttl)).await
+        store.set_add(&keys::user_client_families(&f.sub, &f.client_id), gid, Some(ttl.max(LISTING_FLOOR))).await
+    };
+    let (key, bytes) = (keys::family(gid), store::encode(f));
+    let (_, started) = tokio::try_join!(listed, store.put_new(&key, &bytes, Some(ttl)))?;
+    Ok(started)
 }
 
 /// The shortest life of a user's listing of families at one client (400 days, seconds).
