@@ -13,6 +13,7 @@ mod directory;
 mod federation;
 mod flows;
 mod harness;
+mod legacy;
 mod lifecycle;
 mod logout;
 mod negative;
