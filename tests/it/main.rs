@@ -56,6 +56,7 @@ mod example_rp;
 mod federation;
 mod flows;
 mod guessing;
+mod identity_bad_input;
 mod identity_tokens;
 mod interop;
 mod keys_shared;
