@@ -8,6 +8,7 @@
 // not reach it; a check that cannot proceed returns `Err`, and these cover the few literals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod account;
 mod assurance;
 mod directory;
 mod federation;

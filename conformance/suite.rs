@@ -399,6 +399,8 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
     crate::assurance::run(&rp, run).await;
     // JM-B legacy direct login (issue 11).
     crate::legacy::run(&rp, run).await;
+    // The account page: login first, consent revocation ends tokens (issue 11, SH-8.2).
+    crate::account::run(&rp, run).await;
 
     // Logout (last: it ends the browser's session).
     run.record(
