@@ -3,7 +3,8 @@
 //! the dev sender's outbox, verifies their real name through the local stand-in service and
 //! lands at the application, whose ID token carries the verified level; then the person
 //! registers a company and logs in on the 法人 tab as its agent (`sub` is the legal person,
-//! `act` names the agent). Screenshots of every page in zh-CN and en in target/screenshots/.
+//! `act` names the agent). Screenshots of every page (and the account page) in zh-CN and en
+//! in target/screenshots/.
 
 use std::time::{Duration, Instant};
 
@@ -217,6 +218,11 @@ async fn citizen_and_company_journey_in_chromium() {
     assert!(at.contains("/account"), "at {at}: {}", browser.source().await);
     let lp = tongzheng::identity::legal::by_uscc(&s.state.store, &uscc).await.unwrap().expect("the company");
     assert_eq!(lp.agents.first().map(|a| a.user_id.as_str()), Some(person.id.as_str()));
+    // SH-8.2: the account page, masked, with the company and the consent.
+    both_languages(&s, &browser, "/account", "account", "form[action='/account/consents/revoke']").await;
+    let source = browser.source().await;
+    assert!(source.contains("139****9000") && !source.contains("13900139000"), "SH-8.2: masked phone");
+    assert!(!source.contains(ID_NUMBER), "SH-8.2: masked ID number");
 
     // HL-5.1: the 法人 tab; the agent signs in as themselves and acts for the company.
     let pkce = Pkce::new();
