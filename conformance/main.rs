@@ -8,11 +8,13 @@
 // not reach it; a check that cannot proceed returns `Err`, and these cover the few literals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod account;
 mod assurance;
 mod directory;
 mod federation;
 mod flows;
 mod harness;
+mod legacy;
 mod lifecycle;
 mod logout;
 mod negative;

@@ -397,6 +397,10 @@ pub async fn run(base: &str, strict: &str, run: &mut Runner<'_>) {
 
     // Assurance levels and real-name verification (issue 11, HL-6.1, GB-6.4a).
     crate::assurance::run(&rp, run).await;
+    // JM-B legacy direct login (issue 11).
+    crate::legacy::run(&rp, run).await;
+    // The account page: login first, consent revocation ends tokens (issue 11, SH-8.2).
+    crate::account::run(&rp, run).await;
 
     // Logout (last: it ends the browser's session).
     run.record(

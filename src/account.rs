@@ -145,11 +145,14 @@ pub async fn end_session(ctx: logout::Ctx<'_>, sub: &str, sid: &str) -> Result<b
     }
 }
 
-/// Revokes the person's consent to `client_id`: the next authorization asks again.
-pub async fn revoke_consent(store: &DynStore, sub: &str, client_id: &str) -> Result<bool, StoreError> {
+/// Revokes the person's consent to `client_id`: the tokens the client holds for them die
+/// (their grants there are revoked, SH-8.2), and the next authorization asks again. The grants
+/// go first: a crash before the consent is gone leaves it listed, to be revoked again.
+pub async fn revoke_consent(store: &DynStore, sub: &str, client_id: &str, now: i64) -> Result<bool, StoreError> {
     if client_id.is_empty() || client_id.len() > 256 {
         return Ok(false);
     }
+    crate::grant::family::revoke_of_user_at_client(store, sub, client_id, now).await?;
     crate::authorize::revoke_consent(store, sub, client_id).await
 }
 

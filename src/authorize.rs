@@ -20,6 +20,7 @@ use crate::tokens::IdClaims;
 
 pub mod consent;
 pub mod level;
+pub mod own_page;
 pub mod pending;
 
 pub use consent::{Consent, ConsentView, consent_view, consents_of, remember_consent, revoke_consent, revoke_consents};
@@ -85,6 +86,10 @@ pub struct AuthRequest {
     /// The assurance level the request requires (HL-6.1, [`level::required`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_level: Option<crate::identity::AssuranceLevel>,
+    /// A login for one of this platform's own pages ([`own_page`]): the path it returns to,
+    /// with no application, code or consent involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Where errors go, once the client and redirect URI are known to be good.
@@ -268,6 +273,7 @@ pub async fn validate(
         path: crate::federation::login::parse_path(params.get(crate::federation::PATH_PARAM).map(String::as_str)),
         fed_tried: false,
         min_level,
+        next: None,
     };
     Ok((req, client))
 }

@@ -49,8 +49,52 @@ impl Family {
 
 /// Starts a family under `gid`. False when the id is already taken, which happens only when
 /// a replayed authorization code revoked it first (its tombstone): the grant must be refused.
+/// The family is also listed under its user and client ([`revoke_of_user_at_client`]), in
+/// the same round trip: when the listing fails the start fails, and the retry that adopts the
+/// family lists it (a listed id whose family never started is skipped).
 pub async fn start(store: &DynStore, gid: &str, f: &Family, now: i64) -> Result<bool, StoreError> {
-    store.put_new(&keys::family(gid), &store::encode(f), Some(store::ttl_until(f.exp, now))).await
+    let ttl = store::ttl_until(f.exp, now);
+    let listed = async {
+        if f.sub.is_empty() || f.client_id.is_empty() {
+            return Ok(());
+        }
+        // The listing lives at least as long as the longest family a configuration grants, so
+        // a later, shorter family (a JM-B token) cannot cut an earlier one's entry short.
+        store.set_add(&keys::user_client_families(&f.sub, &f.client_id), gid, Some(ttl.max(LISTING_FLOOR))).await
+    };
+    let (key, bytes) = (keys::family(gid), store::encode(f));
+    let (_, started) = tokio::try_join!(listed, store.put_new(&key, &bytes, Some(ttl)))?;
+    Ok(started)
+}
+
+/// The shortest life of a user's listing of families at one client (400 days, seconds).
+const LISTING_FLOOR: u64 = 400 * 24 * 3600;
+
+/// Revokes every family of user `sub` at `client_id` (their consent to it was withdrawn,
+/// SH-8.2): each of their tokens dies ([`crate::tokens::validity`] reads the family). Idempotent:
+/// revoked families stay revoked; an id is unlisted only after its family is revoked, so a
+/// crash between the steps leaves it for the next call. Returns how many were live.
+pub async fn revoke_of_user_at_client(
+    store: &DynStore,
+    sub: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let key = keys::user_client_families(sub, client_id);
+    let mut live = 0;
+    for gid in store.set_members(&key).await? {
+        // Never started, expired or not theirs: nothing to end, only the listing.
+        if let Some(f) = get(store, &gid).await?
+            && f.sub == sub
+            && f.client_id == client_id
+            && f.live(now)
+        {
+            revoke(store, &gid, now, now).await?;
+            live += 1;
+        }
+        store.set_remove(&key, &gid).await?;
+    }
+    Ok(live)
 }
 
 /// Reads a family.

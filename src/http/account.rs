@@ -10,15 +10,16 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::AppState;
-use super::authorize::{locale, session_of, set_cookie, unavailable_page};
+use super::authorize::{BROWSER_COOKIE, locale, pending_caps, session_of, set_cookie, unavailable_page};
 use super::csrf::{self, Browser};
 use super::error::account_status;
-use super::extract::{Form, Meta, Query};
+use super::extract::{Form, Meta, Query, cookie};
 use super::pages::account as page;
 use super::pages::signup::Notice;
 use crate::account;
 use crate::audit::{Event, Kind, Outcome};
-use crate::crypto::Secret;
+use crate::authorize::own_page;
+use crate::crypto::{self, Secret};
 use crate::session::Session;
 
 fn see_other(to: &str) -> Response {
@@ -42,11 +43,30 @@ async fn show(state: &AppState, headers: &HeaderMap, s: &Session, notice: Notice
     }
 }
 
-/// GET /account[?done=WHAT].
+/// Without a session: a login that returns to the account page (its login page, 303).
+async fn sign_in_first(state: &AppState, headers: &HeaderMap) -> Response {
+    let (browser, fresh) = match cookie(headers, BROWSER_COOKIE) {
+        Some(b) if b.len() <= 64 => (b.to_owned(), false),
+        _ => (crypto::random_token(24), true),
+    };
+    let ttl = state.config.tokens.login_ttl;
+    let caps = pending_caps(state);
+    let id = match own_page::start(&state.store, "/account", &browser, state.clock.now(), ttl, caps).await {
+        Ok((id, _)) => id,
+        Err(e) => return unavailable_page(state, headers, e),
+    };
+    let mut resp = see_other(&format!("/login?req={id}"));
+    if fresh {
+        set_cookie(&mut resp, state, BROWSER_COOKIE, &browser, ttl.max(3600));
+    }
+    resp
+}
+
+/// GET /account[?done=WHAT]: without a session, a login first.
 async fn account_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query) -> Response {
     let s = match session_of(&state, &headers).await {
         Ok(Some(s)) => s,
-        Ok(None) => return page::signed_out(locale(&state, None, &headers)),
+        Ok(None) => return sign_in_first(&state, &headers).await,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
     let l = locale(&state, None, &headers);
@@ -97,7 +117,7 @@ async fn revoke_consent(State(state): State<AppState>, meta: Meta, headers: Head
         Err(r) => return r,
     };
     let client_id = form.get("client_id").cloned().unwrap_or_default();
-    match account::revoke_consent(&state.store, &s.sub, &client_id).await {
+    match account::revoke_consent(&state.store, &s.sub, &client_id, state.clock.now()).await {
         Ok(true) => {
             let event = Event::new(Kind::Consent, Outcome::Success)
                 .actor(format!("user:{}", s.sub))

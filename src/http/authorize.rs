@@ -42,7 +42,7 @@ pub(super) fn set_cookie(resp: &mut Response, state: &AppState, name: &str, valu
 }
 
 /// The caps on pending logins (issue 9: per browser and in total, oldest first).
-fn pending_caps(state: &AppState) -> authorize::Caps {
+pub(super) fn pending_caps(state: &AppState) -> authorize::Caps {
     let s = &state.config.security;
     authorize::Caps { per_browser: s.pending_logins_per_browser, total: s.pending_logins_total }
 }
@@ -294,8 +294,11 @@ async fn login_form(state: &AppState, headers: &HeaderMap, q: &authorize::Params
     let Some(p) = pending else {
         return expired(state, headers);
     };
-    let client_name = client_name(state, &p.req.client_id).await;
     let loc = chosen.unwrap_or_else(|| locale(state, p.req.ui_locales.as_deref(), headers));
+    let client_name = match p.req.next {
+        Some(_) => pages::account::title(loc).to_owned(),
+        None => client_name(state, &p.req.client_id).await,
+    };
     let upstreams = upstream_buttons(state, id, &p.req).await;
     let form = LoginForm {
         req: id,
@@ -385,6 +388,7 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
         guard::admit(&state.store, cfg, &attempt, now),
         session_of(&state, &headers),
     );
+    let client_name = if p.req.next.is_some() { pages::account::title(loc).to_owned() } else { client_name };
     let user = match user {
         Ok(u) => u,
         Err(e) => {
@@ -565,6 +569,13 @@ pub(super) async fn continue_after_auth(
     s: Session,
     known: Option<clients::Client>,
 ) -> Response {
+    // A login for one of our own pages (the account page) returns there: no client involved.
+    if let Some(next) = &req.next {
+        return match authorize::forget(&state.store, id).await {
+            Ok(()) => see_other(next),
+            Err(e) => unavailable_page(state, headers, e),
+        };
+    }
     // The client as read moments ago by the caller, when it did.
     let read = match known {
         Some(c) => Ok(Some(c)),

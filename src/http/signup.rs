@@ -93,6 +93,8 @@ async fn context(state: &AppState, headers: &HeaderMap, params: &Params) -> Resu
         None
     };
     let client_name = match &pending {
+        // A login for the account page has no application to name.
+        Some(p) if p.req.next.is_some() => None,
         Some(p) => Some(
             crate::clients::get(&state.store, &p.req.client_id)
                 .await

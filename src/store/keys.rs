@@ -319,3 +319,8 @@ pub const DIR_HOOK_QUEUE: &str = "queue:dir-hooks";
 pub const DIR_INDEX_VERSION: &str = "dir:ix:version";
 /// Held (value: when it runs out) while one instance rebuilds the directory's people indexes.
 pub const DIR_REINDEX_LOCK: &str = "lock:dir:reindex";
+/// The grants (token families, by `gid`) of one user at one client, so that withdrawing the
+/// consent to that client from the account page ends them (SH-8.2).
+pub fn user_client_families(sub: &str, client_id: &str) -> String {
+    format!("families:{sub}:{client_id}")
+}

@@ -31,6 +31,7 @@ macro_rules! on_cluster {
 
 mod support;
 
+mod account_consent;
 mod admin;
 mod admin_crud;
 mod assurance;
@@ -40,6 +41,7 @@ mod audit_instances;
 mod bad_input;
 mod browser;
 mod browser_federation;
+mod browser_identity;
 mod browser_pages;
 mod browser_signup;
 mod call_control;
@@ -58,6 +60,7 @@ mod example_rp;
 mod federation;
 mod flows;
 mod guessing;
+mod identity_bad_input;
 mod identity_tokens;
 mod interop;
 mod keys_shared;

@@ -251,6 +251,11 @@ pub fn account(l: Locale, o: &Overview, csrf: &str, notice: &Notice, offset: tim
     page(l, t.title, &body, StatusCode::OK, false)
 }
 
+/// The account page's title (what a login for it is "for").
+pub fn title(l: Locale) -> &'static str {
+    texts(l).title
+}
+
 /// The account page without a session: where to go instead.
 pub fn signed_out(l: Locale) -> Response {
     let t = texts(l);

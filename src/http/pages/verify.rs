@@ -124,7 +124,7 @@ pub fn verify(locale: Locale, f: &VerifyForm<'_>) -> Response {
          <form method=\"post\" action=\"/verify\">\
          <input type=\"hidden\" name=\"{tf}\" value=\"{tv}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label for=\"name\">{n}</label><input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"64\" required value=\"{name}\">\
-         <label for=\"id_type\">{it}</label><select id=\"id_type\" name=\"id_type\" style=\"width:100%;padding:.7rem;font-size:1rem\">{options}</select>\
+         <label for=\"id_type\">{it}</label><select id=\"id_type\" name=\"id_type\" style=\"width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px;background:#fff\">{options}</select>\
          <label for=\"id_number\">{inum}</label><input type=\"text\" id=\"id_number\" name=\"id_number\" autocomplete=\"off\" autocapitalize=\"characters\" maxlength=\"32\" required>\
          <button type=\"submit\" name=\"decision\" value=\"verify\">{submit}</button>\
          <button type=\"submit\" name=\"decision\" value=\"cancel\" class=\"secondary\" formnovalidate>{cancel}</button></form>",
