@@ -224,14 +224,21 @@ pub async fn by_username(store: &DynStore, username: &str) -> Result<Option<User
 /// then each lookup), the record last, so a crash in between leaves only claims that point to
 /// no record; a claim found pointing to a missing record is taken over.
 pub async fn create(store: &DynStore, data: &DataKey, user: &User) -> Result<(), WriteError> {
-    if !claim(store, &keys::username(&user.username), &user.id).await? {
+    // In flight first: a concurrent create cannot take our claims over before our record exists.
+    store::claim::begin(store, &user.id).await?;
+    let username = keys::username(&user.username);
+    if !claim(store, &username, &user.id).await? {
+        store::claim::end(store, &user.id).await?;
         return Err(WriteError::UsernameTaken);
     }
     for lookup in Lookup::ALL {
         if let Some(v) = lookup.of(data, user)
             && !claim(store, &lookup.key(data, &v), &user.id).await?
         {
+            // Given up: what we claimed is free again at once (not after the in-flight mark).
             release_claims(store, data, user, None).await?;
+            store::claim::release(store, &username, &user.id).await?;
+            store::claim::end(store, &user.id).await?;
             return Err(WriteError::Duplicate(lookup));
         }
     }
@@ -239,39 +246,13 @@ pub async fn create(store: &DynStore, data: &DataKey, user: &User) -> Result<(),
     crate::directory::people::on_user_write(store, None, Some(user)).await?;
     store::put_json(store.as_ref(), &keys::user(&user.id), user, None).await?;
     store.set_add(keys::USER_INDEX, &user.id, None).await?;
+    store::claim::end(store, &user.id).await?;
     Ok(())
 }
 
-/// Claims a unique key for `id`: true when it is free (absent or released), already ours, or
-/// held by a user that no longer exists (a crashed create). Every change is a compare-and-set,
-/// so two claimants never both win.
+/// Claims a unique key for `id` (`store::claim`: taken over only from a holder that is gone).
 async fn claim(store: &DynStore, key: &str, id: &str) -> Result<bool, StoreError> {
-    for _ in 0..3 {
-        let holder = store.get(key).await?;
-        match holder {
-            None => {
-                if store.put_new(key, id.as_bytes(), None).await? {
-                    return Ok(true);
-                }
-            }
-            Some(h) if h == id.as_bytes() => return Ok(true),
-            Some(h) if h.is_empty() => {
-                if store.put_if(key, Some(b""), id.as_bytes()).await? {
-                    return Ok(true);
-                }
-            }
-            Some(h) => {
-                let other = String::from_utf8_lossy(&h).into_owned();
-                if store.get(&keys::user(&other)).await?.is_some() {
-                    return Ok(false);
-                }
-                if store.put_if(key, Some(&h), id.as_bytes()).await? {
-                    return Ok(true);
-                }
-            }
-        }
-    }
-    Ok(false)
+    store::claim::claim(store, key, id, keys::user).await
 }
 
 /// Frees the lookups of `user` (those still pointing to it), except the ones `keep` has too.

@@ -37,34 +37,14 @@ pub async fn get_many(store: &DynStore, ids: &[String]) -> Result<Vec<Org>, Stor
     Ok(out)
 }
 
-/// Claims a unique value for `id` (true when free or already ours). A claim whose holder no
-/// longer exists (a crashed write, a deleted record) is taken over by compare-and-set.
+/// Claims a unique value for `id` (`store::claim`: taken over only from a holder that is gone).
 pub async fn claim(store: &DynStore, key: &str, id: &str, record_key: fn(&str) -> String) -> Result<bool, StoreError> {
-    for _ in 0..3 {
-        match store.get(key).await? {
-            None => {
-                if store.put_new(key, id.as_bytes(), None).await? {
-                    return Ok(true);
-                }
-            }
-            Some(h) if h == id.as_bytes() => return Ok(true),
-            Some(h) => {
-                let holder = String::from_utf8_lossy(&h).into_owned();
-                if !holder.is_empty() && store.get(&record_key(&holder)).await?.is_some() {
-                    return Ok(false);
-                }
-                if store.put_if(key, Some(&h), id.as_bytes()).await? {
-                    return Ok(true);
-                }
-            }
-        }
-    }
-    Ok(false)
+    store::claim::claim(store, key, id, record_key).await
 }
 
 /// Frees a claim if `id` still holds it.
 pub async fn release(store: &DynStore, key: &str, id: &str) -> Result<(), StoreError> {
-    store.put_if(key, Some(id.as_bytes()), b"").await.map(|_| ())
+    store::claim::release(store, key, id).await
 }
 
 fn claims(org: &Org) -> Vec<(String, &'static str)> {
@@ -123,7 +103,13 @@ pub async fn create(ctx: Ctx<'_>, mut org: Org) -> Result<Org, DirError> {
     if get(ctx.store, &org.id).await?.is_some() {
         return Err(DirError::Taken("an organization with this id exists".into()));
     }
-    claim_all(ctx.store, &org, None).await?;
+    store::claim::begin(ctx.store, &org.id).await?;
+    if let Err(e) = claim_all(ctx.store, &org, None).await {
+        // Given up: what was claimed is free again at once.
+        release_stale(ctx.store, &org, None).await?;
+        store::claim::end(ctx.store, &org.id).await?;
+        return Err(e);
+    }
     let (adds, _) = index::diff(&BTreeSet::new(), &index::org_entries(&org));
     ctx.store.index_apply(&adds).await?;
     let change = Change {
@@ -137,6 +123,7 @@ pub async fn create(ctx: Ctx<'_>, mut org: Org) -> Result<Org, DirError> {
     };
     feed::append(ctx.store, &change).await?;
     store::put_json(ctx.store.as_ref(), &keys::dir_org(&org.id), &org, None).await?;
+    store::claim::end(ctx.store, &org.id).await?;
     Ok(org)
 }
 

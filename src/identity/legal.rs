@@ -116,17 +116,13 @@ pub async fn by_uscc(store: &DynStore, uscc: &str) -> Result<Option<LegalPerson>
     }
 }
 
-/// Creates a legal person: the USCC is claimed first (compare-and-set, taken over from a
-/// holder whose record does not exist), then the index entries, then the record.
+/// Creates a legal person: marked in flight and the USCC claimed first (`store::claim`: taken
+/// over only from a holder that is gone), then the index entries, then the record.
 pub async fn create(store: &DynStore, lp: &LegalPerson) -> Result<(), LegalWriteError> {
-    let key = keys::legal_uscc(&lp.uscc);
-    if !store.put_new(&key, lp.id.as_bytes(), None).await? {
-        let holder = store.get(&key).await?.unwrap_or_default();
-        let holder_id = String::from_utf8_lossy(&holder).into_owned();
-        let live = !holder.is_empty() && get(store, &holder_id).await?.is_some();
-        if holder_id != lp.id && (live || !store.put_if(&key, Some(&holder), lp.id.as_bytes()).await?) {
-            return Err(LegalWriteError::UsccTaken);
-        }
+    store::claim::begin(store, &lp.id).await?;
+    if !store::claim::claim(store, &keys::legal_uscc(&lp.uscc), &lp.id, keys::legal_person).await? {
+        store::claim::end(store, &lp.id).await?;
+        return Err(LegalWriteError::UsccTaken);
     }
     // The index entries first, the record last: an entry is a hint that readers drop while
     // the record is missing, so a crash between two writes leaves nothing half-visible, and a
@@ -137,6 +133,7 @@ pub async fn create(store: &DynStore, lp: &LegalPerson) -> Result<(), LegalWrite
         store.set_add(&keys::acting_for(&a.user_id), &lp.id, None).await?;
     }
     store::put_json(store.as_ref(), &keys::legal_person(&lp.id), lp, None).await?;
+    store::claim::end(store, &lp.id).await?;
     Ok(())
 }
 
@@ -292,7 +289,8 @@ mod tests {
     async fn a_create_killed_before_its_record_is_invisible_and_retried() {
         let store: DynStore = Arc::new(MemoryStore::new());
         let first = company("lp-first");
-        // What the killed create wrote: the claim and the hints, no record.
+        // What the killed create wrote: the claim and the hints, no record; its in-flight mark
+        // has run out since.
         assert!(store.put_new(&keys::legal_uscc(&first.uscc), first.id.as_bytes(), None).await.unwrap());
         store.set_add(keys::LEGAL_INDEX, &first.id, None).await.unwrap();
         store.set_add(&keys::acting_for("agent-1"), &first.id, None).await.unwrap();

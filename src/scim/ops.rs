@@ -511,6 +511,9 @@ impl Service<'_> {
         let person =
             Person { id: user.id.clone(), external_id: external.clone(), memberships, attrs: c, updated_at: self.now };
         let old_ext = old.as_ref().and_then(|(_, p)| p.external_id.clone());
+        if old.is_none() {
+            crate::store::claim::begin(self.store, &user.id).await?;
+        }
         if let Some(e) = &external
             && old_ext.as_ref() != Some(e)
             && !tree::claim(self.store, &keys::dir_claim("user-ext", e), &user.id, keys::user).await?
@@ -522,7 +525,15 @@ impl Service<'_> {
             Some((u, _)) => {
                 users::update(self.store, self.data, u, &mut user).await.map_err(write_error)?;
             }
-            None => users::create(self.store, self.data, &user).await.map_err(write_error)?,
+            None => {
+                if let Err(e) = users::create(self.store, self.data, &user).await {
+                    // Given up: the externalId claimed above is free again at once.
+                    if let Some(e) = &external {
+                        tree::release(self.store, &keys::dir_claim("user-ext", e), &user.id).await?;
+                    }
+                    return Err(write_error(e));
+                }
+            }
         }
         let ix = index::key(index::USERS_EXT);
         let mut changes = Vec::new();

@@ -324,3 +324,8 @@ pub const DIR_REINDEX_LOCK: &str = "lock:dir:reindex";
 pub fn user_client_families(sub: &str, client_id: &str) -> String {
     format!("families:{sub}:{client_id}")
 }
+/// Present (with a short TTL) while the record `id` is being created: its unique-value claims
+/// are not taken over meanwhile (`store::claim`).
+pub fn in_flight(id: &str) -> String {
+    format!("wip:{id}")
+}

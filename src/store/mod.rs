@@ -2,6 +2,7 @@
 //! single-use redemption, sets, counters) that both the embedded memory backend and Redis
 //! implement identically; `keys` names every stored type's key so nothing builds keys by hand.
 
+pub mod claim;
 pub mod instrumented;
 pub mod keys;
 pub mod memory;

@@ -78,4 +78,43 @@ async fn waves_keep_order_and_uniqueness(b: Backend) {
     assert_eq!(total(&s, &token, &format!("groups.value eq \"{g}\"")).await, 1, "the bulkId reference resolved");
 }
 
-per_backend!(waves_keep_order_and_uniqueness);
+// RFC 7644 s3.3 and s3.12 (uniqueness, scimType "uniqueness"), HL-5.1: concurrent creations of
+// one userName, externalId or organization code in separate requests: exactly one wins. Before
+// the in-flight mark (`store::claim`), a second create could take over the first one's claim
+// in the gap between its claim and its record, and both got 201 (seen on Redis).
+async fn concurrent_creates_keep_values_unique(b: Backend) {
+    let s = TestServer::start(b).await;
+    let token = flow::admin_token(&s).await;
+    for round in 0..4 {
+        let users = (0..8).map(|i| {
+            let body = person(&format!("race{round}"), &format!("race-x{round}-{i}"), None);
+            let req = s
+                .http
+                .post(s.url("/scim/v2/Users"))
+                .bearer_auth(&token)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+            async move { req.send().await.unwrap().status() }
+        });
+        let groups = (0..8).map(|i| {
+            let body = json!({"schemas": [GROUP],
+                              "displayName": format!("并发单位{round}-{i}"), "externalId": format!("race-org{round}")});
+            let req = s
+                .http
+                .post(s.url("/scim/v2/Groups"))
+                .bearer_auth(&token)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+            async move { req.send().await.unwrap().status() }
+        });
+        let (u, g) = tokio::join!(futures_util::future::join_all(users), futures_util::future::join_all(groups));
+        for (what, statuses) in [("userName", u), ("group externalId", g)] {
+            let won = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+            let refused = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+            assert_eq!((won, refused), (1, 7), "{what}, round {round}: {statuses:?}");
+        }
+        assert_eq!(total(&s, &token, &format!("userName eq \"race{round}\"")).await, 1);
+    }
+}
+
+per_backend!(waves_keep_order_and_uniqueness, concurrent_creates_keep_values_unique);
