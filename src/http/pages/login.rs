@@ -37,81 +37,10 @@ pub struct LoginForm<'a> {
     pub kind: PrincipalKind,
 }
 
-/// The strings of the login page.
-struct Texts {
-    title: &'static str,
-    tab_person: &'static str,
-    tab_legal: &'static str,
-    username: &'static str,
-    agent_username: &'static str,
-    password: &'static str,
-    submit: &'static str,
-    signing_in_to: &'static str,
-    legal_hint: &'static str,
-    bad_credentials: &'static str,
-    busy: &'static str,
-    or_with: &'static str,
-    upstream_failed: &'static str,
-    signup: &'static str,
-    forgot: &'static str,
-    other_language: (&'static str, &'static str),
-    terms: (&'static str, &'static str, &'static str),
-    agreement: &'static str,
-    privacy: &'static str,
-    tabs_label: &'static str,
-}
-
-const ZH: Texts = Texts {
-    title: "统一身份认证登录",
-    tab_person: "个人登录",
-    tab_legal: "法人登录",
-    username: "用户名",
-    agent_username: "经办人用户名",
-    password: "密码",
-    submit: "登录",
-    signing_in_to: "登录到",
-    legal_hint: "法人（企业、事业单位、社会组织、机关等）由经办人使用本人账号登录，登录后选择所代表的单位。",
-    bad_credentials: "用户名或密码错误。",
-    busy: "系统繁忙，请稍后再试。",
-    or_with: "或使用以下平台账号登录：",
-    upstream_failed: "通过上级平台登录未成功，请使用本平台账号登录或稍后重试。",
-    signup: "注册账号",
-    forgot: "忘记密码？",
-    other_language: ("en", "English"),
-    terms: ("登录即表示您已阅读并同意", "和", "。"),
-    agreement: "《用户协议》",
-    privacy: "《隐私政策》",
-    tabs_label: "登录方式",
-};
-
-const EN: Texts = Texts {
-    title: "Sign in",
-    tab_person: "Individual",
-    tab_legal: "Organization",
-    username: "Username",
-    agent_username: "Agent's username",
-    password: "Password",
-    submit: "Sign in",
-    signing_in_to: "Signing in to",
-    legal_hint: "Organizations (legal persons) sign in through an authorized agent: use your own account, then choose the organization you act for.",
-    bad_credentials: "Wrong username or password.",
-    busy: "The service is busy. Please try again shortly.",
-    or_with: "Or sign in with a trusted platform:",
-    upstream_failed: "Signing in through the other platform did not succeed. Sign in here, or try again later.",
-    signup: "Create an account",
-    forgot: "Forgot password?",
-    other_language: ("zh-CN", "中文"),
-    terms: ("By signing in you agree to the ", " and the ", "."),
-    agreement: "User Agreement",
-    privacy: "Privacy Policy",
-    tabs_label: "Sign in as",
-};
+use super::catalogue::LoginTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &super::catalogue::of(l).login
 }
 
 /// A wait in words: seconds below two minutes, else whole minutes (rounded up).

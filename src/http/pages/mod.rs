@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::crypto::{b64, sha256};
 
 pub mod brand;
+pub mod catalogue;
 mod consent;
 mod login;
 pub mod notices;
@@ -81,48 +82,10 @@ impl Locale {
     }
 }
 
-/// The strings of the pages.
-struct Texts {
-    error_title: &'static str,
-    error_hint: &'static str,
-    continue_: &'static str,
-    logout_title: &'static str,
-    logout_question: &'static str,
-    logout_yes: &'static str,
-    logout_no: &'static str,
-    logged_out: &'static str,
-    request_id: &'static str,
-}
-
-const ZH: Texts = Texts {
-    error_title: "请求无法处理",
-    error_hint: "请返回原应用重新发起登录。如问题持续，请联系系统管理员。",
-    continue_: "继续",
-    logout_title: "退出登录",
-    logout_question: "是否退出统一身份认证登录？退出后，您在所有已登录应用中的登录状态都将结束。",
-    logout_yes: "退出",
-    logout_no: "取消",
-    logged_out: "您已安全退出。",
-    request_id: "请求编号",
-};
-
-const EN: Texts = Texts {
-    error_title: "The request cannot be processed",
-    error_hint: "Go back to the application and sign in again. If this keeps happening, contact the administrator.",
-    continue_: "Continue",
-    logout_title: "Sign out",
-    logout_question: "Sign out? This ends your sign-in at every application you are signed in to.",
-    logout_yes: "Sign out",
-    logout_no: "Cancel",
-    logged_out: "You have signed out.",
-    request_id: "Request id",
-};
+use catalogue::CommonTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &catalogue::of(l).common
 }
 
 /// Escapes text for HTML content and attribute values.
