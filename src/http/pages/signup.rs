@@ -12,7 +12,7 @@ use crate::signup::{Field, SignupError};
 use crate::sms::SmsError;
 
 /// Extra styles of the registration and account pages (inline: the CSP allows no other source).
-pub(crate) const FORM_STYLE: &str = "<style>input[type=tel],select{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px;background:#fff}\
+pub(crate) const FORM_STYLE: &str = "<style>input[type=tel],select{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #767676;border-radius:4px;background:#fff}\
 nav.tabs{display:flex;gap:.5rem;margin-bottom:1rem}nav.tabs a{flex:1;text-align:center;padding:.6rem;border:1px solid var(--p);border-radius:4px;color:var(--p);text-decoration:none}\
 nav.tabs a.on{background:var(--p);color:#fff}fieldset{border:1px solid #e5e7eb;border-radius:4px;margin:1rem 0 0;padding:.2rem .8rem .8rem}\
 legend{padding:0 .3rem;color:#475569}small{color:#6b7280}.ok{color:#166534;background:#f0fdf4;padding:.6rem;border-radius:4px}\

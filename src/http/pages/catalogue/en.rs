@@ -248,7 +248,6 @@ pub const EN: Catalogue = Catalogue {
         not_ready_title: "The application is not open yet",
         not_ready_lead: "This application does not take sign-ins yet.",
         application: "Application",
-        utc: " (Beijing time)",
     },
     landing: LandingTexts {
         title: "Unified sign-in",

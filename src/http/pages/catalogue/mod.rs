@@ -344,7 +344,6 @@ texts! {
         not_ready_title: &'static str,
         not_ready_lead: &'static str,
         application: &'static str,
-        utc: &'static str,
     }
 }
 

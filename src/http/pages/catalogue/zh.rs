@@ -218,7 +218,6 @@ pub const ZH: Catalogue = Catalogue {
         not_ready_title: "应用尚未开放",
         not_ready_lead: "该应用尚未开放登录。",
         application: "应用",
-        utc: "（北京时间）",
     },
     landing: LandingTexts {
         title: "统一身份认证",
