@@ -68,6 +68,11 @@ impl Brand {
         if l == Locale::En && !self.name_en.is_empty() { &self.name_en } else { &self.name }
     }
 
+    /// The help link, when configured.
+    pub fn help(&self) -> Option<&str> {
+        Some(self.help.as_str()).filter(|s| !s.is_empty())
+    }
+
     /// The user agreement link, when configured.
     pub fn agreement(&self) -> Option<&str> {
         Some(self.agreement.as_str()).filter(|s| !s.is_empty())

@@ -19,6 +19,7 @@ pub mod app_state;
 pub mod brand;
 pub mod catalogue;
 mod consent;
+pub mod landing;
 mod login;
 pub mod notices;
 pub mod trouble;
@@ -241,8 +242,15 @@ pub fn logged_out(locale: Locale, frontchannel: &[String], next: Option<&str>) -
         .iter()
         .map(|u| format!("<iframe src=\"{}\" style=\"display:none\" width=\"0\" height=\"0\"></iframe>", esc(u)))
         .collect();
-    let link =
-        next.map(|n| format!("<p><a id=\"next\" href=\"{}\">{}</a></p>", esc(n), t.continue_)).unwrap_or_default();
+    let on = &catalogue::of(locale).landing;
+    // A way on (issue 14): back to the application when known, else sign in again or home.
+    let link = match next {
+        Some(n) => format!("<p><a id=\"next\" class=\"button\" href=\"{}\">{}</a></p>", esc(n), on.back_to_app),
+        None => format!(
+            "<p><a class=\"button\" href=\"/account\">{}</a></p><p><a class=\"button secondary\" href=\"/\">{}</a></p>",
+            on.sign_in_again, on.home
+        ),
+    };
     let body = format!("<h1>{}</h1><p>{}</p>{link}{frames}", t.logout_title, t.logged_out);
     let origins: Vec<String> =
         frontchannel.iter().filter_map(|u| url::Url::parse(u).ok()).map(|u| u.origin().ascii_serialization()).collect();
