@@ -43,6 +43,7 @@ mod browser_federation;
 mod browser_pages;
 mod browser_signup;
 mod call_control;
+mod citizen_pages;
 mod cli;
 mod client_auth;
 mod consent_answer;
