@@ -156,6 +156,14 @@ async fn every_page_speaks_plainly(b: Backend) {
         .await;
         let (_, html) = get(&s, &location(&r), lang).await;
         assert_plain(&html, &format!("{lang} login page"));
+        // WCAG 1.4.11, 2.4.7, 3.3.1: visible input borders (>= 3:1 on white), a focus outline,
+        // and the fields in error tied to the message and focused.
+        assert!(html.contains("border:1px solid #767676") && html.contains(":focus-visible{outline"), "{html}");
+        let r = flow::submit_login(&s, &location(&r), USER, "wrong-password").await;
+        let html = r.text().await.unwrap();
+        assert!(html.contains("id=\"login-error\""), "{html}");
+        let username = html.split("id=\"username\"").nth(1).unwrap().split('>').next().unwrap();
+        assert!(username.contains("aria-invalid=\"true\" aria-describedby=\"login-error\" autofocus"), "{username}");
     }
     // API clients keep the RFC 7807 problem on unknown paths.
     let r = s.http.get(s.url("/no/such/endpoint")).send().await.unwrap();

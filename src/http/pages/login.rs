@@ -122,10 +122,15 @@ fn terms(t: &Texts) -> String {
 /// Every wrong-credential answer carries the same generic message, whichever tab.
 pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
     let t = texts(locale);
+    let failed_here = f.failed && !f.throttled;
     let error = if f.throttled {
         format!("<p class=\"error\" role=\"alert\">{}</p>", guard_text(locale, f).trim_start())
     } else if f.failed {
-        format!("<p class=\"error\" role=\"alert\">{}{}</p>", t.bad_credentials, guard_text(locale, f))
+        format!(
+            "<p class=\"error\" role=\"alert\" id=\"login-error\">{}{}</p>",
+            t.bad_credentials,
+            guard_text(locale, f)
+        )
     } else if f.busy {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
     } else if f.upstream_failed {
@@ -160,12 +165,16 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
          <form id=\"{form_id}\" method=\"post\" action=\"/login\">\
          <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"account_kind\" value=\"{kind}\">\
-         <label for=\"username\">{u}</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{user}\">\
-         <label for=\"password\">{p}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <label for=\"username\">{u}</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{user}\"{invalid}{focus}>\
+         <label for=\"password\">{p}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required{invalid}>\
          <button type=\"submit\">{submit}</button></form>\
          <p class=\"links\"><a id=\"signup\" href=\"/signup?req={req_q}\">{signup}</a><a id=\"forgot\" href=\"/password/reset\">{forgot}</a></p>\
          {upstreams}{terms}",
         lang_href = esc(&self_link(f.req, f.kind, Some(lang_code))),
+        // Wrong credentials: both fields are in error, tied to the message; the focus goes to
+        // the first (issue 14, WCAG 3.3.1).
+        invalid = if failed_here { " aria-invalid=\"true\" aria-describedby=\"login-error\"" } else { "" },
+        focus = if failed_here { " autofocus" } else { "" },
         title = t.title,
         to = t.signing_in_to,
         client = esc(f.client_name),

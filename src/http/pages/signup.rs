@@ -120,6 +120,9 @@ pub enum Notice {
     Ok(String),
     /// An error line.
     Error(String),
+    /// An error line about one field (its input's id): the field gets `aria-invalid`, is
+    /// described by the line (`aria-describedby`) and takes the focus (`autofocus`, no script).
+    FieldError(String, &'static str),
 }
 
 impl Notice {
@@ -128,7 +131,49 @@ impl Notice {
             Self::None => String::new(),
             Self::Ok(t) => format!("<p class=\"ok\" role=\"status\">{}</p>", esc(t)),
             Self::Error(t) => format!("<p class=\"error\" role=\"alert\">{}</p>", esc(t)),
+            Self::FieldError(t, _) => {
+                format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>", esc(t))
+            }
         }
+    }
+
+    /// The error notice of a refused registration, code or reset, tied to its field when the
+    /// error is about one.
+    pub fn of_error(l: Locale, e: &SignupError) -> Self {
+        let field = match e {
+            SignupError::Invalid(f) => Some(match f {
+                Field::Username => "username",
+                Field::Name => "name",
+                Field::Phone => "phone",
+                Field::Code => "code",
+                Field::Password => "password",
+                Field::OrgName => "org_name",
+                Field::Uscc => "uscc",
+                Field::OrgKind => "org_kind",
+                Field::LegalRepresentative => "legal_representative",
+            }),
+            SignupError::UsernameTaken => Some("username"),
+            SignupError::PhoneTaken | SignupError::NoAccount => Some("phone"),
+            SignupError::UsccTaken => Some("uscc"),
+            SignupError::Code(
+                OtpError::NoCode | OtpError::Expired | OtpError::Wrong { .. } | OtpError::Malformed(_),
+            ) => Some("code"),
+            _ => None,
+        };
+        match field {
+            Some(f) => Self::FieldError(problem(l, e), f),
+            None => Self::Error(problem(l, e)),
+        }
+    }
+
+    /// `body` with the field in error marked (see [`Notice::FieldError`]).
+    pub(crate) fn mark(&self, body: String) -> String {
+        let Self::FieldError(_, id) = self else {
+            return body;
+        };
+        let needle = format!("id=\"{id}\" name=\"{id}\"");
+        let marked = format!("{needle} aria-invalid=\"true\" aria-describedby=\"form-error\" autofocus");
+        body.replacen(&needle, &marked, 1)
     }
 }
 
@@ -277,6 +322,7 @@ pub fn signup(l: Locale, p: &SignupPage<'_>, status: StatusCode, retry_after: Op
         forgot = t.forgot,
         rq_trim = rq.trim_end_matches('&'),
     );
+    let body = p.notice.mark(body);
     with_retry(page(l, t.title, &body, status, false), retry_after)
 }
 
@@ -329,6 +375,7 @@ pub fn reset(
         hint = t.password_hint,
         submit = t.reset_submit,
     );
+    let body = notice.mark(body);
     with_retry(page(l, t.reset_title, &body, status, false), retry_after)
 }
 
