@@ -78,7 +78,7 @@ async fn get(s: &TestServer, path: &str, lang: &str) -> (StatusCode, String) {
     (r.status(), r.text().await.unwrap())
 }
 
-fn authorize_path(client: &str, redirect: &str) -> String {
+pub(crate) fn authorize_path(client: &str, redirect: &str) -> String {
     let pkce = Pkce::new();
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
@@ -175,7 +175,7 @@ async fn every_page_speaks_plainly(b: Backend) {
 }
 
 /// An application taken to `released` through review and grey release.
-async fn released_app(s: &TestServer, admin: &str, id: &str) {
+pub(crate) async fn released_app(s: &TestServer, admin: &str, id: &str) {
     flow::catalogue_scope(s, admin, "tax.read").await;
     let r = call(s, admin, reqwest::Method::POST, "/admin/v1/applications", Some(application(id, "office"))).await;
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
@@ -189,7 +189,7 @@ async fn released_app(s: &TestServer, admin: &str, id: &str) {
     }
 }
 
-async fn transition(s: &TestServer, admin: &str, id: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn transition(s: &TestServer, admin: &str, id: &str, body: Value) -> reqwest::Response {
     call(s, admin, reqwest::Method::POST, &format!("/admin/v1/applications/{id}/transitions"), Some(body)).await
 }
 
