@@ -39,6 +39,7 @@ mod audit_api;
 mod audit_instances;
 mod bad_input;
 mod browser;
+mod browser_citizen;
 mod browser_federation;
 mod browser_pages;
 mod browser_signup;
