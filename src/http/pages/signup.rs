@@ -28,87 +28,45 @@ fn texts(l: Locale) -> &'static Texts {
 
 /// The message for a refused registration, code or reset, in the page's language.
 pub fn problem(l: Locale, e: &SignupError) -> String {
-    let zh = l == Locale::ZhCn;
-    let pick = |z: &str, e: &str| if zh { z.to_owned() } else { e.to_owned() };
-    match e {
+    let m = &super::catalogue::of(l).messages;
+    let text = match e {
         SignupError::Invalid(f) => match f {
-            Field::Username => pick(
-                "用户名须为 1-64 个字母、数字或 . _ - @。",
-                "A username is 1-64 letters, digits, '.', '_', '-' or '@'.",
-            ),
-            Field::Name => pick("请填写姓名（最多 64 个字符）。", "Enter your name (at most 64 characters)."),
-            Field::Phone => pick("请输入有效的中国大陆手机号。", "Enter a valid mainland China mobile number."),
-            Field::Code => pick("请输入短信验证码。", "Enter the SMS code."),
-            Field::Password => {
-                pick("密码至少 8 个字符，最多 256 字节。", "A password has 8 characters at least, 256 bytes at most.")
-            }
-            Field::OrgName => {
-                pick("请填写单位名称（最多 128 个字符）。", "Enter the organization's name (at most 128 characters).")
-            }
-            Field::Uscc => pick(
-                "统一社会信用代码不正确，请核对 18 位代码（含校验位）。",
-                "The unified social credit code is not valid: check its 18 characters (with the check characters).",
-            ),
-            Field::OrgKind => pick("请选择单位类型。", "Choose the kind of organization."),
-            Field::LegalRepresentative => pick(
-                "请填写法定代表人姓名（最多 64 个字符）。",
-                "Enter the legal representative's name (at most 64 characters).",
-            ),
+            Field::Username => m.username_invalid,
+            Field::Name => m.name_invalid,
+            Field::Phone => m.phone_invalid,
+            Field::Code => m.code_missing,
+            Field::Password => m.password_invalid,
+            Field::OrgName => m.org_name_invalid,
+            Field::Uscc => m.uscc_invalid,
+            Field::OrgKind => m.org_kind_invalid,
+            Field::LegalRepresentative => m.representative_invalid,
         },
-        SignupError::UsernameTaken => pick("该用户名已被使用，请换一个。", "This username is taken; choose another."),
-        SignupError::PhoneTaken => pick(
-            "该手机号已注册。请直接登录，或通过“忘记密码”找回。",
-            "This phone number is registered already. Sign in, or use \"Forgot password\".",
-        ),
-        SignupError::UsccTaken => pick(
-            "该统一社会信用代码已注册。如需成为该单位的经办人，请联系其管理员。",
-            "This organization is registered already. Ask its administrator to add you as an agent.",
-        ),
-        SignupError::NoPerson => pick("请先登录或注册个人账号。", "Sign in or register as a person first."),
-        SignupError::NoAccount => pick("未找到绑定该手机号的账号。", "No account has this phone number."),
-        SignupError::Code(o) => code_problem(zh, o),
-        SignupError::Busy => pick("系统繁忙，请稍后再试。", "The service is busy. Please try again shortly."),
-        SignupError::Store(_) => {
-            pick("服务暂时不可用，请稍后再试。", "The service is unavailable. Please try again shortly.")
-        }
-    }
+        SignupError::UsernameTaken => m.username_taken,
+        SignupError::PhoneTaken => m.phone_taken,
+        SignupError::UsccTaken => m.uscc_taken,
+        SignupError::NoPerson => m.no_person,
+        SignupError::NoAccount => m.no_account,
+        SignupError::Code(o) => return code_problem(l, o),
+        SignupError::Busy => m.busy,
+        SignupError::Store(_) => m.unavailable,
+    };
+    text.to_owned()
 }
 
-fn code_problem(zh: bool, e: &OtpError) -> String {
-    let pick = |z: String, e: String| if zh { z } else { e };
+fn code_problem(l: Locale, e: &OtpError) -> String {
+    use super::catalogue::fill;
+    let m = &super::catalogue::of(l).messages;
     match e {
-        OtpError::NoCode => {
-            pick("验证码无效或已使用，请重新获取。".into(), "The code is not valid or was used; get a new one.".into())
-        }
-        OtpError::Expired => pick("验证码已过期，请重新获取。".into(), "The code has expired; get a new one.".into()),
-        OtpError::Wrong { remaining } => {
-            pick(format!("验证码错误，还可尝试 {remaining} 次。"), format!("Wrong code; {remaining} tries left."))
-        }
-        OtpError::TooManyTries => {
-            pick("验证码错误次数过多，请重新获取。".into(), "Too many wrong codes; get a new one.".into())
-        }
-        OtpError::Malformed(n) => pick(format!("验证码为 {n} 位数字。"), format!("The code is {n} digits.")),
-        OtpError::TooSoon { retry_after } => pick(
-            format!("验证码刚刚已发送，请 {retry_after} 秒后再试。"),
-            format!("A code was just sent; try again in {retry_after} seconds."),
-        ),
-        OtpError::RateLimited { retry_after } => {
-            let mins = retry_after.div_ceil(60);
-            pick(
-                format!("获取验证码过于频繁，请 {mins} 分钟后再试。"),
-                format!("Too many codes requested; try again in {mins} minutes."),
-            )
-        }
-        OtpError::Sms(SmsError::Off) => pick(
-            "短信服务未开通，暂时无法发送验证码。".into(),
-            "The SMS service is not set up; no code can be sent now.".into(),
-        ),
-        OtpError::Sms(_) => {
-            pick("短信发送失败，请稍后再试。".into(), "The SMS could not be sent; try again shortly.".into())
-        }
-        OtpError::Store(_) => {
-            pick("服务暂时不可用，请稍后再试。".into(), "The service is unavailable. Please try again shortly.".into())
-        }
+        OtpError::NoCode => m.code_unknown.to_owned(),
+        OtpError::Expired => m.code_expired.to_owned(),
+        OtpError::Wrong { remaining } => fill(m.code_wrong, &[&remaining.to_string()]),
+        OtpError::TooManyTries => m.code_too_many.to_owned(),
+        OtpError::Malformed(n) => fill(m.code_digits, &[&n.to_string()]),
+        OtpError::TooSoon { retry_after } => fill(m.code_too_soon, &[&retry_after.to_string()]),
+        OtpError::RateLimited { retry_after } => fill(m.code_rate_limited, &[&retry_after.div_ceil(60).to_string()]),
+        OtpError::Sms(SmsError::Off) => m.sms_off.to_owned(),
+        OtpError::Sms(_) => m.sms_failed.to_owned(),
+        OtpError::Store(_) => m.unavailable.to_owned(),
     }
 }
 
@@ -179,16 +137,9 @@ impl Notice {
 
 /// The "code sent" line.
 pub fn code_sent(l: Locale, masked_phone: &str, minutes: i64, maybe: bool) -> String {
-    match (l, maybe) {
-        (Locale::ZhCn, false) => format!("验证码已发送至 {masked_phone}，{minutes} 分钟内有效。"),
-        (Locale::ZhCn, true) => format!("如该手机号已注册，验证码已发送至 {masked_phone}，{minutes} 分钟内有效。"),
-        (Locale::En, false) => format!("A code was sent to {masked_phone}; it is valid for {minutes} minutes."),
-        (Locale::En, true) => {
-            format!(
-                "If an account has this number, a code was sent to {masked_phone}; it is valid for {minutes} minutes."
-            )
-        }
-    }
+    let m = &super::catalogue::of(l).messages;
+    let template = if maybe { m.code_sent_maybe } else { m.code_sent };
+    super::catalogue::fill(template, &[masked_phone, &minutes.to_string()])
 }
 
 fn field(id: &str, label: &str, kind: &str, value: &str, extra: &str) -> String {

@@ -97,12 +97,14 @@ pub struct Catalogue {
     pub app_state: AppStateTexts,
     /// The landing page and the 404 page.
     pub landing: LandingTexts,
+    /// Messages of refused registrations, codes and resets.
+    pub messages: MessageTexts,
 }
 
 impl Catalogue {
     /// Every key of every page (`page.key`) with its strings.
     pub fn entries(&self) -> Vec<(String, Vec<&'static str>)> {
-        let pages: [(&str, Entries); 11] = [
+        let pages: [(&str, Entries); 12] = [
             ("common", self.common.entries()),
             ("brand", self.brand.entries()),
             ("login", self.login.entries()),
@@ -114,6 +116,7 @@ impl Catalogue {
             ("trouble", self.trouble.entries()),
             ("app_state", self.app_state.entries()),
             ("landing", self.landing.entries()),
+            ("messages", self.messages.entries()),
         ];
         pages
             .into_iter()
@@ -328,6 +331,54 @@ texts! {
 }
 
 texts! {
+    /// The messages of a refused registration, code or reset (`{}`: a value filled in by
+    /// [`fill`]).
+    MessageTexts {
+        username_invalid: &'static str,
+        name_invalid: &'static str,
+        phone_invalid: &'static str,
+        code_missing: &'static str,
+        password_invalid: &'static str,
+        org_name_invalid: &'static str,
+        uscc_invalid: &'static str,
+        org_kind_invalid: &'static str,
+        representative_invalid: &'static str,
+        username_taken: &'static str,
+        phone_taken: &'static str,
+        uscc_taken: &'static str,
+        no_person: &'static str,
+        no_account: &'static str,
+        busy: &'static str,
+        unavailable: &'static str,
+        code_unknown: &'static str,
+        code_expired: &'static str,
+        code_wrong: &'static str,
+        code_too_many: &'static str,
+        code_digits: &'static str,
+        code_too_soon: &'static str,
+        code_rate_limited: &'static str,
+        sms_off: &'static str,
+        sms_failed: &'static str,
+        code_sent: &'static str,
+        code_sent_maybe: &'static str,
+    }
+}
+
+/// `template` with each `{}` replaced by the next of `values`, in order.
+pub fn fill(template: &str, values: &[&str]) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut parts = template.split("{}");
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push_str(values.get(i).copied().unwrap_or_default());
+        out.push_str(part);
+    }
+    out
+}
+
+texts! {
     /// The pages of an application that takes no logins now.
     AppStateTexts {
         maintenance_title: &'static str,
@@ -381,11 +432,18 @@ mod tests {
             assert!(seen.insert(key.clone()), "{key} is declared once");
             assert_eq!(z.len(), e.len(), "{key}: as many strings in zh-CN as in English");
             for (z, e) in z.iter().zip(e) {
+                assert_eq!(z.matches("{}").count(), e.matches("{}").count(), "{key}: the same values to fill");
                 assert!(!z.trim().is_empty(), "{key}: an empty zh-CN text");
                 assert!(!e.trim().is_empty(), "{key}: an empty English text");
             }
         }
         assert!(zh.len() > 150, "the catalogue holds every page's strings ({} keys)", zh.len());
+    }
+
+    #[test]
+    fn filling() {
+        assert_eq!(fill("a {} b {}.", &["1", "2"]), "a 1 b 2.");
+        assert_eq!(fill("none", &["1"]), "none");
     }
 
     // Issue 14: no requirement id and no raw OAuth code in any text a citizen reads.
