@@ -19,15 +19,12 @@ fn texts(l: Locale) -> &'static Texts {
 }
 
 fn level_name(l: Locale, level: AssuranceLevel) -> &'static str {
-    match (l, level) {
-        (Locale::ZhCn, AssuranceLevel::Visitor) => "普通访客",
-        (Locale::ZhCn, AssuranceLevel::Registered) => "注册用户",
-        (Locale::ZhCn, AssuranceLevel::RealName) => "实名认证",
-        (Locale::ZhCn, AssuranceLevel::Strong) => "强实名认证",
-        (Locale::En, AssuranceLevel::Visitor) => "visitor",
-        (Locale::En, AssuranceLevel::Registered) => "registered",
-        (Locale::En, AssuranceLevel::RealName) => "real-name verified",
-        (Locale::En, AssuranceLevel::Strong) => "verified in person or by face",
+    let m = &super::catalogue::of(l).account_messages;
+    match level {
+        AssuranceLevel::Visitor => m.level_visitor,
+        AssuranceLevel::Registered => m.level_registered,
+        AssuranceLevel::RealName => m.level_real_name,
+        AssuranceLevel::Strong => m.level_strong,
     }
 }
 
@@ -163,15 +160,12 @@ pub fn signed_out(l: Locale) -> Response {
 
 /// The line shown after an account action (`done=` of the redirect back to `/account`).
 pub fn done_text(l: Locale, what: &str) -> Option<&'static str> {
-    Some(match (l, what) {
-        (Locale::ZhCn, "registered") => "注册成功，欢迎使用统一身份认证。",
-        (Locale::En, "registered") => "You are registered. Welcome.",
-        (Locale::ZhCn, "session_ended") => "会话已结束。",
-        (Locale::En, "session_ended") => "The sign-in was ended.",
-        (Locale::ZhCn, "consent_revoked") => "已撤销授权，该应用下次使用时将重新征求您的同意。",
-        (Locale::En, "consent_revoked") => "Consent revoked: the application will ask again next time.",
-        (Locale::ZhCn, "password_changed") => "密码已修改，其他设备上的登录均已退出。",
-        (Locale::En, "password_changed") => "Password changed; your other sign-ins were ended.",
+    let m = &super::catalogue::of(l).account_messages;
+    Some(match what {
+        "registered" => m.done_registered,
+        "session_ended" => m.done_session_ended,
+        "consent_revoked" => m.done_consent_revoked,
+        "password_changed" => m.done_password_changed,
         _ => return None,
     })
 }
@@ -179,14 +173,11 @@ pub fn done_text(l: Locale, what: &str) -> Option<&'static str> {
 /// The message of a refused password change.
 pub fn change_problem(l: Locale, e: &crate::account::ChangeError) -> &'static str {
     use crate::account::ChangeError as C;
-    match (l, e) {
-        (Locale::ZhCn, C::WrongPassword) => "当前密码不正确。",
-        (Locale::En, C::WrongPassword) => "The current password is wrong.",
-        (Locale::ZhCn, C::Policy(_)) => "新密码至少 8 个字符，最多 256 字节。",
-        (Locale::En, C::Policy(_)) => "A password has 8 characters at least, 256 bytes at most.",
-        (Locale::ZhCn, C::Gone) => "账号不可用。",
-        (Locale::En, C::Gone) => "The account is not available.",
-        (Locale::ZhCn, C::Busy | C::Store(_)) => "系统繁忙，请稍后再试。",
-        (Locale::En, C::Busy | C::Store(_)) => "The service is busy. Please try again shortly.",
+    let m = &super::catalogue::of(l).account_messages;
+    match e {
+        C::WrongPassword => m.wrong_password,
+        C::Policy(_) => m.weak_password,
+        C::Gone => m.gone,
+        C::Busy | C::Store(_) => m.account_busy,
     }
 }

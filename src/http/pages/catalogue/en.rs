@@ -291,4 +291,18 @@ pub const EN: Catalogue = Catalogue {
         code_sent: "A code was sent to {}; it is valid for {} minutes.",
         code_sent_maybe: "If an account has this number, a code was sent to {}; it is valid for {} minutes.",
     },
+    account_messages: AccountMessages {
+        level_visitor: "visitor",
+        level_registered: "registered",
+        level_real_name: "real-name verified",
+        level_strong: "verified in person or by face",
+        done_registered: "You are registered. Welcome.",
+        done_session_ended: "The sign-in was ended.",
+        done_consent_revoked: "Consent revoked: the application will ask again next time.",
+        done_password_changed: "Password changed; your other sign-ins were ended.",
+        wrong_password: "The current password is wrong.",
+        weak_password: "A password has 8 characters at least, 256 bytes at most.",
+        gone: "The account is not available.",
+        account_busy: "The service is busy. Please try again shortly.",
+    },
 };

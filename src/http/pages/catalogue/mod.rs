@@ -99,12 +99,14 @@ pub struct Catalogue {
     pub landing: LandingTexts,
     /// Messages of refused registrations, codes and resets.
     pub messages: MessageTexts,
+    /// The account page's levels and messages.
+    pub account_messages: AccountMessages,
 }
 
 impl Catalogue {
     /// Every key of every page (`page.key`) with its strings.
     pub fn entries(&self) -> Vec<(String, Vec<&'static str>)> {
-        let pages: [(&str, Entries); 12] = [
+        let pages: [(&str, Entries); 13] = [
             ("common", self.common.entries()),
             ("brand", self.brand.entries()),
             ("login", self.login.entries()),
@@ -117,6 +119,7 @@ impl Catalogue {
             ("app_state", self.app_state.entries()),
             ("landing", self.landing.entries()),
             ("messages", self.messages.entries()),
+            ("account_messages", self.account_messages.entries()),
         ];
         pages
             .into_iter()
@@ -361,6 +364,24 @@ texts! {
         sms_failed: &'static str,
         code_sent: &'static str,
         code_sent_maybe: &'static str,
+    }
+}
+
+texts! {
+    /// The account page's levels, action lines and refused password changes.
+    AccountMessages {
+        level_visitor: &'static str,
+        level_registered: &'static str,
+        level_real_name: &'static str,
+        level_strong: &'static str,
+        done_registered: &'static str,
+        done_session_ended: &'static str,
+        done_consent_revoked: &'static str,
+        done_password_changed: &'static str,
+        wrong_password: &'static str,
+        weak_password: &'static str,
+        gone: &'static str,
+        account_busy: &'static str,
     }
 }
 

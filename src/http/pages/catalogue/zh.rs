@@ -261,4 +261,18 @@ pub const ZH: Catalogue = Catalogue {
         code_sent: "验证码已发送至 {}，{} 分钟内有效。",
         code_sent_maybe: "如该手机号已注册，验证码已发送至 {}，{} 分钟内有效。",
     },
+    account_messages: AccountMessages {
+        level_visitor: "普通访客",
+        level_registered: "注册用户",
+        level_real_name: "实名认证",
+        level_strong: "强实名认证",
+        done_registered: "注册成功，欢迎使用统一身份认证。",
+        done_session_ended: "会话已结束。",
+        done_consent_revoked: "已撤销授权，该应用下次使用时将重新征求您的同意。",
+        done_password_changed: "密码已修改，其他设备上的登录均已退出。",
+        wrong_password: "当前密码不正确。",
+        weak_password: "新密码至少 8 个字符，最多 256 字节。",
+        gone: "账号不可用。",
+        account_busy: "系统繁忙，请稍后再试。",
+    },
 };
