@@ -45,33 +45,26 @@ fn texts(l: Locale) -> &'static Texts {
 
 /// A wait in words: seconds below two minutes, else whole minutes (rounded up).
 fn wait_text(locale: Locale, secs: u64) -> String {
-    let mins = secs.div_ceil(60);
-    match (locale, secs < 120) {
-        (Locale::ZhCn, true) => format!("{secs} 秒"),
-        (Locale::ZhCn, false) => format!("{mins} 分钟"),
-        (Locale::En, true) => format!("{secs} seconds"),
-        (Locale::En, false) => format!("{mins} minutes"),
+    let m = &super::catalogue::of(locale).messages;
+    if secs < 120 {
+        super::catalogue::fill(m.wait_seconds, &[&secs.to_string()])
+    } else {
+        super::catalogue::fill(m.wait_minutes, &[&secs.div_ceil(60).to_string()])
     }
 }
 
 /// The lines after a failed or refused attempt: attempts left, and when to come back.
 fn guard_text(locale: Locale, f: &LoginForm<'_>) -> String {
+    use super::catalogue::fill;
+    let m = &super::catalogue::of(locale).messages;
     let mut out = String::new();
     if let Some(n) = f.remaining.filter(|n| *n > 0) {
-        out.push_str(&match (locale, n) {
-            (Locale::ZhCn, n) => format!("还可尝试 {n} 次。"),
-            (Locale::En, 1) => " 1 attempt left.".to_owned(),
-            (Locale::En, n) => format!(" {n} attempts left."),
-        });
+        out.push_str(&if n == 1 { m.attempt_left_one.to_owned() } else { fill(m.attempts_left, &[&n.to_string()]) });
     }
     if let Some(secs) = f.retry_after {
         let wait = wait_text(locale, secs);
-        out.push_str(&match (locale, f.throttled || f.remaining == Some(0)) {
-            (Locale::ZhCn, true) => format!("尝试次数过多，请于 {wait}后再试。"),
-            (Locale::ZhCn, false) => format!("请于 {wait}后再试。"),
-            (Locale::En, true) => format!(" Too many attempts. Try again in {wait}."),
-            (Locale::En, false) => format!(" Try again in {wait}."),
-        });
+        let template = if f.throttled || f.remaining == Some(0) { m.too_many_wait } else { m.wait };
+        out.push_str(&fill(template, &[&wait]));
     }
     out
 }

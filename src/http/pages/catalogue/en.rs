@@ -5,15 +5,12 @@ use super::*;
 /// The English strings of every citizen-facing page.
 pub const EN: Catalogue = Catalogue {
     common: CommonTexts {
-        error_title: "The request cannot be processed",
-        error_hint: "Go back to the application and sign in again. If this keeps happening, contact the administrator.",
         continue_: "Continue",
         logout_title: "Sign out",
         logout_question: "Sign out? This ends your sign-in at every application you are signed in to.",
         logout_yes: "Sign out",
         logout_no: "Cancel",
         logged_out: "You have signed out.",
-        request_id: "Request id",
     },
     login: LoginTexts {
         title: "Sign in",
@@ -231,7 +228,6 @@ pub const EN: Catalogue = Catalogue {
         code: "Error code",
         request_id: "Request id",
         back_to_app: "Back to the application",
-        account: "Go to my account",
     },
     app_state: AppStateTexts {
         maintenance_title: "The application is under maintenance",
@@ -260,7 +256,6 @@ pub const EN: Catalogue = Catalogue {
         home: "Go to the home page",
         back_to_app: "Back to the application",
         sign_in_again: "Sign in again",
-        stayed: "You are still signed in.",
     },
     messages: MessageTexts {
         username_invalid: "A username is 1-64 letters, digits, '.', '_', '-' or '@'.",
@@ -290,6 +285,12 @@ pub const EN: Catalogue = Catalogue {
         sms_failed: "The SMS could not be sent; try again shortly.",
         code_sent: "A code was sent to {}; it is valid for {} minutes.",
         code_sent_maybe: "If an account has this number, a code was sent to {}; it is valid for {} minutes.",
+        wait_seconds: "{} seconds",
+        wait_minutes: "{} minutes",
+        attempts_left: " {} attempts left.",
+        attempt_left_one: " 1 attempt left.",
+        too_many_wait: " Too many attempts. Try again in {}.",
+        wait: " Try again in {}.",
     },
     account_messages: AccountMessages {
         level_visitor: "visitor",
@@ -304,5 +305,21 @@ pub const EN: Catalogue = Catalogue {
         weak_password: "A password has 8 characters at least, 256 bytes at most.",
         gone: "The account is not available.",
         account_busy: "The service is busy. Please try again shortly.",
+    },
+    notices: NoticeTexts {
+        agreement_title: "User agreement",
+        agreement: &[
+            "Your account on this platform signs you in to every application connected to it; you need not register with each one.",
+            "Keep your password safe and do not let others use your account. Repeated wrong passwords hold sign-ins to the account or from the network address for a while.",
+            "Organizations (legal persons) sign in through authorized agents using their own accounts; an agent answers for what they do on the organization's behalf.",
+            "Do not impersonate others, guess other people's passwords, or disturb the platform.",
+        ],
+        privacy_title: "Privacy policy",
+        privacy: &[
+            "This platform keeps your username, name, phone number, identity document type and number, the result of real-name verification, your sign-in sessions and an audit record of what is done.",
+            "Phone and ID numbers are stored encrypted, shown masked (such as 138****5678) and never written to logs.",
+            "An application receives only what its granted scopes allow. Sensitive personal information (phone number, ID number, the organization you act for) goes to an application only after you allow it on the consent page; you can withdraw that consent at any time on your account page.",
+            "Audit records are kept for at least six months, for security review.",
+        ],
     },
 };

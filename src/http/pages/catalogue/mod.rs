@@ -101,12 +101,14 @@ pub struct Catalogue {
     pub messages: MessageTexts,
     /// The account page's levels and messages.
     pub account_messages: AccountMessages,
+    /// The built-in agreement and privacy notice.
+    pub notices: NoticeTexts,
 }
 
 impl Catalogue {
     /// Every key of every page (`page.key`) with its strings.
     pub fn entries(&self) -> Vec<(String, Vec<&'static str>)> {
-        let pages: [(&str, Entries); 13] = [
+        let pages: [(&str, Entries); 14] = [
             ("common", self.common.entries()),
             ("brand", self.brand.entries()),
             ("login", self.login.entries()),
@@ -120,6 +122,7 @@ impl Catalogue {
             ("landing", self.landing.entries()),
             ("messages", self.messages.entries()),
             ("account_messages", self.account_messages.entries()),
+            ("notices", self.notices.entries()),
         ];
         pages
             .into_iter()
@@ -139,15 +142,12 @@ pub fn of(l: Locale) -> &'static Catalogue {
 texts! {
     /// The strings of the shared pages: errors, form_post, logout.
     CommonTexts {
-        error_title: &'static str,
-        error_hint: &'static str,
         continue_: &'static str,
         logout_title: &'static str,
         logout_question: &'static str,
         logout_yes: &'static str,
         logout_no: &'static str,
         logged_out: &'static str,
-        request_id: &'static str,
     }
 }
 
@@ -329,7 +329,6 @@ texts! {
         code: &'static str,
         request_id: &'static str,
         back_to_app: &'static str,
-        account: &'static str,
     }
 }
 
@@ -364,6 +363,12 @@ texts! {
         sms_failed: &'static str,
         code_sent: &'static str,
         code_sent_maybe: &'static str,
+        wait_seconds: &'static str,
+        wait_minutes: &'static str,
+        attempts_left: &'static str,
+        attempt_left_one: &'static str,
+        too_many_wait: &'static str,
+        wait: &'static str,
     }
 }
 
@@ -382,6 +387,16 @@ texts! {
         weak_password: &'static str,
         gone: &'static str,
         account_busy: &'static str,
+    }
+}
+
+texts! {
+    /// The built-in user agreement and privacy notice: titles and paragraphs.
+    NoticeTexts {
+        agreement_title: &'static str,
+        agreement: &'static [&'static str],
+        privacy_title: &'static str,
+        privacy: &'static [&'static str],
     }
 }
 
@@ -432,7 +447,6 @@ texts! {
         home: &'static str,
         back_to_app: &'static str,
         sign_in_again: &'static str,
-        stayed: &'static str,
     }
 }
 

@@ -5,15 +5,12 @@ use super::*;
 /// The zh-CN (default) strings of every citizen-facing page.
 pub const ZH: Catalogue = Catalogue {
     common: CommonTexts {
-        error_title: "请求无法处理",
-        error_hint: "请返回原应用重新发起登录。如问题持续，请联系系统管理员。",
         continue_: "继续",
         logout_title: "退出登录",
         logout_question: "是否退出统一身份认证登录？退出后，您在所有已登录应用中的登录状态都将结束。",
         logout_yes: "退出",
         logout_no: "取消",
         logged_out: "您已安全退出。",
-        request_id: "请求编号",
     },
     login: LoginTexts {
         title: "统一身份认证登录",
@@ -201,7 +198,6 @@ pub const ZH: Catalogue = Catalogue {
         code: "错误代码",
         request_id: "请求编号",
         back_to_app: "返回应用",
-        account: "进入账号管理",
     },
     app_state: AppStateTexts {
         maintenance_title: "应用正在维护",
@@ -230,7 +226,6 @@ pub const ZH: Catalogue = Catalogue {
         home: "返回首页",
         back_to_app: "返回应用",
         sign_in_again: "重新登录",
-        stayed: "您仍处于登录状态。",
     },
     messages: MessageTexts {
         username_invalid: "用户名须为 1-64 个字母、数字或 . _ - @。",
@@ -260,6 +255,12 @@ pub const ZH: Catalogue = Catalogue {
         sms_failed: "短信发送失败，请稍后再试。",
         code_sent: "验证码已发送至 {}，{} 分钟内有效。",
         code_sent_maybe: "如该手机号已注册，验证码已发送至 {}，{} 分钟内有效。",
+        wait_seconds: "{} 秒",
+        wait_minutes: "{} 分钟",
+        attempts_left: "还可尝试 {} 次。",
+        attempt_left_one: "还可尝试 1 次。",
+        too_many_wait: "尝试次数过多，请于 {}后再试。",
+        wait: "请于 {}后再试。",
     },
     account_messages: AccountMessages {
         level_visitor: "普通访客",
@@ -274,5 +275,21 @@ pub const ZH: Catalogue = Catalogue {
         weak_password: "新密码至少 8 个字符，最多 256 字节。",
         gone: "账号不可用。",
         account_busy: "系统繁忙，请稍后再试。",
+    },
+    notices: NoticeTexts {
+        agreement_title: "用户协议",
+        agreement: &[
+            "您可以使用本平台的账号登录所有接入本平台的应用，无需在每个应用分别注册。",
+            "请妥善保管您的密码，不要将账号交给他人使用。连续多次输入错误的密码会使账号或网络地址被暂时限制登录。",
+            "法人（企业、事业单位、社会组织、机关等）由经授权的经办人使用本人账号登录并代表该单位办理业务，经办人对其代表单位的操作负责。",
+            "请勿冒用他人身份、尝试猜测他人密码或干扰平台运行。",
+        ],
+        privacy_title: "隐私政策",
+        privacy: &[
+            "本平台保存您的用户名、姓名、手机号码、证件类型和号码、实名核验结果，以及登录会话和操作审计记录。",
+            "手机号码和证件号码加密存储，显示时脱敏（如 138****5678），不写入日志。",
+            "应用只能获得其获准的授权范围内的信息。手机号码、证件号码、所代表单位的信息等敏感个人信息，须经您在授权页面同意后才会提供给该应用；您可以在“账号管理”中随时撤回授权。",
+            "审计记录按规定至少保存六个月，用于安全审计。",
+        ],
     },
 };
