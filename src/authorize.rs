@@ -113,6 +113,8 @@ pub enum Rejection {
     Redirect(Redirect, OAuthError),
     /// The store failed.
     Store(StoreError),
+    /// The application takes no logins now (maintenance, suspension, ...): its own page.
+    Closed(Box<crate::apps::gate::Closed>),
 }
 
 impl From<StoreError> for Rejection {
@@ -141,8 +143,8 @@ pub async fn validate(
         .ok_or_else(|| Rejection::Page(OAuthError::invalid_client("unknown client")))?;
     // A suspended, offline or maintenance-mode application takes no logins; say so on our own
     // page rather than sending the user to an application that is blocked (AY-8.5.3.2).
-    if let Some(e) = crate::apps::gate::refuses_logins(&client) {
-        return Err(Rejection::Page(e));
+    if let Some(closed) = crate::apps::gate::closed(store, &client).await? {
+        return Err(Rejection::Closed(Box::new(closed)));
     }
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.has_redirect_uri(uri) => uri.clone(),

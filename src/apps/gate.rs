@@ -2,7 +2,7 @@
 //! user is known: its test users while `approved` (AY-8.3), the grey-release audience while
 //! `pre_release` (SH-6.2.7 b), and people of its visible scope once `released` (SH-6.2.2).
 
-use super::{Application, State, get};
+use super::{Application, Maintenance, State, get};
 use crate::clients::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::store::{DynStore, StoreError};
@@ -21,6 +21,34 @@ pub fn refuses_logins(client: &Client) -> Option<OAuthError> {
         ErrorCode::UnauthorizedClient
     };
     Some(OAuthError::new(code, state.refusal()))
+}
+
+/// An application that takes no logins now, as its citizens' page shows it.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// Its state.
+    pub state: State,
+    /// The application's name (the client's when it has none).
+    pub name: String,
+    /// The maintenance window, while `temporarily_offline` (reason, expected return, contact).
+    pub maintenance: Option<Maintenance>,
+    /// The OAuth error of the refusal (for the page's technical details and for operators).
+    pub error: OAuthError,
+}
+
+/// [`refuses_logins`], with what the citizens' page needs: the application's name and its
+/// maintenance window.
+pub async fn closed(store: &DynStore, client: &Client) -> Result<Option<Closed>, StoreError> {
+    let (Some(error), Some(state)) = (refuses_logins(client), client.lifecycle) else {
+        return Ok(None);
+    };
+    let app = match &client.app_id {
+        Some(id) => get(store, id).await?,
+        None => None,
+    };
+    let name = app.as_ref().map_or_else(|| client.name.clone(), |a| a.registration.name.clone());
+    let maintenance = app.and_then(|a| a.maintenance).filter(|_| state == State::TemporarilyOffline);
+    Ok(Some(Closed { state, name, maintenance, error }))
 }
 
 /// Whether the application behind `client` admits user `sub`. `Ok(None)` admits; `Ok(Some)`

@@ -238,6 +238,21 @@ pub struct Suspension {
     pub extension: Option<Extension>,
 }
 
+/// A maintenance window (SH-7.3): what the citizen's maintenance page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Maintenance {
+    /// Why it is down (shown to citizens).
+    pub reason: String,
+    /// Since when.
+    pub since: i64,
+    /// When it is expected back (Unix seconds), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Whom citizens may contact meanwhile (a phone number, an e-mail or a desk), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
 impl Suspension {
     /// The deadline in force (extended or not).
     pub fn effective_deadline(&self) -> i64 {
@@ -290,6 +305,9 @@ pub struct Application {
     /// The ongoing suspension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspension: Option<Suspension>,
+    /// The ongoing maintenance, while `temporarily_offline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
     /// When a review is due (AY-8.2.2), while `applied`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_due_at: Option<i64>,

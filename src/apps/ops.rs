@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::{
     AppError, Application, Audience, Category, Ctx, Decision, Evidence, EvidenceKind, Extension, Grants, Lock,
-    Registration, Retest, Review, State, Suspension, Transition, get, must_get, put, reviews, transitions, valid_id,
+    Maintenance, Registration, Retest, Review, State, Suspension, Transition, get, must_get, put, reviews, transitions,
+    valid_id,
 };
 use crate::clients::{self, Client};
 use crate::crypto::{self, Secret};
@@ -65,6 +66,14 @@ pub struct TransitionInput {
     /// The re-test after rectification (required to leave suspended for a live state).
     #[serde(default)]
     pub retest: Option<Retest>,
+    /// When the application is expected back (Unix seconds, in the future); only when moving
+    /// to temporarily_offline. Shown on the citizens' maintenance page.
+    #[serde(default)]
+    pub until: Option<i64>,
+    /// Whom citizens may contact during the maintenance (at most 200 characters); only when
+    /// moving to temporarily_offline. Shown on the citizens' maintenance page.
+    #[serde(default)]
+    pub contact: Option<String>,
 }
 
 /// A request to extend the rectification of a suspension (AY-8.5.4).
@@ -222,6 +231,7 @@ pub async fn apply(ctx: Ctx<'_>, input: ApplicationInput) -> Result<Application,
         test_users: input.test_users,
         pre_release: Audience::default(),
         suspension: None,
+        maintenance: None,
         review_due_at: Some(ctx.calendar.deadline(ctx.now, ctx.config.review_days)),
         archive: None,
         created_by: ctx.actor.to_owned(),
@@ -551,6 +561,7 @@ pub async fn transition(ctx: Ctx<'_>, id: &str, input: TransitionInput) -> Resul
             (State::Suspended, State::Offline) => closed = app.suspension.take(),
             _ => {}
         }
+        app.maintenance = maintenance(ctx.now, to, &input)?;
         if input.audience.is_some() && !(from == State::Approved && to == State::PreRelease) {
             return Err(invalid("audience is only given when moving from approved to pre_release"));
         }
@@ -568,6 +579,32 @@ pub async fn transition(ctx: Ctx<'_>, id: &str, input: TransitionInput) -> Resul
         Ok(app)
     })
     .await
+}
+
+/// The maintenance window a move to `temporarily_offline` records (none for other states):
+/// the reason, and the optional expected return and contact, checked.
+fn maintenance(now: i64, to: State, input: &TransitionInput) -> Result<Option<Maintenance>, AppError> {
+    if to != State::TemporarilyOffline {
+        if input.until.is_some() || input.contact.is_some() {
+            return Err(invalid("until and contact are only given when moving to temporarily_offline"));
+        }
+        return Ok(None);
+    }
+    if let Some(until) = input.until
+        && (until <= now || until > now + 366 * 86_400)
+    {
+        return Err(invalid("until: a Unix time in the future, within a year"));
+    }
+    let contact = input.contact.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    if let Some(c) = contact {
+        check_text("contact", c, true, 200)?;
+    }
+    Ok(Some(Maintenance {
+        reason: input.reason.trim().to_owned(),
+        since: now,
+        until: input.until,
+        contact: contact.map(str::to_owned),
+    }))
 }
 
 /// AY-8.5.4: one extension of the rectification, of at most `max_extension_days` working days.

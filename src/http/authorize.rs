@@ -90,6 +90,7 @@ fn rejection(state: &AppState, headers: &HeaderMap, r: Rejection) -> Response {
         }
         Rejection::Redirect(to, e) => error_to_client(state, headers, &to, &e),
         Rejection::Store(e) => unavailable_page(state, headers, e),
+        Rejection::Closed(c) => pages::app_state::closed(locale(state, None, headers), &c, state.calendar.offset()),
     }
 }
 

@@ -109,7 +109,8 @@ async fn end_session(State(state): State<AppState>, method: Method, req: Request
         Some(b) if b.len() <= 64 => (b.to_owned(), false),
         _ => (crypto::random_token(24), true),
     };
-    let (id, pending) = match confirm::ask(&state.store, &session.sid, next, &browser, ui.clone()).await {
+    let back = client.as_ref().and_then(pages::trouble::home_of);
+    let (id, pending) = match confirm::ask(&state.store, &session.sid, next, &browser, ui.clone(), back).await {
         Ok(asked) => asked,
         Err(e) => return unavailable_page(&state, &headers, e),
     };
@@ -142,8 +143,8 @@ async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         Err(e) => return unavailable_page(&state, &headers, e),
     };
     if form.get("decision").map(String::as_str) != Some("logout") {
-        let loc = locale(&state, p.ui_locales.as_deref(), &headers);
-        return pages::error(loc, StatusCode::OK, "logout_cancelled", "you are still signed in");
+        // Cancel: the person stays signed in and goes back to the application (issue 14).
+        return see_other(p.cancel_target());
     }
     do_logout(&state, &headers, p.ui_locales.as_deref(), &p.sid, p.next).await
 }
@@ -177,14 +178,19 @@ fn finish(
     if frames.is_empty()
         && let Some(n) = &next
     {
-        let mut r = StatusCode::SEE_OTHER.into_response();
-        if let Ok(v) = HeaderValue::from_str(n) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return r;
+        return see_other(n);
     }
     pages::logged_out(locale(state, ui, headers), frames, next.as_deref())
+}
+
+/// A 303 to `to` (a registered URI or one of our own pages), not cached.
+fn see_other(to: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// JSON answer of the server-to-server logout.

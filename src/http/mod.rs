@@ -366,7 +366,7 @@ pub fn app(state: AppState) -> Router {
         .merge(signup::routes())
         .merge(account::routes())
         .merge(notices::routes())
-        .fallback(|| async { crate::http::error::Problem::not_found("no such endpoint") })
+        .fallback(notices::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(middleware::from_fn_with_state(state.clone(), layers))

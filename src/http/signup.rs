@@ -188,7 +188,7 @@ async fn signup_submit(State(state): State<AppState>, meta: Meta, headers: Heade
                 if let Some(ev) = audit_throttle(&meta, &e, "signup") {
                     state.audit.record(ev).await;
                 }
-                render(&state, &c, &b, &values, Notice::Error(page::problem(c.locale, &e)), Some(&e))
+                render(&state, &c, &b, &values, Notice::of_error(c.locale, &e), Some(&e))
             }
         };
     }
@@ -217,7 +217,7 @@ async fn signup_submit(State(state): State<AppState>, meta: Meta, headers: Heade
             if let SignupError::Store(err) = &e {
                 tracing::warn!(error = %err, "registration failed on the store");
             }
-            return render(&state, &c, &b, &values, Notice::Error(page::problem(c.locale, &e)), Some(&e));
+            return render(&state, &c, &b, &values, Notice::of_error(c.locale, &e), Some(&e));
         }
     };
     let mut detail = json!({"action": if done.established.is_some() { "signup" } else { "legal_signup" }});
@@ -297,7 +297,7 @@ async fn reset_submit(State(state): State<AppState>, meta: Meta, headers: Header
                 if let Some(ev) = audit_throttle(&meta, &e, "reset") {
                     state.audit.record(ev).await;
                 }
-                again(Notice::Error(page::problem(c.locale, &e)), Some(&e))
+                again(Notice::of_error(c.locale, &e), Some(&e))
             }
         };
     }
@@ -312,7 +312,7 @@ async fn reset_submit(State(state): State<AppState>, meta: Meta, headers: Header
             tracing::info!(sub = %done.user.id, sessions_ended = done.sessions_ended, "password reset");
             page::reset_done(c.locale, c.req.as_deref())
         }
-        Err(e) => again(Notice::Error(page::problem(c.locale, &e)), Some(&e)),
+        Err(e) => again(Notice::of_error(c.locale, &e), Some(&e)),
     }
 }
 

@@ -42,6 +42,10 @@ pub struct Pending {
     pub csrf: String,
     /// Preferred UI locales.
     pub ui_locales: Option<String>,
+    /// Where "cancel" goes back to: the client's registered home, when the request named a
+    /// client (absent in questions asked before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back: Option<String>,
 }
 
 /// Remembers the question; returns its id and the record (for the form's CSRF token).
@@ -51,6 +55,7 @@ pub async fn ask(
     next: Option<String>,
     browser_cookie: &str,
     ui_locales: Option<String>,
+    back: Option<String>,
 ) -> Result<(String, Pending), StoreError> {
     let id = crypto::random_token(16);
     let p = Pending {
@@ -59,6 +64,7 @@ pub async fn ask(
         browser: crypto::token_key(browser_cookie),
         csrf: crypto::random_token(24),
         ui_locales,
+        back,
     };
     store::put_json(store.as_ref(), &keys::logout_request(&id), &p, Some(PENDING_TTL)).await?;
     Ok((id, p))
@@ -71,6 +77,14 @@ pub enum Refused {
     Expired,
     /// The form's anti-CSRF token does not match.
     Forged,
+}
+
+impl Pending {
+    /// Where "cancel" (stay signed in) goes: the validated post-logout redirect URI, else the
+    /// client's registered home, else the account page. Never a URL the request alone named.
+    pub fn cancel_target(&self) -> &str {
+        self.next.as_deref().or(self.back.as_deref()).unwrap_or("/account")
+    }
 }
 
 /// Takes the user's answer to question `id`: the pending logout when it is this browser's and

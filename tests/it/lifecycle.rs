@@ -316,8 +316,10 @@ async fn whole_lifecycle(b: Backend) {
     let r = transition(&s, &admin, id, json!({"to": "temporarily_offline", "reason": "系统维护"})).await;
     assert_eq!(r.status(), StatusCode::OK);
     let (status, loc, page) = authorize_page(&s, id).await;
-    assert_eq!((status, loc.as_str()), (StatusCode::BAD_REQUEST, ""));
-    assert!(page.contains("temporarily"), "{page}");
+    // Issue 14: a real maintenance page (503, the admin's reason), no redirect.
+    assert_eq!((status, loc.as_str()), (StatusCode::SERVICE_UNAVAILABLE, ""));
+    assert!(page.contains("应用正在维护") && page.contains("系统维护"), "{page}");
+    assert!(page.contains("temporarily"), "the refusal in the technical details: {page}");
     assert_eq!(cc(&s, id, &secret).await.status(), StatusCode::OK);
     assert_eq!(transition(&s, &admin, id, json!({"to": "released"})).await.status(), StatusCode::OK);
 

@@ -55,8 +55,9 @@ async fn get_html(s: &TestServer, path: &str) -> (StatusCode, reqwest::header::H
 
 /// The text of the page's `.error` paragraph.
 fn error_text(html: &str) -> String {
-    let start = html.find("<p class=\"error\" role=\"alert\">").map(|i| i + 30).expect("an error paragraph");
-    html[start..].split("</p>").next().unwrap().to_owned()
+    let start = html.find("<p class=\"error\" role=\"alert\"").expect("an error paragraph");
+    let text = html[start..].split_once('>').unwrap().1;
+    text.split("</p>").next().unwrap().to_owned()
 }
 
 // JM-5.6, SH-D: the login page of a provincial unified login: branding from config on it, the

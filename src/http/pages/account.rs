@@ -12,122 +12,19 @@ use crate::account::Overview;
 use crate::identity::AssuranceLevel;
 use crate::identity::legal::AgentRole;
 
-struct Texts {
-    title: &'static str,
-    profile: &'static str,
-    username: &'static str,
-    name: &'static str,
-    phone: &'static str,
-    id_number: &'static str,
-    none: &'static str,
-    level: &'static str,
-    verify: &'static str,
-    sessions: &'static str,
-    signed_in_at: &'static str,
-    this_browser: &'static str,
-    apps: &'static str,
-    end: &'static str,
-    companies: &'static str,
-    no_companies: &'static str,
-    admin: &'static str,
-    agent: &'static str,
-    consents: &'static str,
-    no_consents: &'static str,
-    revoke: &'static str,
-    change_password: &'static str,
-    current_password: &'static str,
-    new_password: &'static str,
-    change: &'static str,
-    sign_out: &'static str,
-    not_signed_in: &'static str,
-    not_signed_in_text: &'static str,
-    register: &'static str,
-    forgot: &'static str,
-}
-
-const ZH: Texts = Texts {
-    title: "我的账号",
-    profile: "个人信息",
-    username: "用户名",
-    name: "姓名",
-    phone: "手机号",
-    id_number: "证件号码",
-    none: "未登记",
-    level: "认证等级",
-    verify: "去实名认证",
-    sessions: "登录会话",
-    signed_in_at: "登录于",
-    this_browser: "（当前浏览器）",
-    apps: "已访问应用",
-    end: "结束此会话",
-    companies: "代理的法人单位",
-    no_companies: "暂无。",
-    admin: "管理员",
-    agent: "经办人",
-    consents: "已授权的应用",
-    no_consents: "暂无。",
-    revoke: "撤销授权",
-    change_password: "修改密码",
-    current_password: "当前密码",
-    new_password: "新密码（至少 8 个字符）",
-    change: "修改密码",
-    sign_out: "退出登录",
-    not_signed_in: "尚未登录",
-    not_signed_in_text: "请先从任一应用登录统一身份认证，再打开“我的账号”。",
-    register: "注册账号",
-    forgot: "忘记密码",
-};
-
-const EN: Texts = Texts {
-    title: "My account",
-    profile: "Profile",
-    username: "Username",
-    name: "Name",
-    phone: "Phone",
-    id_number: "ID number",
-    none: "not recorded",
-    level: "Assurance level",
-    verify: "Verify my real name",
-    sessions: "Sign-ins",
-    signed_in_at: "Signed in",
-    this_browser: " (this browser)",
-    apps: "Applications",
-    end: "End this sign-in",
-    companies: "Organizations I act for",
-    no_companies: "None.",
-    admin: "administrator",
-    agent: "agent",
-    consents: "Applications I allowed",
-    no_consents: "None.",
-    revoke: "Revoke",
-    change_password: "Change password",
-    current_password: "Current password",
-    new_password: "New password (8 characters at least)",
-    change: "Change password",
-    sign_out: "Sign out",
-    not_signed_in: "Not signed in",
-    not_signed_in_text: "Sign in through any application first, then open \"My account\".",
-    register: "Create an account",
-    forgot: "Forgot password",
-};
+use super::catalogue::AccountTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &super::catalogue::of(l).account
 }
 
 fn level_name(l: Locale, level: AssuranceLevel) -> &'static str {
-    match (l, level) {
-        (Locale::ZhCn, AssuranceLevel::Visitor) => "普通访客",
-        (Locale::ZhCn, AssuranceLevel::Registered) => "注册用户",
-        (Locale::ZhCn, AssuranceLevel::RealName) => "实名认证",
-        (Locale::ZhCn, AssuranceLevel::Strong) => "强实名认证",
-        (Locale::En, AssuranceLevel::Visitor) => "visitor",
-        (Locale::En, AssuranceLevel::Registered) => "registered",
-        (Locale::En, AssuranceLevel::RealName) => "real-name verified",
-        (Locale::En, AssuranceLevel::Strong) => "verified in person or by face",
+    let m = &super::catalogue::of(l).account_messages;
+    match level {
+        AssuranceLevel::Visitor => m.level_visitor,
+        AssuranceLevel::Registered => m.level_registered,
+        AssuranceLevel::RealName => m.level_real_name,
+        AssuranceLevel::Strong => m.level_strong,
     }
 }
 
@@ -268,15 +165,12 @@ pub fn signed_out(l: Locale) -> Response {
 
 /// The line shown after an account action (`done=` of the redirect back to `/account`).
 pub fn done_text(l: Locale, what: &str) -> Option<&'static str> {
-    Some(match (l, what) {
-        (Locale::ZhCn, "registered") => "注册成功，欢迎使用统一身份认证。",
-        (Locale::En, "registered") => "You are registered. Welcome.",
-        (Locale::ZhCn, "session_ended") => "会话已结束。",
-        (Locale::En, "session_ended") => "The sign-in was ended.",
-        (Locale::ZhCn, "consent_revoked") => "已撤销授权，该应用下次使用时将重新征求您的同意。",
-        (Locale::En, "consent_revoked") => "Consent revoked: the application will ask again next time.",
-        (Locale::ZhCn, "password_changed") => "密码已修改，其他设备上的登录均已退出。",
-        (Locale::En, "password_changed") => "Password changed; your other sign-ins were ended.",
+    let m = &super::catalogue::of(l).account_messages;
+    Some(match what {
+        "registered" => m.done_registered,
+        "session_ended" => m.done_session_ended,
+        "consent_revoked" => m.done_consent_revoked,
+        "password_changed" => m.done_password_changed,
         _ => return None,
     })
 }
@@ -284,14 +178,11 @@ pub fn done_text(l: Locale, what: &str) -> Option<&'static str> {
 /// The message of a refused password change.
 pub fn change_problem(l: Locale, e: &crate::account::ChangeError) -> &'static str {
     use crate::account::ChangeError as C;
-    match (l, e) {
-        (Locale::ZhCn, C::WrongPassword) => "当前密码不正确。",
-        (Locale::En, C::WrongPassword) => "The current password is wrong.",
-        (Locale::ZhCn, C::Policy(_)) => "新密码至少 8 个字符，最多 256 字节。",
-        (Locale::En, C::Policy(_)) => "A password has 8 characters at least, 256 bytes at most.",
-        (Locale::ZhCn, C::Gone) => "账号不可用。",
-        (Locale::En, C::Gone) => "The account is not available.",
-        (Locale::ZhCn, C::Busy | C::Store(_)) => "系统繁忙，请稍后再试。",
-        (Locale::En, C::Busy | C::Store(_)) => "The service is busy. Please try again shortly.",
+    let m = &super::catalogue::of(l).account_messages;
+    match e {
+        C::WrongPassword => m.wrong_password,
+        C::Policy(_) => m.weak_password,
+        C::Gone => m.gone,
+        C::Busy | C::Store(_) => m.account_busy,
     }
 }

@@ -16,42 +16,10 @@ pub struct Choice<'a> {
     pub uscc: &'a str,
 }
 
-struct Texts {
-    choose_title: &'static str,
-    choose_intro: &'static str,
-    act: &'static str,
-    uscc: &'static str,
-    refused_title: &'static str,
-    refused: &'static str,
-    back: &'static str,
-}
-
-const ZH: Texts = Texts {
-    choose_title: "选择办事单位",
-    choose_intro: "您是以下单位的经办人，请选择本次代表哪个单位办理：",
-    act: "以该单位身份继续",
-    uscc: "统一社会信用代码",
-    refused_title: "无法以法人身份登录",
-    refused: "您的账号未被任何法人单位授权为经办人，无法以法人身份登录。请联系单位管理员授权，或使用个人身份登录。",
-    back: "返回登录",
-};
-
-const EN: Texts = Texts {
-    choose_title: "Choose the organization",
-    choose_intro: "You are an authorized agent of these organizations. Which one do you act for now?",
-    act: "Continue as this organization",
-    uscc: "Unified social credit code",
-    refused_title: "Cannot sign in for a legal person",
-    refused: "Your account is not authorized to act for any legal person. Ask the organization's administrator \
-              to authorize you, or sign in as yourself.",
-    back: "Back to sign-in",
-};
+use super::catalogue::ActTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &super::catalogue::of(l).act
 }
 
 /// Masks a USCC for display: its first 4 and last 4 characters.

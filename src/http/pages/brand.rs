@@ -45,16 +45,6 @@ impl Default for Brand {
     }
 }
 
-/// The strings of the header and footer.
-struct Texts {
-    help: &'static str,
-    agreement: &'static str,
-    privacy: &'static str,
-}
-
-const ZH: Texts = Texts { help: "帮助", agreement: "用户协议", privacy: "隐私政策" };
-const EN: Texts = Texts { help: "Help", agreement: "User agreement", privacy: "Privacy policy" };
-
 impl Brand {
     /// The branding of a validated `[branding]` section.
     pub fn new(c: &BrandingConfig) -> Self {
@@ -76,6 +66,11 @@ impl Brand {
     /// The platform's name in `l` (the zh-CN name when no English one is set).
     pub fn name(&self, l: Locale) -> &str {
         if l == Locale::En && !self.name_en.is_empty() { &self.name_en } else { &self.name }
+    }
+
+    /// The help link, when configured.
+    pub fn help(&self) -> Option<&str> {
+        Some(self.help.as_str()).filter(|s| !s.is_empty())
     }
 
     /// The user agreement link, when configured.
@@ -114,10 +109,7 @@ impl Brand {
 
     /// The page footer: the footer line, then help, agreement and privacy links.
     pub(crate) fn footer_html(&self, l: Locale) -> String {
-        let t = match l {
-            Locale::ZhCn => &ZH,
-            Locale::En => &EN,
-        };
+        let t = &super::catalogue::of(l).brand;
         let line = if l == Locale::En && !self.footer_en.is_empty() { &self.footer_en } else { &self.footer };
         let links: Vec<String> = [
             (&self.help, t.help, "help"),

@@ -8,48 +8,10 @@ use axum::response::Response;
 use super::{Locale, esc, page};
 use crate::authorize::ConsentView;
 
-/// The strings of the consent page.
-struct Texts {
-    title: &'static str,
-    app: &'static str,
-    unit: &'static str,
-    intro: &'static str,
-    sensitive: &'static str,
-    sensitive_note: &'static str,
-    revoke_note: &'static str,
-    allow: &'static str,
-    deny: &'static str,
-}
-
-const ZH: Texts = Texts {
-    title: "授权确认",
-    app: "应用",
-    unit: "所属单位",
-    intro: "该应用请求获取您的以下信息：",
-    sensitive: "敏感信息",
-    sensitive_note: "标有“敏感信息”的内容属于敏感个人信息，仅在您点击“同意”后才会提供给该应用。",
-    revoke_note: "您可以随时在“账号管理”中撤回本次授权。",
-    allow: "同意",
-    deny: "拒绝",
-};
-
-const EN: Texts = Texts {
-    title: "Allow access",
-    app: "Application",
-    unit: "Operated by",
-    intro: "This application asks for the following information about you:",
-    sensitive: "Sensitive",
-    sensitive_note: "Items marked Sensitive are sensitive personal information: the application receives them only if you choose Allow.",
-    revoke_note: "You can withdraw this consent at any time on your account page.",
-    allow: "Allow",
-    deny: "Deny",
-};
+use super::catalogue::ConsentTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &super::catalogue::of(l).consent
 }
 
 /// The consent page for pending request `req`.

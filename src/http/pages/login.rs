@@ -37,112 +37,34 @@ pub struct LoginForm<'a> {
     pub kind: PrincipalKind,
 }
 
-/// The strings of the login page.
-struct Texts {
-    title: &'static str,
-    tab_person: &'static str,
-    tab_legal: &'static str,
-    username: &'static str,
-    agent_username: &'static str,
-    password: &'static str,
-    submit: &'static str,
-    signing_in_to: &'static str,
-    legal_hint: &'static str,
-    bad_credentials: &'static str,
-    busy: &'static str,
-    or_with: &'static str,
-    upstream_failed: &'static str,
-    signup: &'static str,
-    forgot: &'static str,
-    other_language: (&'static str, &'static str),
-    terms: (&'static str, &'static str, &'static str),
-    agreement: &'static str,
-    privacy: &'static str,
-    tabs_label: &'static str,
-}
-
-const ZH: Texts = Texts {
-    title: "统一身份认证登录",
-    tab_person: "个人登录",
-    tab_legal: "法人登录",
-    username: "用户名",
-    agent_username: "经办人用户名",
-    password: "密码",
-    submit: "登录",
-    signing_in_to: "登录到",
-    legal_hint: "法人（企业、事业单位、社会组织、机关等）由经办人使用本人账号登录，登录后选择所代表的单位。",
-    bad_credentials: "用户名或密码错误。",
-    busy: "系统繁忙，请稍后再试。",
-    or_with: "或使用以下平台账号登录：",
-    upstream_failed: "通过上级平台登录未成功，请使用本平台账号登录或稍后重试。",
-    signup: "注册账号",
-    forgot: "忘记密码？",
-    other_language: ("en", "English"),
-    terms: ("登录即表示您已阅读并同意", "和", "。"),
-    agreement: "《用户协议》",
-    privacy: "《隐私政策》",
-    tabs_label: "登录方式",
-};
-
-const EN: Texts = Texts {
-    title: "Sign in",
-    tab_person: "Individual",
-    tab_legal: "Organization",
-    username: "Username",
-    agent_username: "Agent's username",
-    password: "Password",
-    submit: "Sign in",
-    signing_in_to: "Signing in to",
-    legal_hint: "Organizations (legal persons) sign in through an authorized agent: use your own account, then choose the organization you act for.",
-    bad_credentials: "Wrong username or password.",
-    busy: "The service is busy. Please try again shortly.",
-    or_with: "Or sign in with a trusted platform:",
-    upstream_failed: "Signing in through the other platform did not succeed. Sign in here, or try again later.",
-    signup: "Create an account",
-    forgot: "Forgot password?",
-    other_language: ("zh-CN", "中文"),
-    terms: ("By signing in you agree to the ", " and the ", "."),
-    agreement: "User Agreement",
-    privacy: "Privacy Policy",
-    tabs_label: "Sign in as",
-};
+use super::catalogue::LoginTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &super::catalogue::of(l).login
 }
 
 /// A wait in words: seconds below two minutes, else whole minutes (rounded up).
 fn wait_text(locale: Locale, secs: u64) -> String {
-    let mins = secs.div_ceil(60);
-    match (locale, secs < 120) {
-        (Locale::ZhCn, true) => format!("{secs} 秒"),
-        (Locale::ZhCn, false) => format!("{mins} 分钟"),
-        (Locale::En, true) => format!("{secs} seconds"),
-        (Locale::En, false) => format!("{mins} minutes"),
+    let m = &super::catalogue::of(locale).messages;
+    if secs < 120 {
+        super::catalogue::fill(m.wait_seconds, &[&secs.to_string()])
+    } else {
+        super::catalogue::fill(m.wait_minutes, &[&secs.div_ceil(60).to_string()])
     }
 }
 
 /// The lines after a failed or refused attempt: attempts left, and when to come back.
 fn guard_text(locale: Locale, f: &LoginForm<'_>) -> String {
+    use super::catalogue::fill;
+    let m = &super::catalogue::of(locale).messages;
     let mut out = String::new();
     if let Some(n) = f.remaining.filter(|n| *n > 0) {
-        out.push_str(&match (locale, n) {
-            (Locale::ZhCn, n) => format!("还可尝试 {n} 次。"),
-            (Locale::En, 1) => " 1 attempt left.".to_owned(),
-            (Locale::En, n) => format!(" {n} attempts left."),
-        });
+        out.push_str(&if n == 1 { m.attempt_left_one.to_owned() } else { fill(m.attempts_left, &[&n.to_string()]) });
     }
     if let Some(secs) = f.retry_after {
         let wait = wait_text(locale, secs);
-        out.push_str(&match (locale, f.throttled || f.remaining == Some(0)) {
-            (Locale::ZhCn, true) => format!("尝试次数过多，请于 {wait}后再试。"),
-            (Locale::ZhCn, false) => format!("请于 {wait}后再试。"),
-            (Locale::En, true) => format!(" Too many attempts. Try again in {wait}."),
-            (Locale::En, false) => format!(" Try again in {wait}."),
-        });
+        let template = if f.throttled || f.remaining == Some(0) { m.too_many_wait } else { m.wait };
+        out.push_str(&fill(template, &[&wait]));
     }
     out
 }
@@ -193,10 +115,15 @@ fn terms(t: &Texts) -> String {
 /// Every wrong-credential answer carries the same generic message, whichever tab.
 pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
     let t = texts(locale);
+    let failed_here = f.failed && !f.throttled;
     let error = if f.throttled {
         format!("<p class=\"error\" role=\"alert\">{}</p>", guard_text(locale, f).trim_start())
     } else if f.failed {
-        format!("<p class=\"error\" role=\"alert\">{}{}</p>", t.bad_credentials, guard_text(locale, f))
+        format!(
+            "<p class=\"error\" role=\"alert\" id=\"login-error\">{}{}</p>",
+            t.bad_credentials,
+            guard_text(locale, f)
+        )
     } else if f.busy {
         format!("<p class=\"error\" role=\"alert\">{}</p>", t.busy)
     } else if f.upstream_failed {
@@ -231,12 +158,16 @@ pub fn login(locale: Locale, f: &LoginForm<'_>) -> Response {
          <form id=\"{form_id}\" method=\"post\" action=\"/login\">\
          <input type=\"hidden\" name=\"req\" value=\"{req}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"account_kind\" value=\"{kind}\">\
-         <label for=\"username\">{u}</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{user}\">\
-         <label for=\"password\">{p}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <label for=\"username\">{u}</label><input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{user}\"{invalid}{focus}>\
+         <label for=\"password\">{p}</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required{invalid}>\
          <button type=\"submit\">{submit}</button></form>\
          <p class=\"links\"><a id=\"signup\" href=\"/signup?req={req_q}\">{signup}</a><a id=\"forgot\" href=\"/password/reset\">{forgot}</a></p>\
          {upstreams}{terms}",
         lang_href = esc(&self_link(f.req, f.kind, Some(lang_code))),
+        // Wrong credentials: both fields are in error, tied to the message; the focus goes to
+        // the first (issue 14, WCAG 3.3.1).
+        invalid = if failed_here { " aria-invalid=\"true\" aria-describedby=\"login-error\"" } else { "" },
+        focus = if failed_here { " autofocus" } else { "" },
         title = t.title,
         to = t.signing_in_to,
         client = esc(f.client_name),

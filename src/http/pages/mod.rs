@@ -15,10 +15,14 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::crypto::{b64, sha256};
 
+pub mod app_state;
 pub mod brand;
+pub mod catalogue;
 mod consent;
+pub mod landing;
 mod login;
 pub mod notices;
+pub mod trouble;
 
 pub use consent::consent;
 pub use login::{LoginForm, login};
@@ -81,48 +85,10 @@ impl Locale {
     }
 }
 
-/// The strings of the pages.
-struct Texts {
-    error_title: &'static str,
-    error_hint: &'static str,
-    continue_: &'static str,
-    logout_title: &'static str,
-    logout_question: &'static str,
-    logout_yes: &'static str,
-    logout_no: &'static str,
-    logged_out: &'static str,
-    request_id: &'static str,
-}
-
-const ZH: Texts = Texts {
-    error_title: "请求无法处理",
-    error_hint: "请返回原应用重新发起登录。如问题持续，请联系系统管理员。",
-    continue_: "继续",
-    logout_title: "退出登录",
-    logout_question: "是否退出统一身份认证登录？退出后，您在所有已登录应用中的登录状态都将结束。",
-    logout_yes: "退出",
-    logout_no: "取消",
-    logged_out: "您已安全退出。",
-    request_id: "请求编号",
-};
-
-const EN: Texts = Texts {
-    error_title: "The request cannot be processed",
-    error_hint: "Go back to the application and sign in again. If this keeps happening, contact the administrator.",
-    continue_: "Continue",
-    logout_title: "Sign out",
-    logout_question: "Sign out? This ends your sign-in at every application you are signed in to.",
-    logout_yes: "Sign out",
-    logout_no: "Cancel",
-    logged_out: "You have signed out.",
-    request_id: "Request id",
-};
+use catalogue::CommonTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &catalogue::of(l).common
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -150,7 +116,8 @@ header.brand img{height:2rem;width:auto;max-width:40vw}header.brand .platform{fo
 main{width:100%;max-width:24rem;margin:6vh auto 2rem;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.1)}\
 footer{margin-top:auto;padding:1rem;text-align:center;font-size:.8rem;color:#6b7280}footer p{margin:.3rem 0}footer a{color:#4b5563}\
 a{color:var(--p)}h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:.8rem 0 .3rem}\
-input[type=text],input[type=password]{width:100%;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px}\
+input[type=text],input[type=password]{width:100%;padding:.7rem;font-size:1rem;border:1px solid #767676;border-radius:4px}\
+input[aria-invalid=true]{border:2px solid #b91c1c}:focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}input:focus{outline:3px solid #1d4ed8;outline-offset:1px}\
 button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;border:0;border-radius:4px;background:var(--p);color:#fff;cursor:pointer}\
 button.secondary{background:#e5e7eb;color:#111}a.upstream{display:block;margin-top:.6rem;padding:.7rem;text-align:center;border:1px solid var(--p);border-radius:4px;color:var(--p);text-decoration:none}p.or{margin-top:1.4rem;color:#555}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
 .client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}p.rid{font-size:.75rem;color:#6b7280;word-break:break-all}\
@@ -162,6 +129,9 @@ ul.scopes{list-style:none;padding:0;margin:0 0 1rem}ul.scopes li{padding:.6rem 0
 ul.scopes li.sensitive{background:#fffbeb;padding:.6rem;border-radius:4px;border-bottom:0;margin:.3rem 0}\
 .badge{display:inline-block;margin-right:.4rem;padding:0 .4rem;font-size:.75rem;line-height:1.5;border-radius:3px;background:#fef3c7;color:#92400e;border:1px solid #f59e0b;vertical-align:middle}\
 p.warn{font-size:.85rem;color:#92400e}dl.app{margin:0 0 1rem;color:#475569}dl.app dt{font-size:.8rem;color:#6b7280}dl.app dd{margin:0 0 .4rem;color:#111827;font-weight:600}\
+a.button{display:block;margin-top:1.2rem;padding:.8rem;text-align:center;border-radius:4px;background:var(--p);color:#fff;text-decoration:none}\
+a.button.secondary{background:#e5e7eb;color:#111}p.lead{font-size:1.05rem}details.tech{margin-top:1.5rem;font-size:.8rem;color:#4b5563}details.tech summary{cursor:pointer}\
+details.tech dl{margin:.4rem 0 0}details.tech dt{font-weight:600}details.tech dd{margin:0 0 .3rem;word-break:break-all}\
 @media (max-width:480px){main{margin:0 0 1rem;max-width:none;border-radius:0;box-shadow:none;padding:1.25rem 1rem}}";
 
 const AUTOSUBMIT: &str = "document.forms[0].submit();";
@@ -224,21 +194,10 @@ fn base64_std_of_b64url(s: &str) -> String {
     out
 }
 
-/// An error page for requests that must not redirect (RFC 6749 s4.1.2.1).
+/// An error page for requests that must not redirect (RFC 6749 s4.1.2.1): a plain
+/// explanation in the person's language ([`trouble`]); the code and description folded away.
 pub fn error(locale: Locale, status: StatusCode, code: &str, description: &str) -> Response {
-    let t = texts(locale);
-    // The request id, small, for a support call (the request-id layer set it for this task).
-    let id = super::request_id::current()
-        .map(|id| format!("<p class=\"rid\">{}: <span>{}</span></p>", t.request_id, esc(&id)))
-        .unwrap_or_default();
-    let body = format!(
-        "<h1>{title}</h1><p class=\"error\" role=\"alert\">{code}: {desc}</p><p>{hint}</p>{id}",
-        title = t.error_title,
-        code = esc(code),
-        desc = esc(description),
-        hint = t.error_hint,
-    );
-    page(locale, t.error_title, &body, status, false)
+    trouble::trouble(locale, status, trouble::Trouble::of(status, code, description), code, description, None)
 }
 
 /// The form_post response (OAuth 2.0 Form Post Response Mode s2): an auto-submitting form,
@@ -283,8 +242,15 @@ pub fn logged_out(locale: Locale, frontchannel: &[String], next: Option<&str>) -
         .iter()
         .map(|u| format!("<iframe src=\"{}\" style=\"display:none\" width=\"0\" height=\"0\"></iframe>", esc(u)))
         .collect();
-    let link =
-        next.map(|n| format!("<p><a id=\"next\" href=\"{}\">{}</a></p>", esc(n), t.continue_)).unwrap_or_default();
+    let on = &catalogue::of(locale).landing;
+    // A way on (issue 14): back to the application when known, else sign in again or home.
+    let link = match next {
+        Some(n) => format!("<p><a id=\"next\" class=\"button\" href=\"{}\">{}</a></p>", esc(n), on.back_to_app),
+        None => format!(
+            "<p><a class=\"button\" href=\"/account\">{}</a></p><p><a class=\"button secondary\" href=\"/\">{}</a></p>",
+            on.sign_in_again, on.home
+        ),
+    };
     let body = format!("<h1>{}</h1><p>{}</p>{link}{frames}", t.logout_title, t.logged_out);
     let origins: Vec<String> =
         frontchannel.iter().filter_map(|u| url::Url::parse(u).ok()).map(|u| u.origin().ascii_serialization()).collect();

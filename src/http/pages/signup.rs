@@ -12,7 +12,7 @@ use crate::signup::{Field, SignupError};
 use crate::sms::SmsError;
 
 /// Extra styles of the registration and account pages (inline: the CSP allows no other source).
-pub(crate) const FORM_STYLE: &str = "<style>input[type=tel],select{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #cbd5e1;border-radius:4px;background:#fff}\
+pub(crate) const FORM_STYLE: &str = "<style>input[type=tel],select{width:100%;box-sizing:border-box;padding:.7rem;font-size:1rem;border:1px solid #767676;border-radius:4px;background:#fff}\
 nav.tabs{display:flex;gap:.5rem;margin-bottom:1rem}nav.tabs a{flex:1;text-align:center;padding:.6rem;border:1px solid var(--p);border-radius:4px;color:var(--p);text-decoration:none}\
 nav.tabs a.on{background:var(--p);color:#fff}fieldset{border:1px solid #e5e7eb;border-radius:4px;margin:1rem 0 0;padding:.2rem .8rem .8rem}\
 legend{padding:0 .3rem;color:#475569}small{color:#6b7280}.ok{color:#166534;background:#f0fdf4;padding:.6rem;border-radius:4px}\
@@ -20,210 +20,53 @@ label.check{display:flex;gap:.5rem;align-items:flex-start}label.check input{marg
 p.links{display:flex;justify-content:space-between;flex-wrap:wrap;gap:.5rem;margin-top:1.2rem}p.links a{color:var(--p)}\
 button.secondary{margin-top:.5rem}@media(max-width:380px){main{margin:0;padding:1rem;border-radius:0;box-shadow:none}}</style>";
 
-struct Texts {
-    title: &'static str,
-    tab_person: &'static str,
-    tab_legal: &'static str,
-    continue_to: &'static str,
-    person: &'static str,
-    phone: &'static str,
-    send_code: &'static str,
-    code: &'static str,
-    username: &'static str,
-    username_hint: &'static str,
-    name: &'static str,
-    password: &'static str,
-    password_hint: &'static str,
-    org: &'static str,
-    org_name: &'static str,
-    uscc: &'static str,
-    org_kind: &'static str,
-    kinds: [(&'static str, &'static str); 5],
-    legal_rep: &'static str,
-    agent_new: &'static str,
-    agent_signed_in: &'static str,
-    verify: &'static str,
-    submit: &'static str,
-    have_account: &'static str,
-    forgot: &'static str,
-    reset_title: &'static str,
-    reset_intro: &'static str,
-    new_password: &'static str,
-    reset_submit: &'static str,
-    reset_done: &'static str,
-    sign_in: &'static str,
-}
-
-const ZH: Texts = Texts {
-    title: "注册账号",
-    tab_person: "个人注册",
-    tab_legal: "法人注册",
-    continue_to: "注册后将继续登录到",
-    person: "注册人信息",
-    phone: "手机号",
-    send_code: "获取验证码",
-    code: "短信验证码",
-    username: "用户名",
-    username_hint: "字母、数字或 . _ - @，最多 64 个字符",
-    name: "姓名",
-    password: "密码",
-    password_hint: "至少 8 个字符",
-    org: "单位信息",
-    org_name: "单位名称",
-    uscc: "统一社会信用代码",
-    org_kind: "单位类型",
-    kinds: [
-        ("enterprise", "企业"),
-        ("public_institution", "事业单位"),
-        ("social_organization", "社会组织"),
-        ("government_body", "机关"),
-        ("other", "其他"),
-    ],
-    legal_rep: "法定代表人",
-    agent_new: "注册人将成为该单位的管理员（经办人）。",
-    agent_signed_in: "您将以当前账号成为该单位的管理员（经办人）：",
-    verify: "注册后立即进行实名认证",
-    submit: "注册",
-    have_account: "已有账号？去登录",
-    forgot: "忘记密码",
-    reset_title: "找回密码",
-    reset_intro: "输入账号绑定的手机号，获取验证码后设置新密码。",
-    new_password: "新密码",
-    reset_submit: "重置密码",
-    reset_done: "密码已重置，您在所有应用中的登录均已退出。请使用新密码登录。",
-    sign_in: "去登录",
-};
-
-const EN: Texts = Texts {
-    title: "Create an account",
-    tab_person: "Person",
-    tab_legal: "Organization",
-    continue_to: "After registering you continue to",
-    person: "Your details",
-    phone: "Mobile phone",
-    send_code: "Send code",
-    code: "SMS code",
-    username: "Username",
-    username_hint: "Letters, digits, . _ - or @; at most 64",
-    name: "Full name",
-    password: "Password",
-    password_hint: "At least 8 characters",
-    org: "Organization",
-    org_name: "Organization name",
-    uscc: "Unified social credit code",
-    org_kind: "Kind",
-    kinds: [
-        ("enterprise", "Enterprise"),
-        ("public_institution", "Public institution"),
-        ("social_organization", "Social organization"),
-        ("government_body", "Government body"),
-        ("other", "Other"),
-    ],
-    legal_rep: "Legal representative",
-    agent_new: "The person registering becomes its administrator (agent).",
-    agent_signed_in: "You become its administrator (agent) as",
-    verify: "Verify my real name after registering",
-    submit: "Register",
-    have_account: "Already registered? Sign in",
-    forgot: "Forgot password",
-    reset_title: "Reset password",
-    reset_intro: "Enter your account's phone number, get a code, and choose a new password.",
-    new_password: "New password",
-    reset_submit: "Reset password",
-    reset_done: "Your password was reset and every sign-in ended. Sign in with the new password.",
-    sign_in: "Sign in",
-};
+use super::catalogue::SignupTexts as Texts;
 
 fn texts(l: Locale) -> &'static Texts {
-    match l {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    }
+    &super::catalogue::of(l).signup
 }
 
 /// The message for a refused registration, code or reset, in the page's language.
 pub fn problem(l: Locale, e: &SignupError) -> String {
-    let zh = l == Locale::ZhCn;
-    let pick = |z: &str, e: &str| if zh { z.to_owned() } else { e.to_owned() };
-    match e {
+    let m = &super::catalogue::of(l).messages;
+    let text = match e {
         SignupError::Invalid(f) => match f {
-            Field::Username => pick(
-                "用户名须为 1-64 个字母、数字或 . _ - @。",
-                "A username is 1-64 letters, digits, '.', '_', '-' or '@'.",
-            ),
-            Field::Name => pick("请填写姓名（最多 64 个字符）。", "Enter your name (at most 64 characters)."),
-            Field::Phone => pick("请输入有效的中国大陆手机号。", "Enter a valid mainland China mobile number."),
-            Field::Code => pick("请输入短信验证码。", "Enter the SMS code."),
-            Field::Password => {
-                pick("密码至少 8 个字符，最多 256 字节。", "A password has 8 characters at least, 256 bytes at most.")
-            }
-            Field::OrgName => {
-                pick("请填写单位名称（最多 128 个字符）。", "Enter the organization's name (at most 128 characters).")
-            }
-            Field::Uscc => pick(
-                "统一社会信用代码不正确，请核对 18 位代码（含校验位）。",
-                "The unified social credit code is not valid: check its 18 characters (with the check characters).",
-            ),
-            Field::OrgKind => pick("请选择单位类型。", "Choose the kind of organization."),
-            Field::LegalRepresentative => pick(
-                "请填写法定代表人姓名（最多 64 个字符）。",
-                "Enter the legal representative's name (at most 64 characters).",
-            ),
+            Field::Username => m.username_invalid,
+            Field::Name => m.name_invalid,
+            Field::Phone => m.phone_invalid,
+            Field::Code => m.code_missing,
+            Field::Password => m.password_invalid,
+            Field::OrgName => m.org_name_invalid,
+            Field::Uscc => m.uscc_invalid,
+            Field::OrgKind => m.org_kind_invalid,
+            Field::LegalRepresentative => m.representative_invalid,
         },
-        SignupError::UsernameTaken => pick("该用户名已被使用，请换一个。", "This username is taken; choose another."),
-        SignupError::PhoneTaken => pick(
-            "该手机号已注册。请直接登录，或通过“忘记密码”找回。",
-            "This phone number is registered already. Sign in, or use \"Forgot password\".",
-        ),
-        SignupError::UsccTaken => pick(
-            "该统一社会信用代码已注册。如需成为该单位的经办人，请联系其管理员。",
-            "This organization is registered already. Ask its administrator to add you as an agent.",
-        ),
-        SignupError::NoPerson => pick("请先登录或注册个人账号。", "Sign in or register as a person first."),
-        SignupError::NoAccount => pick("未找到绑定该手机号的账号。", "No account has this phone number."),
-        SignupError::Code(o) => code_problem(zh, o),
-        SignupError::Busy => pick("系统繁忙，请稍后再试。", "The service is busy. Please try again shortly."),
-        SignupError::Store(_) => {
-            pick("服务暂时不可用，请稍后再试。", "The service is unavailable. Please try again shortly.")
-        }
-    }
+        SignupError::UsernameTaken => m.username_taken,
+        SignupError::PhoneTaken => m.phone_taken,
+        SignupError::UsccTaken => m.uscc_taken,
+        SignupError::NoPerson => m.no_person,
+        SignupError::NoAccount => m.no_account,
+        SignupError::Code(o) => return code_problem(l, o),
+        SignupError::Busy => m.busy,
+        SignupError::Store(_) => m.unavailable,
+    };
+    text.to_owned()
 }
 
-fn code_problem(zh: bool, e: &OtpError) -> String {
-    let pick = |z: String, e: String| if zh { z } else { e };
+fn code_problem(l: Locale, e: &OtpError) -> String {
+    use super::catalogue::fill;
+    let m = &super::catalogue::of(l).messages;
     match e {
-        OtpError::NoCode => {
-            pick("验证码无效或已使用，请重新获取。".into(), "The code is not valid or was used; get a new one.".into())
-        }
-        OtpError::Expired => pick("验证码已过期，请重新获取。".into(), "The code has expired; get a new one.".into()),
-        OtpError::Wrong { remaining } => {
-            pick(format!("验证码错误，还可尝试 {remaining} 次。"), format!("Wrong code; {remaining} tries left."))
-        }
-        OtpError::TooManyTries => {
-            pick("验证码错误次数过多，请重新获取。".into(), "Too many wrong codes; get a new one.".into())
-        }
-        OtpError::Malformed(n) => pick(format!("验证码为 {n} 位数字。"), format!("The code is {n} digits.")),
-        OtpError::TooSoon { retry_after } => pick(
-            format!("验证码刚刚已发送，请 {retry_after} 秒后再试。"),
-            format!("A code was just sent; try again in {retry_after} seconds."),
-        ),
-        OtpError::RateLimited { retry_after } => {
-            let mins = retry_after.div_ceil(60);
-            pick(
-                format!("获取验证码过于频繁，请 {mins} 分钟后再试。"),
-                format!("Too many codes requested; try again in {mins} minutes."),
-            )
-        }
-        OtpError::Sms(SmsError::Off) => pick(
-            "短信服务未开通，暂时无法发送验证码。".into(),
-            "The SMS service is not set up; no code can be sent now.".into(),
-        ),
-        OtpError::Sms(_) => {
-            pick("短信发送失败，请稍后再试。".into(), "The SMS could not be sent; try again shortly.".into())
-        }
-        OtpError::Store(_) => {
-            pick("服务暂时不可用，请稍后再试。".into(), "The service is unavailable. Please try again shortly.".into())
-        }
+        OtpError::NoCode => m.code_unknown.to_owned(),
+        OtpError::Expired => m.code_expired.to_owned(),
+        OtpError::Wrong { remaining } => fill(m.code_wrong, &[&remaining.to_string()]),
+        OtpError::TooManyTries => m.code_too_many.to_owned(),
+        OtpError::Malformed(n) => fill(m.code_digits, &[&n.to_string()]),
+        OtpError::TooSoon { retry_after } => fill(m.code_too_soon, &[&retry_after.to_string()]),
+        OtpError::RateLimited { retry_after } => fill(m.code_rate_limited, &[&retry_after.div_ceil(60).to_string()]),
+        OtpError::Sms(SmsError::Off) => m.sms_off.to_owned(),
+        OtpError::Sms(_) => m.sms_failed.to_owned(),
+        OtpError::Store(_) => m.unavailable.to_owned(),
     }
 }
 
@@ -235,6 +78,9 @@ pub enum Notice {
     Ok(String),
     /// An error line.
     Error(String),
+    /// An error line about one field (its input's id): the field gets `aria-invalid`, is
+    /// described by the line (`aria-describedby`) and takes the focus (`autofocus`, no script).
+    FieldError(String, &'static str),
 }
 
 impl Notice {
@@ -243,22 +89,57 @@ impl Notice {
             Self::None => String::new(),
             Self::Ok(t) => format!("<p class=\"ok\" role=\"status\">{}</p>", esc(t)),
             Self::Error(t) => format!("<p class=\"error\" role=\"alert\">{}</p>", esc(t)),
+            Self::FieldError(t, _) => {
+                format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>", esc(t))
+            }
         }
+    }
+
+    /// The error notice of a refused registration, code or reset, tied to its field when the
+    /// error is about one.
+    pub fn of_error(l: Locale, e: &SignupError) -> Self {
+        let field = match e {
+            SignupError::Invalid(f) => Some(match f {
+                Field::Username => "username",
+                Field::Name => "name",
+                Field::Phone => "phone",
+                Field::Code => "code",
+                Field::Password => "password",
+                Field::OrgName => "org_name",
+                Field::Uscc => "uscc",
+                Field::OrgKind => "org_kind",
+                Field::LegalRepresentative => "legal_representative",
+            }),
+            SignupError::UsernameTaken => Some("username"),
+            SignupError::PhoneTaken | SignupError::NoAccount => Some("phone"),
+            SignupError::UsccTaken => Some("uscc"),
+            SignupError::Code(
+                OtpError::NoCode | OtpError::Expired | OtpError::Wrong { .. } | OtpError::Malformed(_),
+            ) => Some("code"),
+            _ => None,
+        };
+        match field {
+            Some(f) => Self::FieldError(problem(l, e), f),
+            None => Self::Error(problem(l, e)),
+        }
+    }
+
+    /// `body` with the field in error marked (see [`Notice::FieldError`]).
+    pub(crate) fn mark(&self, body: String) -> String {
+        let Self::FieldError(_, id) = self else {
+            return body;
+        };
+        let needle = format!("id=\"{id}\" name=\"{id}\"");
+        let marked = format!("{needle} aria-invalid=\"true\" aria-describedby=\"form-error\" autofocus");
+        body.replacen(&needle, &marked, 1)
     }
 }
 
 /// The "code sent" line.
 pub fn code_sent(l: Locale, masked_phone: &str, minutes: i64, maybe: bool) -> String {
-    match (l, maybe) {
-        (Locale::ZhCn, false) => format!("验证码已发送至 {masked_phone}，{minutes} 分钟内有效。"),
-        (Locale::ZhCn, true) => format!("如该手机号已注册，验证码已发送至 {masked_phone}，{minutes} 分钟内有效。"),
-        (Locale::En, false) => format!("A code was sent to {masked_phone}; it is valid for {minutes} minutes."),
-        (Locale::En, true) => {
-            format!(
-                "If an account has this number, a code was sent to {masked_phone}; it is valid for {minutes} minutes."
-            )
-        }
-    }
+    let m = &super::catalogue::of(l).messages;
+    let template = if maybe { m.code_sent_maybe } else { m.code_sent };
+    super::catalogue::fill(template, &[masked_phone, &minutes.to_string()])
 }
 
 fn field(id: &str, label: &str, kind: &str, value: &str, extra: &str) -> String {
@@ -392,6 +273,7 @@ pub fn signup(l: Locale, p: &SignupPage<'_>, status: StatusCode, retry_after: Op
         forgot = t.forgot,
         rq_trim = rq.trim_end_matches('&'),
     );
+    let body = p.notice.mark(body);
     with_retry(page(l, t.title, &body, status, false), retry_after)
 }
 
@@ -444,6 +326,7 @@ pub fn reset(
         hint = t.password_hint,
         submit = t.reset_submit,
     );
+    let body = notice.mark(body);
     with_retry(page(l, t.reset_title, &body, status, false), retry_after)
 }
 

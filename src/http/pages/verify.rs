@@ -37,67 +37,17 @@ pub struct VerifyForm<'a> {
     pub notice: Notice,
 }
 
-struct Texts {
-    title: &'static str,
-    intro: &'static str,
-    for_client: &'static str,
-    name: &'static str,
-    id_type: &'static str,
-    id_number: &'static str,
-    submit: &'static str,
-    cancel: &'static str,
-    types: [&'static str; 4],
-    malformed: &'static str,
-    unavailable: &'static str,
-    too_many: &'static str,
-    refused: &'static str,
+use super::catalogue::VerifyTexts as Texts;
+
+fn texts(l: Locale) -> &'static Texts {
+    &super::catalogue::of(l).verify
 }
-
-const ZH: Texts = Texts {
-    title: "实名认证",
-    intro: "请填写与证件一致的姓名和证件号码，完成实名认证后继续。",
-    for_client: "以下应用要求实名认证：",
-    name: "姓名",
-    id_type: "证件类型",
-    id_number: "证件号码",
-    submit: "提交认证",
-    cancel: "取消",
-    types: ["居民身份证", "护照", "港澳居民来往内地通行证", "台湾居民来往大陆通行证"],
-    malformed: "姓名或证件号码格式不正确，请核对后重新填写。",
-    unavailable: "实名认证服务暂时不可用，请稍后再试。",
-    too_many: "今日实名认证次数已达上限，请明天再试。",
-    refused: "实名认证未通过：姓名与证件号码不一致或无此记录。",
-};
-
-const EN: Texts = Texts {
-    title: "Real-name verification",
-    intro: "Enter your name and document number exactly as on the document to continue.",
-    for_client: "This application requires a verified real name:",
-    name: "Name",
-    id_type: "Document type",
-    id_number: "Document number",
-    submit: "Verify",
-    cancel: "Cancel",
-    types: [
-        "Resident identity card",
-        "Passport",
-        "Mainland travel permit for Hong Kong and Macao residents",
-        "Mainland travel permit for Taiwan residents",
-    ],
-    malformed: "The name or the document number is not valid. Check them and try again.",
-    unavailable: "The verification service is unavailable. Please try again later.",
-    too_many: "Too many verification attempts today. Please try again tomorrow.",
-    refused: "Verification failed: the name and document number do not match, or there is no such record.",
-};
 
 const TYPES: [&str; 4] = ["resident_id_card", "passport", "hk_macao_permit", "taiwan_permit"];
 
 /// The verification form.
 pub fn verify(locale: Locale, f: &VerifyForm<'_>) -> Response {
-    let t = match locale {
-        Locale::ZhCn => &ZH,
-        Locale::En => &EN,
-    };
+    let t = texts(locale);
     let (message, status) = match f.notice {
         Notice::None => ("", StatusCode::OK),
         Notice::Malformed => (t.malformed, StatusCode::BAD_REQUEST),
