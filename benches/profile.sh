@@ -5,7 +5,13 @@
 #   benches/profile.sh ROW   ROW: cc | intro | redis-cc | redis-intro | ref-cc | ref-intro
 #   PERF=1 benches/profile.sh cc     also records `perf record -g` into target/perf-ROW.data
 #                                    (read it with `perf report --no-children -i ...`)
-# DURATION (default 6) seconds; EXTRA_ENV="VAR=value ..." is passed to tongzheng. Bounded:
+#   STAT=1 benches/profile.sh cc     also counts, per request, libc malloc calls (a uprobe:
+#                                    `perf probe -x /lib/x86_64-linux-gnu/libc.so.6 malloc` once),
+#                                    syscalls and context switches: figures that do not move when
+#                                    other work shares the cores (the CPU figure is inflated then)
+# DURATION (default 6) seconds; EXTRA_ENV="VAR=value ..." is passed to tongzheng; BIN=path runs
+# another tongzheng binary (an earlier build, for before/after); PRELOAD=path sets LD_PRELOAD
+# (e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2, to compare allocators). Bounded:
 # every process it starts is stopped on exit. Build first with
 #   CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --bin tongzheng --example reference
 # (symbols for perf; the shipped profile strips them).
@@ -13,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROW="${1:?usage: benches/profile.sh cc|intro|redis-cc|redis-intro|ref-cc|ref-intro}"
 DURATION="${DURATION:-6}"
-BIN="$PWD/target/release/tongzheng"
+BIN="${BIN:-$PWD/target/release/tongzheng}"
 REF="$PWD/target/release/examples/reference"
 WORK="$(mktemp -d)"
 PIDS=()
@@ -45,7 +51,7 @@ case "$ROW" in
   ref-*) (exec env WORKERS=1 taskset -c 0 "$REF" serve --listen "127.0.0.1:$PORT" >/dev/null 2>&1) & ;;
   *) # shellcheck disable=SC2086
     (cd "$WORK" && exec env TONGZHENG_SERVER__WORKERS=1 TONGZHENG_LOG=warn TONGZHENG_RATE_LIMIT__DEFAULT_PER_SECOND=1000000 \
-      TONGZHENG_RATE_LIMIT__DEFAULT_BURST=1000000 "${STORE[@]}" ${EXTRA_ENV:-} taskset -c 0 "$BIN" serve --dev \
+      TONGZHENG_RATE_LIMIT__DEFAULT_BURST=1000000 "${STORE[@]}" ${EXTRA_ENV:-} taskset -c 0 env ${PRELOAD:+LD_PRELOAD=$PRELOAD} "$BIN" serve --dev \
       --listen "127.0.0.1:$PORT" >server.log 2>&1) & ;;
 esac
 SRV=$!; PIDS+=("$SRV")
@@ -60,6 +66,11 @@ esac
 TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 cpu_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", ($12 + $13) * t}'; }
 taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null # warm-up
+if [ -n "${STAT:-}" ]; then
+  perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,sched:sched_switch -p "$SRV" -o "$WORK/stat.txt" \
+    -- sleep "$DURATION" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 if [ -n "${PERF:-}" ]; then
   perf record -F 2999 -g -p "$SRV" -o "target/perf-$ROW.data" -- sleep "$DURATION" >/dev/null 2>&1 &
   PERF_PID=$!
@@ -67,7 +78,10 @@ fi
 before="$(cpu_ns "$SRV")"
 out="$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" --latency -s "$SCRIPT" "$URL")"
 after="$(cpu_ns "$SRV")"
-if [ -n "${PERF:-}" ]; then wait "$PERF_PID" || true; fi
+if [ -n "${PERF:-}${STAT:-}" ]; then wait "$PERF_PID" || true; fi
+if [ -n "${STAT:-}" ]; then
+  awk -F, -v n="$(awk '/requests in/{print $1}' <<<"$out")" '/probe|sys_enter|sched/{printf "%s per request: %.1f\n", $3, $1 / n}' "$WORK/stat.txt"
+fi
 n="$(awk '/requests in/{print $1}' <<<"$out")"
 rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
 bad="$(awk '/Non-2xx/{print $5}' <<<"$out")"
