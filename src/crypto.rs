@@ -23,14 +23,53 @@ pub fn b64_decode_std(text: &str) -> Option<Vec<u8>> {
 
 /// `n` random bytes from the system CSPRNG, base64url-encoded (n=32 gives 256 bits).
 pub fn random_token(n: usize) -> String {
+    if n <= POOLED_MAX {
+        let mut buf = [0u8; POOLED_MAX];
+        let part = buf.get_mut(..n).unwrap_or_default();
+        pooled(part);
+        return b64(part);
+    }
     let mut buf = vec![0u8; n];
-    // SystemRandom only fails if the OS has no entropy source, which we cannot recover from;
-    // an all-zero token would be a security hole, so abort loudly instead.
-    if SystemRandom::new().fill(&mut buf).is_err() {
+    os_fill(&mut buf);
+    b64(&buf)
+}
+
+/// Fills `buf` from the system CSPRNG. It only fails if the OS has no entropy source, which we
+/// cannot recover from; an all-zero token would be a security hole, so abort loudly instead.
+fn os_fill(buf: &mut [u8]) {
+    if SystemRandom::new().fill(buf).is_err() {
         tracing::error!("system random source failed");
         std::process::abort();
     }
-    b64(&buf)
+}
+
+/// Largest request served from the per-thread pool; longer ones (secrets) read the OS directly.
+const POOLED_MAX: usize = 16;
+/// Bytes the pool fetches from the OS at once.
+const POOL_BYTES: usize = 512;
+
+thread_local! {
+    /// OS randomness fetched in bulk (issue 13: one `getrandom` per 32 identifiers instead of
+    /// one each), with the offset of its first unused byte. Every byte is handed out once and
+    /// zeroed as it is.
+    static POOL: std::cell::RefCell<([u8; POOL_BYTES], usize)> = const { std::cell::RefCell::new(([0; POOL_BYTES], POOL_BYTES)) };
+}
+
+/// Fills `out` (at most [`POOLED_MAX`] bytes) with system CSPRNG bytes from this thread's pool.
+fn pooled(out: &mut [u8]) {
+    POOL.with_borrow_mut(|(bytes, used)| {
+        if POOL_BYTES - *used < out.len() {
+            os_fill(bytes);
+            *used = 0;
+        }
+        if let Some(chunk) = bytes.get_mut(*used..*used + out.len()) {
+            out.copy_from_slice(chunk);
+            chunk.fill(0);
+            *used += out.len();
+        } else {
+            os_fill(out);
+        }
+    });
 }
 
 /// A random 64-bit number from the system CSPRNG (identifiers, never secrets).
@@ -92,6 +131,16 @@ mod tests {
         let a = random_token(32);
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_token(32));
+    }
+
+    #[test]
+    fn pooled_identifiers_are_unique_and_sized() {
+        // Many more than one pool's worth, so refills are crossed.
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| random_token(16)).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|t| t.len() == 22));
+        assert_eq!(random_token(3).len(), 4);
+        assert_eq!(random_token(0), "");
     }
 
     #[test]

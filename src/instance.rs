@@ -52,9 +52,17 @@ impl Instance {
         let ms = u128::from(u64::try_from(now_ms).unwrap_or(0)) & 0xFFFF_FFFF_FFFF;
         let id = u128::from(self.id);
         let v = (ms << 80) | (0x7 << 76) | ((id >> 30) << 64) | (0b10 << 62) | ((id & 0x3FFF_FFFF) << 32) | n;
-        let h = format!("{v:032x}");
-        let part = |a: usize, b: usize| h.get(a..b).unwrap_or_default();
-        format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
+        // 8-4-4-4-12 hex digits, written straight into one string (this runs per request).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(36);
+        for i in 0..32u32 {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                out.push('-');
+            }
+            let nibble = (v >> (124 - 4 * i)) & 0xF;
+            out.push(char::from(HEX.get(usize::try_from(nibble).unwrap_or(0)).copied().unwrap_or(b'0')));
+        }
+        out
     }
 
     /// Starts the drain of a shutdown: from now on readiness says no.

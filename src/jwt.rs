@@ -5,6 +5,9 @@ use ring::signature::{self, UnparsedPublicKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::crypto::{b64, b64_decode};
 
 /// A JWS algorithm we sign or verify with (RFC 7518 s3.1, RFC 8037 s3.1).
@@ -299,8 +302,10 @@ pub fn signing_input(alg: Alg, typ: &str, kid: &str, claims: &impl Serialize) ->
     }
     let header = serde_json::to_vec(&H { alg: alg.as_str(), typ, kid }).unwrap_or_default();
     let claims = serde_json::to_vec(claims).unwrap_or_default();
-    let mut out = b64(&header);
+    // One string, sized for both parts and the signature that follows (issue 13).
+    let mut out = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 100);
+    URL_SAFE_NO_PAD.encode_string(&header, &mut out);
     out.push('.');
-    out.push_str(&b64(&claims));
+    URL_SAFE_NO_PAD.encode_string(&claims, &mut out);
     out
 }

@@ -44,60 +44,83 @@ pub(crate) fn text(s: &str) -> String {
     out
 }
 
-fn opt(v: &mut Option<String>) {
-    if let Some(s) = v {
+/// Whether `s` is kept as it is (short, nothing to escape).
+fn clean(s: &str) -> bool {
+    s.len() <= MAX_CHARS && !s.chars().any(needs_escape)
+}
+
+/// Bounds `s` in place; a clean string (nearly all of them) is left alone, not copied.
+fn bound(s: &mut String) {
+    if !clean(s) {
         *s = text(s);
     }
 }
 
-/// A JSON value with every string bounded, containers cut to [`MAX_ITEMS`], nesting to
-/// [`MAX_DEPTH`] and the whole to [`MAX_NODES`] values.
-fn value(v: Value, depth: usize, budget: &mut usize) -> Value {
+fn opt(v: &mut Option<String>) {
+    if let Some(s) = v {
+        bound(s);
+    }
+}
+
+/// Bounds a JSON value in place: every string bounded, containers cut to [`MAX_ITEMS`],
+/// nesting to [`MAX_DEPTH`] and the whole to [`MAX_NODES`] values. What is already within
+/// bounds is not copied (this runs for every event, issue 13).
+fn value(v: &mut Value, depth: usize, budget: &mut usize) {
     if *budget == 0 {
-        return Value::Null;
+        *v = Value::Null;
+        return;
     }
     *budget -= 1;
     match v {
-        Value::String(s) => Value::String(text(&s)),
-        Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => Value::String("…[nested too deep]".into()),
+        Value::String(s) => bound(s),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => {
+            *v = Value::String("…[nested too deep]".into());
+        }
         Value::Array(items) => {
             let n = items.len();
-            let mut out: Vec<Value> = items.into_iter().take(MAX_ITEMS).map(|x| value(x, depth + 1, budget)).collect();
-            if n > MAX_ITEMS {
-                out.push(Value::String(format!("…[+{} items]", n - MAX_ITEMS)));
+            items.truncate(MAX_ITEMS);
+            for x in items.iter_mut() {
+                value(x, depth + 1, budget);
             }
-            Value::Array(out)
+            if n > MAX_ITEMS {
+                items.push(Value::String(format!("…[+{} items]", n - MAX_ITEMS)));
+            }
+        }
+        Value::Object(members) if members.len() <= MAX_ITEMS && members.keys().all(|k| clean(k)) => {
+            for x in members.values_mut() {
+                value(x, depth + 1, budget);
+            }
         }
         Value::Object(members) => {
             let n = members.len();
             let mut out = Map::new();
-            for (k, x) in members.into_iter().take(MAX_ITEMS) {
-                let x = value(x, depth + 1, budget);
+            for (k, mut x) in std::mem::take(members).into_iter().take(MAX_ITEMS) {
+                value(&mut x, depth + 1, budget);
                 out.insert(text(&k), x);
             }
             if n > MAX_ITEMS {
                 out.insert("…".into(), Value::String(format!("+{} members", n - MAX_ITEMS)));
             }
-            Value::Object(out)
+            *members = out;
         }
-        other => other,
+        _ => {}
     }
 }
 
 /// The event with every string field and every value of `detail` bounded (see the module
-/// doc). Events built from our own short identifiers come out unchanged.
+/// doc). Events built from our own short identifiers come out unchanged, and uncopied.
 pub(crate) fn event(mut e: Event) -> Event {
-    e.id = text(&e.id);
-    e.ts = text(&e.ts);
-    e.actor = text(&e.actor);
-    e.origin = text(&e.origin);
+    bound(&mut e.id);
+    bound(&mut e.ts);
+    bound(&mut e.actor);
+    bound(&mut e.origin);
     opt(&mut e.client_id);
     opt(&mut e.app_id);
     opt(&mut e.subject);
     opt(&mut e.ip);
     opt(&mut e.request_id);
     let mut budget = MAX_NODES;
-    e.detail = value(std::mem::take(&mut e.detail), 0, &mut budget);
+    value(&mut e.detail, 0, &mut budget);
     e
 }
 

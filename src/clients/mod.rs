@@ -538,13 +538,27 @@ fn check_secret(
     let mut matched = false;
     for s in &client.secrets {
         let live = s.expires_at.is_none_or(|e| e > now);
-        let stored = hex_decode(&s.sha256).unwrap_or_default();
+        let stored = hex32(&s.sha256);
         // Compare every live secret so timing does not tell which one matched.
-        matched |= live & ct_eq(&stored, &presented);
+        matched |= live & stored.is_some_and(|h| ct_eq(&h, &presented));
     }
     if matched { Ok(Authenticated { client }) } else { Err("wrong secret") }
 }
 
+/// A stored SHA-256 in hex as its 32 bytes, without allocating (this runs per request).
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -644,5 +658,9 @@ mod tests {
         assert_eq!(hex_decode("00ff10"), Some(vec![0, 255, 16]));
         assert_eq!(hex_decode("0"), None);
         assert_eq!(hex_decode("zz"), None);
+        let h = crate::crypto::sha256_hex(b"abc");
+        assert_eq!(hex32(&h).map(Vec::from), hex_decode(&h));
+        assert_eq!(hex32("00ff10"), None);
+        assert_eq!(hex32(&"z".repeat(64)), None);
     }
 }

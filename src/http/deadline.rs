@@ -5,32 +5,33 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
 
-/// The deadline layer.
-pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs the rest of the request (`next`) as its own task under the deadline; `id` is the
+/// request's id, kept current on that task. Called by the one request middleware (`edge`).
+pub async fn run(state: &AppState, id: String, req: Request, next: Next) -> Response {
     let limit = Duration::from_millis(state.config.server.request_deadline_ms);
-    let path = req.uri().path().to_owned();
+    // The path is only needed for an error's format: the URI is shared, not copied.
+    let uri = req.uri().clone();
     // The task keeps the request's id and the branding (task-locals), so its errors still carry
     // the id and its pages the platform's name.
     let work = super::pages::brand::scope(state.brand.clone(), next.run(req));
-    let mut work = match super::request_id::current() {
-        Some(id) => tokio::spawn(super::request_id::scope(id, work)),
-        None => tokio::spawn(work),
-    };
+    let mut work = tokio::spawn(super::request_id::scope(id, work));
     match tokio::time::timeout(limit, &mut work).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
+            let path = uri.path();
             tracing::error!(error = %e, %path, "request handler failed");
-            super::error::internal(&path)
+            super::error::internal(path)
         }
         Err(_) => {
+            let path = uri.path();
             tracing::warn!(%path, limit_ms = limit.as_millis() as u64, "request deadline passed; answered 503");
-            super::error::deadline_exceeded(&path)
+            super::error::deadline_exceeded(path)
         }
     }
 }

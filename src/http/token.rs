@@ -33,12 +33,12 @@ pub async fn authenticate(
     endpoint: Endpoint,
 ) -> Result<clients::Client, JsonError> {
     let creds = credentials(headers, form)?;
-    let url = match endpoint {
-        Endpoint::Token => state.urls.token.clone(),
-        Endpoint::Introspection => state.urls.introspect.clone(),
-        Endpoint::Revocation => state.urls.revoke.clone(),
-        Endpoint::Logout => format!("{}/logout", state.config.issuer),
-        Endpoint::RegistrationSync => format!("{}/federation/v1/registrations", state.config.issuer),
+    let url: std::borrow::Cow<'_, str> = match endpoint {
+        Endpoint::Token => state.urls.token.as_str().into(),
+        Endpoint::Introspection => state.urls.introspect.as_str().into(),
+        Endpoint::Revocation => state.urls.revoke.as_str().into(),
+        Endpoint::Logout => format!("{}/logout", state.config.issuer).into(),
+        Endpoint::RegistrationSync => format!("{}/federation/v1/registrations", state.config.issuer).into(),
     };
     let client = guarded(state, meta, creds, &url).await?;
     if endpoint != Endpoint::Token {
@@ -157,10 +157,21 @@ async fn token(
     state.audit.record(meta.apply(event, client.app_id.as_deref())).await;
     let resp = issued?;
     state.metrics.token_issued(&client.client_id, grant);
-    let mut r = axum::Json(resp).into_response();
+    let mut r = token_json(&resp);
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(r)
+}
+
+/// The s5.1 JSON body, serialized once into a buffer sized for it (issue 13: no regrowth).
+fn token_json(resp: &TokenResponse) -> Response {
+    let tokens = [Some(&resp.access_token), resp.refresh_token.as_ref(), resp.id_token.as_ref()];
+    let size = tokens.iter().flatten().map(|t| t.len()).sum::<usize>() + resp.scope.len() + 160;
+    let mut body = Vec::with_capacity(size);
+    match serde_json::to_writer(&mut body, resp) {
+        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Err(_) => axum::Json(resp).into_response(),
+    }
 }
 
 /// Runs one grant for an authenticated client.

@@ -428,7 +428,7 @@ impl Keys {
         let mut token = jwt::signing_input(alg, typ, &key.kid, claims);
         let sig = key.sign_bytes(&self.rng, token.as_bytes())?;
         token.push('.');
-        token.push_str(&b64(&sig));
+        base64::Engine::encode_string(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &sig, &mut token);
         Ok(token)
     }
 

@@ -214,7 +214,7 @@ where
     loop {
         tokio::select! {
             _ = conn.as_mut() => return,
-            // A request started or ended: the deadline moved.
+            // The first request started: the idle allowance replaced the header one.
             () = tracker.changed.notified() => {}
             () = tokio::time::sleep_until(tracker.deadline(&limits)) => {
                 // Dropping the connection closes the socket; nothing is in flight on it.
@@ -242,7 +242,7 @@ struct Tracker {
     served: AtomicBool,
     /// Milliseconds after `opened` of the last start or end of a request.
     changed_ms: AtomicU64,
-    /// Wakes the watchdog when a request starts or ends.
+    /// Wakes the watchdog when the first request starts (see [`Tracker::touch`]).
     changed: Notify,
 }
 
@@ -257,10 +257,13 @@ impl Tracker {
         }
     }
 
+    /// Notes a start or end of a request. The watchdog is not woken: a start or an end only
+    /// moves the deadline later, and the watchdog looks again when its earlier one passes
+    /// (issue 13: two task wake-ups and two timers per request saved). Only the first start,
+    /// which trades the header allowance for the idle one, wakes it.
     fn touch(&self) {
         let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.changed_ms.store(ms, Ordering::Release);
-        self.changed.notify_one();
     }
 
     /// When the connection is to be looked at next: the end of its idle (or, before its first
@@ -279,8 +282,11 @@ impl Tracker {
 
     fn start(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.served.store(true, Ordering::Release);
+        let first = !self.served.swap(true, Ordering::AcqRel);
         self.touch();
+        if first {
+            self.changed.notify_one();
+        }
         InFlight(self.clone())
     }
 }
