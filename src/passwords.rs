@@ -29,6 +29,13 @@ pub enum PasswordError {
     Hash(String),
 }
 
+impl PasswordError {
+    /// Seconds a caller refused with [`PasswordError::Busy`] should wait before trying again.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Busy).then_some(1)
+    }
+}
+
 /// argon2id cost parameters for new hashes (`security.argon2_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashParams {
