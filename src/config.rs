@@ -802,6 +802,9 @@ pub struct SecurityConfig {
     pub password_hash_concurrency: usize,
     /// How long a login waits for a hashing slot.
     pub password_queue_timeout_ms: u64,
+    /// CPU priority of the hashing threads (issue 13: `idle` yields the core to requests).
+    #[serde(default)]
+    pub password_hash_priority: crate::passwords::HashPriority,
     /// argon2id memory per hash, KiB; hashing holds at most concurrency x this.
     pub argon2_memory_kib: u32,
     /// argon2id passes over the memory.

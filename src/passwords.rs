@@ -1,6 +1,7 @@
-//! Password hashing with argon2id on a bounded pool: at most `slots` hashes run at once (a login
-//! storm waits for a slot or gets 503; it never starves the async workers), each in a memory
-//! arena allocated once per slot and reused, so hashing never holds more than slots x memory.
+//! Password hashing with argon2id on a bounded pool: at most `slots` hashes run at once, on as
+//! many dedicated threads at the lowest CPU priority (a login storm waits for a slot or gets 503;
+//! it never starves the async workers), each in a memory arena allocated once per slot and
+//! reused, so hashing never holds more than slots x memory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,6 +14,9 @@ use tokio::sync::Semaphore;
 use crate::crypto::{self, Secret};
 
 pub mod policy;
+mod threads;
+
+pub use threads::HashPriority;
 
 /// Why a password could not be hashed or checked.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,13 @@ pub enum PasswordError {
     /// The hasher itself failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
+}
+
+impl PasswordError {
+    /// Seconds a caller refused with [`PasswordError::Busy`] should wait before trying again.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Busy).then_some(1)
+    }
 }
 
 /// argon2id cost parameters for new hashes (`security.argon2_*`).
@@ -79,6 +90,7 @@ pub struct PasswordPool {
     wait: Duration,
     dummy: Arc<str>,
     arenas: Arc<Arenas>,
+    threads: Arc<threads::Threads>,
 }
 
 /// The memory arenas: one per slot in use, kept for the next hash.
@@ -150,7 +162,18 @@ impl Arenas {
 impl PasswordPool {
     /// A pool running at most `slots` hashes at once with `params`, queueing at most `wait` for a
     /// slot. Its memory: at most `slots` arenas of `params.memory_kib`, allocated on first use.
+    /// Its threads run at normal priority (the server's come from config: [`Self::with_priority`]).
     pub fn new(slots: usize, wait: Duration, params: HashParams) -> Result<Self, PasswordError> {
+        Self::with_priority(slots, wait, params, HashPriority::Normal)
+    }
+
+    /// As [`PasswordPool::new`], its `slots` threads at `priority`.
+    pub fn with_priority(
+        slots: usize,
+        wait: Duration,
+        params: HashParams,
+        priority: HashPriority,
+    ) -> Result<Self, PasswordError> {
         let p = params.params()?;
         let arenas = Arenas {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone()),
@@ -163,7 +186,15 @@ impl PasswordPool {
         let dummy = arenas.hash(crypto::random_token(16).as_bytes(), &mut arena);
         arenas.give_back(arena);
         let size = slots.max(1);
-        Ok(Self { slots: Arc::new(Semaphore::new(size)), size, wait, dummy: dummy?.into(), arenas: Arc::new(arenas) })
+        let threads = threads::Threads::start(size, priority).map_err(|e| PasswordError::Hash(e.to_string()))?;
+        Ok(Self {
+            slots: Arc::new(Semaphore::new(size)),
+            size,
+            wait,
+            dummy: dummy?.into(),
+            arenas: Arc::new(arenas),
+            threads: Arc::new(threads),
+        })
     }
 
     /// Most bytes the pool's arenas can hold: slots x memory per hash.
@@ -185,15 +216,20 @@ impl PasswordPool {
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
         let arenas = self.arenas.clone();
-        tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // The permit goes with the job: the slot frees when the hash is done, not when a caller
+        // that stopped waiting is dropped.
+        let job = Box::new(move || {
             let mut arena = arenas.take();
             let out = f(&arenas, &mut arena);
             arenas.give_back(arena);
             drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+            let _ = tx.send(out);
+        });
+        if !self.threads.submit(job) {
+            return Err(PasswordError::Busy);
+        }
+        rx.await.map_err(|_| PasswordError::Hash("a hashing thread stopped".into()))
     }
 
     /// Hashes a password with a fresh salt.

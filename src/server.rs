@@ -75,7 +75,8 @@ pub async fn build(config: Config, clock: Clock, store: DynStore, keys: Option<K
         .with_verified_cache(config.tokens.verified_cache_entries);
     metrics.watch_verified(keys.verified_cache());
     let wait = Duration::from_millis(config.security.password_queue_timeout_ms);
-    let passwords = PasswordPool::new(config.hash_concurrency(), wait, config.argon2())
+    let priority = config.security.password_hash_priority;
+    let passwords = PasswordPool::with_priority(config.hash_concurrency(), wait, config.argon2(), priority)
         .map_err(|e| ServerError::Seed(e.to_string()))?;
     tracing::info!(
         slots = config.hash_concurrency(),

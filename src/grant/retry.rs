@@ -36,6 +36,18 @@ pub struct Answer {
     subject: Option<String>,
 }
 
+/// An [`Answer`] as written: borrowed from the response (no copies of the tokens).
+#[derive(Serialize)]
+struct AnswerRef<'a> {
+    access_token: &'a str,
+    refresh_token: Option<&'a str>,
+    id_token: Option<&'a str>,
+    scope: &'a str,
+    exp: i64,
+    keep_until: i64,
+    subject: Option<&'a str>,
+}
+
 /// The key an answer is sealed under: derived from the presented credential.
 fn key(credential: &str) -> Option<DataKey> {
     let mut material = b"tongzheng redemption answer v1\0".to_vec();
@@ -45,17 +57,19 @@ fn key(credential: &str) -> Option<DataKey> {
 
 /// Seals `resp` for retries of `credential` until `keep_until`.
 pub fn seal(credential: &str, resp: &TokenResponse, now: i64, keep_until: i64) -> Vec<u8> {
-    let answer = Answer {
-        access_token: resp.access_token.clone(),
-        refresh_token: resp.refresh_token.clone(),
-        id_token: resp.id_token.clone(),
-        scope: resp.scope.clone(),
+    let answer = AnswerRef {
+        access_token: &resp.access_token,
+        refresh_token: resp.refresh_token.as_deref(),
+        id_token: resp.id_token.as_deref(),
+        scope: &resp.scope,
         exp: now + resp.expires_in,
         keep_until,
-        subject: resp.subject.clone(),
+        subject: resp.subject.as_deref(),
     };
-    let json = serde_json::to_string(&answer).unwrap_or_default();
-    key(credential).map(|k| k.seal(&json, SEAL).into_bytes()).unwrap_or_default()
+    // Serialised straight into the buffer sealed in place (issue 13: the answer holds the
+    // tokens, a few KiB; it was copied five times). Writing our own struct to a Vec cannot fail.
+    let seal = |k: DataKey| k.seal_with(SEAL, |buf| drop(serde_json::to_writer(buf, &answer)));
+    key(credential).map(|k| seal(k).into_bytes()).unwrap_or_default()
 }
 
 /// Opens a kept answer of `credential`, if it is still within its window at `now`.
@@ -74,4 +88,36 @@ pub fn open(credential: &str, sealed: &[u8], now: i64) -> Option<TokenResponse> 
         subject: a.subject,
         audit: Some(serde_json::json!({"retry": true})),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_answer_opens_only_for_its_credential_and_window() {
+        // RFC 6749 s4.1.2: the kept answer of a redemption is for a retry of that credential.
+        let resp = TokenResponse {
+            access_token: "at.\"quoted\"".into(),
+            issued_token_type: None,
+            token_type: "Bearer",
+            expires_in: 300,
+            scope: "openid profile".into(),
+            refresh_token: Some("rt".into()),
+            id_token: Some("id".into()),
+            subject: Some("u1".into()),
+            audit: None,
+        };
+        let sealed = seal("the-code", &resp, 1_000, 1_060);
+        let again = open("the-code", &sealed, 1_010).unwrap();
+        assert_eq!(again.access_token, resp.access_token);
+        assert_eq!((again.refresh_token, again.id_token), (resp.refresh_token.clone(), resp.id_token.clone()));
+        assert_eq!(
+            (again.scope.as_str(), again.subject.as_deref(), again.expires_in),
+            ("openid profile", Some("u1"), 290)
+        );
+        assert!(open("another-code", &sealed, 1_010).is_none());
+        assert!(open("the-code", &sealed, 1_061).is_none());
+        assert!(!String::from_utf8_lossy(&sealed).contains("quoted"), "sealed, not plain");
+    }
 }

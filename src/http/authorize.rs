@@ -484,7 +484,8 @@ async fn login_submit(State(state): State<AppState>, meta: Meta, headers: Header
             if let Err(e) = guard::release(&state.store, admitted).await {
                 return unavailable_page(&state, &headers, e);
             }
-            return form_again(false, true, Guarded::default());
+            // RFC 9110 s10.2.3: a full hashing queue answers 503 with when to come back.
+            return form_again(false, true, Guarded { retry_after: e.retry_after(), ..Guarded::default() });
         }
     };
     // HL-5.1: the 法人 tab: the agent acts for the only legal person listing them, or is asked

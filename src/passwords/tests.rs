@@ -61,6 +61,19 @@ async fn a_burst_allocates_at_most_one_arena_per_slot() {
     }
 }
 
+#[tokio::test]
+async fn hashing_threads_run_at_the_configured_priority() {
+    // Issue 13: under a login storm the hashing threads yield the core to the request workers.
+    let idle = PasswordPool::with_priority(1, Duration::from_secs(30), SMALL, HashPriority::Idle).unwrap();
+    assert!(idle.run(|_, _| threads::current_is_idle()).await.unwrap(), "SCHED_IDLE");
+    let normal = PasswordPool::new(1, Duration::from_secs(30), SMALL).unwrap();
+    assert!(!normal.run(|_, _| threads::current_is_idle()).await.unwrap(), "normal policy");
+    // The pool's threads end with it; a new pool works as the first did.
+    drop(normal);
+    let again = PasswordPool::new(1, Duration::from_secs(30), SMALL).unwrap();
+    assert!(again.verify(secret("x"), None).await.is_ok());
+}
+
 #[test]
 fn owasp_minimums_are_enforced() {
     assert_eq!(HashParams::BASELINE.check(), Ok(()));

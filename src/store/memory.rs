@@ -69,7 +69,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
-    writes: u64,
+    /// Writes left before the next sweep.
+    sweep_in: u64,
 }
 
 fn deadline(at: Instant, ttl: Option<u64>) -> Option<Instant> {
@@ -114,10 +115,14 @@ impl Inner {
     }
 
     fn insert(&mut self, key: &str, entry: Entry, at: Instant) {
-        self.writes = self.writes.wrapping_add(1);
-        // Every 1024 writes, drop expired entries so an idle key space does not grow forever.
-        if self.writes.is_multiple_of(1024) {
+        // Drop expired entries so an idle key space does not grow forever: a sweep visits every
+        // entry, so the next one waits for as many writes as half the entries it kept (at least
+        // 1024): a write pays for two visits at most, however large the map (issue 13: a
+        // sweep of a large map every 1024 writes was a measurable part of each write).
+        self.sweep_in = self.sweep_in.saturating_sub(1);
+        if self.sweep_in == 0 {
             self.entries.retain(|_, e| e.live(at));
+            self.sweep_in = (self.entries.len() as u64 / 2).max(1024);
         }
         self.entries.insert(key.to_owned(), entry);
     }
