@@ -58,6 +58,7 @@ fn client() -> Client {
         subject_type: tongzheng::clients::SubjectType::Public,
         sector_identifier_uri: None,
         legacy_login: false,
+        policy_uri: None,
     }
 }
 

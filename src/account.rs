@@ -44,8 +44,9 @@ pub struct ConsentView {
     pub client_id: String,
     /// Its display name.
     pub client_name: String,
-    /// The scopes allowed.
-    pub scopes: Vec<String>,
+    /// The scopes allowed, as the catalogue describes them (the page shows the description in
+    /// the person's language, never the scope token).
+    pub scopes: Vec<crate::scopes::ScopeDef>,
     /// When.
     pub at: i64,
 }
@@ -77,9 +78,11 @@ pub fn mask_id_number(n: &str) -> String {
     crate::identity::idnum::mask(n)
 }
 
-/// Reads everything the account page shows for the person of session `current`.
+/// Reads everything the account page shows for the person of session `current`; `builtins`
+/// are the scope catalogue's built-in entries.
 pub async fn overview(
     store: &DynStore,
+    builtins: &[crate::scopes::ScopeDef],
     data: &DataKey,
     current: &Session,
     now: i64,
@@ -118,7 +121,7 @@ pub async fn overview(
         consents.push(ConsentView {
             client_name: name_of(&client_id),
             client_id,
-            scopes: consent.scopes,
+            scopes: crate::scopes::describe(store, builtins, &consent.scopes).await?,
             at: consent.at,
         });
     }

@@ -62,6 +62,10 @@ pub struct Metadata {
     /// redirect URI of the client; its host is the pairwise sector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sector_identifier_uri: Option<String>,
+    /// RFC 7591 s2: the client's privacy policy, for people (linked from the consent page);
+    /// https (http only on loopback in dev mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
 }
 
 /// Who is registering: decides defaults and which scopes may be asked for.
@@ -254,6 +258,10 @@ impl Metadata {
             // OIDC Core s8.1.1: it must use https (http on loopback in dev mode, for tests).
             check_uri(uri, dev).map_err(|e| meta_err(format!("sector_identifier_uri: {e}")))?;
         }
+        if let Some(uri) = &self.policy_uri {
+            // Shown to people as a link: a web page only, never `javascript:` or `data:`.
+            check_uri(uri, dev).map_err(|e| meta_err(format!("policy_uri: {e}")))?;
+        }
         if subject_type == SubjectType::Pairwise && self.sector_identifier_uri.is_none() {
             // OIDC Core s8.1: redirect URIs on several hosts need a sector identifier.
             let host = |u: &String| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
@@ -304,6 +312,7 @@ impl Metadata {
             subject_type,
             sector_identifier_uri: self.sector_identifier_uri,
             legacy_login: false,
+            policy_uri: self.policy_uri,
         })
     }
 
@@ -326,6 +335,7 @@ impl Metadata {
             frontchannel_logout_session_required: c.frontchannel_logout_session_required,
             subject_type: Some(c.subject_type.as_str().to_owned()),
             sector_identifier_uri: c.sector_identifier_uri.clone(),
+            policy_uri: c.policy_uri.clone(),
         }
     }
 }

@@ -156,6 +156,7 @@ async fn seed(state: &AppState) -> Result<(), ServerError> {
             subject_type: crate::clients::SubjectType::Public,
             sector_identifier_uri: None,
             legacy_login: false,
+            policy_uri: None,
         };
         clients::put(&state.store, &client).await?;
     }

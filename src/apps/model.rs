@@ -97,6 +97,10 @@ pub struct Registration {
     pub developer: String,
     /// The unit that owns and answers for it (AY-8.2.1 应用单位).
     pub owning_unit: String,
+    /// Its privacy policy for the people who use it (RFC 7591 s2 `policy_uri`), linked from
+    /// the consent page: https (http on loopback in dev mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
     /// Contact person.
     pub contact: Contact,
 }

@@ -146,6 +146,10 @@ async fn validate(ctx: Ctx<'_>, id: &str, reg: &Registration, grants: &Grants) -
         crate::registration::check_uri(hook, ctx.dev).map_err(|e| invalid(format!("directory_webhook: {e}")))?;
         ctx.outbound.check_url(hook).map_err(|e| invalid(format!("directory_webhook: {e}")))?;
     }
+    if let Some(uri) = &reg.policy_uri {
+        // Shown to people as a link: a web page, never `javascript:` or `data:`.
+        crate::registration::check_uri(uri, ctx.dev).map_err(|e| invalid(format!("policy_uri: {e}")))?;
+    }
     // A stored registration carries the phone sealed; a submitted one in clear.
     if let Some(p) = reg.contact.phone.as_deref().filter(|p| !crate::sealing::DataKey::is_sealed(p)) {
         check_text("contact.phone", p, false, 40)?;

@@ -125,15 +125,23 @@ pub struct ConsentView {
     /// The unit that owns and answers for the application (AY-8.2.1 应用单位), when the
     /// client belongs to a registered application.
     pub owning_unit: Option<String>,
+    /// The application's privacy policy (its registration's, else the client's `policy_uri`).
+    pub policy_uri: Option<String>,
+    /// Who is signed in: the person's name (their username without one), so that someone
+    /// at a shared browser sees whose data is asked for before allowing it.
+    pub person: String,
+    /// The legal person the signed-in agent acts for in this session (HL-5.1), by name.
+    pub acting_for: Option<String>,
     /// The requested scopes as the catalogue describes them, in the order requested.
     pub scopes: Vec<ScopeDef>,
 }
 
-/// Builds the consent page's contents for `client` asking for `requested`.
+/// Builds the consent page's contents for `client` asking `session`'s person for `requested`.
 pub async fn consent_view(
     store: &DynStore,
     builtins: &[ScopeDef],
     client: &Client,
+    session: &Session,
     requested: &[String],
 ) -> Result<ConsentView, StoreError> {
     let app = async {
@@ -142,13 +150,32 @@ pub async fn consent_view(
             None => Ok(None),
         }
     };
-    let (app, described) = tokio::try_join!(app, scopes::describe(store, builtins, requested))?;
-    let (app_name, owning_unit) = match app {
+    let acting = async {
+        match &session.acting {
+            Some(a) => crate::identity::legal::get(store, &a.lp).await,
+            None => Ok(None),
+        }
+    };
+    let (app, described, user, acting) = tokio::try_join!(
+        app,
+        scopes::describe(store, builtins, requested),
+        crate::users::get(store, &session.sub),
+        acting
+    )?;
+    let (app_name, owning_unit, app_policy) = match app {
         Some(a) => {
             let unit = Some(a.registration.owning_unit).filter(|u| !u.trim().is_empty());
-            (a.registration.name, unit)
+            (a.registration.name, unit, a.registration.policy_uri)
         }
-        None => (client.name.clone(), None),
+        None => (client.name.clone(), None, None),
     };
-    Ok(ConsentView { app_name, owning_unit, scopes: described })
+    let person = user.map_or_else(String::new, |u| if u.name.trim().is_empty() { u.username } else { u.name });
+    Ok(ConsentView {
+        app_name,
+        owning_unit,
+        policy_uri: app_policy.or_else(|| client.policy_uri.clone()),
+        person,
+        acting_for: acting.map(|lp| lp.name),
+        scopes: described,
+    })
 }

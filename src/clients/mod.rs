@@ -212,6 +212,9 @@ pub struct Client {
     /// JM-B: the legacy direct login `POST /api/auth` is allowed (an admin's flag, off by default).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy_login: bool,
+    /// RFC 7591 s2 `policy_uri`: the application's privacy policy, linked from the consent page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
 }
 
 fn yes() -> bool {

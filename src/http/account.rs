@@ -30,7 +30,7 @@ fn see_other(to: &str) -> Response {
 async fn show(state: &AppState, headers: &HeaderMap, s: &Session, notice: Notice, status: StatusCode) -> Response {
     let l = locale(state, None, headers);
     let now = state.clock.now();
-    match account::overview(&state.store, state.keys.data(), s, now, state.timeouts()).await {
+    match account::overview(&state.store, &state.builtin_scopes, state.keys.data(), s, now, state.timeouts()).await {
         Ok(Some(o)) => {
             let b = Browser::of(headers);
             let mut resp = page::account(l, &o, &b.token(state), &notice, state.calendar.offset());

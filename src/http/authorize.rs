@@ -180,7 +180,10 @@ pub(super) async fn respond(
                 _ => (crypto::random_token(24), true),
             };
             let ui = req.ui_locales.clone();
-            let consent_only = matches!(decision, Decision::Consent(_));
+            let consent_of = match &decision {
+                Decision::Consent(s) => Some(s.clone()),
+                _ => None,
+            };
             // Prompt Create 1.0 s4.1: `create` goes to the registration page (HL-5.2).
             let page = match decision {
                 Decision::Verify(_) => "/verify",
@@ -200,8 +203,8 @@ pub(super) async fn respond(
                 Ok(v) => v,
                 Err(e) => return unavailable_page(state, headers, e),
             };
-            let mut resp = if consent_only {
-                consent_page(state, headers, ui.as_deref(), &id, &pending.csrf, client, &pending.req.scope).await
+            let mut resp = if let Some(s) = &consent_of {
+                consent_page(state, headers, ui.as_deref(), &id, &pending.csrf, client, s, &pending.req.scope).await
             } else {
                 let mut r = StatusCode::SEE_OTHER.into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("{page}?req={id}")) {
@@ -611,10 +614,10 @@ pub(super) async fn continue_after_auth(
     if let Decision::Verify(_) = decision {
         return see_other(&format!("/verify?req={id}"));
     }
-    if let Decision::Consent(_) = decision {
+    if let Decision::Consent(s) = &decision {
         let pending = authorize::recall(&state.store, id, cookie(headers, BROWSER_COOKIE), state.clock.now()).await;
         if let Ok(Some(p)) = pending {
-            return consent_page(state, headers, req.ui_locales.as_deref(), id, &p.csrf, &client, &req.scope).await;
+            return consent_page(state, headers, req.ui_locales.as_deref(), id, &p.csrf, &client, s, &req.scope).await;
         }
     }
     // Independent: the answered request is forgotten while the answer (a code) is made.
@@ -626,8 +629,9 @@ pub(super) async fn continue_after_auth(
     resp
 }
 
-/// The consent page (SH-8.2): the application, its owning unit and the requested scopes as
-/// the catalogue describes them.
+/// The consent page (SH-8.2): the application, its owning unit and privacy policy, who is
+/// signed in (with "not you?"), and the requested scopes as the catalogue describes them.
+#[allow(clippy::too_many_arguments)]
 async fn consent_page(
     state: &AppState,
     headers: &HeaderMap,
@@ -635,9 +639,10 @@ async fn consent_page(
     id: &str,
     csrf: &str,
     client: &clients::Client,
+    session: &Session,
     scope: &[String],
 ) -> Response {
-    match authorize::consent_view(&state.store, &state.builtin_scopes, client, scope).await {
+    match authorize::consent_view(&state.store, &state.builtin_scopes, client, session, scope).await {
         Ok(view) => pages::consent(locale(state, ui_locales, headers), id, csrf, &view),
         Err(e) => unavailable_page(state, headers, e),
     }
@@ -661,6 +666,12 @@ async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, Form(
         Ok(None) => return expired(&state, &headers),
         Err(e) => return unavailable_page(&state, &headers, e),
     };
+    // "Not you?": this browser's session ends (with the logout broadcast, as any logout) and
+    // the same request goes on at the login form, for whoever signs in next (issue 14).
+    if form.get("decision").map(String::as_str) == Some("switch") {
+        let next = format!("/login?req={id}");
+        return super::logout::do_logout(&state, &headers, p.req.ui_locales.as_deref(), &session.sid, Some(next)).await;
+    }
     // The login form of a request carries the same `req` and `csrf`: the browser's session
     // answers only a request it may answer as it stands (prompt=login, max_age, id_token_hint:
     // OIDC Core s3.1.2.1); otherwise the person logs in first.

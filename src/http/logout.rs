@@ -149,7 +149,10 @@ async fn confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     do_logout(&state, &headers, p.ui_locales.as_deref(), &p.sid, p.next).await
 }
 
-async fn do_logout(
+/// Ends session `sid` (the logout broadcast), clears the session cookie, and continues at
+/// `next` (after the front-channel iframes, when there are any). Also the consent page's
+/// "not you?" ([`super::authorize`]).
+pub(super) async fn do_logout(
     state: &AppState,
     headers: &HeaderMap,
     ui: Option<&str>,

@@ -50,6 +50,7 @@ mod citizen_pages;
 mod cli;
 mod client_auth;
 mod consent_answer;
+mod consent_page;
 mod deploy;
 mod directory_bulk;
 mod directory_import;

@@ -57,6 +57,7 @@ fn client(scopes: &[&str]) -> Client {
         subject_type: crate::clients::SubjectType::Public,
         sector_identifier_uri: None,
         legacy_login: false,
+        policy_uri: None,
     }
 }
 

@@ -116,7 +116,12 @@ pub fn account(l: Locale, o: &Overview, csrf: &str, notice: &Notice, offset: tim
                     "<li>{} <small>{}</small><br><small>{}</small>{}</li>",
                     esc(&c.client_name),
                     when(c.at, offset),
-                    esc(&c.scopes.join(" ")),
+                    esc(&c
+                        .scopes
+                        .iter()
+                        .map(|s| if l == Locale::En { s.text_en() } else { s.text_zh() })
+                        .collect::<Vec<_>>()
+                        .join(if l == Locale::En { ", " } else { "、" })),
                     post_button("/account/consents/revoke", csrf, "client_id", &c.client_id, t.revoke)
                 )
             })

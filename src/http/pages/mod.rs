@@ -119,7 +119,7 @@ a{color:var(--p)}h1{font-size:1.4rem;margin:0 0 1rem}label{display:block;margin:
 input[type=text],input[type=password]{width:100%;padding:.7rem;font-size:1rem;border:1px solid #767676;border-radius:4px}\
 input[aria-invalid=true]{border:2px solid #b91c1c}:focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}input:focus{outline:3px solid #1d4ed8;outline-offset:1px}\
 button{width:100%;margin-top:1.2rem;padding:.8rem;font-size:1rem;border:0;border-radius:4px;background:var(--p);color:#fff;cursor:pointer}\
-button.secondary{background:#e5e7eb;color:#111}a.upstream{display:block;margin-top:.6rem;padding:.7rem;text-align:center;border:1px solid var(--p);border-radius:4px;color:var(--p);text-decoration:none}p.or{margin-top:1.4rem;color:#555}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
+button.secondary{background:#e5e7eb;color:#111}button.link{width:auto;margin:.4rem 0 0;padding:.2rem 0;background:none;color:var(--p);text-decoration:underline;font-size:.9rem}a.upstream{display:block;margin-top:.6rem;padding:.7rem;text-align:center;border:1px solid var(--p);border-radius:4px;color:var(--p);text-decoration:none}p.or{margin-top:1.4rem;color:#555}.error{color:#b91c1c;background:#fef2f2;padding:.6rem;border-radius:4px}\
 .client{color:#475569;margin-bottom:1rem}ul{padding-left:1.2rem}p.rid{font-size:.75rem;color:#6b7280;word-break:break-all}\
 nav.tabs{display:flex;border-bottom:1px solid #e5e7eb;margin:0 0 1rem}nav.tabs a{flex:1;text-align:center;padding:.7rem .2rem;color:#4b5563;text-decoration:none;border-bottom:3px solid transparent;margin-bottom:-1px}\
 nav.tabs a[aria-current=page]{color:var(--p);border-bottom-color:var(--p);font-weight:600}\

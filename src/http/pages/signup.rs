@@ -261,17 +261,26 @@ pub fn signup(l: Locale, p: &SignupPage<'_>, status: StatusCode, retry_after: Op
     let kind = if p.legal { "legal" } else { "natural" };
     let login_link =
         p.req.map(|r| format!("<a href=\"/login?req={}\">{}</a>", esc(r), t.have_account)).unwrap_or_default();
+    // Signing in and password recovery are for someone not signed in: a signed-in person
+    // registering a company is its agent already.
+    let links = if p.agent.is_some() {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"links\">{login_link}<a href=\"/password/reset?{}\">{}</a></p>",
+            rq.trim_end_matches('&'),
+            t.forgot
+        )
+    };
     let body = format!(
         "{FORM_STYLE}<h1>{title}</h1>{client}{tabs}{notice}<form method=\"post\" action=\"/signup\">{req_field}\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"kind\" value=\"{kind}\">\
          {org}{person}{verify}<button type=\"submit\" name=\"action\" value=\"register\">{submit}</button></form>\
-         <p class=\"links\">{login_link}<a href=\"/password/reset?{rq_trim}\">{forgot}</a></p>",
+         {links}",
         title = t.title,
         notice = p.notice.html(),
         csrf = esc(p.csrf),
         submit = t.submit,
-        forgot = t.forgot,
-        rq_trim = rq.trim_end_matches('&'),
     );
     let body = p.notice.mark(body);
     with_retry(page(l, t.title, &body, status, false), retry_after)

@@ -44,6 +44,10 @@ pub const EN: Catalogue = Catalogue {
         revoke_note: "You can withdraw this consent at any time on your account page.",
         allow: "Allow",
         deny: "Deny",
+        signed_in_as: "Signed in as",
+        acting_for: "Acting for",
+        not_you: "Not you? Switch account",
+        policy: "The application's privacy policy",
     },
     act: ActTexts {
         choose_title: "Choose the organization",

@@ -189,6 +189,10 @@ texts! {
         revoke_note: &'static str,
         allow: &'static str,
         deny: &'static str,
+        signed_in_as: &'static str,
+        acting_for: &'static str,
+        not_you: &'static str,
+        policy: &'static str,
     }
 }
 

@@ -44,6 +44,10 @@ pub const ZH: Catalogue = Catalogue {
         revoke_note: "您可以随时在“账号管理”中撤回本次授权。",
         allow: "同意",
         deny: "拒绝",
+        signed_in_as: "当前登录",
+        acting_for: "代表单位",
+        not_you: "不是您？切换账号",
+        policy: "该应用的隐私政策",
     },
     act: ActTexts {
         choose_title: "选择办事单位",
