@@ -147,6 +147,7 @@ async fn privacy_policy_is_linked_and_checked(b: Backend) {
     // An application's registration carries its policy for the clients it makes; the admin
     // API refuses one that is not a web address with a problem naming the field.
     let admin = flow::admin_token(&s).await;
+    flow::catalogue_scope(&s, &admin, "tax.read").await;
     let mut app = application("policy-app", "office");
     app["policy_uri"] = json!("javascript:alert(1)");
     let r = call(&s, &admin, reqwest::Method::POST, "/admin/v1/applications", Some(app.clone())).await;
