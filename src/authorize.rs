@@ -109,6 +109,9 @@ pub struct Redirect {
 pub enum Rejection {
     /// Show an error page; never redirect.
     Page(OAuthError),
+    /// The redirect URI is missing or not registered: an error page (never a redirect, RFC 6749
+    /// s4.1.2.1) that may offer the way back to the client's own registered home.
+    Misdirected(OAuthError, Box<Client>),
     /// Redirect the error to the client.
     Redirect(Redirect, OAuthError),
     /// The store failed.
@@ -148,14 +151,20 @@ pub async fn validate(
     }
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.has_redirect_uri(uri) => uri.clone(),
-        Some(_) => return Err(page("redirect_uri is not registered for this client")),
+        Some(_) => {
+            let e = OAuthError::invalid_request("redirect_uri is not registered for this client");
+            return Err(Rejection::Misdirected(e, Box::new(client)));
+        }
         // RFC 6749 s3.1.2.3 allows omitting it with exactly one registered; OIDC Core s3.1.2.1 does not.
         None => match (
             client.redirect_uris.as_slice(),
             params.get("scope").is_some_and(|s| s.split(' ').any(|s| s == "openid")),
         ) {
             ([only], false) => only.clone(),
-            _ => return Err(page("redirect_uri is missing")),
+            _ => {
+                let e = OAuthError::invalid_request("redirect_uri is missing");
+                return Err(Rejection::Misdirected(e, Box::new(client)));
+            }
         },
     };
     let mode = match params.get("response_mode").map(String::as_str) {

@@ -88,6 +88,15 @@ fn rejection(state: &AppState, headers: &HeaderMap, r: Rejection) -> Response {
         Rejection::Page(e) => {
             pages::error(locale(state, None, headers), StatusCode::BAD_REQUEST, e.code.as_str(), &e.description)
         }
+        // The registered home of the client, never the URI the request named (issue 14).
+        Rejection::Misdirected(e, client) => pages::trouble::trouble(
+            locale(state, None, headers),
+            StatusCode::BAD_REQUEST,
+            pages::trouble::Trouble::of(StatusCode::BAD_REQUEST, e.code.as_str(), &e.description),
+            e.code.as_str(),
+            &e.description,
+            pages::trouble::home_of(&client).as_deref(),
+        ),
         Rejection::Redirect(to, e) => error_to_client(state, headers, &to, &e),
         Rejection::Store(e) => unavailable_page(state, headers, e),
         Rejection::Closed(c) => pages::app_state::closed(locale(state, None, headers), &c, state.calendar.offset()),

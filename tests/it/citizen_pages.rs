@@ -136,6 +136,10 @@ async fn every_page_speaks_plainly(b: Backend) {
         let (_, html) = get(&s, &authorize_path(WEB_CLIENT, "https://evil.example/cb"), lang).await;
         let expect = if lang == "en" { "We cannot send you back to the application" } else { "无法返回应用" };
         assert!(html.contains(expect), "{lang}: {html}");
+        // Issue 14 (a button back to the application when there is a safe place to go), RFC 6749
+        // s4.1.2.1 (never the unregistered URI): the client's registered home, not the request's.
+        assert!(html.contains("class=\"button\" href=\"http://127.0.0.1:9000/\""), "{lang}: {html}");
+        assert!(!html.contains("href=\"https://evil.example"), "{lang}: {html}");
         let (_, html) = get(&s, "/login?req=gone", lang).await;
         let expect = if lang == "en" { "This sign-in page has expired" } else { "登录页面已过期" };
         assert!(html.contains(expect), "{lang}: {html}");
