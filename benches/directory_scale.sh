@@ -24,16 +24,9 @@ else
   cargo build --locked -q --bin tongzheng
 fi
 BIN="$PWD/target/$([ "$PROFILE" = release ] && echo release || echo debug)/tongzheng"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ready() { for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
+READY_TRIES=300
+# shellcheck source=benches/procs.sh
+. benches/procs.sh
 
 python3 benches/directory_gen.py "$WORK/data" "$PEOPLE" 50 >&2
 

@@ -19,17 +19,8 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release --locked -q --bin tongzheng --example reference
 BIN="$PWD/target/release/tongzheng"
 REF="$PWD/target/release/examples/reference"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-ready() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "not ready: $1" >&2; exit 1; }
+# shellcheck source=benches/procs.sh
+. benches/procs.sh
 
 # start_tz CORES WORKERS [VAR=value ...]: a fresh tongzheng in dev mode; sets TZ and BASE.
 start_tz() {

@@ -21,15 +21,8 @@ ROW="${1:?usage: benches/profile.sh cc|intro|redis-cc|redis-intro|ref-cc|ref-int
 DURATION="${DURATION:-6}"
 BIN="${BIN:-$PWD/target/release/tongzheng}"
 REF="$PWD/target/release/examples/reference"
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/procs.sh
+. benches/procs.sh
 post_lua() { # FILE BODY BASIC
   printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' "$2" "$3" >"$1"
 }
