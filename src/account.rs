@@ -116,12 +116,19 @@ pub async fn overview(
             Some(CompanyView { name: lp.name, uscc: lp.uscc, role })
         })
         .collect();
+    // Every consented scope described at once (one store read), then handed out per client.
+    let given = crate::authorize::consents_of(store, &user.id).await?;
+    let mut names: Vec<String> = given.iter().flat_map(|(_, c)| c.scopes.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    let described = crate::scopes::describe(store, builtins, &names).await?;
+    let describe = |n: &String| described.iter().find(|d| d.name == *n).cloned();
     let mut consents = Vec::new();
-    for (client_id, consent) in crate::authorize::consents_of(store, &user.id).await? {
+    for (client_id, consent) in given {
         consents.push(ConsentView {
             client_name: name_of(&client_id),
             client_id,
-            scopes: crate::scopes::describe(store, builtins, &consent.scopes).await?,
+            scopes: consent.scopes.iter().filter_map(describe).collect(),
             at: consent.at,
         });
     }

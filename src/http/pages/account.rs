@@ -119,7 +119,7 @@ pub fn account(l: Locale, o: &Overview, csrf: &str, notice: &Notice, offset: tim
                     esc(&c
                         .scopes
                         .iter()
-                        .map(|s| if l == Locale::En { s.text_en() } else { s.text_zh() })
+                        .map(|s| super::scope_text(l, s))
                         .collect::<Vec<_>>()
                         .join(if l == Locale::En { ", " } else { "、" })),
                     post_button("/account/consents/revoke", csrf, "client_id", &c.client_id, t.revoke)

@@ -23,7 +23,7 @@ pub fn consent(locale: Locale, req: &str, csrf: &str, view: &ConsentView) -> Res
         .scopes
         .iter()
         .map(|s| {
-            let text = if locale == Locale::En { s.text_en() } else { s.text_zh() };
+            let text = super::scope_text(locale, s);
             if s.sensitive {
                 format!(
                     "<li class=\"sensitive\" data-scope=\"{}\"><span class=\"badge\">{}</span>{}</li>",

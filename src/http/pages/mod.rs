@@ -91,6 +91,12 @@ fn texts(l: Locale) -> &'static Texts {
     &catalogue::of(l).common
 }
 
+/// What a person is told of scope `s` in `l` (SH-8.2: the catalogue's description, never the
+/// scope token): the consent page and the account page's consent list.
+pub(crate) fn scope_text(l: Locale, s: &crate::scopes::ScopeDef) -> &str {
+    if l == Locale::En { s.text_en() } else { s.text_zh() }
+}
+
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
