@@ -1,8 +1,13 @@
 //! Every request is answered within `server.request_deadline_ms` (JM-5: within 5 s), whatever
-//! the store or a peer does. The handler runs as its own task: past the deadline the client gets
-//! 503 with `Retry-After` in the endpoint's error format ([`super::error::deadline_exceeded`]),
-//! while the work finishes in the background rather than being cut off between two writes.
+//! the store or a peer does. The handler runs on the connection's own task under the deadline;
+//! past it the client gets 503 with `Retry-After` in the endpoint's error format
+//! ([`super::error::deadline_exceeded`]), and the unfinished work moves to a task of its own and
+//! finishes in the background rather than being cut off between two writes.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -11,27 +16,130 @@ use axum::response::Response;
 
 use super::AppState;
 
-/// Runs the rest of the request (`next`) as its own task under the deadline; `id` is the
-/// request's id, kept current on that task. Called by the one request middleware (`edge`).
-pub async fn run(state: &AppState, id: String, req: Request, next: Next) -> Response {
+/// A request's handling, boxed so that it can move to a task of its own mid-way.
+type Work<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How a request's handling ended, when it did not answer in time.
+#[derive(Debug)]
+enum Fault {
+    /// The handler panicked (a bug); the panic's message.
+    Panicked(String),
+    /// The deadline passed first; the work goes on in the background.
+    Late,
+}
+
+/// Runs the rest of the request (`next`) under the deadline, in `span`; `id` is the request's
+/// id, kept current on the work wherever it finishes and on the answers made here. Called by
+/// the one request middleware (`edge`).
+pub async fn run(state: &AppState, id: String, span: tracing::Span, req: Request, next: Next) -> Response {
     let limit = Duration::from_millis(state.config.server.request_deadline_ms);
     // The path is only needed for an error's format: the URI is shared, not copied.
     let uri = req.uri().clone();
-    // The task keeps the request's id and the branding (task-locals), so its errors still carry
-    // the id and its pages the platform's name.
-    let work = super::pages::brand::scope(state.brand.clone(), next.run(req));
-    let mut work = tokio::spawn(super::request_id::scope(id, work));
-    match tokio::time::timeout(limit, &mut work).await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => {
-            let path = uri.path();
+    // The work keeps the request's id and the branding (task-locals) even when it moves to a
+    // task of its own, so its errors still carry the id and its pages the platform's name. It
+    // is wrapped and boxed once: each layer around a large future copies it (issue 13).
+    let work = tracing::Instrument::instrument(next.run(req), span.clone());
+    let work = super::request_id::scope(id.clone(), super::pages::brand::scope(state.brand.clone(), work));
+    let fault = match within(limit, Box::pin(work)).await {
+        Ok(resp) => return resp,
+        Err(fault) => fault,
+    };
+    let _entered = span.enter();
+    let path = uri.path();
+    let answer = match fault {
+        Fault::Panicked(e) => {
             tracing::error!(error = %e, %path, "request handler failed");
-            super::error::internal(path)
+            super::error::internal
         }
-        Err(_) => {
-            let path = uri.path();
+        Fault::Late => {
             tracing::warn!(%path, limit_ms = limit.as_millis() as u64, "request deadline passed; answered 503");
-            super::error::deadline_exceeded(path)
+            super::error::deadline_exceeded
+        }
+    };
+    super::request_id::sync_scope(id, || super::pages::brand::sync_scope(state.brand.clone(), || answer(path)))
+}
+
+/// Polls `work` in place until it ends or `limit` passes; past `limit` it is spawned to finish
+/// on its own. Issue 13: no task per request (a spawn, a wake-up and a join on every request
+/// before); the rare late request pays the spawn. A panic is caught here, as the join used to
+/// catch it, so it answers 500 instead of dropping the connection.
+async fn within<T: Send + 'static>(limit: Duration, work: Work<T>) -> Result<T, Fault> {
+    let mut timer = std::pin::pin!(tokio::time::sleep(limit));
+    let mut slot = Some(work);
+    let ended = std::future::poll_fn(|cx| {
+        let Some(w) = slot.as_mut() else { return Poll::Ready(Err(Fault::Panicked("polled after its end".into()))) };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| w.as_mut().poll(cx))) {
+            Ok(Poll::Ready(r)) => return Poll::Ready(Ok(r)),
+            Ok(Poll::Pending) => {}
+            Err(panic) => {
+                slot = None;
+                return Poll::Ready(Err(Fault::Panicked(panic_text(panic.as_ref()))));
+            }
+        }
+        timer.as_mut().poll(cx).map(|()| Err(Fault::Late))
+    })
+    .await;
+    if let (Err(Fault::Late), Some(rest)) = (&ended, slot) {
+        tokio::spawn(rest);
+    }
+    ended
+}
+
+/// A panic's message, when it has one.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn work_that_ends_in_time_is_its_answer() {
+        let r = within(LIMIT, Box::pin(async { 7 })).await;
+        assert_eq!(r.ok(), Some(7));
+        let r = within(
+            LIMIT,
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                8
+            }),
+        )
+        .await;
+        assert_eq!(r.ok(), Some(8));
+    }
+
+    // JM-5: past the deadline the caller is answered at once, and the work is not cut off
+    // between two writes: it finishes in the background.
+    // (Paused time: the clock moves only from timer to timer, so the order is certain.)
+    #[tokio::test(start_paused = true)]
+    async fn late_work_is_answered_and_still_finishes() {
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        let work = Box::pin(async move {
+            tokio::time::sleep(LIMIT * 3).await;
+            let _ = done_tx.send("written");
+        });
+        assert!(matches!(within(LIMIT, work).await, Err(Fault::Late)));
+        assert!(done_rx.try_recv().is_err(), "answered before the work ended");
+        assert_eq!(done_rx.await.ok(), Some("written"));
+    }
+
+    // A bug in a handler is a 500 for its request, not a dropped connection or a dead worker.
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_panic_is_caught_with_its_message() {
+        let work: Work<()> = Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("handler bug");
+        });
+        match within(LIMIT, work).await {
+            Err(Fault::Panicked(m)) => assert_eq!(m, "handler bug"),
+            other => unreachable!("{other:?}"),
         }
     }
 }

@@ -315,8 +315,7 @@ async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let id = request_id::assign(req.headers().get(&X_REQUEST_ID), trust, &state.instance, state.clock.now_ms());
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     req.extensions_mut().insert(extract::RequestId(id.clone()));
-    let handled = pages::brand::scope(state.brand.clone(), deadline::run(&state, id.clone(), req, next));
-    let mut resp = request_id::scope(id.clone(), tracing::Instrument::instrument(handled, span)).await;
+    let mut resp = deadline::run(&state, id.clone(), span, req, next).await;
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(X_REQUEST_ID.clone(), v);

@@ -26,6 +26,11 @@ pub async fn scope<F: Future>(id: String, fut: F) -> F::Output {
     CURRENT.scope(id, fut).await
 }
 
+/// Runs `f` with `id` as its [`current`] id (an answer made outside the handler).
+pub fn sync_scope<R>(id: String, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(id, f)
+}
+
 /// Whether a client-chosen id may be kept: 1 to 64 characters of `A-Z a-z 0-9 - _ . :` (safe in
 /// headers, logs, JSON and HTML as they are).
 pub fn sane(v: &str) -> bool {

@@ -165,6 +165,12 @@ impl Spawner {
             tracing::debug!(%peer, max = self.limits.max_connections, "connection refused: server.max_connections reached");
             return;
         };
+        // Replies go out as soon as they are written: Nagle's algorithm would hold a second
+        // segment (a TLS record, an HTTP/2 frame, a body written after its head) until the
+        // client's delayed ACK, up to 40 ms on Linux.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+        }
         let (limits, builder, tls, stop) =
             (self.limits.clone(), self.builder.clone(), self.tls.clone(), self.stop.clone());
         let tracker = Arc::new(Tracker::new());

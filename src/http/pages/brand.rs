@@ -139,6 +139,11 @@ pub async fn scope<F: Future>(brand: Arc<Brand>, fut: F) -> F::Output {
     CURRENT.scope(brand, fut).await
 }
 
+/// Runs `f` with `brand` as its [`current`] branding (an answer made outside the handler).
+pub fn sync_scope<R>(brand: Arc<Brand>, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(brand, f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
