@@ -4,7 +4,7 @@
 //! time is that decode reused instead of parsing the JSON again. Bounded; no global lock.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Client;
 use crate::store::{self, StoreError};
@@ -15,7 +15,7 @@ const SHARDS: usize = 16;
 pub const DEFAULT_ENTRIES: usize = 4096;
 
 /// One shard: store key -> (the record's bytes, their decode).
-type Shard = Mutex<HashMap<String, (Vec<u8>, Client)>>;
+type Shard = Mutex<HashMap<String, (Vec<u8>, Arc<Client>)>>;
 
 /// The decoded-record cache of one instance.
 #[derive(Debug)]
@@ -47,22 +47,23 @@ impl ClientCache {
 
     /// The client stored under `key` as `raw`: the earlier decode when `raw` is byte for byte
     /// what was decoded then, else a fresh decode (which replaces it).
-    pub fn decode(&self, key: &str, raw: &[u8]) -> Result<Client, StoreError> {
+    /// Shared, not copied (issue 13: a record's many strings were cloned on every request).
+    pub fn decode(&self, key: &str, raw: &[u8]) -> Result<Arc<Client>, StoreError> {
         let Some(shard) = self.shards.get(shard_of(key)).filter(|_| self.per_shard > 0) else {
-            return store::decode(key, raw);
+            return store::decode(key, raw).map(Arc::new);
         };
         if let Some((bytes, client)) = shard.lock().unwrap_or_else(PoisonError::into_inner).get(key)
             && bytes.as_slice() == raw
         {
-            return Ok(client.clone());
+            return Ok(Arc::clone(client));
         }
-        let client: Client = store::decode(key, raw)?;
+        let client: Arc<Client> = Arc::new(store::decode(key, raw)?);
         let mut map = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= self.per_shard && !map.contains_key(key) {
             // Past the bound, start the shard over: the hot records come back at their next read.
             map.clear();
         }
-        map.insert(key.to_owned(), (raw.to_vec(), client.clone()));
+        map.insert(key.to_owned(), (raw.to_vec(), Arc::clone(&client)));
         Ok(client)
     }
 }

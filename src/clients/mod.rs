@@ -328,7 +328,7 @@ pub async fn get_cached(
     store: &DynStore,
     cache: &cache::ClientCache,
     client_id: &str,
-) -> Result<Option<Client>, StoreError> {
+) -> Result<Option<std::sync::Arc<Client>>, StoreError> {
     if client_id.is_empty() || client_id.len() > 256 {
         return Ok(None);
     }
@@ -416,8 +416,8 @@ pub enum Credentials {
 /// What an authenticated request proved about its client.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    /// The client record.
-    pub client: Client,
+    /// The client record (shared with the decoded-record cache).
+    pub client: std::sync::Arc<Client>,
 }
 
 #[derive(Deserialize)]
@@ -523,7 +523,7 @@ pub fn authenticate_record(
 
 /// The shared-secret rules over a client record already read.
 fn check_secret(
-    client: Option<Client>,
+    client: Option<std::sync::Arc<Client>>,
     secret: &Secret,
     method: AuthMethod,
     now: i64,
@@ -636,7 +636,7 @@ async fn authenticate_assertion(
     if !fresh {
         return Err("assertion jti replayed");
     }
-    Ok(Authenticated { client })
+    Ok(Authenticated { client: client.into() })
 }
 
 /// The client's registered verification keys matching `kid` (all keys when no kid); `None`

@@ -1,6 +1,8 @@
 //! `/token` (RFC 6749 s3.2): authenticates the client once, then hands the request to its
 //! grant. Success is RFC 6749 s5.1 JSON with `Cache-Control: no-store`; errors are s5.2 JSON.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -31,7 +33,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     form: &mut super::extract::Params,
     endpoint: Endpoint,
-) -> Result<clients::Client, JsonError> {
+) -> Result<Arc<Client>, JsonError> {
     let creds = credentials(headers, form)?;
     let url: std::borrow::Cow<'_, str> = match endpoint {
         Endpoint::Token => state.urls.token.as_str().into(),
@@ -48,7 +50,7 @@ pub async fn authenticate(
 }
 
 /// Client authentication behind the guessing guard; `endpoint` is the URL an assertion may name.
-async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &str) -> Result<Client, JsonError> {
+async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &str) -> Result<Arc<Client>, JsonError> {
     let audiences = [endpoint, state.config.issuer.as_str(), state.urls.token.as_str()];
     let now = state.clock.now();
     // Only shared secrets can be guessed; a signed assertion or a public client cannot.

@@ -73,8 +73,8 @@ impl Dead {
 /// The records a live token stands on, as read while deciding.
 #[derive(Debug, Clone)]
 pub struct Standing {
-    /// The token's client.
-    pub client: Client,
+    /// The token's client (shared with the decoded-record cache).
+    pub client: std::sync::Arc<Client>,
     /// Its user, when it has one.
     pub user: Option<User>,
     /// Its grant family, when it has one.
@@ -290,7 +290,7 @@ impl Authority<'_> {
         let Some((bytes, key)) = decode(Some(0)) else {
             return Ok(Err(Dead::ClientBlocked));
         };
-        let client: Client = self.clients.decode(key, bytes)?;
+        let client = self.clients.decode(key, bytes)?;
         if !client.tokens_valid() {
             return Ok(Err(Dead::ClientBlocked));
         }

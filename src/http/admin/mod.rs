@@ -29,7 +29,6 @@ use serde_json::Value;
 use super::AppState;
 use super::extract::{Meta, bearer};
 use crate::audit::{Event, Kind, Outcome};
-use crate::clients::Client;
 use crate::error::ErrorCode;
 use crate::http::error::{BearerError, Problem};
 use crate::tokens::AccessClaims;
@@ -110,7 +109,7 @@ async fn authenticate(parts: &mut Parts, state: &AppState, scope: &str) -> Resul
         BearerError::Limited(l) => Problem::from(l),
     })?;
     let live = state.authority().access(&token, state.clock.now()).await?.map_err(crate::http::oidc::dead_token)?;
-    let (claims, client): (AccessClaims, Client) = (live.claims, live.standing.client);
+    let (claims, client) = (live.claims, live.standing.client);
     slot.with(|n| n.actor = Some(format!("client:{}", claims.client_id)));
     // RFC 9068 s4: the admin API is our resource; a token exchanged for another API is not for it.
     if !claims.is_for(&state.config.issuer) {
