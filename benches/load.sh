@@ -106,31 +106,12 @@ row "client_credentials" "$BASE/token" "$WORK/cc.lua"
 row "introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
 row "token exchange (RFC 8693)" "$BASE/token" "$WORK/exchange.lua"
 
-# Code redemption: log in once (SSO cookie), collect single-use codes from /authorize for
-# 3 s, then redeem each once for 2 s (less time than the pool lasts).
-JAR="$WORK/jar"
-AUTHZ="$BASE/authorize?response_type=code&client_id=demo-web&redirect_uri=$REDIRECT&scope=openid"
-LOGIN="$(curl -s -c "$JAR" -b "$JAR" -o /dev/null -w '%{redirect_url}' "$AUTHZ")"
-PAGE="$(curl -s -c "$JAR" -b "$JAR" "$LOGIN")"
-REQ="$(sed -n 's/.*name="req" value="\([^"]*\)".*/\1/p' <<<"$PAGE")"
-CSRF="$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' <<<"$PAGE")"
-curl -s -c "$JAR" -b "$JAR" -o /dev/null --data-urlencode "req=$REQ" --data-urlencode "csrf=$CSRF" -d username=demo -d password=demo-password "$BASE/login"
-COOKIE="$(awk '$6=="tz_session"{print "tz_session="$7}' "$JAR")"
+# Code redemption: collect single-use codes from /authorize for 3 s (procs.sh `codes`), then
+# redeem each once for 2 s (less time than the pool lasts).
 redeem() { # ROW CLIENT_ID BASIC
-  local codes="$WORK/codes-$2.txt"; : >"$codes"
-  printf 'wrk.headers["Cookie"] = "%s"\nlocal out = io.open("%s", "a")\nfunction response(status, headers, body)\n  local loc = headers["Location"] or headers["location"] or ""\n  local code = loc:match("code=([^&]+)")\n  if code then out:write(code, "\\n") end\nend\n' "$COOKIE" "$codes" >"$WORK/codes.lua"
-  taskset -c 1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/codes.lua" "$BASE/authorize?response_type=code&client_id=$2&redirect_uri=$REDIRECT&scope=openid" >/dev/null
-  cat >"$WORK/redeem.lua" <<LUA
-local codes = {}
-for line in io.lines("$codes") do codes[#codes + 1] = line end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("POST", "/token", {["Content-Type"] = "application/x-www-form-urlencoded", ["Authorization"] = "Basic $3"},
-    "grant_type=authorization_code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9000%2Fcallback&code=" .. (codes[i] or "exhausted"))
-end
-LUA
-  CODES[$1]="$(wc -l <"$codes")"
+  local out="$WORK/codes-$2.txt"
+  codes "$BASE" "$2" "$3" "$out"
+  CODES[$1]="$(wc -l <"$out")"
   row "$1" "$BASE/token" "$WORK/redeem.lua" 2
 }
 declare -A CODES

@@ -2,8 +2,13 @@
 # One row of load.sh, measured alone and optionally profiled (issue 13): the release build of
 # tongzheng (or the reference server) pinned to core 0 with one worker, wrk on core 1, and the
 # requests per CPU-second of the server process, which hold when other work shares the cores.
-#   benches/profile.sh ROW   ROW: cc | intro | redis-cc | redis-intro | ref-cc | ref-intro
-#   PERF=1 benches/profile.sh cc     also records `perf record -g` into target/perf-ROW.data
+#   benches/profile.sh ROW   ROW: cc | intro | code | health | redis-cc | redis-intro | redis-code | ref-cc | ref-intro | ref-health
+#                            (health: GET /healthz, the HTTP floor: a request with no work in it)
+#                            (code: redemption of single-use codes with an ES256 ID token; DURATION
+#                            at most 4 s, or the codes run out)
+#   PERF=1 benches/profile.sh cc     also records `perf record` with call graphs into target/perf-ROW.data
+#                                    (CALLGRAPH=dwarf FREQ=499 for stacks through code built without
+#                                    frame pointers)
 #                                    (read it with `perf report --no-children -i ...`)
 #   STAT=1 benches/profile.sh cc     also counts, per request, libc malloc calls (a uprobe:
 #                                    `perf probe -x /lib/x86_64-linux-gnu/libc.so.6 malloc` once),
@@ -17,7 +22,7 @@
 # (symbols for perf; the shipped profile strips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROW="${1:?usage: benches/profile.sh cc|intro|redis-cc|redis-intro|ref-cc|ref-intro}"
+ROW="${1:?usage: benches/profile.sh cc|intro|code|health|redis-cc|redis-intro|redis-code|ref-cc|ref-intro|ref-health}"
 DURATION="${DURATION:-6}"
 BIN="${BIN:-$PWD/target/release/tongzheng}"
 REF="$PWD/target/release/examples/reference"
@@ -55,17 +60,27 @@ case "$ROW" in
     AT="$(curl -sf -u demo-web:demo-web-secret-0123456789abcdef -d grant_type=client_credentials "$BASE/token" |
       python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')"
     post_lua "$WORK/intro.lua" "token=$AT" "$WEB_BASIC"; URL="$BASE/introspect"; SCRIPT="$WORK/intro.lua" ;;
+  *health) printf 'wrk.method = "GET"\n' >"$WORK/health.lua"; URL="$BASE/healthz"; SCRIPT="$WORK/health.lua" ;;
+  *code)
+    ADMIN_AT="$(curl -sf -u admin-cli:admin-cli-secret-0123456789abcdef -d grant_type=client_credentials "$BASE/token" |
+      python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')"
+    SECRET="$(curl -sf -H "Authorization: Bearer $ADMIN_AT" -H 'content-type: application/json' "$BASE/admin/v1/clients" \
+      -d '{"client_id":"bench-es256","grant_types":["authorization_code"],"scope":"openid",
+        "redirect_uris":["http://127.0.0.1:9000/callback"],"id_token_signed_response_alg":"ES256"}' |
+      python3 -c 'import sys,json;print(json.load(sys.stdin)["client_secret"])')"
+    codes "$BASE" bench-es256 "$(printf %s "bench-es256:$SECRET" | base64 -w0)" "$WORK/codes.txt"
+    SCRIPT="$WORK/redeem.lua" ;;
 esac
 TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 cpu_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", ($12 + $13) * t}'; }
-taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null # warm-up
+case "$ROW" in *code) ;; *) taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null ;; esac # warm-up (codes are single-use)
 if [ -n "${STAT:-}" ]; then
   perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,sched:sched_switch -p "$SRV" -o "$WORK/stat.txt" \
     -- sleep "$DURATION" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
 if [ -n "${PERF:-}" ]; then
-  perf record -F 2999 -g -p "$SRV" -o "target/perf-$ROW.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+  perf record -F "${FREQ:-2999}" --call-graph "${CALLGRAPH:-fp}" -p "$SRV" -o "target/perf-$ROW.data" -- sleep "$DURATION" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
 before="$(cpu_ns "$SRV")"

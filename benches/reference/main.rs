@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::serve::ListenerExt as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -200,6 +200,8 @@ fn main() {
                 let app = Router::new()
                     .route("/token", post(token))
                     .route("/introspect", post(introspect))
+                    // The HTTP floor: what one request costs this stack with no work in it.
+                    .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
                     .with_state(Arc::new(state()));
                 // TCP_NODELAY as tongzheng's own connection loop sets it (Nagle would stall replies).
                 let listener = tokio::net::TcpListener::bind(&listen).await.unwrap().tap_io(|tcp| {
