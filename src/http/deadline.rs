@@ -59,30 +59,44 @@ pub async fn run(state: &AppState, id: String, span: tracing::Span, req: Request
     super::request_id::sync_scope(id, || super::pages::brand::sync_scope(state.brand.clone(), || answer(path)))
 }
 
-/// Polls `work` in place until it ends or `limit` passes; past `limit` it is spawned to finish
-/// on its own. Issue 13: no task per request (a spawn, a wake-up and a join on every request
-/// before); the rare late request pays the spawn. A panic is caught here, as the join used to
-/// catch it, so it answers 500 instead of dropping the connection.
+/// Polls `work` in place until it ends or `limit` passes. Issue 13: no task per request (a
+/// spawn, a wake-up and a join on every request before); only work that outlives this call
+/// gets a task of its own ([`Unfinished`]). A panic is caught here, as the join used to catch
+/// it, so it answers 500 instead of dropping the connection.
 async fn within<T: Send + 'static>(limit: Duration, work: Work<T>) -> Result<T, Fault> {
     let mut timer = std::pin::pin!(tokio::time::sleep(limit));
-    let mut slot = Some(work);
-    let ended = std::future::poll_fn(|cx| {
-        let Some(w) = slot.as_mut() else { return Poll::Ready(Err(Fault::Panicked("polled after its end".into()))) };
+    let mut pending = Unfinished(Some(work));
+    std::future::poll_fn(|cx| {
+        let Some(w) = pending.0.as_mut() else {
+            return Poll::Ready(Err(Fault::Panicked("polled after its end".into())));
+        };
         match std::panic::catch_unwind(AssertUnwindSafe(|| w.as_mut().poll(cx))) {
-            Ok(Poll::Ready(r)) => return Poll::Ready(Ok(r)),
+            Ok(Poll::Ready(r)) => {
+                pending.0 = None;
+                return Poll::Ready(Ok(r));
+            }
             Ok(Poll::Pending) => {}
             Err(panic) => {
-                slot = None;
+                pending.0 = None;
                 return Poll::Ready(Err(Fault::Panicked(panic_text(panic.as_ref()))));
             }
         }
         timer.as_mut().poll(cx).map(|()| Err(Fault::Late))
     })
-    .await;
-    if let (Err(Fault::Late), Some(rest)) = (&ended, slot) {
-        tokio::spawn(rest);
+    .await
+}
+
+/// Work begun and not finished. Dropped (the deadline passed, or the connection went away and
+/// took the request's future with it), it is spawned to finish on its own: a request's writes
+/// are never cut off half-way by the caller leaving, as when every handler ran as its own task.
+struct Unfinished<T: Send + 'static>(Option<Work<T>>);
+
+impl<T: Send + 'static> Drop for Unfinished<T> {
+    fn drop(&mut self) {
+        if let (Some(rest), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(rest);
+        }
     }
-    ended
 }
 
 /// A panic's message, when it has one.
@@ -126,6 +140,22 @@ mod tests {
         });
         assert!(matches!(within(LIMIT, work).await, Err(Fault::Late)));
         assert!(done_rx.try_recv().is_err(), "answered before the work ended");
+        assert_eq!(done_rx.await.ok(), Some("written"));
+    }
+
+    // A request whose caller goes away (the connection closes, the HTTP/2 stream is reset)
+    // still finishes its work: it is not cut off between two writes.
+    #[tokio::test(start_paused = true)]
+    async fn work_outlives_a_caller_that_goes_away() {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let work = Box::pin(async move {
+            tokio::time::sleep(LIMIT / 2).await;
+            let _ = done_tx.send("written");
+        });
+        tokio::select! {
+            r = within(LIMIT, work) => unreachable!("{r:?}"),
+            () = tokio::time::sleep(LIMIT / 10) => {}
+        }
         assert_eq!(done_rx.await.ok(), Some("written"));
     }
 
