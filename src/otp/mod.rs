@@ -132,19 +132,49 @@ fn random_code(len: u32) -> Secret {
     }
 }
 
-fn window_left(now: i64, window: i64) -> u64 {
-    u64::try_from(window - now.rem_euclid(window)).unwrap_or(1).max(1)
+/// Counts one more send against `subject` over a sliding window; `Err` past `limit`.
+///
+/// Two counters per subject: this `window`-long bucket's sends and the previous bucket's, the
+/// latter weighted by how much of it still lies within one window of now (the usual
+/// two-counter approximation of a sliding log). A burst just before a bucket boundary still
+/// counts just after it, so any `window`-long stretch sees about `limit` sends at most; fixed
+/// buckets allowed twice that around a boundary. Refused asks count too, as before.
+async fn count(ctx: Ctx<'_>, subject: &str, limit: u32) -> Result<(), OtpError> {
+    let w = ctx.cfg.window.max(1);
+    let bucket = ctx.now.div_euclid(w);
+    // Kept two windows: the bucket is read as the previous one during the whole next window.
+    let ttl = u64::try_from(w.saturating_mul(2)).unwrap_or(7200);
+    let n = ctx.store.incr(&keys::otp_sent(subject, bucket), ttl).await?;
+    let prev = ctx.store.get(&keys::otp_sent(subject, bucket - 1)).await?;
+    let prev = prev.and_then(|v| String::from_utf8_lossy(&v).parse::<i64>().ok()).unwrap_or(0);
+    match sliding_wait(n, prev, ctx.now - bucket * w, w, i64::from(limit)) {
+        None => Ok(()),
+        Some(retry_after) => Err(OtpError::RateLimited { retry_after }),
+    }
 }
 
-/// Counts one more send against `subject` in this window; `Err` past `limit`.
-async fn count(ctx: Ctx<'_>, subject: &str, limit: u32) -> Result<(), OtpError> {
-    let w = ctx.cfg.window;
-    let key = keys::otp_sent(subject, ctx.now.div_euclid(w));
-    let n = ctx.store.incr(&key, u64::try_from(w).unwrap_or(3600)).await?;
-    if n > i64::from(limit) {
-        return Err(OtpError::RateLimited { retry_after: window_left(ctx.now, w) });
+/// `None` when `n` sends in this bucket (this one included), `prev` in the previous one,
+/// `elapsed` seconds into this `w`-long bucket, fit `limit`; else the seconds until one more
+/// would fit if nothing else were asked meanwhile (at least 1).
+fn sliding_wait(n: i64, prev: i64, elapsed: i64, w: i64, limit: i64) -> Option<u64> {
+    // In whole units of 1/w: n + prev * (w - elapsed) / w <= limit.
+    let weighted = |n: i64, prev: i64, elapsed: i64| n * w + prev * (w - elapsed);
+    if weighted(n, prev, elapsed) <= limit * w {
+        return None;
     }
-    Ok(())
+    // One more in this bucket fits once the previous bucket's share has shrunk enough.
+    let room = limit - n - 1;
+    if room >= 0 && prev > 0 {
+        // prev * (w - e) <= room * w  <=>  e >= w - room * w / prev (rounded up).
+        let at = w - (room * w) / prev;
+        if at < w {
+            return Some(u64::try_from(at - elapsed).unwrap_or(1).max(1));
+        }
+    }
+    // Else in the next bucket, where this bucket's `n` is the weighted one:
+    // w + n * (w - e) <= limit * w  <=>  e >= w - (limit - 1) * w / n (rounded up).
+    let at = if n > 0 { (w - ((limit - 1) * w) / n).max(0) } else { 0 };
+    Some(u64::try_from(w - elapsed + at).unwrap_or(1).max(1))
 }
 
 /// A code stored and ready to go out: its message and what [`deliver`] takes back if sending

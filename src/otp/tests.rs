@@ -139,3 +139,45 @@ fn codes_are_digits_of_the_length_and_debug_hides_them() {
     let d = format!("{m:?}");
     assert!(!d.contains("123456") && !d.contains("13800138000"), "{d}");
 }
+
+// SH-8.2: the counts slide. Three codes (per_phone) just before a bucket boundary still count
+// just after it: fixed hourly buckets let a phone get three more at once, six in a few minutes.
+#[tokio::test]
+async fn a_burst_before_a_bucket_boundary_still_counts_after_it() {
+    let f = Fixture::new();
+    let sms = Captured::default();
+    let w = f.cfg.window;
+    for t in [w - 200, w - 140, w - 80] {
+        send(f.at(t), &sms, Purpose::Signup, PHONE, Some("10.0.0.1")).await.unwrap();
+    }
+    let e = send(f.at(w + 10), &sms, Purpose::Signup, PHONE, Some("10.0.0.2")).await.unwrap_err();
+    let OtpError::RateLimited { retry_after } = e else { unreachable!("{e:?}") };
+    // Counted now: 3 before the boundary and this refused ask after it. One more fits once
+    // the three have slid out far enough: 2 + 3 * (w - e) / w <= 3, at e = 2w / 3.
+    assert_eq!(retry_after, u64::try_from(2 * w / 3 - 10).unwrap());
+    send(f.at(w + 2 * w / 3), &sms, Purpose::Signup, PHONE, Some("10.0.0.3")).await.unwrap();
+    assert_eq!(sms.0.lock().unwrap().len(), 4, "refused asks send nothing");
+}
+
+#[test]
+fn sliding_wait_is_exact_at_its_edges() {
+    const W: i64 = 3600;
+    // Nothing before: the bucket alone decides.
+    assert_eq!(sliding_wait(3, 0, 0, W, 3), None);
+    // Over with nothing before: the next bucket, once these four weigh 2 or less (e = W / 2).
+    assert_eq!(sliding_wait(4, 0, 100, W, 3), Some((W - 100 + W / 2) as u64));
+    // Half the previous bucket still weighs: 1 + 4 * 1/2 = 3 fits, 2 + 4 * 1/2 does not.
+    assert_eq!(sliding_wait(1, 4, W / 2, W, 3), None);
+    let wait = sliding_wait(2, 4, W / 2, W, 3).unwrap();
+    // The next one (the third here) fits when 3 + 4 * (W - e) / W <= 3: at the boundary.
+    assert_eq!(wait, (W / 2) as u64);
+    // The wait found is the first second that fits, never one too early.
+    for (n, prev, e, limit) in [(2, 5, 600, 4), (3, 1, 0, 3), (5, 9, 3599, 5), (1, 7, 1, 2), (9, 0, 10, 3)] {
+        let wait = sliding_wait(n, prev, e, W, limit).unwrap() as i64;
+        let fits = |at: i64| {
+            if at < W { (n + 1) * W + prev * (W - at) <= limit * W } else { W + n * (W - (at - W)) <= limit * W }
+        };
+        assert!(fits(e + wait), "{n} {prev} {e} {limit}: {wait}");
+        assert!(wait == 1 || !fits(e + wait - 1), "{n} {prev} {e} {limit}: {wait} is not the first");
+    }
+}
