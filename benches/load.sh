@@ -88,6 +88,9 @@ REF_AT="$(curl -sf -u admin-cli:admin-cli-secret-0123456789abcdef -d grant_type=
 post_lua "$WORK/ref_introspect.lua" "token=$REF_AT" "$WEB_BASIC"
 row "reference client_credentials" "http://127.0.0.1:$PORT/token" "$WORK/cc.lua"
 row "reference introspection" "http://127.0.0.1:$PORT/introspect" "$WORK/ref_introspect.lua"
+# The HTTP floor: GET /healthz, a request with no work in it (3 s).
+printf 'wrk.method = "GET"\n' >"$WORK/health.lua"
+row "reference /healthz" "http://127.0.0.1:$PORT/healthz" "$WORK/health.lua" 3
 stop "$REF_PID"
 
 # --- tongzheng, memory store, one core.
@@ -105,6 +108,7 @@ ES_SECRET="$(admin clients "{\"client_id\":\"bench-es256\",\"grant_types\":[\"au
 row "client_credentials" "$BASE/token" "$WORK/cc.lua"
 row "introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
 row "token exchange (RFC 8693)" "$BASE/token" "$WORK/exchange.lua"
+row "/healthz" "$BASE/healthz" "$WORK/health.lua" 3
 
 # Code redemption: collect single-use codes from /authorize for 3 s (procs.sh `codes`), then
 # redeem each once for 2 s (less time than the pool lasts).
@@ -198,12 +202,13 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
   line "logins/s during the storm ($LOGIN_OK ok, $LOGIN_FAILED failed)" "$LOGIN_RATE" "raw argon2id" "$RAW_ARGON" "(reported)"
   rr "client_credentials, server on two cores" "client_credentials, server on two cores" "one core" "client_credentials" "(per-core figure)"
   rr "client_credentials, audit + rate limit on" "client_credentials" "both off" "client_credentials, audit + rate limit off" ">= 0.9 (issue 4)"
+  rr "HTTP floor: /healthz" "/healthz" "reference /healthz" "reference /healthz" "(reported)"
   echo
   echo "Token endpoint p99 during the login storm: $(cut -d'|' -f3 <<<"${R["client_credentials during the login storm"]:-}") (target < 5 ms)."
   echo
   echo "| row | requests/s | p50 | p99 | non-2xx | requests per server CPU-second |"
   echo "|---|---|---|---|---|---|"
-  for k in "reference client_credentials" "reference introspection" "client_credentials" "introspection (token seen before)" \
+  for k in "reference client_credentials" "reference introspection" "reference /healthz" "client_credentials" "/healthz" "introspection (token seen before)" \
     "introspection (cache off: every token verified)" "token exchange (RFC 8693)" "code redemption, ES256 ID token" \
     "code redemption, RS256 ID token" "client_credentials during the login storm" "client_credentials, audit + rate limit off" \
     "client_credentials, server on two cores" "client_credentials, Redis store" "introspection (token seen before), Redis store"; do
