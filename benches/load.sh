@@ -86,12 +86,11 @@ REF_PID=$!; SRV=$REF_PID; PIDS+=("$REF_PID")
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.05; done
 REF_AT="$(curl -sf -u admin-cli:admin-cli-secret-0123456789abcdef -d grant_type=client_credentials "http://127.0.0.1:$PORT/token" | json '["access_token"]')"
 post_lua "$WORK/ref_introspect.lua" "token=$REF_AT" "$WEB_BASIC"
-row "reference client_credentials" "http://127.0.0.1:$PORT/token" "$WORK/cc.lua"
 row "reference introspection" "http://127.0.0.1:$PORT/introspect" "$WORK/ref_introspect.lua"
 # The HTTP floor: GET /healthz, a request with no work in it (3 s).
 printf 'wrk.method = "GET"\n' >"$WORK/health.lua"
 row "reference /healthz" "http://127.0.0.1:$PORT/healthz" "$WORK/health.lua" 3
-stop "$REF_PID"
+REF_URL="http://127.0.0.1:$PORT"
 
 # --- tongzheng, memory store, one core.
 start_tz 0 1
@@ -105,7 +104,25 @@ post_lua "$WORK/exchange.lua" "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-ty
 ES_SECRET="$(admin clients "{\"client_id\":\"bench-es256\",\"grant_types\":[\"authorization_code\"],\"scope\":\"openid\",
   \"redirect_uris\":[\"$REDIRECT\"],\"id_token_signed_response_alg\":\"ES256\"}" | json '["client_secret"]')"
 
-row "client_credentials" "$BASE/token" "$WORK/cc.lua"
+# The headline pair, client_credentials against the reference: both servers up (the idle one
+# costs nothing), PAIRS alternating runs of each (default 3, DURATION/2 s each), the median
+# kept, so a drift of the VM's speed between two rows a minute apart (10-15 % seen) does not
+# make the ratio. The idle server shares core 0 but gets no requests.
+median_row() { # NAME RUN_NAMES...: the run with the median requests/s becomes NAME
+  local name=$1; shift
+  local pick; pick="$(for r in "$@"; do echo "$(rps "$r") $r"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}' | cut -d' ' -f2-)"
+  R[$name]="${R[$pick]}"
+}
+TZ_PID=$SRV; CC_RUNS=(); REF_RUNS=()
+for i in $(seq "${PAIRS:-3}"); do
+  SRV=$REF_PID; row "reference client_credentials #$i" "$REF_URL/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); REF_RUNS+=("reference client_credentials #$i")
+  SRV=$TZ_PID; row "client_credentials #$i" "$BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); CC_RUNS+=("client_credentials #$i")
+done
+stop "$REF_PID"
+median_row "reference client_credentials" "${REF_RUNS[@]}"
+median_row "client_credentials" "${CC_RUNS[@]}"
+CC_SPREAD="$(for r in "${CC_RUNS[@]}"; do rps "$r"; done | sort -n | paste -sd/ -)"
+REF_SPREAD="$(for r in "${REF_RUNS[@]}"; do rps "$r"; done | sort -n | paste -sd/ -)"
 row "introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
 row "token exchange (RFC 8693)" "$BASE/token" "$WORK/exchange.lua"
 row "/healthz" "$BASE/healthz" "$WORK/health.lua" 3
@@ -203,6 +220,8 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
   rr "client_credentials, server on two cores" "client_credentials, server on two cores" "one core" "client_credentials" "(per-core figure)"
   rr "client_credentials, audit + rate limit on" "client_credentials" "both off" "client_credentials, audit + rate limit off" ">= 0.9 (issue 4)"
   rr "HTTP floor: /healthz" "/healthz" "reference /healthz" "reference /healthz" "(reported)"
+  echo
+  echo "client_credentials runs (requests/s, sorted; the median is the row): tongzheng $CC_SPREAD, reference $REF_SPREAD."
   echo
   echo "Token endpoint p99 during the login storm: $(cut -d'|' -f3 <<<"${R["client_credentials during the login storm"]:-}") (target < 5 ms)."
   echo
