@@ -358,4 +358,65 @@ async fn dead_receiver_gives_up_and_blocks_no_one(b: Backend) {
     assert!(hooks.accepted("dead").is_empty());
 }
 
-per_backend!(webhook_delivery, webhook_url_rules, dead_receiver_gives_up_and_blocks_no_one);
+// SH-6.3.5: a receiver that fell behind the feed's retention is told to resync: one event with
+// `resync: true`, no changes and the cursor to continue from (reading the feed from it is not a
+// resync); then it is served change by change again.
+async fn a_receiver_behind_the_retention_is_told_to_resync(b: Backend) {
+    let s = TestServer::start(b).await;
+    let a = admin(&s).await;
+    let (hooks, base) = Hooks::start().await;
+    let tax = new_group(&a, "税务局", None).await;
+    flow::catalogue_scope(&s, &a.token, "tongzheng:directory.read").await;
+    let tax_app = app_reader(&s, &a.token, "behind-hook", &[&tax]).await;
+    hooks.fail_first("behind", usize::MAX);
+    let url = format!("{base}/hook/behind");
+    assert_eq!(put_app(&s, &a.token, "behind-hook", &[&tax], Some(&url)).await.status(), StatusCode::OK);
+    rename(&a, &tax, "税务局一").await;
+    rename(&a, &tax, "税务局二").await;
+    wait_for(20, "the first failed attempt", || hooks.arrivals("behind") >= 1).await;
+    // Past the retention (as a reader of the feed 31 days on would trim it): every entry the
+    // receiver has not had is gone. The clock has not moved, so no retry ran meanwhile.
+    let retention = s.state.config.directory.feed_retention_days * 86_400;
+    let trimmed =
+        tongzheng::directory::feed::trim(&s.state.store, s.clock.now() + retention + 86_400, retention).await.unwrap();
+    assert!(trimmed >= 2, "both renames trimmed: {trimmed}");
+    hooks.fail_first("behind", 0);
+    let mut resync = None;
+    for _ in 0..100 {
+        s.clock.advance(2);
+        for (_, token) in hooks.accepted("behind") {
+            let (_, c) = verify(&s, &token).await;
+            if c["resync"] == json!(true) {
+                resync = Some(c);
+            }
+        }
+        if resync.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = resync.expect("a resync event");
+    assert_eq!(c["aud"], "behind-hook");
+    assert_eq!(c["changes"], json!([]), "a resync names no changes: the receiver reads everything in full");
+    let page = tax_app.list(&format!("/Changes?cursor={}", c["cursor"].as_str().unwrap())).await;
+    assert_eq!(page["changes"], json!([]), "the cursor given is the head: {page}");
+    // After the resync, changes go out one by one again.
+    rename(&a, &tax, "税务局三").await;
+    wait_for(20, "the next change", || {
+        hooks.accepted("behind").iter().any(|(_, t)| {
+            let claims = tongzheng::crypto::b64_decode(t.split('.').nth(1).unwrap()).unwrap();
+            let c: Value = serde_json::from_slice(&claims).unwrap();
+            c["resync"] != json!(true)
+                && c["changes"][0]["id"] == tax.as_str()
+                && seq(&c["cursor"]) > seq(&page["cursor"])
+        })
+    })
+    .await;
+}
+
+per_backend!(
+    webhook_delivery,
+    webhook_url_rules,
+    dead_receiver_gives_up_and_blocks_no_one,
+    a_receiver_behind_the_retention_is_told_to_resync
+);
