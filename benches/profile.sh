@@ -73,6 +73,7 @@ case "$ROW" in
 esac
 TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 cpu_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", ($12 + $13) * t}'; }
+user_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", $12 * t}'; }
 case "$ROW" in *code) ;; *) taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null ;; esac # warm-up (codes are single-use)
 if [ -n "${STAT:-}" ]; then
   perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,sched:sched_switch -p "$SRV" -o "$WORK/stat.txt" \
@@ -83,9 +84,9 @@ if [ -n "${PERF:-}" ]; then
   perf record -F "${FREQ:-2999}" --call-graph "${CALLGRAPH:-fp}" -p "$SRV" -o "target/perf-$ROW.data" -- sleep "$DURATION" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
-before="$(cpu_ns "$SRV")"
+before="$(cpu_ns "$SRV")"; ubefore="$(user_ns "$SRV")"
 out="$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" --latency -s "$SCRIPT" "$URL")"
-after="$(cpu_ns "$SRV")"
+after="$(cpu_ns "$SRV")"; uafter="$(user_ns "$SRV")"
 if [ -n "${PERF:-}${STAT:-}" ]; then wait "$PERF_PID" || true; fi
 if [ -n "${STAT:-}" ]; then
   awk -F, -v n="$(awk '/requests in/{print $1}' <<<"$out")" '/probe|sys_enter|sched/{printf "%s per request: %.1f\n", $3, $1 / n}' "$WORK/stat.txt"
@@ -93,4 +94,6 @@ fi
 n="$(awk '/requests in/{print $1}' <<<"$out")"
 rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
 bad="$(awk '/Non-2xx/{print $5}' <<<"$out")"
-python3 -c "n,ns=$n,$after-$before; print(f'$ROW: {float(\"$rps\"):.0f} req/s, non-2xx ${bad:-0}, {n/(ns/1e9):.0f} req per server CPU-second, {ns/1e3/n:.1f} us CPU per request')"
+# User time apart: the system part holds the loopback's wake-up of the load generator, which
+# grows as the server slows (on this VM an idle vCPU halts at once) and drifts the most.
+python3 -c "n,ns,us=$n,$after-$before,$uafter-$ubefore; print(f'$ROW: {float(\"$rps\"):.0f} req/s, non-2xx ${bad:-0}, {n/(ns/1e9):.0f} req per server CPU-second, {ns/1e3/n:.1f} us CPU per request ({us/1e3/n:.1f} user)')"

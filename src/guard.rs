@@ -15,6 +15,13 @@
 //   none. So one address can never lock the account for everyone; a distributed attack can,
 //   `lockout` seconds at a time, which caps guesses per account as NIST asks.
 // Every lockout ends on its own; a success resets the account's counters; an admin can unlock.
+// Most attempts meet no failure at all: two marks (the address's, the account's) say whether any
+// counter or hold may exist. A failure writes both before it counts (so a crash between the two
+// leaves a mark without counters, never counters without a mark), each living as long as
+// anything that failure can write; an attempt that finds neither skips the nine-key read. Marks
+// are never deleted early: a success or an unlock racing a failure elsewhere could otherwise
+// hide that failure's counters. (Failures counted by a version without marks are not seen
+// until they expire: a rolling upgrade forgets them, at most `window` x 2 or one lockout.)
 // Unknown usernames and client ids are counted exactly like known ones (no enumeration), under
 // the SHA-256 of the name, so the name typed never becomes part of a key.
 
@@ -234,20 +241,53 @@ pub async fn admit_with(
         let values = if extra.is_empty() { Vec::new() } else { store.get_many(extra).await? };
         return Ok((out, values));
     }
-    // Each subject is formatted once (this runs on every token request).
+    // The marks and `extra` in one round trip; the counters only when a mark says so.
     let realm = a.realm.as_str();
-    let subjects = SCOPES.map(|s| a.subject(s));
-    let mut wanted: Vec<String> = Vec::with_capacity(9 + extra.len());
-    wanted.extend(subjects.iter().map(|s| keys::guard_hold(realm, s)));
-    for s in &subjects {
-        wanted.push(keys::guard_failures(realm, s, b - 1));
-        wanted.push(keys::guard_failures(realm, s, b));
+    let mut first: Vec<String> = Vec::with_capacity(2 + extra.len());
+    first.extend(marks(a));
+    first.extend_from_slice(extra);
+    let mut got = store.get_many(&first).await?;
+    let values = got.split_off(2.min(got.len()));
+    if got.iter().any(Option::is_some) {
+        let subjects = SCOPES.map(|s| a.subject(s));
+        let mut wanted: Vec<String> = Vec::with_capacity(9);
+        wanted.extend(subjects.iter().map(|s| keys::guard_hold(realm, s)));
+        for s in &subjects {
+            wanted.push(keys::guard_failures(realm, s, b - 1));
+            wanted.push(keys::guard_failures(realm, s, b));
+        }
+        let got = store.get_many(&wanted).await?;
+        judge(&mut out, &wanted, &got, now)?;
     }
-    wanted.extend_from_slice(extra);
-    let mut got = store.get_many(&wanted).await?;
-    let values = got.split_off(9.min(got.len()));
+    if a.realm == Realm::Password {
+        let busy = keys::guard_busy(a.realm.as_str(), &a.account);
+        if !store.put_new(&busy, b"1", Some(BUSY_TTL)).await? {
+            return Err(GuardError::Throttled(Refused { retry_after: 1, scope: Scope::Account, locked: false }));
+        }
+        out.busy = true;
+    }
+    Ok((out, values))
+}
+
+/// The two marks of an attempt: its address's and its account's (the pair counter is the
+/// account's too).
+fn marks(a: &Attempt) -> [String; 2] {
+    let realm = a.realm.as_str();
+    [keys::guard_mark(realm, &a.subject(Scope::Address)), keys::guard_mark(realm, &a.subject(Scope::Account))]
+}
+
+/// How long a mark must live: as long as anything one failure writes (counters two windows,
+/// holds at most a lockout, a growing delay or, for an address, one window).
+fn mark_ttl(cfg: &GuardConfig) -> u64 {
+    let longest = cfg.window.saturating_mul(2).max(cfg.lockout).max(cfg.client_lockout).max(cfg.max_delay);
+    u64::try_from(longest).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// Reads the three holds and six counters `wanted` names into `out`; a hold still in force
+/// refuses (the longest wait wins).
+fn judge(out: &mut Admitted, wanted: &[String], got: &[Option<Vec<u8>>], now: i64) -> Result<(), GuardError> {
     let mut worst: Option<Refused> = None;
-    for (i, (scope, key)) in SCOPES.iter().zip(&wanted).enumerate() {
+    for (i, (scope, key)) in SCOPES.iter().zip(wanted).enumerate() {
         let raw = got.get(i).and_then(Option::as_ref);
         *out.seen_mut(*scope) =
             Seen { prev: count(got.get(3 + 2 * i)), cur: count(got.get(4 + 2 * i)), held: raw.is_some() };
@@ -259,17 +299,10 @@ pub async fn admit_with(
             }
         }
     }
-    if let Some(r) = worst {
-        return Err(GuardError::Throttled(r));
+    match worst {
+        Some(r) => Err(GuardError::Throttled(r)),
+        None => Ok(()),
     }
-    if a.realm == Realm::Password {
-        let busy = keys::guard_busy(a.realm.as_str(), &a.account);
-        if !store.put_new(&busy, b"1", Some(BUSY_TTL)).await? {
-            return Err(GuardError::Throttled(Refused { retry_after: 1, scope: Scope::Account, locked: false }));
-        }
-        out.busy = true;
-    }
-    Ok((out, values))
 }
 
 /// What a failed attempt changed.
@@ -297,6 +330,11 @@ pub async fn failed(store: &DynStore, cfg: &GuardConfig, adm: Admitted, now: i64
         return Ok(Failed { remaining: None, hold: None, lockouts: Vec::new() });
     }
     let a = &adm.attempt;
+    // The marks first: counters no mark points at would be skipped by every later attempt.
+    let mark_ttl = mark_ttl(cfg);
+    for mark in marks(a) {
+        store.put(&mark, b"1", Some(mark_ttl)).await?;
+    }
     let ttl = u64::try_from(cfg.window.saturating_mul(2)).unwrap_or(u64::MAX);
     let ip_total = store.incr(&failures_key(a, Scope::Address, adm.bucket), ttl).await? + adm.address.prev;
     let pair_total = store.incr(&failures_key(a, Scope::AccountAtAddress, adm.bucket), ttl).await? + adm.pair.prev;
@@ -444,6 +482,63 @@ mod tests {
         let d: Vec<i64> = (0..9).map(|n| doubled(1, n, 60)).collect();
         assert_eq!(d, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(doubled(60, 1000, 900), 900);
+    }
+
+    // The fast path: an attempt whose address and account carry no mark reads no counter. A
+    // hold written without its marks (by a version before them) is not seen; with them it is.
+    #[tokio::test]
+    async fn counters_are_read_only_where_a_mark_points() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let c = cfg();
+        let now = 3_000_000;
+        let a = Attempt::new(Realm::ClientSecret, "backend", Some("198.51.100.9"));
+        let hold = Hold { until: now + 60, lock: true };
+        let key = hold_key(&a, Scope::Account);
+        store::put_json(store.as_ref(), &key, &hold, Some(60)).await.unwrap();
+        let adm = admit(&store, &c, &a, now).await.unwrap();
+        succeeded(&store, adm).await.unwrap();
+        store.put(&marks(&a)[1], b"1", Some(mark_ttl(&c))).await.unwrap();
+        let refused = admit(&store, &c, &a, now).await.unwrap_err();
+        assert!(matches!(refused, GuardError::Throttled(Refused { scope: Scope::Account, locked: true, .. })));
+    }
+
+    // What makes the fast path safe: while anything a failure wrote still counts, both marks
+    // are there (a lockout longer than two windows included).
+    #[tokio::test]
+    async fn the_marks_outlive_everything_a_failure_writes() {
+        let clock = crate::clock::Clock::manual(4_000_000);
+        let store: DynStore = Arc::new(MemoryStore::with_clock(clock.clone()));
+        let mut c = cfg();
+        c.client_lockout = c.window * 3;
+        let a = Attempt::new(Realm::ClientSecret, "backend", Some("198.51.100.9"));
+        let start = clock.now();
+        let mut last = None;
+        for _ in 0..c.lock_after {
+            let now = clock.now();
+            let adm = admit(&store, &c, &a, now).await.unwrap();
+            last = Some(failed(&store, &c, adm, now).await.unwrap());
+            if let Some(h) = last.as_ref().and_then(|f| f.hold).filter(|h| !h.locked) {
+                clock.advance(i64::try_from(h.retry_after).unwrap());
+            }
+        }
+        assert_eq!(last.unwrap().lockouts, vec![Scope::AccountAtAddress]);
+        let b = bucket(clock.now(), c.window);
+        let mut written: Vec<String> = SCOPES.iter().map(|s| hold_key(&a, *s)).collect();
+        for s in SCOPES {
+            written.extend([failures_key(&a, s, b - 1), failures_key(&a, s, b)]);
+        }
+        let (mut seen_live, mut t) = (false, clock.now());
+        while t <= start + c.client_lockout + c.window * 2 + 120 {
+            let live = store.get_many(&written).await.unwrap().iter().any(Option::is_some);
+            let marked = store.get_many(&marks(&a)).await.unwrap().iter().all(Option::is_some);
+            assert!(!live || marked, "a counter or hold outlives a mark at +{} s", t - start);
+            seen_live |= live;
+            clock.advance(30);
+            t = clock.now();
+        }
+        assert!(seen_live);
+        assert!(store.get_many(&written).await.unwrap().iter().all(Option::is_none));
+        assert!(store.get_many(&marks(&a)).await.unwrap().iter().all(Option::is_none), "marks end too");
     }
 
     // RFC 6749 s10.10: delays from delay_after, a lockout at lock_after, for this address only.

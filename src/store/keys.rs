@@ -211,6 +211,11 @@ pub fn guard_hold(realm: &str, subject: &str) -> String {
 pub fn guard_busy(realm: &str, account: &str) -> String {
     format!("guard:{realm}:busy:{account}")
 }
+/// Guessing guard: some failure of one subject (`ip:..`, `acct:..`) may still count, so its
+/// counters and holds must be read; absent, the subject has none (the token endpoint's fast path).
+pub fn guard_mark(realm: &str, subject: &str) -> String {
+    format!("guard:{realm}:mark:{subject}")
+}
 /// Guessing guard: the addresses that failed on an account (so an unlock can clear them).
 pub fn guard_addresses(realm: &str, account: &str) -> String {
     format!("guard:{realm}:ips:{account}")
