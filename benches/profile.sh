@@ -3,6 +3,8 @@
 # tongzheng (or the reference server) pinned to core 0 with one worker, wrk on core 1, and the
 # requests per CPU-second of the server process, which hold when other work shares the cores.
 #   benches/profile.sh ROW   ROW: cc | intro | code | health | redis-cc | redis-intro | redis-code | ref-cc | ref-intro | ref-health
+#                            | ref-code | ref-intro-seen (the reference's ceilings: two signatures per
+#                            answer; introspection skipping a signature verified before)
 #                            (health: GET /healthz, the HTTP floor: a request with no work in it)
 #                            (code: redemption of single-use codes with an ES256 ID token; DURATION
 #                            at most 4 s, or the codes run out)
@@ -22,7 +24,7 @@
 # (symbols for perf; the shipped profile strips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROW="${1:?usage: benches/profile.sh cc|intro|code|health|redis-cc|redis-intro|redis-code|ref-cc|ref-intro|ref-health}"
+ROW="${1:?usage: benches/profile.sh cc|intro|code|health|redis-cc|redis-intro|redis-code|ref-cc|ref-intro|ref-health|ref-code|ref-intro-seen}"
 DURATION="${DURATION:-6}"
 BIN="${BIN:-$PWD/target/release/tongzheng}"
 REF="$PWD/target/release/examples/reference"
@@ -56,10 +58,12 @@ SRV=$!; PIDS+=("$SRV")
 for _ in $(seq 150); do curl -s -o /dev/null "$BASE/" && break; sleep 0.1; done
 URL="$BASE/token"; SCRIPT="$WORK/cc.lua"
 case "$ROW" in
-  *intro)
+  *intro|*intro-seen)
     AT="$(curl -sf -u demo-web:demo-web-secret-0123456789abcdef -d grant_type=client_credentials "$BASE/token" |
       python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')"
-    post_lua "$WORK/intro.lua" "token=$AT" "$WEB_BASIC"; URL="$BASE/introspect"; SCRIPT="$WORK/intro.lua" ;;
+    post_lua "$WORK/intro.lua" "token=$AT" "$WEB_BASIC"; URL="$BASE/introspect"; SCRIPT="$WORK/intro.lua"
+    [ "$ROW" = ref-intro-seen ] && URL="$BASE/introspect-seen" ;;
+  ref-code) post_lua "$WORK/refcode.lua" "grant_type=authorization_code&code=any" "$WEB_BASIC"; SCRIPT="$WORK/refcode.lua" ;;
   *health) printf 'wrk.method = "GET"\n' >"$WORK/health.lua"; URL="$BASE/healthz"; SCRIPT="$WORK/health.lua" ;;
   *code)
     ADMIN_AT="$(curl -sf -u admin-cli:admin-cli-secret-0123456789abcdef -d grant_type=client_credentials "$BASE/token" |
@@ -74,7 +78,7 @@ esac
 TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 cpu_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", ($12 + $13) * t}'; }
 user_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", $12 * t}'; }
-case "$ROW" in *code) ;; *) taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null ;; esac # warm-up (codes are single-use)
+case "$ROW" in code|redis-code) ;; *) taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null ;; esac # warm-up (codes are single-use)
 if [ -n "${STAT:-}" ]; then
   perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,sched:sched_switch -p "$SRV" -o "$WORK/stat.txt" \
     -- sleep "$DURATION" >/dev/null 2>&1 &

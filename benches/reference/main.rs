@@ -1,5 +1,8 @@
 //! The reference for `benches/load.sh` (issue 13): the least code that answers a token request
-//! with axum and ring, plus the raw rates every load figure is divided by.
+//! with axum and ring, plus the raw rates every load figure is divided by. Two more routes give
+//! the ceilings of two targets on this stack: `/token` with `grant_type=authorization_code`
+//! signs an access token and an ES256 ID token and does nothing else, and `/introspect-seen`
+//! skips the signature of a token it verified before.
 //! `reference serve --listen ADDR` | `reference rate OP --seconds N` (OP: see [`Op`]).
 
 // It is not tongzheng: it reads the wall clock itself (no `clock::Clock`).
@@ -32,7 +35,12 @@ struct Ref {
     public: Vec<u8>,
     kid: String,
     rng: SystemRandom,
+    /// Tokens whose signature was verified (SHA-256 of the token -> `exp`), for `/introspect-seen`.
+    seen: std::sync::Mutex<HashMap<[u8; 32], i64>>,
 }
+
+/// Most entries `seen` holds; it starts over when full (the least code that bounds it).
+const SEEN_MAX: usize = 10_000;
 
 fn sha256(b: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, b);
@@ -72,13 +80,27 @@ fn random_id(r: &Ref) -> String {
 
 /// An ES256 RFC 9068 access token (`typ` at+jwt) for the client itself.
 fn sign(r: &Ref, client_id: &str) -> String {
-    let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": r.kid});
     let iat = now();
     let claims = serde_json::json!({"iss": ISSUER, "sub": client_id, "aud": ISSUER, "client_id": client_id,
         "scope": "", "jti": random_id(r), "iat": iat, "exp": iat + 600});
+    jws(r, "at+jwt", &claims)
+}
+
+/// An ES256 OIDC ID token for `client_id` (Core s2), with `at_hash` (s3.1.3.6) of `at`.
+fn sign_id(r: &Ref, client_id: &str, at: &str) -> String {
+    let iat = now();
+    let at_hash = URL_SAFE_NO_PAD.encode(&sha256(at.as_bytes())[..16]);
+    let claims = serde_json::json!({"iss": ISSUER, "sub": "reference-user", "aud": client_id, "azp": client_id,
+        "iat": iat, "exp": iat + 600, "auth_time": iat, "at_hash": at_hash});
+    jws(r, "JWT", &claims)
+}
+
+/// A compact JWS of `claims`, signed with the ES256 key.
+fn jws(r: &Ref, typ: &str, claims: &serde_json::Value) -> String {
+    let header = serde_json::json!({"alg": "ES256", "typ": typ, "kid": r.kid});
     let mut t = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
     t.push('.');
-    t.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap()));
+    t.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap()));
     let sig = r.key.sign(&r.rng, t.as_bytes()).unwrap();
     t.push('.');
     t.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
@@ -87,24 +109,59 @@ fn sign(r: &Ref, client_id: &str) -> String {
 
 /// Signature and `exp`, nothing else.
 fn verify(r: &Ref, token: &str) -> bool {
-    let Some((input, sig)) = token.rsplit_once('.') else { return false };
-    let Ok(sig) = URL_SAFE_NO_PAD.decode(sig) else { return false };
+    verified_exp(r, token).is_some_and(|e| e > now())
+}
+
+/// The `exp` of a token whose signature verifies.
+fn verified_exp(r: &Ref, token: &str) -> Option<i64> {
+    let (input, sig) = token.rsplit_once('.')?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
     let key = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &r.public);
-    if key.verify(input.as_bytes(), &sig).is_err() {
-        return false;
-    }
-    let Some(payload) = input.split('.').nth(1).and_then(|p| URL_SAFE_NO_PAD.decode(p).ok()) else { return false };
-    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&payload) else { return false };
-    claims.get("exp").and_then(serde_json::Value::as_i64).is_some_and(|e| e > now())
+    key.verify(input.as_bytes(), &sig).ok()?;
+    exp_of(input)
+}
+
+fn exp_of(input: &str) -> Option<i64> {
+    let payload = input.split('.').nth(1).and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())?;
+    let claims = serde_json::from_slice::<serde_json::Value>(&payload).ok()?;
+    claims.get("exp").and_then(serde_json::Value::as_i64)
+}
+
+/// As [`verify`], skipping the signature of a token verified before (keyed by its SHA-256):
+/// the least code a verified-signature cache can be.
+fn verify_seen(r: &Ref, token: &str) -> bool {
+    let key = sha256(token.as_bytes());
+    let cached = r.seen.lock().unwrap().get(&key).copied();
+    let exp = match cached {
+        Some(exp) => exp,
+        None => {
+            let Some(exp) = verified_exp(r, token) else { return false };
+            let mut seen = r.seen.lock().unwrap();
+            if seen.len() >= SEEN_MAX {
+                seen.clear();
+            }
+            seen.insert(key, exp);
+            exp
+        }
+    };
+    exp > now()
 }
 
 async fn token(State(r): State<Arc<Ref>>, headers: HeaderMap, body: String) -> Response {
     let Some(client_id) = authenticate(&r, &headers) else { return err(StatusCode::UNAUTHORIZED, "invalid_client") };
-    if form_value(&body, "grant_type") != Some("client_credentials") {
-        return err(StatusCode::BAD_REQUEST, "unsupported_grant_type");
-    }
-    let at = sign(&r, &client_id);
-    let body = serde_json::json!({"access_token": at, "token_type": "Bearer", "expires_in": 600});
+    let body = match form_value(&body, "grant_type") {
+        Some("client_credentials") => {
+            serde_json::json!({"access_token": sign(&r, &client_id), "token_type": "Bearer", "expires_in": 600})
+        }
+        // Two signatures and nothing else (the code is not even looked up): the most a code
+        // redemption with an ES256 ID token could reach on this stack.
+        Some("authorization_code") => {
+            let at = sign(&r, &client_id);
+            let id = sign_id(&r, &client_id, &at);
+            serde_json::json!({"access_token": at, "id_token": id, "token_type": "Bearer", "expires_in": 600})
+        }
+        _ => return err(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+    };
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -118,6 +175,16 @@ async fn introspect(State(r): State<Arc<Ref>>, headers: HeaderMap, body: String)
     axum::Json(serde_json::json!({"active": active})).into_response()
 }
 
+/// Introspection with the verified-signature cache: the most a cached introspection of a token
+/// seen before could reach on this stack.
+async fn introspect_seen(State(r): State<Arc<Ref>>, headers: HeaderMap, body: String) -> Response {
+    if authenticate(&r, &headers).is_none() {
+        return err(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let active = form_value(&body, "token").is_some_and(|t| verify_seen(&r, t));
+    axum::Json(serde_json::json!({"active": active})).into_response()
+}
+
 fn state() -> Ref {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -125,7 +192,7 @@ fn state() -> Ref {
     let public = key.public_key().as_ref().to_vec();
     let kid = URL_SAFE_NO_PAD.encode(&sha256(&public)[..16]);
     let clients = CLIENTS.iter().map(|(id, s)| ((*id).to_owned(), sha256(s.as_bytes()))).collect();
-    Ref { clients, key, public, kid, rng }
+    Ref { clients, key, public, kid, rng, seen: std::sync::Mutex::default() }
 }
 
 /// What `rate` measures, single-threaded, in operations per second.
@@ -200,6 +267,7 @@ fn main() {
                 let app = Router::new()
                     .route("/token", post(token))
                     .route("/introspect", post(introspect))
+                    .route("/introspect-seen", post(introspect_seen))
                     // The HTTP floor: what one request costs this stack with no work in it.
                     .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
                     .with_state(Arc::new(state()));

@@ -21,19 +21,61 @@ pub type Params = HashMap<String, String>;
 /// and dropping empty values ("parameters sent without a value MUST be treated as if they
 /// were omitted").
 pub fn parse_params(raw: &[u8]) -> Result<Params, OAuthError> {
-    let mut out = Params::new();
-    for (k, v) in url::form_urlencoded::parse(raw) {
-        if out.contains_key(k.as_ref()) {
+    let mut out = Params::with_capacity(4);
+    for pair in raw.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (pair.get(..i).unwrap_or_default(), pair.get(i + 1..).unwrap_or_default()),
+            None => (pair, &[][..]),
+        };
+        let k = form_component(k);
+        if out.contains_key(&k) {
             return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
         }
-        if !v.is_empty() {
-            out.insert(k.into_owned(), v.into_owned());
-        } else {
-            out.insert(k.into_owned(), String::new());
-        }
+        // Kept while parsing, so a repeat of an empty parameter is still refused.
+        out.insert(k, form_component(v));
     }
     out.retain(|_, v| !v.is_empty());
     Ok(out)
+}
+
+/// One name or value of `application/x-www-form-urlencoded` text (WHATWG URL s5.1: `+` is a
+/// space, `%XX` a byte, anything else itself; a `%` not followed by two hex digits stays; bytes
+/// that are not UTF-8 become U+FFFD). What `url::form_urlencoded::parse` yields, without its
+/// byte-at-a-time passes over the (usually plain) text.
+fn form_component(raw: &[u8]) -> String {
+    if !raw.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        let escaped = match (b, raw.get(i + 1).and_then(|h| hex(*h)), raw.get(i + 2).and_then(|l| hex(*l))) {
+            (b'%', Some(h), Some(l)) => Some((h << 4) | l),
+            _ => None,
+        };
+        match (b, escaped) {
+            (_, Some(byte)) => {
+                bytes.push(byte);
+                i += 3;
+            }
+            (b'+', None) => {
+                bytes.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                bytes.push(b);
+                i += 1;
+            }
+        }
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// A form body parsed by [`parse_params`]; rejections are RFC 6749 s5.2 JSON.
@@ -149,8 +191,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
 /// Percent-decodes one component of HTTP Basic credentials (RFC 6749 s2.3.1 form-encodes them).
 fn form_decode(s: &str) -> Option<String> {
-    let joined = format!("x={s}");
-    url::form_urlencoded::parse(joined.as_bytes()).next().map(|(_, v)| v.into_owned())
+    Some(form_component(s.as_bytes()))
 }
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -234,6 +275,41 @@ mod tests {
         let p = parse_params(b"a=1&b=&c=x%20y").unwrap();
         assert_eq!(p.get("c").map(String::as_str), Some("x y"));
         assert!(!p.contains_key("b"));
+    }
+
+    // The parser decodes as the WHATWG form rules (and the `url` crate) do, byte for byte.
+    #[test]
+    fn form_components_decode_like_the_url_crate() {
+        let cases: [&[u8]; 14] = [
+            b"plain",
+            b"a+b",
+            b"x%20y%2Bz",
+            b"%E4%BD%A0%E5%A5%BD",
+            b"%",
+            b"%4",
+            b"%zz%41",
+            b"100%",
+            b"%%41",
+            b"%ff%fe",
+            b"\xe4\xbd",
+            b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_",
+            b"",
+            b"%2b+%2B",
+        ];
+        for raw in cases {
+            let mut joined = b"k=".to_vec();
+            joined.extend_from_slice(raw);
+            let want = url::form_urlencoded::parse(&joined).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+            assert_eq!(form_component(raw), want, "{:?}", String::from_utf8_lossy(raw));
+        }
+        let p = parse_params(b"&&grant_type=client_credentials&&scope=a+b&flag&x=%41=").unwrap();
+        assert_eq!(p.get("grant_type").map(String::as_str), Some("client_credentials"));
+        assert_eq!(p.get("scope").map(String::as_str), Some("a b"));
+        assert_eq!(p.get("x").map(String::as_str), Some("A="));
+        assert!(!p.contains_key("flag"));
+        // RFC 6749 s3.1: a repeat is refused even when one of the two is empty.
+        assert!(parse_params(b"a=&a=1").is_err());
+        assert!(parse_params(b"a%3D=1&a%3d=2").is_err());
     }
 
     #[test]
