@@ -18,6 +18,7 @@ per_backend!(
     one_address_cannot_lock_the_user_out_elsewhere,
     admin_unlock_works_and_is_audited,
     client_secret_guessing_is_throttled,
+    client_guessing_counted_by_one_instance_holds_at_another,
     anonymous_input_is_bounded_in_the_audit_log,
 );
 
@@ -315,6 +316,36 @@ async fn client_secret_guessing_is_throttled(b: Backend) {
     assert_eq!(token_call(&s, attacker, "/token", WEB_SECRET).await.status(), StatusCode::OK, "ended on its own");
     let throttled = events(&s, "kind=credential_throttled").await;
     assert!(throttled.iter().any(|e| e["detail"]["realm"] == "client"), "{throttled:?}");
+}
+
+// RFC 6749 s10.10 across instances: failures counted by one instance hold the guessing
+// address at another sharing the store (each failure marks the address and the client, and
+// an attempt reads the counters where a mark points), while the client elsewhere is served.
+async fn client_guessing_counted_by_one_instance_holds_at_another(b: Backend) {
+    let shared = SharedStore::new(b);
+    let overlay = "[server]\nbehind_tls_proxy = true\n";
+    let (one, two) =
+        (TestServer::start_on_store(&shared, overlay).await, TestServer::start_on_store(&shared, overlay).await);
+    let attacker = "198.51.100.21";
+    assert_eq!(token_call(&two, attacker, "/token", WEB_SECRET).await.status(), StatusCode::OK, "before any failure");
+    // To the lockout (60 s for a client), waiting out the growing delays on the first
+    // instance's clock; the second's stays behind it, so the lockout is still on there.
+    let mut failures = 0;
+    while failures < LOCK_AFTER {
+        let r = token_call(&one, attacker, "/token", "guessed-secret").await;
+        match r.status() {
+            StatusCode::UNAUTHORIZED => failures += 1,
+            StatusCode::TOO_MANY_REQUESTS => one.clock.advance(retry_after(&r).expect("Retry-After")),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    for path in ["/token", "/introspect"] {
+        let r = token_call(&two, attacker, path, WEB_SECRET).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path} at the other instance");
+        assert!(retry_after(&r).is_some());
+    }
+    let r = token_call(&two, "198.51.100.22", "/token", WEB_SECRET).await;
+    assert_eq!(r.status(), StatusCode::OK, "the client at its own address, at the other instance");
 }
 
 // GB-6.8b, AY-8.5.2.1: an anonymous token request with a 64 KB client_id full of control
