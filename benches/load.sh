@@ -110,7 +110,7 @@ ES_SECRET="$(admin clients "{\"client_id\":\"bench-es256\",\"grant_types\":[\"au
   \"redirect_uris\":[\"$REDIRECT\"],\"id_token_signed_response_alg\":\"ES256\"}" | json '["client_secret"]')"
 
 # The headline pair, client_credentials against the reference: both servers up (the idle one
-# costs nothing), PAIRS alternating runs of each (default 3, DURATION/2 s each), the median
+# costs nothing), PAIRS alternating runs of each (default 5, DURATION/2 s each), the median
 # kept, so a drift of the VM's speed between two rows a minute apart (10-15 % seen) does not
 # make the ratio. The idle server shares core 0 but gets no requests.
 median_row() { # NAME RUN_NAMES...: the run with the median requests/s becomes NAME
@@ -119,7 +119,7 @@ median_row() { # NAME RUN_NAMES...: the run with the median requests/s becomes N
   R[$name]="${R[$pick]}"
 }
 TZ_PID=$SRV; CC_RUNS=(); REF_RUNS=()
-for i in $(seq "${PAIRS:-3}"); do
+for i in $(seq "${PAIRS:-5}"); do
   SRV=$REF_PID; row "reference client_credentials #$i" "$REF_URL/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); REF_RUNS+=("reference client_credentials #$i")
   SRV=$TZ_PID; row "client_credentials #$i" "$BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); CC_RUNS+=("client_credentials #$i")
 done

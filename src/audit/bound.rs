@@ -26,7 +26,7 @@ fn needs_escape(c: char) -> bool {
 /// `s` with control characters escaped (`\n`, `\u{1b}`) and cut after [`MAX_CHARS`]
 /// characters with a `…[+N bytes]` marker naming how much was dropped.
 pub(crate) fn text(s: &str) -> String {
-    if s.len() <= MAX_CHARS && !s.chars().any(needs_escape) {
+    if clean(s) {
         return s.to_owned();
     }
     let mut out = String::with_capacity(s.len().min(MAX_CHARS * 2));
@@ -44,9 +44,16 @@ pub(crate) fn text(s: &str) -> String {
     out
 }
 
-/// Whether `s` is kept as it is (short, nothing to escape).
+/// Whether `s` is kept as it is (short, nothing to escape). ASCII text, nearly every string,
+/// is checked a byte at a time (its only characters to escape are the C0 controls and DEL).
 fn clean(s: &str) -> bool {
-    s.len() <= MAX_CHARS && !s.chars().any(needs_escape)
+    if s.len() > MAX_CHARS {
+        return false;
+    }
+    if s.is_ascii() {
+        return !s.bytes().any(|b| b < 0x20 || b == 0x7f);
+    }
+    !s.chars().any(needs_escape)
 }
 
 /// Bounds `s` in place; a clean string (nearly all of them) is left alone, not copied.
@@ -149,6 +156,15 @@ mod tests {
         // Multi-byte characters are cut on a character boundary.
         let cut = text(&"界".repeat(1000));
         assert_eq!(cut.chars().filter(|c| *c == '界').count(), MAX_CHARS);
+    }
+
+    // The ASCII shortcut of `clean` agrees with `needs_escape` on every ASCII character.
+    #[test]
+    fn ascii_shortcut_agrees_with_the_character_rule() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            assert_eq!(clean(&format!("a{c}b")), !needs_escape(c), "{b:#x}");
+        }
     }
 
     #[test]

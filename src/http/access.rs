@@ -57,6 +57,10 @@ pub struct Line<'a> {
 
 /// Writes the access line.
 pub fn log(l: &Line<'_>) {
+    // Nothing is gathered for a line no subscriber takes (a level above info).
+    if !tracing::enabled!(target: crate::logging::ACCESS_TARGET, tracing::Level::INFO) {
+        return;
+    }
     let request_id = l.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
     let client_id = l.note.get().or_else(|| l.query_client.clone()).unwrap_or_default();
     let latency_ms = u64::try_from(l.latency.as_micros()).unwrap_or(u64::MAX) as f64 / 1000.0;
