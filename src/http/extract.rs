@@ -43,8 +43,11 @@ pub fn parse_params(raw: &[u8]) -> Result<Params, OAuthError> {
 /// that are not UTF-8 become U+FFFD). What `url::form_urlencoded::parse` yields, without its
 /// byte-at-a-time passes over the (usually plain) text.
 fn form_component(raw: &[u8]) -> String {
-    if !raw.iter().any(|b| matches!(b, b'%' | b'+')) {
-        return String::from_utf8_lossy(raw).into_owned();
+    if !raw.contains(&b'%') && !raw.contains(&b'+') {
+        return match std::str::from_utf8(raw) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
     }
     let mut bytes = Vec::with_capacity(raw.len());
     let mut i = 0;
