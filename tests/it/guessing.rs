@@ -286,6 +286,20 @@ async fn token_call(s: &TestServer, ip: &str, path: &str, secret: &str) -> reqwe
         .unwrap()
 }
 
+/// Wrong client secrets from `ip` until the client's lockout there, waiting out each growing
+/// delay on `s`'s clock.
+async fn guess_to_lockout(s: &TestServer, ip: &str) {
+    let mut failures = 0;
+    while failures < LOCK_AFTER {
+        let r = token_call(s, ip, "/token", "guessed-secret").await;
+        match r.status() {
+            StatusCode::UNAUTHORIZED => failures += 1,
+            StatusCode::TOO_MANY_REQUESTS => s.clock.advance(retry_after(&r).expect("Retry-After")),
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
+
 // RFC 6749 s10.10, s5.2: client-secret guessing at the token endpoint is throttled like
 // password guessing: the guessing address is refused even with the right secret (429,
 // Retry-After) at /token, /introspect and /revoke; the client at its own address is not; the
@@ -293,15 +307,7 @@ async fn token_call(s: &TestServer, ip: &str, path: &str, secret: &str) -> reqwe
 async fn client_secret_guessing_is_throttled(b: Backend) {
     let s = server(b).await;
     let attacker = "198.51.100.9";
-    let mut failures = 0;
-    while failures < LOCK_AFTER {
-        let r = token_call(&s, attacker, "/token", "guessed-secret").await;
-        match r.status() {
-            StatusCode::UNAUTHORIZED => failures += 1,
-            StatusCode::TOO_MANY_REQUESTS => s.clock.advance(retry_after(&r).expect("Retry-After")),
-            other => panic!("unexpected {other}"),
-        }
-    }
+    guess_to_lockout(&s, attacker).await;
     for path in ["/token", "/introspect", "/revoke"] {
         let r = token_call(&s, attacker, path, WEB_SECRET).await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
@@ -330,15 +336,7 @@ async fn client_guessing_counted_by_one_instance_holds_at_another(b: Backend) {
     assert_eq!(token_call(&two, attacker, "/token", WEB_SECRET).await.status(), StatusCode::OK, "before any failure");
     // To the lockout (60 s for a client), waiting out the growing delays on the first
     // instance's clock; the second's stays behind it, so the lockout is still on there.
-    let mut failures = 0;
-    while failures < LOCK_AFTER {
-        let r = token_call(&one, attacker, "/token", "guessed-secret").await;
-        match r.status() {
-            StatusCode::UNAUTHORIZED => failures += 1,
-            StatusCode::TOO_MANY_REQUESTS => one.clock.advance(retry_after(&r).expect("Retry-After")),
-            other => panic!("unexpected {other}"),
-        }
-    }
+    guess_to_lockout(&one, attacker).await;
     for path in ["/token", "/introspect"] {
         let r = token_call(&two, attacker, path, WEB_SECRET).await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{path} at the other instance");
