@@ -16,9 +16,14 @@ need wrk wrk
 need redis-server redis-server
 need taskset util-linux
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-cargo build --release --locked -q --bin tongzheng --example reference
+# The server as it ships (`--bin tongzheng` alone). Built in the same command, the example would
+# add the dev-dependencies' features to the shared ones (tokio's test-util: a lock on every
+# clock read), so the measured binary would not be the shipped one, and the two builds would
+# replace each other's crate on every run; the reference gets a target directory of its own.
+cargo build --release --locked -q --bin tongzheng
+CARGO_TARGET_DIR="$PWD/target/reference" cargo build --release --locked -q --example reference
 BIN="$PWD/target/release/tongzheng"
-REF="$PWD/target/release/examples/reference"
+REF="$PWD/target/reference/release/examples/reference"
 # shellcheck source=benches/procs.sh
 . benches/procs.sh
 

@@ -20,14 +20,16 @@
 # another tongzheng binary (an earlier build, for before/after); PRELOAD=path sets LD_PRELOAD
 # (e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2, to compare allocators). Bounded:
 # every process it starts is stopped on exit. Build first with
-#   CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --bin tongzheng --example reference
-# (symbols for perf; the shipped profile strips them).
+#   CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --bin tongzheng
+#   CARGO_TARGET_DIR=target/reference cargo build --release --example reference
+# (symbols for perf, the shipped profile strips them; the reference apart, as load.sh builds it:
+# its dev-dependencies would change the server's features).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROW="${1:?usage: benches/profile.sh cc|intro|code|health|redis-cc|redis-intro|redis-code|ref-cc|ref-intro|ref-health|ref-code|ref-intro-seen}"
 DURATION="${DURATION:-6}"
 BIN="${BIN:-$PWD/target/release/tongzheng}"
-REF="$PWD/target/release/examples/reference"
+REF="$PWD/target/reference/release/examples/reference"
 # shellcheck source=benches/procs.sh
 . benches/procs.sh
 post_lua() { # FILE BODY BASIC
