@@ -192,11 +192,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     }
 }
 
-/// Percent-decodes one component of HTTP Basic credentials (RFC 6749 s2.3.1 form-encodes them).
-fn form_decode(s: &str) -> Option<String> {
-    Some(form_component(s.as_bytes()))
-}
-
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Picks the client credentials out of headers and form. Using more than one method at once
@@ -208,7 +203,8 @@ pub fn credentials(headers: &HeaderMap, form: &mut Params) -> Result<Credentials
             let decoded = crate::crypto::b64_decode_std(v.get(6..).unwrap_or_default().trim()).ok_or_else(bad)?;
             let text = String::from_utf8(decoded).map_err(|_| bad())?;
             let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-            Some((form_decode(id).ok_or_else(bad)?, form_decode(secret).ok_or_else(bad)?))
+            // RFC 6749 s2.3.1: both parts are form-encoded before they are joined.
+            Some((form_component(id.as_bytes()), form_component(secret.as_bytes())))
         }
         _ => None,
     };
