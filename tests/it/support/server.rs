@@ -270,8 +270,15 @@ impl TestServer {
         let base = format!("http://{addr}");
         let issuer = if dev { base.clone() } else { format!("https://{addr}") };
         // The caller's overlay may set its own issuer (several instances of one platform).
-        // Each instance writes its audit log and archives under its own temporary directory.
-        let data = std::env::temp_dir().join(format!("tz-test-{}-{}", std::process::id(), addr.port()));
+        // Each instance writes its audit log and archives under its own temporary directory:
+        // named by a random token too, since a port freed by a finished test is handed out
+        // again, and a directory named by process and port then held that test's events.
+        let data = std::env::temp_dir().join(format!(
+            "tz-test-{}-{}-{}",
+            std::process::id(),
+            addr.port(),
+            tongzheng::crypto::random_token(6)
+        ));
         let fixed = format!(
             "issuer = \"{issuer}\"\n[server]\nlisten = \"{addr}\"\n[keys]\nkek = \"{TEST_KEK}\"\n[audit]\ndir = \"{}\"\n\
              [apps]\narchive_dir = \"{}\"\n",
