@@ -128,9 +128,9 @@ impl Attempt {
 /// /64, so counting single addresses there would count nothing).
 pub(crate) fn address(ip: Option<&str>) -> String {
     match ip.and_then(|i| i.parse::<IpAddr>().ok()) {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V4(v4)) => crate::ip::text(IpAddr::V4(v4)),
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => crate::ip::text(IpAddr::V4(v4)),
             None => {
                 let [a, b, c, d, ..] = v6.segments();
                 format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")

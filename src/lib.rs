@@ -37,6 +37,7 @@ pub mod health;
 pub mod http;
 pub mod identity;
 pub mod instance;
+pub mod ip;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;

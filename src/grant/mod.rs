@@ -11,6 +11,7 @@ pub mod legacy;
 pub mod refresh;
 pub mod retry;
 pub mod token_exchange;
+mod wire;
 
 use serde::{Deserialize, Serialize};
 

@@ -147,8 +147,10 @@ impl Meta {
             .and_then(|v| v.rsplit(',').next())
             .map(|v| v.trim().to_owned())
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-        let peer =
-            parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| crate::ip::text(c.0.ip()));
         let note = parts.extensions.get::<super::access::AccessNote>().cloned();
         Self { request_id, ip: forwarded.or(peer), note }
     }

@@ -31,7 +31,7 @@ async fn introspect(
 ) -> Result<Response, JsonError> {
     let caller = authenticate(&state, &meta, &headers, &mut form, Endpoint::Introspection).await?;
     state.rate_check(&caller)?;
-    let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = form.remove("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
     let out = introspection::introspect(state.authority(), &caller, privileged, &token, state.clock.now()).await?;
     Ok(json_no_store(&out))

@@ -165,15 +165,9 @@ async fn token(
     Ok(r)
 }
 
-/// The s5.1 JSON body, serialized once into a buffer sized for it (issue 13: no regrowth).
+/// The s5.1 JSON body ([`TokenResponse::to_json`]).
 fn token_json(resp: &TokenResponse) -> Response {
-    let tokens = [Some(&resp.access_token), resp.refresh_token.as_ref(), resp.id_token.as_ref()];
-    let size = tokens.iter().flatten().map(|t| t.len()).sum::<usize>() + resp.scope.len() + 160;
-    let mut body = Vec::with_capacity(size);
-    match serde_json::to_writer(&mut body, resp) {
-        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
-        Err(_) => axum::Json(resp).into_response(),
-    }
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], resp.to_json()).into_response()
 }
 
 /// Runs one grant for an authenticated client.
