@@ -38,6 +38,7 @@ pub mod http;
 pub mod identity;
 pub mod instance;
 pub mod ip;
+pub mod json;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod keys;

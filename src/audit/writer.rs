@@ -234,7 +234,7 @@ impl Disk {
                     e.ts = rfc3339(e.time);
                 }
                 let start = buf.len();
-                match serde_json::to_writer(&mut buf, &e) {
+                match e.write_json(&mut buf) {
                     Ok(()) => {
                         buf.push(b'\n');
                         lines.push((e, buf.len() as u64));

@@ -555,7 +555,8 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
         return None;
     }
     for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        let [high, low] = pair else { return None };
+        *o = nibble(*high)? << 4 | nibble(*low)?;
     }
     Some(out)
 }

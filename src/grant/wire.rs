@@ -2,12 +2,13 @@
 //! of every string for characters to escape, one table lookup at a time; the strings of a
 //! token response (a JWT of several hundred base64url characters, the scope) never hold one,
 //! and that scan was the largest single cost of a client_credentials request outside the
-//! signature (issue 13). A string that does need escaping still goes through serde_json, so
-//! the bytes are the same as `serde_json::to_vec` of the response (tested below).
+//! signature (issue 13). The bytes are those of `serde_json::to_vec` of the response (tested
+//! below; see [`crate::json`]).
 
 use std::io::Write as _;
 
 use super::TokenResponse;
+use crate::json::push_str;
 
 impl TokenResponse {
     /// The s5.1 body, in the field order and bytes of the type's `Serialize`.
@@ -37,25 +38,6 @@ impl TokenResponse {
         out.push(b'}');
         out
     }
-}
-
-/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it.
-pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
-    if plain(s.as_bytes()) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-/// Whether `b` holds nothing serde_json escapes (`"`, `\` and the controls below 0x20). No
-/// early exit inside a chunk, so the compiler checks many bytes per instruction.
-fn plain(b: &[u8]) -> bool {
-    b.chunks(64).all(|c| c.iter().fold(true, |ok, &x| ok & (x >= 0x20) & (x != b'"') & (x != b'\\')))
 }
 
 #[cfg(test)]
@@ -98,15 +80,6 @@ mod tests {
         for r in &cases {
             let want = serde_json::to_vec(r).expect("serializes");
             assert_eq!(String::from_utf8_lossy(&r.to_json()), String::from_utf8_lossy(&want));
-        }
-    }
-
-    #[test]
-    fn plain_agrees_with_serde_json_for_every_byte() {
-        for b in 0u8..=0x7f {
-            let s = format!("{}{}", "x".repeat(70), b as char);
-            let escaped = serde_json::to_string(&s).expect("serializes") != format!("\"{s}\"");
-            assert_eq!(plain(s.as_bytes()), !escaped, "byte {b:#04x}");
         }
     }
 }

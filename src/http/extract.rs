@@ -21,12 +21,26 @@ pub type Params = HashMap<String, String>;
 /// and dropping empty values ("parameters sent without a value MUST be treated as if they
 /// were omitted").
 pub fn parse_params(raw: &[u8]) -> Result<Params, OAuthError> {
+    // A UTF-8 body (nearly all) is split by `str`'s searcher, which finds `&` and `=` with
+    // memchr instead of a byte-at-a-time closure (issue 13: a 600-character token took 2,000
+    // instructions to split); any other body byte by byte. The pairs are the same.
+    let pairs: Vec<(&[u8], &[u8])> = match std::str::from_utf8(raw) {
+        Ok(text) => text
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map_or((p.as_bytes(), &[][..]), |(k, v)| (k.as_bytes(), v.as_bytes())))
+            .collect(),
+        Err(_) => raw
+            .split(|b| *b == b'&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (pair.get(..i).unwrap_or_default(), pair.get(i + 1..).unwrap_or_default()),
+                None => (pair, &[][..]),
+            })
+            .collect(),
+    };
     let mut out = Params::with_capacity(4);
-    for pair in raw.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
-        let (k, v) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (pair.get(..i).unwrap_or_default(), pair.get(i + 1..).unwrap_or_default()),
-            None => (pair, &[][..]),
-        };
+    for (k, v) in pairs {
         let k = form_component(k);
         if out.contains_key(&k) {
             return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
@@ -311,6 +325,13 @@ mod tests {
         // RFC 6749 s3.1: a repeat is refused even when one of the two is empty.
         assert!(parse_params(b"a=&a=1").is_err());
         assert!(parse_params(b"a%3D=1&a%3d=2").is_err());
+        // A UTF-8 body and one that is not split into the same pairs as the url crate does.
+        for body in [&b"&&grant_type=x&&scope=a+b&flag&x=%41=&=v&k=="[..], b"a=\xff&b\xfe=2&&c", b"t=\xe4\xbd&u=%E4"] {
+            let mut want: Params =
+                url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            want.retain(|_, v| !v.is_empty());
+            assert_eq!(parse_params(body).unwrap(), want, "{:?}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]
