@@ -92,7 +92,13 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// SHA-256 as lowercase hex, the form client secrets are stored in.
 pub fn sha256_hex(data: &[u8]) -> String {
-    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
+    let mut out = String::with_capacity(64);
+    for b in sha256(data) {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0xf));
+    }
+    out
 }
 
 /// SHA-256 as base64url: the key under which codes and tokens are stored.
