@@ -374,3 +374,14 @@ async fn full_channel_waits_and_loses_nothing() {
     assert!(off.query(Query::default()).await.unwrap().events.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// The id's sequence is written as `{:014x}` always wrote it, so ids keep their order across
+// an upgrade (queries order by time, then id).
+#[test]
+fn event_id_sequence_is_hex_as_before() {
+    for n in [0, 1, 0xf, 0x10, 0xabc, 1_764_979_200_000_000, 0x00ff_ffff_ffff_ffff, 0x0100_0000_0000_0000, u64::MAX] {
+        let mut s = String::new();
+        super::push_hex14(&mut s, n);
+        assert_eq!(s, format!("{n:014x}"));
+    }
+}
