@@ -294,6 +294,11 @@ impl Jwk {
 
 /// Builds the signing input `b64(header).b64(claims)` for a header with `alg`, `typ`, `kid`.
 pub fn signing_input(alg: Alg, typ: &str, kid: &str, claims: &impl Serialize) -> String {
+    signing_input_json(alg, typ, kid, &serde_json::to_vec(claims).unwrap_or_default())
+}
+
+/// [`signing_input`] of claims already serialized (`claims_json`).
+pub fn signing_input_json(alg: Alg, typ: &str, kid: &str, claims_json: &[u8]) -> String {
     #[derive(Serialize)]
     struct H<'a> {
         alg: &'a str,
@@ -301,11 +306,14 @@ pub fn signing_input(alg: Alg, typ: &str, kid: &str, claims: &impl Serialize) ->
         kid: &'a str,
     }
     let header = serde_json::to_vec(&H { alg: alg.as_str(), typ, kid }).unwrap_or_default();
-    let claims = serde_json::to_vec(claims).unwrap_or_default();
+    signing_input_of(&header, claims_json)
+}
+
+fn signing_input_of(header: &[u8], claims: &[u8]) -> String {
     // One string, sized for both parts and the signature that follows (issue 13).
     let mut out = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 100);
-    URL_SAFE_NO_PAD.encode_string(&header, &mut out);
+    URL_SAFE_NO_PAD.encode_string(header, &mut out);
     out.push('.');
-    URL_SAFE_NO_PAD.encode_string(&claims, &mut out);
+    URL_SAFE_NO_PAD.encode_string(claims, &mut out);
     out
 }

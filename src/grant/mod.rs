@@ -273,7 +273,7 @@ pub async fn mint(ctx: Ctx<'_>, m: Mint<'_>) -> Result<TokenResponse, OAuthError
 
 /// Signs JWT access token claims (RFC 9068 s2.1: `typ` at+jwt, ES256).
 pub fn sign_access(ctx: Ctx<'_>, claims: &AccessClaims) -> Result<String, OAuthError> {
-    ctx.keys.sign(Alg::ES256, AT_TYP, claims).map_err(|e| {
+    ctx.keys.sign_json(Alg::ES256, AT_TYP, &claims.to_json()).map_err(|e| {
         tracing::error!(error = %e, "signing access token failed");
         OAuthError::server_error()
     })

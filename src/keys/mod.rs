@@ -423,9 +423,16 @@ impl Keys {
 
     /// Signs `claims` as a compact JWS with the active key for `alg` and the given `typ`.
     pub fn sign(&self, alg: Alg, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
+        self.sign_json(alg, typ, &serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?)
+    }
+
+    /// [`Keys::sign`] of claims already serialized (an access token's: [`AccessClaims::to_json`]).
+    ///
+    /// [`AccessClaims::to_json`]: crate::tokens::AccessClaims::to_json
+    pub fn sign_json(&self, alg: Alg, typ: &str, claims_json: &[u8]) -> Result<String, KeyError> {
         let set = self.current();
         let key = set.active(alg).ok_or(KeyError::Sign)?;
-        let mut token = jwt::signing_input(alg, typ, &key.kid, claims);
+        let mut token = jwt::signing_input_json(alg, typ, &key.kid, claims_json);
         let sig = key.sign_bytes(&self.rng, token.as_bytes())?;
         token.push('.');
         base64::Engine::encode_string(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &sig, &mut token);

@@ -5,6 +5,7 @@
 pub mod introspection;
 pub mod revocation;
 pub mod validity;
+mod wire;
 
 use serde::{Deserialize, Serialize};
 
