@@ -30,11 +30,6 @@ BIN="$PWD/target/symbols/release/tongzheng"
 REF="$PWD/target/reference/release/examples/reference"
 # shellcheck source=benches/procs.sh
 . benches/procs.sh
-post_lua() { # FILE BODY BASIC
-  printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' "$2" "$3" >"$1"
-}
-ADMIN_BASIC="$(printf %s 'admin-cli:admin-cli-secret-0123456789abcdef' | base64 -w0)"
-WEB_BASIC="$(printf %s 'demo-web:demo-web-secret-0123456789abcdef' | base64 -w0)"
 
 # count WHO ROW: runs one server under callgrind and prints "total ring" per request; leaves
 # the profile in $WORK/WHO-ROW.out for FUNCS.

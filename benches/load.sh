@@ -57,12 +57,7 @@ run() {
   echo "$1|$rps|$p50|$p99|${bad:-0}|$(python3 -c "print(f'{$n / max(($after - $before) / 1e9, 1e-9):.0f}')")"
 }
 
-ADMIN_BASIC="$(printf %s 'admin-cli:admin-cli-secret-0123456789abcdef' | base64 -w0)"
-WEB_BASIC="$(printf %s 'demo-web:demo-web-secret-0123456789abcdef' | base64 -w0)"
 REDIRECT="http://127.0.0.1:9000/callback"
-post_lua() { # FILE BODY BASIC
-  printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' "$2" "$3" >"$1"
-}
 post_lua "$WORK/cc.lua" "grant_type=client_credentials" "$ADMIN_BASIC"
 json() { python3 -c "import sys,json;print(json.load(sys.stdin)$1)"; }
 token() { curl -sf -u "$1" -d grant_type=client_credentials "$BASE/token" | json '["access_token"]'; }

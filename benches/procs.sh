@@ -1,7 +1,8 @@
-# Sourced by the bench scripts (load.sh, profile.sh, directory_scale.sh): a scratch directory
-# ($WORK) and the processes they start ($PIDS), stopped and removed on exit (KEEP=1 keeps the
-# directory); a free loopback port; stopping one process; waiting until a URL answers
-# (READY_TRIES x 0.1 s, default 15 s).
+# Sourced by the bench scripts (load.sh, profile.sh, instructions.sh, directory_scale.sh): a
+# scratch directory ($WORK) and the processes they start ($PIDS), stopped and removed on exit
+# (KEEP=1 keeps the directory); a free loopback port; stopping one process; waiting until a URL
+# answers (READY_TRIES x 0.1 s, default 15 s); wrk scripts that post a form with Basic
+# credentials, and the demo clients' credentials.
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -46,3 +47,10 @@ request = function()
 end
 LUA
 }
+# post_lua FILE BODY BASIC: a wrk script that posts BODY as a form with Basic credentials BASIC.
+post_lua() { # FILE BODY BASIC
+  printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' "$2" "$3" >"$1"
+}
+# The Basic credentials of two clients `serve --dev` seeds.
+ADMIN_BASIC="$(printf %s 'admin-cli:admin-cli-secret-0123456789abcdef' | base64 -w0)"
+WEB_BASIC="$(printf %s 'demo-web:demo-web-secret-0123456789abcdef' | base64 -w0)"

@@ -32,11 +32,6 @@ BIN="${BIN:-$PWD/target/release/tongzheng}"
 REF="$PWD/target/reference/release/examples/reference"
 # shellcheck source=benches/procs.sh
 . benches/procs.sh
-post_lua() { # FILE BODY BASIC
-  printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\nwrk.headers["Authorization"] = "Basic %s"\n' "$2" "$3" >"$1"
-}
-ADMIN_BASIC="$(printf %s 'admin-cli:admin-cli-secret-0123456789abcdef' | base64 -w0)"
-WEB_BASIC="$(printf %s 'demo-web:demo-web-secret-0123456789abcdef' | base64 -w0)"
 post_lua "$WORK/cc.lua" "grant_type=client_credentials" "$ADMIN_BASIC"
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
