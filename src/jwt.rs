@@ -306,14 +306,10 @@ pub fn signing_input_json(alg: Alg, typ: &str, kid: &str, claims_json: &[u8]) ->
         kid: &'a str,
     }
     let header = serde_json::to_vec(&H { alg: alg.as_str(), typ, kid }).unwrap_or_default();
-    signing_input_of(&header, claims_json)
-}
-
-fn signing_input_of(header: &[u8], claims: &[u8]) -> String {
     // One string, sized for both parts and the signature that follows (issue 13).
-    let mut out = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 100);
-    URL_SAFE_NO_PAD.encode_string(header, &mut out);
+    let mut out = String::with_capacity((header.len() + claims_json.len()) * 4 / 3 + 100);
+    URL_SAFE_NO_PAD.encode_string(&header, &mut out);
     out.push('.');
-    URL_SAFE_NO_PAD.encode_string(claims, &mut out);
+    URL_SAFE_NO_PAD.encode_string(claims_json, &mut out);
     out
 }
