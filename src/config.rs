@@ -773,7 +773,8 @@ pub struct TokensConfig {
     pub refresh_grace: i64,
     /// Lifetime of a remembered authorization request during login.
     pub login_ttl: i64,
-    /// Entries of the verified-signature cache (0: none); each costs about 112 bytes.
+    /// Entries of the verified-signature cache (0: none); they hold at most 1 KiB each on
+    /// average (the decoded claims are kept).
     #[serde(default = "default_verified_cache_entries")]
     pub verified_cache_entries: usize,
 }
@@ -1132,7 +1133,7 @@ impl Config {
             }
         }
         if self.tokens.verified_cache_entries > 16 * 1024 * 1024 {
-            return Err(invalid("tokens.verified_cache_entries", "at most 16777216 (about 1.8 GiB)"));
+            return Err(invalid("tokens.verified_cache_entries", "at most 16777216 (16 GiB)"));
         }
         if !(0..=300).contains(&self.tokens.refresh_grace) {
             return Err(invalid("tokens.refresh_grace", "must be 0..=300 seconds"));

@@ -116,6 +116,11 @@ impl<'a> Unverified<'a> {
         self.claims()
     }
 
+    /// Length of the decoded payload (the claims' JSON), bytes.
+    pub fn payload_len(&self) -> usize {
+        self.payload.len()
+    }
+
     /// Decodes the claims without verifying (only for routing decisions, e.g. reading `iss`).
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, JwtError> {
         serde_json::from_slice(&self.payload).map_err(|e| JwtError::Json(e.to_string()))

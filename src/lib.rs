@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod otp;
 pub mod outbound;
 pub mod passwords;
+pub mod prehashed;
 pub mod ratelimit;
 pub mod registration;
 pub mod scim;

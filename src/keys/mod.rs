@@ -461,30 +461,35 @@ impl Keys {
 
     /// As [`Keys::verify`], but a token with an unknown `kid` (signed by a key another instance
     /// just made) first causes one refresh of the shared set, at most one a second. A token whose
-    /// signature this instance verified before is not verified again while it lives, as long as
-    /// the key it names is still in the current set (a pruned key's tokens never answer).
-    pub async fn verify_fresh<T: serde::de::DeserializeOwned>(
+    /// signature this instance verified before is not verified or decoded again while it lives,
+    /// as long as the key that verified it is still in the current set (a pruned key's tokens
+    /// never answer): its claims come from the verified-token cache.
+    pub async fn verify_fresh<T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static>(
         &self,
         token: &str,
         now: i64,
     ) -> Result<(T, Option<String>), JwtError> {
         let hash = crate::crypto::sha256(token.as_bytes());
-        let parsed = Unverified::parse(token)?;
-        if self.verified.seen(&hash, now) {
-            let set = self.current();
-            let key = parsed.header.kid.as_deref().and_then(|kid| set.by_kid(kid));
-            if key.is_some_and(|k| parsed.alg == Some(k.alg)) {
-                return Ok((parsed.claims()?, parsed.header.typ.clone()));
-            }
+        if let Some(seen) = self.verified.get(&hash, now)
+            && self.current().by_kid(&seen.kid).is_some_and(|k| k.alg == seen.alg)
+        {
+            // The same bytes verified before; decode again only if they were read as another type.
+            return match seen.claims::<T>() {
+                Some(claims) => Ok((claims.clone(), seen.typ.clone())),
+                None => Ok((Unverified::parse(token)?.claims()?, seen.typ.clone())),
+            };
         }
-        let out = match self.verify_parsed(&parsed) {
+        let parsed = Unverified::parse(token)?;
+        let out = match self.verify_parsed::<T>(&parsed) {
             Err(JwtError::UnknownKey) if self.refresh_for_unknown_kid(now).await => self.verify_parsed(&parsed),
             other => other,
         };
-        if out.is_ok()
+        if let Ok((claims, typ)) = &out
+            && let (Some(kid), Some(alg)) = (parsed.header.kid.as_deref(), parsed.alg)
             && let Ok(Expiry { exp: Some(exp) }) = parsed.claims::<Expiry>()
         {
-            self.verified.insert(hash, exp, now);
+            let entry = verified::Entry::new(exp, kid, alg, typ.clone(), claims.clone(), parsed.payload_len());
+            self.verified.insert(hash, entry, now);
         }
         out
     }

@@ -211,3 +211,28 @@ fn dev_mode_generates_a_kek_file() {
     assert_eq!(KekRing::from_config(&c, true).unwrap().sealing().id(), first.sealing().id());
     std::fs::remove_dir_all(dir).ok();
 }
+
+// Issue 13: a cached token gives back exactly the claims and `typ` its verification decoded, as
+// the type asked for; asked as another type, its bytes are decoded again (the signature is not
+// checked again) rather than answering with the wrong type.
+#[tokio::test]
+async fn cached_tokens_give_back_what_they_say() {
+    #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+    struct Narrow {
+        sub: String,
+        exp: i64,
+    }
+    let keys = Keys::from_material(seed()).unwrap();
+    let t = keys.sign(Alg::ES256, "at+jwt", &serde_json::json!({"sub": "a\"b", "exp": 5_000, "n": [1]})).unwrap();
+    let (first, typ) = keys.verify_fresh::<serde_json::Value>(&t, 1_000).await.unwrap();
+    let (again, typ_again) = keys.verify_fresh::<serde_json::Value>(&t, 1_000).await.unwrap();
+    assert_eq!((&first, &typ), (&again, &typ_again));
+    assert_eq!(first, serde_json::json!({"sub": "a\"b", "exp": 5_000, "n": [1]}));
+    assert_eq!(typ.as_deref(), Some("at+jwt"));
+    let (narrow, typ) = keys.verify_fresh::<Narrow>(&t, 1_000).await.unwrap();
+    assert_eq!(narrow, Narrow { sub: "a\"b".into(), exp: 5_000 });
+    assert_eq!(typ.as_deref(), Some("at+jwt"));
+    let s = keys.verified_cache().stats();
+    assert_eq!((s.entries, s.hits, s.misses), (1, 2, 1), "{s:?}");
+    assert!(s.bytes > 0 && s.bytes <= s.memory_bound(), "{s:?}");
+}

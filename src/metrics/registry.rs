@@ -3,11 +3,12 @@
 //! of series ([`MAX_SERIES`] by default) and folds any further label set into the values `other`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use super::text;
+use crate::prehashed::BuildPrehashed;
 
 /// Most series one family keeps; label sets beyond it are counted under [`OTHER`].
 pub const MAX_SERIES: usize = 10_000;
@@ -27,33 +28,12 @@ struct Series<T> {
     value: T,
 }
 
-/// Series indexed by the hash of their label values (colliding label sets share a vector).
+/// Series indexed by the hash of their label values (colliding label sets share a vector). The
+/// keys are [`Family::hash`]es, keyed by a per-family random key, so the map does not hash them
+/// again.
 struct Table<T> {
-    by_hash: HashMap<u64, Vec<Series<T>>, BuildHasherDefault<Prehashed>>,
+    by_hash: HashMap<u64, Vec<Series<T>>, BuildPrehashed>,
     len: usize,
-}
-
-/// The table's hasher: its keys are already [`Family::hash`]es, keyed by a per-family random
-/// key, so hashing them again (SipHash, as the default does) adds cost and no protection
-/// (issue 13: six series lookups per request).
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed here; anything else still spreads over the whole value.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
 }
 
 /// The series of one metric name: its label names, and a value per label set.
