@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde::Serialize;
 
 use super::AppState;
 use super::extract::{Form, Meta};
@@ -15,12 +14,14 @@ use crate::audit::{Event, Kind, Outcome};
 use crate::clients::Endpoint;
 use crate::error::OAuthError;
 use crate::http::error::JsonError;
-use crate::tokens::{introspection, revocation};
+use crate::tokens::introspection::{self, Introspection};
+use crate::tokens::revocation;
 
-fn json_no_store<T: Serialize>(v: &T) -> Response {
-    let mut r = axum::Json(v).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+/// RFC 7662 s2.2: the JSON answer ([`Introspection::to_json`]), never cached.
+fn answer(out: &Introspection) -> Response {
+    let json = HeaderValue::from_static("application/json");
+    let no_store = HeaderValue::from_static("no-store");
+    ([(header::CONTENT_TYPE, json), (header::CACHE_CONTROL, no_store)], out.to_json()).into_response()
 }
 
 async fn introspect(
@@ -34,7 +35,7 @@ async fn introspect(
     let token = form.remove("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
     let out = introspection::introspect(state.authority(), &caller, privileged, &token, state.clock.now()).await?;
-    Ok(json_no_store(&out))
+    Ok(answer(&out))
 }
 
 /// RFC 7009 s2: revokes an access or refresh token of the calling client. Revoking a refresh

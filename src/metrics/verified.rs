@@ -15,7 +15,12 @@ pub fn render(out: &mut String, s: Stats) {
             "gauge",
             s.memory_bound(),
         ),
-        ("tongzheng_verified_cache_bytes", "Verified-signature cache: bytes its entries hold (estimated).", "gauge", s.bytes),
+        (
+            "tongzheng_verified_cache_bytes",
+            "Verified-signature cache: bytes its entries hold (estimated).",
+            "gauge",
+            s.bytes,
+        ),
         ("tongzheng_verified_cache_hits_total", "Signature verifications skipped.", "counter", s.hits),
         ("tongzheng_verified_cache_misses_total", "Lookups followed by a full verification.", "counter", s.misses),
         ("tongzheng_verified_cache_evictions_total", "Live entries dropped to stay bounded.", "counter", s.evictions),

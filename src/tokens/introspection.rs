@@ -61,6 +61,71 @@ pub struct Introspection {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Introspection {
+    /// The response's JSON, in the field order and bytes of the derive, without serde_json's
+    /// escape scan over the ids and scopes (issue 13; see [`crate::json`]).
+    pub fn to_json(&self) -> Vec<u8> {
+        use std::io::Write as _;
+
+        use crate::json::push_str;
+
+        let mut out = Vec::with_capacity(384);
+        out.extend_from_slice(if self.active { b"{\"active\":true" } else { b"{\"active\":false" });
+        let field = |out: &mut Vec<u8>, name: &str| {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        let strings = [
+            ("scope", self.scope.as_deref()),
+            ("client_id", self.client_id.as_deref()),
+            ("token_type", self.token_type),
+        ];
+        for (name, v) in strings {
+            if let Some(v) = v {
+                field(&mut out, name);
+                push_str(&mut out, v);
+            }
+        }
+        // Writing to a Vec cannot fail.
+        for (name, v) in [("exp", self.exp), ("iat", self.iat)] {
+            if let Some(v) = v {
+                let _ = write!(out, ",\"{name}\":{v}");
+            }
+        }
+        if let Some(sub) = &self.sub {
+            field(&mut out, "sub");
+            push_str(&mut out, sub);
+        }
+        if let Some(aud) = &self.aud {
+            field(&mut out, "aud");
+            super::wire::push_audience(&mut out, aud);
+        }
+        for (name, v) in [("iss", &self.iss), ("jti", &self.jti), ("sid", &self.sid)] {
+            if let Some(v) = v {
+                field(&mut out, name);
+                push_str(&mut out, v);
+            }
+        }
+        if let Some(t) = self.auth_time {
+            let _ = write!(out, ",\"auth_time\":{t}");
+        }
+        if let Some(acr) = &self.acr {
+            field(&mut out, "acr");
+            push_str(&mut out, acr);
+        }
+        let values = self.act.as_ref().map(|a| ("act", a)).into_iter();
+        for (name, v) in values.chain(self.extra.iter().map(|(k, v)| (k.as_str(), v))) {
+            out.push(b',');
+            push_str(&mut out, name);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, v);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 /// What introspection sets itself rather than from the claims table.
 const OWN: [&str; 3] = ["sub", "acr", "act"];
 
@@ -146,5 +211,61 @@ fn refresh(live: RefreshState, issuer: &str, data: &DataKey) -> Introspection {
         acr: Some(r.user.acr),
         extra,
         ..Introspection::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    // RFC 7662 s2.2: the same bytes as the derived serialization: inactive, an access token's
+    // answer with every field, a refresh token's, several audiences, the claims table's extra
+    // members, and strings that need escaping.
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let full = || Introspection {
+            active: true,
+            scope: Some("openid profile".into()),
+            client_id: Some("demo-web".into()),
+            token_type: Some("Bearer"),
+            exp: Some(1_764_979_800),
+            iat: Some(-1),
+            sub: Some("p-0123".into()),
+            aud: Some(Audience::One("demo-web".into())),
+            iss: Some("https://tz.example.gov.cn".into()),
+            jti: Some("jti-_0123".into()),
+            sid: Some("s1".into()),
+            auth_time: Some(1_764_979_000),
+            acr: Some("urn:tz:loa:2".into()),
+            act: Some(json!({"sub": "agent", "act": {"sub": "x\"y"}})),
+            extra: json!({"user_type": "natural_person", "auth_level": 3, "nested": {"a": [1, null]}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let escapes = Introspection {
+            scope: Some(format!("{}\"\\\u{1}\u{7f}名", "s".repeat(63))),
+            sub: Some("新\n".into()),
+            aud: Some(Audience::Many(vec!["a".into(), "b\\".into(), "c".into()])),
+            act: None,
+            extra: serde_json::Map::new(),
+            ..full()
+        };
+        let refresh = Introspection {
+            active: true,
+            scope: Some("openid".into()),
+            client_id: Some("demo-web".into()),
+            token_type: Some("refresh_token"),
+            exp: Some(5),
+            sub: Some("p".into()),
+            iss: Some("i".into()),
+            ..Introspection::default()
+        };
+        for answer in [Introspection::default(), full(), escapes, refresh] {
+            let want = serde_json::to_vec(&answer).unwrap();
+            assert_eq!(String::from_utf8(answer.to_json()).unwrap(), String::from_utf8(want).unwrap());
+        }
     }
 }

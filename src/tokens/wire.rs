@@ -17,19 +17,7 @@ impl AccessClaims {
         out.extend_from_slice(b",\"sub\":");
         push_str(&mut out, &self.sub);
         out.extend_from_slice(b",\"aud\":");
-        match &self.aud {
-            Audience::One(a) => push_str(&mut out, a),
-            Audience::Many(list) => {
-                out.push(b'[');
-                for (i, a) in list.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    push_str(&mut out, a);
-                }
-                out.push(b']');
-            }
-        }
+        push_audience(&mut out, &self.aud);
         out.extend_from_slice(b",\"client_id\":");
         push_str(&mut out, &self.client_id);
         out.extend_from_slice(b",\"scope\":");
@@ -59,6 +47,23 @@ impl AccessClaims {
         }
         out.push(b'}');
         out
+    }
+}
+
+/// Appends `aud` as its `Serialize` writes it: one value as a string, several as a list.
+pub(crate) fn push_audience(out: &mut Vec<u8>, aud: &Audience) {
+    match aud {
+        Audience::One(a) => push_str(out, a),
+        Audience::Many(list) => {
+            out.push(b'[');
+            for (i, a) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(out, a);
+            }
+            out.push(b']');
+        }
     }
 }
 
