@@ -9,7 +9,7 @@ use axum::routing::post;
 
 use super::AppState;
 use super::extract::{Form, Meta};
-use super::token::authenticate;
+use super::token::{authenticate, authenticate_reading};
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::Endpoint;
 use crate::error::OAuthError;
@@ -30,11 +30,19 @@ async fn introspect(
     headers: HeaderMap,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &meta, &headers, &mut form, Endpoint::Introspection).await?;
+    let now = state.clock.now();
+    let token = form.remove("token");
+    // A token this instance verified before: its state records are read in the round trip
+    // that authenticates the caller (issue 13: one round trip on the hot path, not two).
+    let prefetch = token.as_deref().and_then(|t| state.authority().prefetch(t, now));
+    let more = prefetch.as_ref().map_or(&[][..], |p| p.keys());
+    let (caller, read) =
+        authenticate_reading(&state, &meta, &headers, &mut form, Endpoint::Introspection, more).await?;
     state.rate_check(&caller)?;
-    let token = form.remove("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let token = token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
-    let out = introspection::introspect(state.authority(), &caller, privileged, &token, state.clock.now()).await?;
+    let prefetched = prefetch.zip(read);
+    let out = introspection::introspect(state.authority(), &caller, privileged, &token, now, prefetched).await?;
     Ok(answer(&out))
 }
 

@@ -34,6 +34,23 @@ pub async fn authenticate(
     form: &mut super::extract::Params,
     endpoint: Endpoint,
 ) -> Result<Arc<Client>, JsonError> {
+    authenticate_reading(state, meta, headers, form, endpoint, &[]).await.map(|(client, _)| client)
+}
+
+/// Records read with a client's authentication, in the order asked; `None` when the client's
+/// method made no store read to add them to (a signed assertion).
+pub type ReadAlong = Option<crate::tokens::validity::Records>;
+
+/// As [`authenticate`], and reads the records under `more` in the same store round trip as
+/// the guessing guard's marks and the client's record (introspection's token state).
+pub async fn authenticate_reading(
+    state: &AppState,
+    meta: &Meta,
+    headers: &HeaderMap,
+    form: &mut super::extract::Params,
+    endpoint: Endpoint,
+    more: &[String],
+) -> Result<(Arc<Client>, ReadAlong), JsonError> {
     let creds = credentials(headers, form)?;
     let url: std::borrow::Cow<'_, str> = match endpoint {
         Endpoint::Token => state.urls.token.as_str().into(),
@@ -42,15 +59,21 @@ pub async fn authenticate(
         Endpoint::Logout => format!("{}/logout", state.config.issuer).into(),
         Endpoint::RegistrationSync => format!("{}/federation/v1/registrations", state.config.issuer).into(),
     };
-    let client = guarded(state, meta, creds, &url).await?;
+    let (client, read) = guarded(state, meta, creds, &url, more).await?;
     if endpoint != Endpoint::Token {
         clients::admit(&client, endpoint)?;
     }
-    Ok(client)
+    Ok((client, read))
 }
 
 /// Client authentication behind the guessing guard; `endpoint` is the URL an assertion may name.
-async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &str) -> Result<Arc<Client>, JsonError> {
+async fn guarded(
+    state: &AppState,
+    meta: &Meta,
+    creds: Credentials,
+    endpoint: &str,
+    more: &[String],
+) -> Result<(Arc<Client>, ReadAlong), JsonError> {
     let audiences = [endpoint, state.config.issuer.as_str(), state.urls.token.as_str()];
     let now = state.clock.now();
     // Only shared secrets can be guessed; a signed assertion or a public client cannot.
@@ -61,20 +84,23 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
     let Some(claimed) = claimed else {
         return clients::authenticate(&state.store, &state.clients, &state.jwks, creds, &audiences, now)
             .await
-            .map(|a| a.client)
+            .map(|a| (a.client, None))
             .map_err(JsonError::from);
     };
     let cfg = &state.config.guard;
     let attempt = guard::Attempt::new(guard::Realm::ClientSecret, &claimed, meta.ip.as_deref());
     // The guard's counters and the client's record are read in one store round trip; a held
     // attempt's secret is never checked (it neither counts nor answers).
+    // The client's record first (absent for an id no record can have), then `more`.
     let record = clients::record_key(&claimed);
-    let extra: Vec<String> = record.into_iter().collect();
+    let has_record = record.is_some();
+    let extra: Vec<String> = record.into_iter().chain(more.iter().cloned()).collect();
     let admitted = guard::admit_with(&state.store, cfg, &attempt, now, &extra).await;
-    let admitted = match admitted {
-        Ok((a, values)) => {
-            let raw = values.into_iter().next().flatten();
-            (a, clients::authenticate_record(&state.clients, creds, raw.as_deref(), now))
+    let (admitted, read) = match admitted {
+        Ok((a, mut values)) => {
+            let rest = values.split_off(usize::from(has_record).min(values.len()));
+            let raw = values.into_iter().next().flatten().filter(|_| has_record);
+            ((a, clients::authenticate_record(&state.clients, creds, raw.as_deref(), now)), rest)
         }
         Err(GuardError::Store(e)) => return Err(e.into()),
         Err(GuardError::Throttled(r)) => {
@@ -89,7 +115,7 @@ async fn guarded(state: &AppState, meta: &Meta, creds: Credentials, endpoint: &s
     match verdict {
         Ok(a) => {
             guard::succeeded(&state.store, admitted).await?;
-            Ok(a.client)
+            Ok((a.client, Some(read)))
         }
         Err(e) if e.code == ErrorCode::InvalidClient => {
             let failed = guard::failed(&state.store, cfg, admitted, now).await?;

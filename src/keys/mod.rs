@@ -470,14 +470,8 @@ impl Keys {
         now: i64,
     ) -> Result<(T, Option<String>), JwtError> {
         let hash = crate::crypto::sha256(token.as_bytes());
-        if let Some(seen) = self.verified.get(&hash, now)
-            && self.current().by_kid(&seen.kid).is_some_and(|k| k.alg == seen.alg)
-        {
-            // The same bytes verified before; decode again only if they were read as another type.
-            return match seen.claims::<T>() {
-                Some(claims) => Ok((claims.clone(), seen.typ.clone())),
-                None => Ok((Unverified::parse(token)?.claims()?, seen.typ.clone())),
-            };
+        if let Some(out) = self.answer_cached(token, &hash, now, true) {
+            return out;
         }
         let parsed = Unverified::parse(token)?;
         let out = match self.verify_parsed::<T>(&parsed) {
@@ -492,6 +486,38 @@ impl Keys {
             self.verified.insert(hash, entry, now);
         }
         out
+    }
+
+    /// What the verified-token cache holds for `token` at `now`: its claims as `T` and its `typ`,
+    /// with no signature checked, as [`Keys::verify_fresh`] would answer; `None` when it holds
+    /// nothing usable (then only `verify_fresh` can tell). A miss here is not counted: the
+    /// verification that follows counts it.
+    pub fn cached<T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Option<(T, Option<String>)> {
+        self.answer_cached(token, &crate::crypto::sha256(token.as_bytes()), now, false)?.ok()
+    }
+
+    /// The cache's answer for the token hashing to `hash`, if it has one whose key is still in
+    /// the current set (a pruned key's tokens never answer).
+    fn answer_cached<T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static>(
+        &self,
+        token: &str,
+        hash: &[u8; 32],
+        now: i64,
+        count_miss: bool,
+    ) -> Option<Result<(T, Option<String>), JwtError>> {
+        let seen = self.verified.get(hash, now, count_miss)?;
+        if !self.current().by_kid(&seen.kid).is_some_and(|k| k.alg == seen.alg) {
+            return None;
+        }
+        // The same bytes verified before; decoded again only if they were read as another type.
+        Some(match seen.claims::<T>() {
+            Some(claims) => Ok((claims.clone(), seen.typ.clone())),
+            None => Unverified::parse(token).and_then(|p| p.claims()).map(|c| (c, seen.typ.clone())),
+        })
     }
 
     /// The verified-signature cache (its figures are reported by `/metrics`).

@@ -236,3 +236,20 @@ async fn cached_tokens_give_back_what_they_say() {
     assert_eq!((s.entries, s.hits, s.misses), (1, 2, 1), "{s:?}");
     assert!(s.bytes > 0 && s.bytes <= s.memory_bound(), "{s:?}");
 }
+
+// Issue 13: `cached` answers only from the cache: nothing for a token never verified (and no
+// miss counted, the verification that follows counts it), the verified claims afterwards,
+// nothing past the token's `exp`. (A pruned key's entries: `answer_cached`, shared with
+// `verify_fresh`, tested above.)
+#[tokio::test]
+async fn cached_answers_only_what_was_verified() {
+    let keys = Keys::from_material(seed()).unwrap();
+    let t = keys.sign(Alg::ES256, "at+jwt", &serde_json::json!({"sub": "a", "exp": 5_000})).unwrap();
+    assert!(keys.cached::<serde_json::Value>(&t, 1_000).is_none());
+    assert_eq!(keys.verified_cache().stats().misses, 0);
+    let verified = keys.verify_fresh::<serde_json::Value>(&t, 1_000).await.unwrap();
+    assert_eq!(keys.cached::<serde_json::Value>(&t, 1_000), Some(verified));
+    assert!(keys.cached::<serde_json::Value>(&t, 5_000).is_none(), "not past its exp");
+    let other = Keys::from_material(Material::generate(1_000).unwrap()).unwrap();
+    assert!(other.cached::<serde_json::Value>(&t, 1_000).is_none(), "another key set's cache knows nothing");
+}

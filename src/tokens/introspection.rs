@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::validity::{Authority, LiveAccess, RefreshState};
+use super::validity::{Authority, LiveAccess, Prefetch, Records, RefreshState};
 use crate::clients::Client;
 use crate::identity::claims::{self, Place, Principal};
 use crate::jwt::Audience;
@@ -136,15 +136,22 @@ pub fn looks_jwt(token: &str) -> bool {
 }
 
 /// Introspects `token` for `caller`; `privileged` callers (admin scope) see every token.
+/// `prefetched`: the token as [`Authority::prefetch`] found it, with the records read under its
+/// keys in the caller's authentication round trip.
 pub async fn introspect(
     auth: Authority<'_>,
     caller: &Client,
     privileged: bool,
     token: &str,
     now: i64,
+    prefetched: Option<(Prefetch, Records)>,
 ) -> Result<Introspection, StoreError> {
     if looks_jwt(token) {
-        let Ok(live) = auth.access(token, now).await? else {
+        let verdict = match prefetched {
+            Some((p, found)) => auth.access_prefetched(p, found, now).await?,
+            None => auth.access(token, now).await?,
+        };
+        let Ok(live) = verdict else {
             return Ok(Introspection::default());
         };
         let c = &live.claims;

@@ -173,6 +173,9 @@ pub struct Authority<'a> {
     pub clients: &'a ClientCache,
 }
 
+/// Records read from the store, in the order of the keys asked for (`None`: absent).
+pub type Records = Vec<Option<Vec<u8>>>;
+
 /// The outcome of a check: a store failure, or the verdict.
 pub type Verdict<T> = Result<Result<T, Dead>, StoreError>;
 
@@ -186,28 +189,50 @@ impl Authority<'_> {
         let Ok((claims, typ)) = self.keys.verify_fresh::<AccessClaims>(token, now).await else {
             return Ok(Err(Dead::Unknown));
         };
+        self.access_of(claims, typ, now, None).await
+    }
+
+    /// An access token this instance verified before (found in its verified-token cache, no
+    /// signature checked), with the store keys of the records its standing depends on, so a
+    /// caller can read them in a round trip it makes anyway; `None` for any other token (then
+    /// [`Authority::access`] decides as usual). Nothing is decided here.
+    pub fn prefetch(&self, token: &str, now: i64) -> Option<Prefetch> {
+        let (claims, typ) = self.keys.cached::<AccessClaims>(token, now)?;
+        let subjects = Subjects::of(self, &claims);
+        let keys = lookups(&subjects.binding(&claims)).keys;
+        Some(Prefetch { claims, typ, keys })
+    }
+
+    /// [`Authority::access`] of a prefetched token, over the records read with its keys
+    /// (`found`, in their order): the same rules, one store round trip fewer.
+    pub async fn access_prefetched(&self, p: Prefetch, found: Records, now: i64) -> Verdict<LiveAccess> {
+        let Prefetch { claims, typ, keys } = p;
+        self.access_of(claims, typ, now, Some((keys, found))).await
+    }
+
+    /// The rules of [`Authority::access`] after the signature, over records read here or, when
+    /// `read` holds them under the same keys, read already.
+    async fn access_of(
+        &self,
+        claims: AccessClaims,
+        typ: Option<String>,
+        now: i64,
+        read: Option<(Vec<String>, Records)>,
+    ) -> Verdict<LiveAccess> {
         if typ.as_deref() != Some(AT_TYP) || claims.iss != self.issuer {
             return Ok(Err(Dead::Unknown));
         }
         if claims.exp <= now {
             return Ok(Err(Dead::Expired));
         }
-        // OIDC Core s8.1: the records are found under the internal ids behind the subject (and
-        // behind `act` for an agent acting for a legal person: a hint, which its family or
-        // session must confirm; without one, they name the agent).
-        let data = self.keys.data();
-        let principal = claims.has_user().then(|| subject::internal(data, &claims.sub));
-        let legal = claims.user_type == Some(PrincipalKind::LegalPerson);
-        let agent_hint = legal.then(|| agent_of(claims.act.as_ref())).flatten().map(|a| subject::internal(data, a));
-        let binding = Binding {
-            client_id: &claims.client_id,
-            user: if legal { agent_hint.as_deref() } else { principal.as_deref() },
-            legal: principal.as_deref().filter(|_| legal),
-            sid: claims.sid.as_deref(),
-            gid: claims.gid.as_deref(),
-            jti: Some(&claims.jti),
+        let subjects = Subjects::of(self, &claims);
+        let binding = subjects.binding(&claims);
+        let l = lookups(&binding);
+        let found = match read {
+            Some((keys, found)) if keys == l.keys && found.len() == keys.len() => found,
+            _ => self.store.get_many(&l.keys).await?,
         };
-        Ok(self.standing(binding, now).await?.map(|standing| LiveAccess { claims, standing }))
+        Ok(self.judge(binding, &l, &found, now).await?.map(|standing| LiveAccess { claims, standing }))
     }
 
     /// Reads a refresh token and the standing of everything it depends on. A rotated token is
@@ -277,13 +302,14 @@ impl Authority<'_> {
 
     /// The rules, over the records read in one round trip.
     async fn standing(&self, b: Binding<'_>, now: i64) -> Verdict<Standing> {
-        let mut lookups = vec![keys::client(b.client_id)];
-        let jti_at = b.jti.map(|j| push(&mut lookups, keys::revoked_jti(j)));
-        let family_at = b.gid.map(|g| push(&mut lookups, keys::family(g)));
-        let session_at = b.sid.filter(|s| !s.is_empty()).map(|s| push(&mut lookups, keys::session(s)));
-        let user_at = b.user.map(|u| push(&mut lookups, keys::user(u)));
-        let legal_at = b.legal.map(|l| push(&mut lookups, keys::legal_person(l)));
-        let found = self.store.get_many(&lookups).await?;
+        let l = lookups(&b);
+        let found = self.store.get_many(&l.keys).await?;
+        self.judge(b, &l, &found, now).await
+    }
+
+    /// The rules, over the records `found` under `l`'s keys.
+    async fn judge(&self, b: Binding<'_>, l: &Lookups, found: &[Option<Vec<u8>>], now: i64) -> Verdict<Standing> {
+        let &Lookups { keys: ref lookups, jti_at, family_at, session_at, user_at, legal_at } = l;
         let read = |at: Option<usize>| at.and_then(|i| found.get(i)).and_then(Option::as_deref);
         let decode = |at: Option<usize>| read(at).zip(at.and_then(|i| lookups.get(i)));
 
@@ -393,4 +419,72 @@ fn agent_of(act: Option<&serde_json::Value>) -> Option<&str> {
 fn push(lookups: &mut Vec<String>, key: String) -> usize {
     lookups.push(key);
     lookups.len() - 1
+}
+
+/// The store keys a token's standing is read from, and where each record sits among them.
+struct Lookups {
+    keys: Vec<String>,
+    jti_at: Option<usize>,
+    family_at: Option<usize>,
+    session_at: Option<usize>,
+    user_at: Option<usize>,
+    legal_at: Option<usize>,
+}
+
+/// The keys of the records `b` depends on: its client's first.
+fn lookups(b: &Binding<'_>) -> Lookups {
+    let mut keys = vec![keys::client(b.client_id)];
+    let jti_at = b.jti.map(|j| push(&mut keys, keys::revoked_jti(j)));
+    let family_at = b.gid.map(|g| push(&mut keys, keys::family(g)));
+    let session_at = b.sid.filter(|s| !s.is_empty()).map(|s| push(&mut keys, keys::session(s)));
+    let user_at = b.user.map(|u| push(&mut keys, keys::user(u)));
+    let legal_at = b.legal.map(|l| push(&mut keys, keys::legal_person(l)));
+    Lookups { keys, jti_at, family_at, session_at, user_at, legal_at }
+}
+
+/// The internal ids behind an access token's subject (OIDC Core s8.1), and behind `act` for an
+/// agent acting for a legal person (a hint, which its family or session must confirm; without
+/// one, they name the agent).
+struct Subjects {
+    principal: Option<String>,
+    agent_hint: Option<String>,
+    legal: bool,
+}
+
+impl Subjects {
+    fn of(auth: &Authority<'_>, claims: &AccessClaims) -> Self {
+        let data = auth.keys.data();
+        let principal = claims.has_user().then(|| subject::internal(data, &claims.sub));
+        let legal = claims.user_type == Some(PrincipalKind::LegalPerson);
+        let agent_hint = legal.then(|| agent_of(claims.act.as_ref())).flatten().map(|a| subject::internal(data, a));
+        Self { principal, agent_hint, legal }
+    }
+
+    /// What the token depends on.
+    fn binding<'a>(&'a self, claims: &'a AccessClaims) -> Binding<'a> {
+        Binding {
+            client_id: &claims.client_id,
+            user: if self.legal { self.agent_hint.as_deref() } else { self.principal.as_deref() },
+            legal: self.principal.as_deref().filter(|_| self.legal),
+            sid: claims.sid.as_deref(),
+            gid: claims.gid.as_deref(),
+            jti: Some(&claims.jti),
+        }
+    }
+}
+
+/// An access token found in the verified-token cache ([`Authority::prefetch`]), and the keys
+/// of the records its standing depends on.
+#[derive(Debug)]
+pub struct Prefetch {
+    claims: AccessClaims,
+    typ: Option<String>,
+    keys: Vec<String>,
+}
+
+impl Prefetch {
+    /// The store keys to read with the caller's own round trip, in order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
 }
