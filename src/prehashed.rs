@@ -1,7 +1,9 @@
 //! A hasher for keys that already are hashes (issue 13): a keyed hash of metric labels, the
 //! SHA-256 of a token. Hashing them again with SipHash, as `HashMap`'s default does, costs a few
-//! hundred instructions a lookup and protects nothing: an attacker cannot choose where such a
-//! key lands without breaking the hash that made it.
+//! hundred instructions a lookup and protects nothing here: label hashes are keyed by a random
+//! key an attacker does not know, and the verified-token cache inserts only tokens we signed
+//! (an attacker may grind a token whose hash lands in a chosen bucket, but a lookup cannot
+//! lengthen any probe; only entries can, and those are not the attacker's to choose).
 
 use std::hash::{BuildHasherDefault, Hasher};
 

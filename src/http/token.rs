@@ -89,9 +89,9 @@ async fn guarded(
     };
     let cfg = &state.config.guard;
     let attempt = guard::Attempt::new(guard::Realm::ClientSecret, &claimed, meta.ip.as_deref());
-    // The guard's counters and the client's record are read in one store round trip; a held
-    // attempt's secret is never checked (it neither counts nor answers).
-    // The client's record first (absent for an id no record can have), then `more`.
+    // The guard's counters, the client's record (absent for an id no record can have) and then
+    // `more` are read in one store round trip; a held attempt's secret is never checked (it
+    // neither counts nor answers).
     let record = clients::record_key(&claimed);
     let has_record = record.is_some();
     let extra: Vec<String> = record.into_iter().chain(more.iter().cloned()).collect();
@@ -99,7 +99,7 @@ async fn guarded(
     let (admitted, read) = match admitted {
         Ok((a, mut values)) => {
             let rest = values.split_off(usize::from(has_record).min(values.len()));
-            let raw = values.into_iter().next().flatten().filter(|_| has_record);
+            let raw = values.into_iter().next().flatten();
             ((a, clients::authenticate_record(&state.clients, creds, raw.as_deref(), now)), rest)
         }
         Err(GuardError::Store(e)) => return Err(e.into()),
