@@ -215,7 +215,7 @@ fn count(v: Option<&Option<Vec<u8>>>) -> i64 {
 /// the check before the first failure is counted (a second one waits 1 s). Client secrets skip
 /// the marker: they are machine-generated and long, and the token endpoint is a hot path.
 pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -> Result<Admitted, GuardError> {
-    admit_with(store, cfg, a, now, &[]).await.map(|(admitted, _)| admitted)
+    admit_with(store, cfg, a, now, Vec::new()).await.map(|(admitted, _)| admitted)
 }
 
 /// As [`admit`], and reads `extra` records in the same store round trip (the client record
@@ -225,7 +225,7 @@ pub async fn admit_with(
     cfg: &GuardConfig,
     a: &Attempt,
     now: i64,
-    extra: &[String],
+    extra: Vec<String>,
 ) -> Result<(Admitted, Vec<Option<Vec<u8>>>), GuardError> {
     let b = bucket(now, cfg.window);
     let mut out = Admitted {
@@ -238,14 +238,14 @@ pub async fn admit_with(
         active: cfg.enabled,
     };
     if !cfg.enabled {
-        let values = if extra.is_empty() { Vec::new() } else { store.get_many(extra).await? };
+        let values = if extra.is_empty() { Vec::new() } else { store.get_many(&extra).await? };
         return Ok((out, values));
     }
     // The marks and `extra` in one round trip; the counters only when a mark says so.
     let realm = a.realm.as_str();
     let mut first: Vec<String> = Vec::with_capacity(2 + extra.len());
     first.extend(marks(a));
-    first.extend_from_slice(extra);
+    first.extend(extra);
     let mut got = store.get_many(&first).await?;
     let values = got.split_off(2.min(got.len()));
     if got.iter().any(Option::is_some) {

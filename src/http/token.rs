@@ -95,7 +95,7 @@ async fn guarded(
     let record = clients::record_key(&claimed);
     let has_record = record.is_some();
     let extra: Vec<String> = record.into_iter().chain(more.iter().cloned()).collect();
-    let admitted = guard::admit_with(&state.store, cfg, &attempt, now, &extra).await;
+    let admitted = guard::admit_with(&state.store, cfg, &attempt, now, extra).await;
     let (admitted, read) = match admitted {
         Ok((a, mut values)) => {
             let rest = values.split_off(usize::from(has_record).min(values.len()));

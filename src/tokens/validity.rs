@@ -199,25 +199,25 @@ impl Authority<'_> {
     pub fn prefetch(&self, token: &str, now: i64) -> Option<Prefetch> {
         let (claims, typ) = self.keys.cached::<AccessClaims>(token, now)?;
         let subjects = Subjects::of(self, &claims);
-        let keys = lookups(&subjects.binding(&claims)).keys;
-        Some(Prefetch { claims, typ, keys })
+        let lookups = lookups(&subjects.binding(&claims));
+        Some(Prefetch { claims, typ, subjects, lookups })
     }
 
     /// [`Authority::access`] of a prefetched token, over the records read with its keys
     /// (`found`, in their order): the same rules, one store round trip fewer.
     pub async fn access_prefetched(&self, p: Prefetch, found: Records, now: i64) -> Verdict<LiveAccess> {
-        let Prefetch { claims, typ, keys } = p;
-        self.access_of(claims, typ, now, Some((keys, found))).await
+        let Prefetch { claims, typ, subjects, lookups } = p;
+        self.access_of(claims, typ, now, Some((subjects, lookups, found))).await
     }
 
     /// The rules of [`Authority::access`] after the signature, over records read here or, when
-    /// `read` holds them under the same keys, read already.
+    /// `read` holds them (as [`Authority::prefetch`] named them), read already.
     async fn access_of(
         &self,
         claims: AccessClaims,
         typ: Option<String>,
         now: i64,
-        read: Option<(Vec<String>, Records)>,
+        read: Option<(Subjects, Lookups, Records)>,
     ) -> Verdict<LiveAccess> {
         if typ.as_deref() != Some(AT_TYP) || claims.iss != self.issuer {
             return Ok(Err(Dead::Unknown));
@@ -225,13 +225,19 @@ impl Authority<'_> {
         if claims.exp <= now {
             return Ok(Err(Dead::Expired));
         }
-        let subjects = Subjects::of(self, &claims);
-        let binding = subjects.binding(&claims);
-        let l = lookups(&binding);
-        let found = match read {
-            Some((keys, found)) if keys == l.keys && found.len() == keys.len() => found,
-            _ => self.store.get_many(&l.keys).await?,
+        let (subjects, l, found) = match read {
+            Some((subjects, l, found)) if found.len() == l.keys.len() => (subjects, l, Some(found)),
+            _ => {
+                let subjects = Subjects::of(self, &claims);
+                let l = lookups(&subjects.binding(&claims));
+                (subjects, l, None)
+            }
         };
+        let found = match found {
+            Some(found) => found,
+            None => self.store.get_many(&l.keys).await?,
+        };
+        let binding = subjects.binding(&claims);
         Ok(self.judge(binding, &l, &found, now).await?.map(|standing| LiveAccess { claims, standing }))
     }
 
@@ -475,16 +481,16 @@ impl Subjects {
 
 /// An access token found in the verified-token cache ([`Authority::prefetch`]), and the keys
 /// of the records its standing depends on.
-#[derive(Debug)]
 pub struct Prefetch {
     claims: AccessClaims,
     typ: Option<String>,
-    keys: Vec<String>,
+    subjects: Subjects,
+    lookups: Lookups,
 }
 
 impl Prefetch {
     /// The store keys to read with the caller's own round trip, in order.
     pub fn keys(&self) -> &[String] {
-        &self.keys
+        &self.lookups.keys
     }
 }
