@@ -18,6 +18,20 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends `,"name":`, the start of an object member after the first (`name` is one of ours and
+/// needs no escaping).
+pub fn push_key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends `,"name":` and `value` as a JSON string.
+pub fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
+    push_key(out, name);
+    push_str(out, value);
+}
+
 /// Whether `b` holds nothing serde_json escapes (`"`, `\` and the controls below 0x20). No
 /// early exit inside a chunk, so the compiler checks many bytes per instruction.
 pub fn plain(b: &[u8]) -> bool {

@@ -245,14 +245,8 @@ impl Event {
     /// which are identifiers nearly always (issue 13: the writer's serde_json pass scanned
     /// every byte for escapes).
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        use crate::json::push_str;
+        use crate::json::{push_member as field, push_str};
         use std::io::Write as _;
-        let field = |out: &mut Vec<u8>, name: &str, v: &str| {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-            push_str(out, v);
-        };
         out.extend_from_slice(b"{\"id\":");
         push_str(out, &self.id);
         // Writing to a Vec cannot fail.

@@ -67,15 +67,10 @@ impl Introspection {
     pub fn to_json(&self) -> Vec<u8> {
         use std::io::Write as _;
 
-        use crate::json::push_str;
+        use crate::json::{push_key as field, push_str};
 
         let mut out = Vec::with_capacity(384);
         out.extend_from_slice(if self.active { b"{\"active\":true" } else { b"{\"active\":false" });
-        let field = |out: &mut Vec<u8>, name: &str| {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
-        };
         let strings = [
             ("scope", self.scope.as_deref()),
             ("client_id", self.client_id.as_deref()),

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use super::AccessClaims;
-use crate::json::push_str;
+use crate::json::{push_member, push_str};
 use crate::jwt::Audience;
 
 impl AccessClaims {
@@ -31,10 +31,7 @@ impl AccessClaims {
         }
         for (name, v) in [("acr", &self.acr), ("sid", &self.sid), ("gid", &self.gid)] {
             if let Some(v) = v {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":");
-                push_str(&mut out, v);
+                push_member(&mut out, name, v);
             }
         }
         if let Some(act) = &self.act {
