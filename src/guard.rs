@@ -116,11 +116,14 @@ impl Attempt {
     }
 
     fn subject(&self, scope: Scope) -> String {
-        match scope {
-            Scope::Address => format!("ip:{}", self.address),
-            Scope::Account => format!("acct:{}", self.account),
-            Scope::AccountAtAddress => format!("pair:{}:{}", self.account, self.address),
-        }
+        // Concatenated rather than formatted: two of these are made on every client
+        // authentication (issue 13).
+        let parts: &[&str] = match scope {
+            Scope::Address => &["ip:", &self.address],
+            Scope::Account => &["acct:", &self.account],
+            Scope::AccountAtAddress => &["pair:", &self.account, ":", &self.address],
+        };
+        parts.concat()
     }
 }
 
@@ -215,7 +218,7 @@ fn count(v: Option<&Option<Vec<u8>>>) -> i64 {
 /// the check before the first failure is counted (a second one waits 1 s). Client secrets skip
 /// the marker: they are machine-generated and long, and the token endpoint is a hot path.
 pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -> Result<Admitted, GuardError> {
-    admit_with(store, cfg, a, now, Vec::new()).await.map(|(admitted, _)| admitted)
+    admit_with(store, cfg, a.clone(), now, Vec::new()).await.map(|(admitted, _)| admitted)
 }
 
 /// As [`admit`], and reads `extra` records in the same store round trip (the client record
@@ -223,13 +226,13 @@ pub async fn admit(store: &DynStore, cfg: &GuardConfig, a: &Attempt, now: i64) -
 pub async fn admit_with(
     store: &DynStore,
     cfg: &GuardConfig,
-    a: &Attempt,
+    attempt: Attempt,
     now: i64,
     extra: Vec<String>,
 ) -> Result<(Admitted, Vec<Option<Vec<u8>>>), GuardError> {
     let b = bucket(now, cfg.window);
     let mut out = Admitted {
-        attempt: a.clone(),
+        attempt,
         bucket: b,
         address: Seen::default(),
         account: Seen::default(),
@@ -242,14 +245,14 @@ pub async fn admit_with(
         return Ok((out, values));
     }
     // The marks and `extra` in one round trip; the counters only when a mark says so.
-    let realm = a.realm.as_str();
+    let realm = out.attempt.realm.as_str();
     let mut first: Vec<String> = Vec::with_capacity(2 + extra.len());
-    first.extend(marks(a));
+    first.extend(marks(&out.attempt));
     first.extend(extra);
     let mut got = store.get_many(&first).await?;
     let values = got.split_off(2.min(got.len()));
     if got.iter().any(Option::is_some) {
-        let subjects = SCOPES.map(|s| a.subject(s));
+        let subjects = SCOPES.map(|s| out.attempt.subject(s));
         let mut wanted: Vec<String> = Vec::with_capacity(9);
         wanted.extend(subjects.iter().map(|s| keys::guard_hold(realm, s)));
         for s in &subjects {
@@ -259,8 +262,8 @@ pub async fn admit_with(
         let got = store.get_many(&wanted).await?;
         judge(&mut out, &wanted, &got, now)?;
     }
-    if a.realm == Realm::Password {
-        let busy = keys::guard_busy(a.realm.as_str(), &a.account);
+    if out.attempt.realm == Realm::Password {
+        let busy = keys::guard_busy(realm, &out.attempt.account);
         if !store.put_new(&busy, b"1", Some(BUSY_TTL)).await? {
             return Err(GuardError::Throttled(Refused { retry_after: 1, scope: Scope::Account, locked: false }));
         }

@@ -319,7 +319,16 @@ impl Audit {
     }
 
     async fn send(&self, a: &Active, m: Msg) -> bool {
-        if a.tx.send(m).await.is_ok() {
+        // Nearly always the queue has room: no waiting, and no send future (which holds the
+        // message and a semaphore wait) in every recording request's state (issue 13). Full,
+        // it waits in line (boxed, for the same reason); tokio hands freed slots to waiters
+        // first, so a later `try_send` cannot overtake them.
+        let sent = match a.tx.try_send(m) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(m)) => Box::pin(a.tx.send(m)).await.is_ok(),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if sent {
             return true;
         }
         let lost = Counters::add(&self.0.counters.lost, 1);

@@ -82,7 +82,10 @@ async fn guarded(
         _ => None,
     };
     let Some(claimed) = claimed else {
-        return clients::authenticate(&state.store, &state.clients, &state.jwks, creds, &audiences, now)
+        // Boxed: a signed assertion may fetch the client's JWKS, a future far larger than the
+        // shared-secret path's; inline, every secret-authenticated request would carry (and
+        // copy) its space (issue 13).
+        return Box::pin(clients::authenticate(&state.store, &state.clients, &state.jwks, creds, &audiences, now))
             .await
             .map(|a| (a.client, None))
             .map_err(JsonError::from);
@@ -95,7 +98,7 @@ async fn guarded(
     let record = clients::record_key(&claimed);
     let has_record = record.is_some();
     let extra: Vec<String> = record.into_iter().chain(more.iter().cloned()).collect();
-    let admitted = guard::admit_with(&state.store, cfg, &attempt, now, extra).await;
+    let admitted = guard::admit_with(&state.store, cfg, attempt, now, extra).await;
     let (admitted, read) = match admitted {
         Ok((a, mut values)) => {
             let rest = values.split_off(usize::from(has_record).min(values.len()));

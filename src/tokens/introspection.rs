@@ -142,9 +142,11 @@ pub async fn introspect(
     prefetched: Option<(Prefetch, Records)>,
 ) -> Result<Introspection, StoreError> {
     if looks_jwt(token) {
+        // The unseen token's verification and the refresh token's lookups are boxed: inline,
+        // the seen token's hot path would carry (and copy) their larger futures (issue 13).
         let verdict = match prefetched {
             Some((p, found)) => auth.access_prefetched(p, found, now).await?,
-            None => auth.access(token, now).await?,
+            None => Box::pin(auth.access(token, now)).await?,
         };
         let Ok(live) = verdict else {
             return Ok(Introspection::default());
@@ -154,7 +156,7 @@ pub async fn introspect(
         let visible = privileged || c.client_id == caller.client_id || c.is_for(&caller.client_id);
         return Ok(if visible { access(live, auth.keys.data()) } else { Introspection::default() });
     }
-    let Ok(live) = auth.refresh(token, now).await? else {
+    let Ok(live) = Box::pin(auth.refresh(token, now)).await? else {
         return Ok(Introspection::default());
     };
     let visible = privileged || live.record.client_id == caller.client_id;

@@ -313,31 +313,56 @@ impl Authority<'_> {
         self.judge(b, &l, &found, now).await
     }
 
-    /// The rules, over the records `found` under `l`'s keys.
+    /// The rules, over the records `found` under `l`'s keys, reading the user's record when
+    /// only the records found name them (an agent acting for a legal person). The rules
+    /// themselves are [`Authority::rules`], synchronous, so none of their records is held across
+    /// a store call in every caller's future (issue 13).
     async fn judge(&self, b: Binding<'_>, l: &Lookups, found: &[Option<Vec<u8>>], now: i64) -> Verdict<Standing> {
+        let key = match self.rules(b, l, found, now, None)? {
+            Judged::Done(verdict) => return Ok(verdict),
+            Judged::ReadUser(key) => key,
+        };
+        let late = self.store.get(&key).await?;
+        match self.rules(b, l, found, now, Some(late.as_deref()))? {
+            Judged::Done(verdict) => Ok(verdict),
+            // Not asked twice: the second pass has the user's record.
+            Judged::ReadUser(_) => Ok(Err(Dead::UserGone)),
+        }
+    }
+
+    /// [`Authority::judge`]'s rules; `late`, once read, is the user's record that the records
+    /// found named (`Some(None)`: absent).
+    fn rules(
+        &self,
+        b: Binding<'_>,
+        l: &Lookups,
+        found: &[Option<Vec<u8>>],
+        now: i64,
+        late: Option<Option<&[u8]>>,
+    ) -> Result<Judged, StoreError> {
         let &Lookups { keys: ref lookups, jti_at, family_at, session_at, user_at, legal_at } = l;
         let read = |at: Option<usize>| at.and_then(|i| found.get(i)).and_then(Option::as_deref);
         let decode = |at: Option<usize>| read(at).zip(at.and_then(|i| lookups.get(i)));
 
         let Some((bytes, key)) = decode(Some(0)) else {
-            return Ok(Err(Dead::ClientBlocked));
+            return Ok(Judged::Done(Err(Dead::ClientBlocked)));
         };
         let client = self.clients.decode(key, bytes)?;
         if !client.tokens_valid() {
-            return Ok(Err(Dead::ClientBlocked));
+            return Ok(Judged::Done(Err(Dead::ClientBlocked)));
         }
         if read(jti_at).is_some() {
-            return Ok(Err(Dead::Revoked));
+            return Ok(Judged::Done(Err(Dead::Revoked)));
         }
         let family = match decode(family_at) {
             Some((bytes, key)) => Some(store::decode::<Family>(key, bytes)?),
-            None if b.gid.is_some() => return Ok(Err(Dead::Revoked)),
+            None if b.gid.is_some() => return Ok(Judged::Done(Err(Dead::Revoked))),
             None => None,
         };
         if let Some(f) = &family
             && (!f.live(now) || b.user.is_some_and(|u| u != f.sub) || lp_of(f.acting.as_ref()) != b.legal)
         {
-            return Ok(Err(Dead::Revoked));
+            return Ok(Judged::Done(Err(Dead::Revoked)));
         }
         // OIDC Core s11: an offline_access family outlives the session it came from.
         let offline = family.as_ref().is_some_and(|f| f.offline);
@@ -345,12 +370,12 @@ impl Authority<'_> {
             None
         } else {
             let Some((bytes, key)) = decode(session_at) else {
-                return Ok(Err(Dead::SessionEnded));
+                return Ok(Judged::Done(Err(Dead::SessionEnded)));
             };
             let s: Session = store::decode(key, bytes)?;
             let same = b.user.is_none_or(|u| u == s.sub) && family.as_ref().is_none_or(|f| f.sub == s.sub);
             if !s.live(now, self.timeouts) || !same || lp_of(s.acting.as_deref()) != b.legal {
-                return Ok(Err(Dead::SessionEnded));
+                return Ok(Judged::Done(Err(Dead::SessionEnded)));
             }
             Some(s)
         };
@@ -359,16 +384,13 @@ impl Authority<'_> {
         let recorded = family.as_ref().map(|f| f.sub.as_str()).or(session.as_ref().map(|s| s.sub.as_str()));
         let who = b.user.or(b.legal.and(recorded));
         if b.legal.is_some() && who.is_none() {
-            return Ok(Err(Dead::Revoked));
+            return Ok(Judged::Done(Err(Dead::Revoked)));
         }
-        let late;
-        let user_bytes = match (user_at, who) {
-            (Some(_), _) => decode(user_at).map(|(bytes, _)| bytes),
-            (None, Some(w)) => {
-                late = self.store.get(&keys::user(w)).await?;
-                late.as_deref()
-            }
-            (None, None) => None,
+        let user_bytes = match (user_at, who, late) {
+            (Some(_), _, _) => decode(user_at).map(|(bytes, _)| bytes),
+            (None, Some(_), Some(late)) => late,
+            (None, Some(w), None) => return Ok(Judged::ReadUser(keys::user(w))),
+            (None, None, _) => None,
         };
         let user = match (user_bytes, who) {
             (Some(bytes), Some(w)) => {
@@ -376,11 +398,11 @@ impl Authority<'_> {
                 // The generation the token was issued under: its family's, else its session's.
                 let issued_under = family.as_ref().map(|f| f.generation).or(session.as_ref().map(|s| s.generation));
                 if !u.enabled || issued_under.is_some_and(|g| g != u.generation) {
-                    return Ok(Err(Dead::UserGone));
+                    return Ok(Judged::Done(Err(Dead::UserGone)));
                 }
                 Some(u)
             }
-            (None, Some(_)) => return Ok(Err(Dead::UserGone)),
+            (None, Some(_)) => return Ok(Judged::Done(Err(Dead::UserGone))),
             _ => None,
         };
         // HL-5.1: an agent's tokens live only while the legal person exists, is enabled (and
@@ -392,19 +414,27 @@ impl Authority<'_> {
         let legal = match (b.legal, &acting, who) {
             (Some(_), Some(a), Some(w)) => {
                 let Some((bytes, key)) = decode(legal_at) else {
-                    return Ok(Err(Dead::ActingEnded));
+                    return Ok(Judged::Done(Err(Dead::ActingEnded)));
                 };
                 let lp: LegalPerson = store::decode(key, bytes)?;
                 if !acting::still_allowed(&lp, w, a) {
-                    return Ok(Err(Dead::ActingEnded));
+                    return Ok(Judged::Done(Err(Dead::ActingEnded)));
                 }
                 Some(lp)
             }
-            (Some(_), _, _) => return Ok(Err(Dead::Revoked)),
+            (Some(_), _, _) => return Ok(Judged::Done(Err(Dead::Revoked))),
             (None, _, _) => None,
         };
-        Ok(Ok(Standing { client, user, family, session, acting, legal }))
+        Ok(Judged::Done(Ok(Standing { client, user, family, session, acting, legal })))
     }
+}
+
+/// What [`Authority::rules`] came to.
+enum Judged {
+    /// The verdict.
+    Done(Result<Standing, Dead>),
+    /// The user's record (at this key) is needed first.
+    ReadUser(String),
 }
 
 /// The legal person's id of an acting record.
