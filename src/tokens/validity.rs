@@ -429,7 +429,9 @@ impl Authority<'_> {
     }
 }
 
-/// What [`Authority::rules`] came to.
+/// What [`Authority::rules`] came to. Only ever returned, never kept: boxing the verdict
+/// would cost an allocation on every token check to save a copy.
+#[allow(clippy::large_enum_variant)]
 enum Judged {
     /// The verdict.
     Done(Result<Standing, Dead>),
