@@ -293,18 +293,59 @@ impl Audit {
     }
 
     /// Records `e`, filling its `id`, `time` and `origin` (and, in the writer, `ts`). Cheap: the
-    /// event is queued for the writer; when the queue is full this waits, so nothing is dropped.
-    pub async fn record(&self, mut e: Event) {
-        let Some(a) = &self.0.active else { return };
+    /// event is queued for the writer at once, in this call; when the queue is full the
+    /// returned future waits for room, so nothing is dropped. Await it before answering.
+    ///
+    /// Not an `async fn` (issue 13): its future would hold the event and a channel send, over
+    /// a kilobyte, inside every recording handler's own future, copied with it on each move;
+    /// this one is a pointer, null when the queue had room (nearly always).
+    pub fn record(&self, mut e: Event) -> Recorded<'_> {
+        let Some(a) = &self.0.active else { return Recorded(None) };
         e.time = a.clock.now();
         e.id = event_id(e.time, &a.layout.instance);
         e.ts.clear();
         e.origin.clone_from(&a.origin);
         let kind = e.kind;
-        if self.send(a, Msg::Event(e)).await
-            && let Some(m) = self.0.metrics.get()
-        {
+        match a.tx.try_send(Msg::Event(e)) {
+            Ok(()) => {
+                self.counted(kind);
+                Recorded(None)
+            }
+            // Full: wait in line; tokio hands freed slots to waiters first, so a later
+            // `try_send` cannot overtake this event.
+            Err(mpsc::error::TrySendError::Full(m)) => Recorded(Some(Box::pin(async move {
+                if a.tx.send(m).await.is_ok() {
+                    self.counted(kind);
+                } else {
+                    self.lost();
+                }
+            }))),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.lost();
+                Recorded(None)
+            }
+        }
+    }
+
+    fn counted(&self, kind: Kind) {
+        if let Some(m) = self.0.metrics.get() {
             m.audit_event(kind.as_str());
+        }
+    }
+
+    /// Queues `m`, waiting for room; false (counted as lost) when the writer has stopped.
+    async fn send(&self, a: &Active, m: Msg) -> bool {
+        if a.tx.send(m).await.is_ok() {
+            return true;
+        }
+        self.lost();
+        false
+    }
+
+    fn lost(&self) {
+        let lost = Counters::add(&self.0.counters.lost, 1);
+        if lost == 1 || lost.is_multiple_of(1000) {
+            tracing::error!(lost, "audit writer has stopped; audit events are being lost");
         }
     }
 
@@ -316,26 +357,6 @@ impl Audit {
     /// Events handed to the writer and not yet taken by it (the audit queue's depth).
     pub fn queue_depth(&self) -> u64 {
         self.0.active.as_ref().map_or(0, |a| (a.tx.max_capacity() - a.tx.capacity()) as u64)
-    }
-
-    async fn send(&self, a: &Active, m: Msg) -> bool {
-        // Nearly always the queue has room: no waiting, and no send future (which holds the
-        // message and a semaphore wait) in every recording request's state (issue 13). Full,
-        // it waits in line (boxed, for the same reason); tokio hands freed slots to waiters
-        // first, so a later `try_send` cannot overtake them.
-        let sent = match a.tx.try_send(m) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(m)) => Box::pin(a.tx.send(m)).await.is_ok(),
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        };
-        if sent {
-            return true;
-        }
-        let lost = Counters::add(&self.0.counters.lost, 1);
-        if lost == 1 || lost.is_multiple_of(1000) {
-            tracing::error!(lost, "audit writer has stopped; audit events are being lost");
-        }
-        false
     }
 
     /// Waits until everything recorded before this call is written and fsynced. Returns at once
@@ -382,6 +403,21 @@ async fn renew_lease(lease: std::sync::Weak<instance::Lease>) {
         let Some(lease) = lease.upgrade() else { return };
         if !tokio::task::spawn_blocking(move || lease.renew()).await.unwrap_or(false) {
             return;
+        }
+    }
+}
+
+/// An event being recorded ([`Audit::record`]): ready at once unless the queue was full.
+#[must_use = "await the recording before answering"]
+pub struct Recorded<'a>(Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>>);
+
+impl std::future::Future for Recorded<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        match &mut self.get_mut().0 {
+            Some(waiting) => waiting.as_mut().poll(cx),
+            None => std::task::Poll::Ready(()),
         }
     }
 }

@@ -10,8 +10,9 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::middleware::Next;
+use std::convert::Infallible;
+
+use axum::http::Uri;
 use axum::response::Response;
 
 use super::AppState;
@@ -28,17 +29,24 @@ enum Fault {
     Late,
 }
 
-/// Runs the rest of the request (`next`) under the deadline, in `span`; `id` is the request's
+/// Runs the rest of the request (`work`, for `uri`) under the deadline, in `span`; `id` is the request's
 /// id, kept current on the work wherever it finishes and on the answers made here. Called by
 /// the one request middleware (`edge`).
-pub async fn run(state: &AppState, id: String, span: tracing::Span, req: Request, next: Next) -> Response {
+pub async fn run<F>(state: &AppState, id: String, span: tracing::Span, uri: Uri, work: F) -> Response
+where
+    F: Future<Output = Result<Response, Infallible>> + Send + 'static,
+{
     let limit = Duration::from_millis(state.config.server.request_deadline_ms);
-    // The path is only needed for an error's format: the URI is shared, not copied.
-    let uri = req.uri().clone();
     // The work keeps the request's id and the branding (task-locals) even when it moves to a
     // task of its own, so its errors still carry the id and its pages the platform's name. It
     // is wrapped and boxed once: each layer around a large future copies it (issue 13).
-    let work = tracing::Instrument::instrument(next.run(req), span.clone());
+    let work = async move {
+        match work.await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    };
+    let work = tracing::Instrument::instrument(work, span.clone());
     let work = super::request_id::scope(id.clone(), super::pages::brand::scope(state.brand.clone(), work));
     let fault = match within(limit, Box::pin(work)).await {
         Ok(resp) => return resp,

@@ -41,8 +41,16 @@ async fn introspect(
     state.rate_check(&caller)?;
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
-    let prefetched = prefetch.zip(read);
-    let out = introspection::introspect(state.authority(), &caller, privileged, &token, now, prefetched).await?;
+    let ready = match prefetch.zip(read) {
+        Some(prefetched) => {
+            introspection::introspect_prefetched(state.authority(), &caller, privileged, prefetched, now)?
+        }
+        None => None,
+    };
+    let out = match ready {
+        Some(out) => out,
+        None => introspection::introspect(state.authority(), &caller, privileged, &token, now).await?,
+    };
     Ok(answer(&out))
 }
 

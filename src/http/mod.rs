@@ -8,6 +8,7 @@ pub mod admin;
 pub mod authorize;
 mod csrf;
 pub mod deadline;
+mod edge;
 pub mod error;
 pub mod extract;
 pub mod federation;
@@ -28,13 +29,9 @@ pub mod verify;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
 
 use crate::audit::Audit;
 use crate::clock::Clock;
@@ -292,55 +289,6 @@ impl AppState {
     }
 }
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Every request's way through this instance, as one middleware (issue 13: one layer instead
-/// of three, one boxed future and one state clone per request instead of three):
-/// - counts it by its matched route template (never the raw path, whose cardinality is
-///   unbounded; `unmatched` for the 404 fallback), method and status, times it, and writes the
-///   access line ([`access`]) when `logging.access` is on;
-/// - tags it with an id (see [`request_id`]), records it in a tracing span and makes it the
-///   task's current id for the error mapping, and adds the security headers every response
-///   should carry;
-/// - runs the handler under `server.request_deadline_ms` ([`deadline`]).
-async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let note = access::AccessNote::default();
-    let logging = state.config.logging.access;
-    let query_client = if logging { access::client_from_query(req.uri().query()) } else { None };
-    req.extensions_mut().insert(note.clone());
-    let trust = state.config.server.trust_request_id;
-    let id = request_id::assign(req.headers().get(&X_REQUEST_ID), trust, &state.instance, state.clock.now_ms());
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
-    req.extensions_mut().insert(extract::RequestId(id.clone()));
-    let mut resp = deadline::run(&state, id.clone(), span, req, next).await;
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let latency = start.elapsed();
-    let status = resp.status().as_u16();
-    state.metrics.http_request(route, method.as_str(), status, latency.as_secs_f64());
-    if logging {
-        access::log(&access::Line {
-            method: &method,
-            route,
-            status,
-            latency,
-            headers: resp.headers(),
-            note: &note,
-            query_client,
-        });
-    }
-    resp
-}
-
 /// The whole router.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.server.body_limit;
@@ -364,6 +312,6 @@ pub fn app(state: AppState) -> Router {
         .merge(notices::routes())
         .fallback(notices::not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
+        .layer(edge::EdgeLayer(state.clone()))
         .with_state(state)
 }

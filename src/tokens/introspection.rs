@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::validity::{Authority, LiveAccess, Prefetch, Records, RefreshState};
+use super::validity::{Authority, Dead, LiveAccess, Prefetch, Records, RefreshState};
 use crate::clients::Client;
 use crate::identity::claims::{self, Place, Principal};
 use crate::jwt::Audience;
@@ -131,36 +131,49 @@ pub fn looks_jwt(token: &str) -> bool {
 }
 
 /// Introspects `token` for `caller`; `privileged` callers (admin scope) see every token.
-/// `prefetched`: the token as [`Authority::prefetch`] found it, with the records read under its
-/// keys in the caller's authentication round trip.
 pub async fn introspect(
     auth: Authority<'_>,
     caller: &Client,
     privileged: bool,
     token: &str,
     now: i64,
-    prefetched: Option<(Prefetch, Records)>,
 ) -> Result<Introspection, StoreError> {
     if looks_jwt(token) {
-        // The unseen token's verification and the refresh token's lookups are boxed: inline,
-        // the seen token's hot path would carry (and copy) their larger futures (issue 13).
-        let verdict = match prefetched {
-            Some((p, found)) => auth.access_prefetched(p, found, now).await?,
-            None => Box::pin(auth.access(token, now)).await?,
-        };
-        let Ok(live) = verdict else {
-            return Ok(Introspection::default());
-        };
-        let c = &live.claims;
-        // The client it was issued to, or the resource it names by client_id (RFC 8693 aud).
-        let visible = privileged || c.client_id == caller.client_id || c.is_for(&caller.client_id);
-        return Ok(if visible { access(live, auth.keys.data()) } else { Introspection::default() });
+        // Boxed: inline, the verification's future would sit in every introspection's.
+        let verdict = Box::pin(auth.access(token, now)).await?;
+        return Ok(of_access(verdict, caller, privileged, auth.keys.data()));
     }
     let Ok(live) = Box::pin(auth.refresh(token, now)).await? else {
         return Ok(Introspection::default());
     };
     let visible = privileged || live.record.client_id == caller.client_id;
     Ok(if visible { refresh(live, auth.issuer, auth.keys.data()) } else { Introspection::default() })
+}
+
+/// [`introspect`] of an access token found by [`Authority::prefetch`], over the records read
+/// under its keys in the caller's authentication round trip: no store call, no await. `None`
+/// when the rules need more than was read; then [`introspect`] answers.
+pub fn introspect_prefetched(
+    auth: Authority<'_>,
+    caller: &Client,
+    privileged: bool,
+    prefetched: (Prefetch, Records),
+    now: i64,
+) -> Result<Option<Introspection>, StoreError> {
+    let (p, found) = prefetched;
+    let verdict = auth.access_prefetched(p, &found, now)?;
+    Ok(verdict.map(|v| of_access(v, caller, privileged, auth.keys.data())))
+}
+
+/// The answer about an access token: its claims when alive and visible to `caller` (issued
+/// to it, or naming it by client_id as their audience, RFC 8693), else inactive.
+fn of_access(verdict: Result<LiveAccess, Dead>, caller: &Client, privileged: bool, data: &DataKey) -> Introspection {
+    let Ok(live) = verdict else {
+        return Introspection::default();
+    };
+    let c = &live.claims;
+    let visible = privileged || c.client_id == caller.client_id || c.is_for(&caller.client_id);
+    if visible { access(live, data) } else { Introspection::default() }
 }
 
 fn access(live: LiveAccess, data: &DataKey) -> Introspection {

@@ -189,7 +189,7 @@ impl Authority<'_> {
         let Ok((claims, typ)) = self.keys.verify_fresh::<AccessClaims>(token, now).await else {
             return Ok(Err(Dead::Unknown));
         };
-        self.access_of(claims, typ, now, None).await
+        self.access_of(claims, typ, now).await
     }
 
     /// An access token this instance verified before (found in its verified-token cache, no
@@ -204,39 +204,46 @@ impl Authority<'_> {
     }
 
     /// [`Authority::access`] of a prefetched token, over the records read with its keys
-    /// (`found`, in their order): the same rules, one store round trip fewer.
-    pub async fn access_prefetched(&self, p: Prefetch, found: Records, now: i64) -> Verdict<LiveAccess> {
+    /// (`found`, in their order): the same rules, with no store call of its own. `None` when
+    /// they need a record the prefetch could not name (an agent's user, named only by the
+    /// token's family or session): then [`Authority::access`] decides. Synchronous, so the
+    /// hot path's future holds none of it (issue 13).
+    pub fn access_prefetched(
+        &self,
+        p: Prefetch,
+        found: &[Option<Vec<u8>>],
+        now: i64,
+    ) -> Result<Option<Result<LiveAccess, Dead>>, StoreError> {
         let Prefetch { claims, typ, subjects, lookups } = p;
-        self.access_of(claims, typ, now, Some((subjects, lookups, found))).await
+        if let Some(dead) = self.unusable(&claims, typ.as_deref(), now) {
+            return Ok(Some(Err(dead)));
+        }
+        if found.len() != lookups.keys.len() {
+            return Ok(None);
+        }
+        match self.rules(subjects.binding(&claims), &lookups, found, now, None)? {
+            Judged::Done(verdict) => Ok(Some(verdict.map(|standing| LiveAccess { claims, standing }))),
+            Judged::ReadUser(_) => Ok(None),
+        }
     }
 
-    /// The rules of [`Authority::access`] after the signature, over records read here or, when
-    /// `read` holds them (as [`Authority::prefetch`] named them), read already.
-    async fn access_of(
-        &self,
-        claims: AccessClaims,
-        typ: Option<String>,
-        now: i64,
-        read: Option<(Subjects, Lookups, Records)>,
-    ) -> Verdict<LiveAccess> {
-        if typ.as_deref() != Some(AT_TYP) || claims.iss != self.issuer {
-            return Ok(Err(Dead::Unknown));
+    /// Why a verified access token cannot be alive whatever the store says: not an access
+    /// token of ours (RFC 9068 s2.1 `typ`, our issuer), or expired.
+    fn unusable(&self, claims: &AccessClaims, typ: Option<&str>, now: i64) -> Option<Dead> {
+        if typ != Some(AT_TYP) || claims.iss != self.issuer {
+            return Some(Dead::Unknown);
         }
-        if claims.exp <= now {
-            return Ok(Err(Dead::Expired));
+        (claims.exp <= now).then_some(Dead::Expired)
+    }
+
+    /// The rules of [`Authority::access`] after the signature.
+    async fn access_of(&self, claims: AccessClaims, typ: Option<String>, now: i64) -> Verdict<LiveAccess> {
+        if let Some(dead) = self.unusable(&claims, typ.as_deref(), now) {
+            return Ok(Err(dead));
         }
-        let (subjects, l, found) = match read {
-            Some((subjects, l, found)) if found.len() == l.keys.len() => (subjects, l, Some(found)),
-            _ => {
-                let subjects = Subjects::of(self, &claims);
-                let l = lookups(&subjects.binding(&claims));
-                (subjects, l, None)
-            }
-        };
-        let found = match found {
-            Some(found) => found,
-            None => self.store.get_many(&l.keys).await?,
-        };
+        let subjects = Subjects::of(self, &claims);
+        let l = lookups(&subjects.binding(&claims));
+        let found = self.store.get_many(&l.keys).await?;
         let binding = subjects.binding(&claims);
         Ok(self.judge(binding, &l, &found, now).await?.map(|standing| LiveAccess { claims, standing }))
     }
