@@ -121,7 +121,8 @@ async fn guarded(
             Ok((a.client, Some(read)))
         }
         Err(e) if e.code == ErrorCode::InvalidClient => {
-            let failed = guard::failed(&state.store, cfg, admitted, now).await?;
+            // Boxed, as a failure is rare: its future is the largest of the guard's.
+            let failed = Box::pin(guard::failed(&state.store, cfg, admitted, now)).await?;
             for scope in &failed.lockouts {
                 let detail = json!({"realm": "client", "scope": scope.as_str(), "lockout": cfg.client_lockout,
                     "claimed_client_id": claimed, "endpoint": endpoint});
@@ -206,20 +207,23 @@ async fn issue(state: &AppState, client: &Client, grant: GrantType, form: &Param
     state.rate_check(client)?;
     let ctx = state.ctx();
     let get = |k: &str| form.get(k).map(String::as_str);
+    // Each grant but client_credentials (the one that only signs) is boxed: this future is
+    // as large as its largest arm, and the token exchange's (which may fetch a peer's keys)
+    // would otherwise sit in, and be copied with, every client_credentials request's.
     Ok(match grant {
         GrantType::AuthorizationCode => {
             let code = get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
             let req = code::Redeem { code, redirect_uri: get("redirect_uri"), code_verifier: get("code_verifier") };
-            code::redeem(ctx, client, req).await?
+            Box::pin(code::redeem(ctx, client, req)).await?
         }
         GrantType::RefreshToken => {
             let token = get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-            refresh::grant(ctx, client, token, get("scope")).await?
+            Box::pin(refresh::grant(ctx, client, token, get("scope"))).await?
         }
         GrantType::ClientCredentials => client_credentials::grant(ctx, client, get("scope")).await?,
         GrantType::TokenExchange => {
             let req = token_exchange::Request::parse(get)?;
-            token_exchange::grant(state.exchange_env(), client, &req).await?
+            Box::pin(token_exchange::grant(state.exchange_env(), client, &req)).await?
         }
     })
 }
