@@ -304,17 +304,44 @@ pub fn signing_input(alg: Alg, typ: &str, kid: &str, claims: &impl Serialize) ->
 
 /// [`signing_input`] of claims already serialized (`claims_json`).
 pub fn signing_input_json(alg: Alg, typ: &str, kid: &str, claims_json: &[u8]) -> String {
-    #[derive(Serialize)]
-    struct H<'a> {
-        alg: &'a str,
-        typ: &'a str,
-        kid: &'a str,
-    }
-    let header = serde_json::to_vec(&H { alg: alg.as_str(), typ, kid }).unwrap_or_default();
+    // The header's bytes as serde_json writes `{alg, typ, kid}`, without its serializer
+    // (issue 13: about 1,200 instructions per token; `kid` and `typ` are escaped all the same).
+    let mut header = Vec::with_capacity(32 + typ.len() + kid.len());
+    header.extend_from_slice(b"{\"alg\":");
+    crate::json::push_str(&mut header, alg.as_str());
+    crate::json::push_member(&mut header, "typ", typ);
+    crate::json::push_member(&mut header, "kid", kid);
+    header.push(b'}');
     // One string, sized for both parts and the signature that follows (issue 13).
     let mut out = String::with_capacity((header.len() + claims_json.len()) * 4 / 3 + 100);
     URL_SAFE_NO_PAD.encode_string(&header, &mut out);
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(claims_json, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7515 s5.1: the protected header is the base64url of its JSON; ours is written by
+    // hand and must be the bytes serde_json writes for `{alg, typ, kid}`, escapes included.
+    #[test]
+    fn the_header_is_what_serde_json_writes() {
+        #[derive(Serialize)]
+        struct H<'a> {
+            alg: &'a str,
+            typ: &'a str,
+            kid: &'a str,
+        }
+        for (alg, typ, kid) in
+            [(Alg::ES256, "at+jwt", "k-2026"), (Alg::RS256, "JWT", "a\"b\\c\u{1}名"), (Alg::ES256, "", "")]
+        {
+            let input = signing_input_json(alg, typ, kid, b"{}");
+            let (header, claims) = input.split_once('.').unwrap();
+            let want = serde_json::to_vec(&H { alg: alg.as_str(), typ, kid }).unwrap();
+            assert_eq!(URL_SAFE_NO_PAD.decode(header).unwrap(), want);
+            assert_eq!(claims, "e30");
+        }
+    }
 }
