@@ -244,6 +244,37 @@ async fn tls_slow_head_is_cut_and_hsts_sent(b: Backend) {
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
 }
 
+// Every answer, whatever answered it (a handler, an error, the 404 fallback), carries the edge
+// layer's headers: its request id (also in an error's body: the handler ran inside the
+// request's scope) and the security headers (no MIME sniffing, no referrer, no framing).
+#[tokio::test]
+async fn every_answer_carries_the_edge_headers() {
+    let s = TestServer::start(Backend::Memory).await;
+    let answers = [
+        s.http.get(s.url("/healthz")).send().await.unwrap(),
+        s.http.get(s.url("/no-such-page")).send().await.unwrap(),
+        s.http.post(s.url("/token")).form(&[("grant_type", "client_credentials")]).send().await.unwrap(),
+    ];
+    let mut ids = Vec::new();
+    for (r, status) in answers.into_iter().zip([200, 404, 401]) {
+        assert_eq!(r.status().as_u16(), status);
+        let h = r.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-frame-options"], "DENY");
+        let id = h["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        if status == 401 {
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_client");
+            assert_eq!(body["request_id"], id.as_str());
+        }
+        ids.push(id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "one id per request");
+}
+
 per_backend!(
     slow_request_head_is_cut,
     idle_keep_alive_is_closed,
