@@ -4,13 +4,12 @@
 //! ([`super::error::deadline_exceeded`]), and the unfinished work moves to a task of its own and
 //! finishes in the background rather than being cut off between two writes.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use axum::http::Uri;
 use axum::response::Response;
