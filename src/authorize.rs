@@ -3,8 +3,6 @@
 //! redirected at all; then everything else), decide between issuing a code, asking for login,
 //! and asking for consent, and build the response. No HTTP types here.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::clients::{self, Client, GrantType};
@@ -126,8 +124,9 @@ impl From<StoreError> for Rejection {
     }
 }
 
-/// A request's parameters, each at most once (RFC 6749 s3.1).
-pub type Params = HashMap<String, String>;
+/// A request's parameters, each at most once (RFC 6749 s3.1); the same type as
+/// [`crate::http::extract::Params`].
+pub type Params = crate::fastmap::Map<String, String>;
 
 const MAX_PARAM: usize = 2048;
 

@@ -30,6 +30,7 @@ pub mod crypto;
 pub mod directory;
 pub mod error;
 pub mod example_rp;
+pub mod fastmap;
 pub mod federation;
 pub mod grant;
 pub mod guard;

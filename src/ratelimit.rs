@@ -3,7 +3,6 @@
 //! requests of different clients rarely share a lock. A check costs a hash and a short mutex
 //! hold, no store round trip; limits are therefore per instance.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use schemars::JsonSchema;
@@ -46,12 +45,12 @@ const SHARD_SOFT_CAP: usize = 4096;
 /// The limiter of one instance.
 #[derive(Debug)]
 pub struct Limiter {
-    shards: [Mutex<HashMap<String, u64>>; SHARDS],
+    shards: [Mutex<crate::fastmap::Map<String, u64>>; SHARDS],
 }
 
 impl Default for Limiter {
     fn default() -> Self {
-        Self { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) }
+        Self { shards: std::array::from_fn(|_| Mutex::new(crate::fastmap::Map::default())) }
     }
 }
 

@@ -3,10 +3,10 @@
 //! counts on the very next request, AY-8.5.3.2); only when its bytes equal the bytes decoded last
 //! time is that decode reused instead of parsing the JSON again. Bounded; no global lock.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Client;
+use crate::fastmap;
 use crate::store::{self, StoreError};
 
 const SHARDS: usize = 16;
@@ -15,7 +15,7 @@ const SHARDS: usize = 16;
 pub const DEFAULT_ENTRIES: usize = 4096;
 
 /// One shard: store key -> (the record's bytes, their decode).
-type Shard = Mutex<HashMap<String, (Vec<u8>, Arc<Client>)>>;
+type Shard = Mutex<fastmap::Map<String, (Vec<u8>, Arc<Client>)>>;
 
 /// The decoded-record cache of one instance.
 #[derive(Debug)]
@@ -42,7 +42,10 @@ fn shard_of(key: &str) -> usize {
 impl ClientCache {
     /// A cache of at most about `capacity` records (0: every record is decoded).
     pub fn new(capacity: usize) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), per_shard: capacity.div_ceil(SHARDS) }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(fastmap::Map::default())).collect(),
+            per_shard: capacity.div_ceil(SHARDS),
+        }
     }
 
     /// The client stored under `key` as `raw`: the earlier decode when `raw` is byte for byte

@@ -232,10 +232,15 @@ async fn registrations(
 ) -> Result<Response, JsonError> {
     let headers = req.headers().clone();
     let body = super::extract::body_bytes(req, &()).await?;
-    let mut none = super::extract::Params::new();
-    let client =
-        super::token::authenticate(&state, &meta, &headers, &mut none, crate::clients::Endpoint::RegistrationSync)
-            .await?;
+    let mut none = super::extract::Params::default();
+    let client = super::token::authenticate(
+        &state,
+        &meta,
+        headers.get(header::AUTHORIZATION),
+        &mut none,
+        crate::clients::Endpoint::RegistrationSync,
+    )
+    .await?;
     state.rate_check(&client)?;
     let reg: federation::sync::Registration = serde_json::from_slice(&body)
         .map_err(|e| OAuthError::invalid_request(format!("the body is not a registration: {e}")))?;

@@ -3,12 +3,12 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::AppState;
-use super::extract::{Form, Meta};
+use super::extract::{Authorization, Form, Meta};
 use super::token::{authenticate, authenticate_reading};
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::Endpoint;
@@ -27,7 +27,7 @@ fn answer(out: &Introspection) -> Response {
 async fn introspect(
     State(state): State<AppState>,
     meta: Meta,
-    headers: HeaderMap,
+    authorization: Authorization,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let now = state.clock.now();
@@ -37,7 +37,7 @@ async fn introspect(
     let prefetch = token.as_deref().and_then(|t| state.authority().prefetch(t, now));
     let more = prefetch.as_ref().map_or(&[][..], |p| p.keys());
     let (caller, read) =
-        authenticate_reading(&state, &meta, &headers, &mut form, Endpoint::Introspection, more).await?;
+        authenticate_reading(&state, &meta, authorization.value(), &mut form, Endpoint::Introspection, more).await?;
     state.rate_check(&caller)?;
     let token = token.ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let privileged = caller.holds_scope(&state.config.security.admin_scope);
@@ -59,10 +59,10 @@ async fn introspect(
 async fn revoke(
     State(state): State<AppState>,
     meta: Meta,
-    headers: HeaderMap,
+    authorization: Authorization,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &meta, &headers, &mut form, Endpoint::Revocation).await?;
+    let caller = authenticate(&state, &meta, authorization.value(), &mut form, Endpoint::Revocation).await?;
     state.rate_check(&caller)?;
     let token = form.get("token").cloned().ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     // RFC 7009 s2.1: the hint is only a hint; an unknown one does not stop the search.

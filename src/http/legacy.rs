@@ -46,7 +46,8 @@ async fn api_auth(State(state): State<AppState>, meta: Meta, req: Request) -> Re
     let Some(mut form) = fields(&headers, &body) else {
         return failure(StatusCode::BAD_REQUEST, "send username and password as a form or a JSON object");
     };
-    let Ok(client) = authenticate(&state, &meta, &headers, &mut form, Endpoint::Token).await else {
+    let Ok(client) = authenticate(&state, &meta, headers.get(header::AUTHORIZATION), &mut form, Endpoint::Token).await
+    else {
         return failure(StatusCode::UNAUTHORIZED, "client authentication failed");
     };
     if state.rate_check(&client).is_err() {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::authorize::{BROWSER_COOKIE, locale, session_of, set_cookie, unavailable_page};
-use super::extract::{Form, Meta, Params, body_bytes, cookie, parse_params};
+use super::extract::{Authorization, Form, Meta, Params, body_bytes, cookie, parse_params};
 use super::pages;
 use super::token::authenticate;
 use crate::clients;
@@ -208,10 +208,10 @@ struct BackendLogout {
 async fn backend_logout(
     State(state): State<AppState>,
     meta: Meta,
-    headers: HeaderMap,
+    authorization: Authorization,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
-    let caller = authenticate(&state, &meta, &headers, &mut form, clients::Endpoint::Logout).await?;
+    let caller = authenticate(&state, &meta, authorization.value(), &mut form, clients::Endpoint::Logout).await?;
     let given = ["id_token_hint", "sid", "logout_hint"].iter().filter(|k| form.contains_key(**k)).count();
     if given != 1 {
         return Err(OAuthError::invalid_request("send exactly one of id_token_hint, sid or logout_hint").into());

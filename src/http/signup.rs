@@ -138,7 +138,7 @@ async fn signup_page(State(state): State<AppState>, headers: HeaderMap, Query(q)
         Ok(c) => c,
         Err(r) => return r,
     };
-    render(&state, &c, &Browser::of(&headers), &Params::new(), Notice::None, None)
+    render(&state, &c, &Browser::of(&headers), &Params::default(), Notice::None, None)
 }
 
 /// The typed values shown again (never the password, the code only after a send).
@@ -266,8 +266,15 @@ async fn reset_page(State(state): State<AppState>, headers: HeaderMap, Query(q):
         Err(r) => return r,
     };
     let b = Browser::of(&headers);
-    let mut resp =
-        page::reset(c.locale, c.req.as_deref(), &b.token(&state), &Params::new(), &Notice::None, StatusCode::OK, None);
+    let mut resp = page::reset(
+        c.locale,
+        c.req.as_deref(),
+        &b.token(&state),
+        &Params::default(),
+        &Notice::None,
+        StatusCode::OK,
+        None,
+    );
     b.keep(&state, &mut resp);
     resp
 }

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
 
 use super::AppState;
 use super::extract::Meta;
-use super::extract::{Form, Params, credentials};
+use super::extract::{Authorization, Form, Params, credentials};
 use crate::audit::{Event, Kind, Outcome};
 use crate::clients::{self, Client, Credentials, Endpoint, GrantType};
 use crate::error::{ErrorCode, OAuthError};
@@ -30,11 +30,11 @@ use crate::http::error::JsonError;
 pub async fn authenticate(
     state: &AppState,
     meta: &Meta,
-    headers: &HeaderMap,
+    authorization: Option<&HeaderValue>,
     form: &mut super::extract::Params,
     endpoint: Endpoint,
 ) -> Result<Arc<Client>, JsonError> {
-    authenticate_reading(state, meta, headers, form, endpoint, &[]).await.map(|(client, _)| client)
+    authenticate_reading(state, meta, authorization, form, endpoint, &[]).await.map(|(client, _)| client)
 }
 
 /// Records read with a client's authentication, in the order asked; `None` when the client's
@@ -46,12 +46,12 @@ pub type ReadAlong = Option<crate::tokens::validity::Records>;
 pub async fn authenticate_reading(
     state: &AppState,
     meta: &Meta,
-    headers: &HeaderMap,
+    authorization: Option<&HeaderValue>,
     form: &mut super::extract::Params,
     endpoint: Endpoint,
     more: &[String],
 ) -> Result<(Arc<Client>, ReadAlong), JsonError> {
-    let creds = credentials(headers, form)?;
+    let creds = credentials(authorization, form)?;
     let url: std::borrow::Cow<'_, str> = match endpoint {
         Endpoint::Token => state.urls.token.as_str().into(),
         Endpoint::Introspection => state.urls.introspect.as_str().into(),
@@ -141,7 +141,7 @@ async fn guarded(
 async fn token(
     State(state): State<AppState>,
     meta: Meta,
-    headers: HeaderMap,
+    authorization: Authorization,
     Form(mut form): Form,
 ) -> Result<Response, JsonError> {
     let grant_type =
@@ -150,7 +150,7 @@ async fn token(
         return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
     };
     let claimed = form.get("client_id").cloned();
-    let client = match authenticate(&state, &meta, &headers, &mut form, Endpoint::Token).await {
+    let client = match authenticate(&state, &meta, authorization.value(), &mut form, Endpoint::Token).await {
         Ok(c) => c,
         Err(e) => {
             // GB-6.8a: failed client authentication is audited (who tried, from where).

@@ -10,7 +10,6 @@ pub mod record;
 pub mod shared;
 pub mod verified;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use serde::Serialize;
 
 use crate::config::{KeysConfig, TokensConfig};
 use crate::crypto::b64;
+use crate::fastmap;
 use crate::jwt::{self, Alg, Jwk, JwkSet, JwtError, Unverified, VerifyKey};
 use crate::sealing::DataKey;
 use crate::store::{DynStore, StoreError};
@@ -150,8 +150,8 @@ impl SigningKey {
 #[derive(Debug)]
 pub struct KeySet {
     keys: Vec<Arc<SigningKey>>,
-    active: HashMap<Alg, Arc<SigningKey>>,
-    by_kid: HashMap<String, Arc<SigningKey>>,
+    active: fastmap::Map<Alg, Arc<SigningKey>>,
+    by_kid: fastmap::Map<String, Arc<SigningKey>>,
     jwks_json: Arc<str>,
 }
 
@@ -161,7 +161,7 @@ impl KeySet {
             .iter()
             .map(|k| SigningKey::from_plain(k).map(Arc::new).map_err(KeyError::Record))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut active = HashMap::new();
+        let mut active = fastmap::Map::default();
         for k in keys.iter().filter(|k| k.retired_at.is_none()) {
             let newer = active.get(&k.alg).is_none_or(|a: &Arc<SigningKey>| a.created_at <= k.created_at);
             if newer {

@@ -3,11 +3,12 @@
 //! of series ([`MAX_SERIES`] by default) and folds any further label set into the values `other`.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use super::text;
+use crate::fastmap::Fast;
 use crate::prehashed::BuildPrehashed;
 
 /// Most series one family keeps; label sets beyond it are counted under [`OTHER`].
@@ -41,7 +42,7 @@ struct Family<T> {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
-    hasher: RandomState,
+    hasher: Fast,
     cap: usize,
     table: RwLock<Table<T>>,
 }
@@ -62,7 +63,7 @@ fn same(labels: &[Box<str>], values: &[&str]) -> bool {
 impl<T> Family<T> {
     fn new(name: &'static str, help: &'static str, labels: &'static [&'static str], cap: usize) -> Self {
         let table = Table { by_hash: HashMap::default(), len: 0 };
-        Self { name, help, labels, hasher: RandomState::new(), cap: cap.max(1), table: RwLock::new(table) }
+        Self { name, help, labels, hasher: Fast::default(), cap: cap.max(1), table: RwLock::new(table) }
     }
 
     fn hash(&self, values: &[&str]) -> u64 {

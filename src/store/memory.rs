@@ -4,6 +4,8 @@
 //! TTLs follow that clock too, so tests can let stored values expire without sleeping.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::fastmap;
 use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -68,7 +70,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    /// Hashed with foldhash ([`crate::fastmap`]): every key here is ours (random ids,
+    /// digests, addresses).
+    entries: fastmap::Map<String, Entry>,
     /// Writes left before the next sweep.
     sweep_in: u64,
 }

@@ -1,0 +1,45 @@
+//! Hash maps for the request path, hashed with foldhash instead of std's SipHash-1-3 (issue 13:
+//! SipHash was 2,500 to 4,000 instructions of every token request, about 5 % of a seen
+//! introspection's own work, over the memory store, the decoded-client cache, the rate limiter,
+//! the signing keys by `kid` and the metrics' label hashes).
+//!
+//! foldhash is seeded at random per map builder, as `std`'s `RandomState` is, and is what
+//! hashbrown itself defaults to. It is not a keyed PRF: its defence against colliding keys is
+//! that nobody outside knows a map's seed. So it is used where no client can aim keys at a map
+//! it can observe over time:
+//! - the memory store's keys are our own: random ids, SHA-256 digests of tokens and names, and
+//!   addresses (whose count a client cannot grow faster than it opens connections);
+//! - the client cache and the rate limiter are keyed by registered client ids, and only after
+//!   the client exists;
+//! - the signing keys and metric label sets are ours, and label values are bounded by the
+//!   family's series cap;
+//! - a request's parameters are the client's names, but each request's map has a fresh seed
+//!   and lives for that request only: there is no second look at it to learn from.
+//!
+//! Maps that outlive a request and take keys a client chooses keep std's SipHash.
+
+use std::collections::HashMap;
+
+/// The hasher builder: randomly seeded, one seed per builder.
+pub type Fast = foldhash::fast::RandomState;
+
+/// A `HashMap` hashed with [`Fast`]; make one with `Map::default()`.
+pub type Map<K, V> = HashMap<K, V, Fast>;
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn seeded_per_builder_and_usable_as_a_map() {
+        let (a, b) = (Fast::default(), Fast::default());
+        // Two builders hash one key differently (a fixed seed would let inputs be ground offline).
+        let differ = (0..8u64).any(|i| a.hash_one(i) != b.hash_one(i));
+        assert!(differ);
+        let mut m: Map<String, u32> = Map::default();
+        m.insert("k".into(), 1);
+        assert_eq!(m.get("k"), Some(&1));
+    }
+}
