@@ -77,7 +77,7 @@ cpu_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f",
 user_ns() { sed 's/.*) //' /proc/"$1"/stat | awk -v t="$TICK_NS" '{printf "%.0f", $12 * t}'; }
 case "$ROW" in code|redis-code) ;; *) taskset -c 1 wrk -t1 -c16 -d2s -s "$SCRIPT" "$URL" >/dev/null ;; esac # warm-up (codes are single-use)
 if [ -n "${STAT:-}" ]; then
-  perf stat -x, -e probe_libc:malloc,raw_syscalls:sys_enter,sched:sched_switch -p "$SRV" -o "$WORK/stat.txt" \
+  perf stat -x, -e ${STAT_EVENTS:-probe_libc:malloc,raw_syscalls:sys_enter,sched:sched_switch} -p "$SRV" -o "$WORK/stat.txt" \
     -- sleep "$DURATION" >/dev/null 2>&1 &
   PERF_PID=$!
 fi
@@ -90,7 +90,7 @@ out="$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" --latency -s "$SCRIPT" "$URL")
 after="$(cpu_ns "$SRV")"; uafter="$(user_ns "$SRV")"
 if [ -n "${PERF:-}${STAT:-}" ]; then wait "$PERF_PID" || true; fi
 if [ -n "${STAT:-}" ]; then
-  awk -F, -v n="$(awk '/requests in/{print $1}' <<<"$out")" '/probe|sys_enter|sched/{printf "%s per request: %.1f\n", $3, $1 / n}' "$WORK/stat.txt"
+  awk -F, -v n="$(awk '/requests in/{print $1}' <<<"$out")" '/probe|sys_enter|sched|fault|migrat/{printf "%s per request: %.1f\n", $3, $1 / n}' "$WORK/stat.txt"
 fi
 n="$(awk '/requests in/{print $1}' <<<"$out")"
 rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")"
