@@ -88,6 +88,7 @@ fi
 before="$(cpu_ns "$SRV")"; ubefore="$(user_ns "$SRV")"
 out="$(taskset -c 1 wrk -t1 -c16 -d"${DURATION}s" --latency -s "$SCRIPT" "$URL")"
 after="$(cpu_ns "$SRV")"; uafter="$(user_ns "$SRV")"
+[ -n "${SHOW:-}" ] && echo "$out" # wrk's whole report (latency distribution)
 if [ -n "${PERF:-}${STAT:-}" ]; then wait "$PERF_PID" || true; fi
 if [ -n "${STAT:-}" ]; then
   awk -F, -v n="$(awk '/requests in/{print $1}' <<<"$out")" '/probe|sys_enter|sched|fault|migrat/{printf "%s per request: %.1f\n", $3, $1 / n}' "$WORK/stat.txt"
