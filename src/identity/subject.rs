@@ -8,7 +8,7 @@
 //! sector, different across sectors, and opened by this server alone, so the validity authority
 //! finds the records a token stands on in one round trip, as for public subjects.
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::aead::{Aad, NONCE_LEN, Nonce};
 use serde::{Deserialize, Serialize};
 
 use crate::clients::Client;
@@ -51,11 +51,6 @@ impl SubjectType {
 
 const AAD: &[u8] = b"tongzheng pairwise sub v1";
 
-fn aead(data: &DataKey) -> Option<LessSafeKey> {
-    let raw = b64_decode(&data.derive("tongzheng pairwise subject key v1"))?;
-    Some(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).ok()?))
-}
-
 /// OIDC Core s8.1: the sector of a pairwise client: the host of its `sector_identifier_uri`,
 /// else the host of its redirect URIs (registration makes sure there is one host, s8.1). For a
 /// client without either, its own id.
@@ -71,8 +66,8 @@ pub fn sector(client: &Client) -> String {
 
 /// The pairwise `sub` of `internal` in `sector`.
 pub fn pairwise(data: &DataKey, sector: &str, internal: &str) -> String {
-    let (Some(key), Some(n)) = (aead(data), b64_decode(&data.derive(&format!("pairwise:{sector}\u{0}{internal}"))))
-    else {
+    let key = data.subject_key();
+    let Some(n) = b64_decode(&data.derive(&format!("pairwise:{sector}\u{0}{internal}"))) else {
         // The derivations cannot fail (fixed-size HMAC output); refuse to fall back to the
         // public id if they ever did.
         tracing::error!("pairwise subject derivation failed");
@@ -114,7 +109,7 @@ fn opened(data: &DataKey, sub: &str) -> Option<String> {
     let (nonce, ct) = raw.split_at_checked(NONCE_LEN)?;
     let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let mut buf = ct.to_vec();
-    let plain = aead(data)?.open_in_place(nonce, Aad::from(AAD), &mut buf).ok()?;
+    let plain = data.subject_key().open_in_place(nonce, Aad::from(AAD), &mut buf).ok()?;
     String::from_utf8(plain.to_vec()).ok()
 }
 
@@ -153,6 +148,23 @@ pub async fn check_sector_uri(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The key kept in the data key is the one its label always derived: subjects issued before
+    // it was kept there open with it, and it opens what it seals now.
+    #[test]
+    fn the_subject_key_is_the_one_its_label_derives() {
+        use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
+        let k = DataKey::from_bytes(&[7u8; 32]).unwrap();
+        let raw = b64_decode(&k.derive(crate::sealing::SUBJECT_KEY_LABEL)).unwrap();
+        let derived = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).unwrap());
+        let sub = pairwise(&k, "app.example", "user-9");
+        let bytes = b64_decode(&sub).unwrap();
+        let (nonce, ct) = bytes.split_at(NONCE_LEN);
+        let mut buf = ct.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(nonce).unwrap();
+        let plain = derived.open_in_place(nonce, Aad::from(AAD), &mut buf).unwrap();
+        assert_eq!(plain, b"user-9");
+    }
 
     #[test]
     fn pairwise_subjects_differ_by_sector_and_open_back() {
