@@ -567,7 +567,7 @@ mod tests {
         let keys: Vec<String> = (0..200).map(|i| format!("k:{i}")).collect();
         let shards: std::collections::BTreeSet<usize> = keys.iter().map(|k| s.shard_of(k)).collect();
         assert_eq!(shards.len(), SHARDS, "200 keys reach every shard");
-        for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 3 != 0) {
+        for (i, k) in keys.iter().enumerate().filter(|(i, _)| !i.is_multiple_of(3)) {
             s.put(k, i.to_string().as_bytes(), None).await.unwrap();
         }
         let mut asked = keys.clone();
@@ -575,9 +575,10 @@ mod tests {
         let got = s.get_many(&asked).await.unwrap();
         for (k, v) in asked.iter().zip(got) {
             let i: usize = k.trim_start_matches("k:").parse().unwrap();
-            assert_eq!(v, (i % 3 != 0).then(|| i.to_string().into_bytes()), "{k}");
+            assert_eq!(v, (!i.is_multiple_of(3)).then(|| i.to_string().into_bytes()), "{k}");
         }
-        let changes: Vec<IndexChange> = keys.iter().map(|k| IndexChange::add(k.replace("k:", "ix:"), "m".into())).collect();
+        let changes: Vec<IndexChange> =
+            keys.iter().map(|k| IndexChange::add(k.replace("k:", "ix:"), "m".into())).collect();
         s.index_apply(&changes).await.unwrap();
         for k in &keys {
             let ix = k.replace("k:", "ix:");
