@@ -15,7 +15,11 @@
 #   STAT=1 benches/profile.sh cc     also counts, per request, libc malloc calls (a uprobe:
 #                                    `perf probe -x /lib/x86_64-linux-gnu/libc.so.6 malloc` once),
 #                                    syscalls and context switches: figures that do not move when
-#                                    other work shares the cores (the CPU figure is inflated then)
+#                                    other work shares the cores (the CPU figure is inflated then);
+#                                    STAT_EVENTS=a,b,... counts other events (the malloc uprobe traps
+#                                    into the kernel on every call: with it on, the CPU figures of a
+#                                    glibc-malloc server such as the reference mean nothing)
+#   SHOW=1 benches/profile.sh code   also prints wrk's whole report (latency distribution, slowest)
 # DURATION (default 6) seconds; EXTRA_ENV="VAR=value ..." is passed to tongzheng; BIN=path runs
 # another tongzheng binary (an earlier build, for before/after); PRELOAD=path sets LD_PRELOAD
 # (e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2, to compare allocators). Bounded:
