@@ -7,8 +7,11 @@
 //! hashbrown itself defaults to. It is not a keyed PRF: its defence against colliding keys is
 //! that nobody outside knows a map's seed. So it is used where no client can aim keys at a map
 //! it can observe over time:
-//! - the memory store's keys are our own: random ids, SHA-256 digests of tokens and names, and
-//!   addresses (whose count a client cannot grow faster than it opens connections);
+//! - the memory store's keys are mostly our own (random ids, SHA-256 digests of tokens and
+//!   names, addresses); the few that carry a name someone chose (a username at signup, a peer
+//!   platform's subject) grow only as fast as accounts are made, each a password hash, and the
+//!   memory store is the development and single-instance backend (a production configuration
+//!   refuses it unless `store.allow_memory` says otherwise);
 //! - the client cache and the rate limiter are keyed by registered client ids, and only after
 //!   the client exists;
 //! - the signing keys and metric label sets are ours, and label values are bounded by the
