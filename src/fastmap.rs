@@ -22,12 +22,26 @@
 //! Maps that outlive a request and take keys a client chooses keep std's SipHash.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// The hasher builder: randomly seeded, one seed per builder.
 pub type Fast = foldhash::fast::RandomState;
 
 /// A `HashMap` hashed with [`Fast`]; make one with `Map::default()`.
 pub type Map<K, V> = HashMap<K, V, Fast>;
+
+/// Picks which of a fixed number of shards (each its own lock and map) holds a key, by a hash
+/// seeded per router, so nobody can aim many keys at one shard's lock. The one way the memory
+/// store, the client cache and the rate limiter split their keys.
+#[derive(Debug, Default, Clone)]
+pub struct Router(Fast);
+
+impl Router {
+    /// The shard of `key` among `shards`.
+    pub fn shard(&self, key: &str, shards: usize) -> usize {
+        usize::try_from(self.0.hash_one(key) % (shards.max(1) as u64)).unwrap_or(0)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -46,21 +46,16 @@ const SHARD_SOFT_CAP: usize = 4096;
 #[derive(Debug)]
 pub struct Limiter {
     shards: [Mutex<crate::fastmap::Map<String, u64>>; SHARDS],
+    route: crate::fastmap::Router,
 }
 
 impl Default for Limiter {
     fn default() -> Self {
-        Self { shards: std::array::from_fn(|_| Mutex::new(crate::fastmap::Map::default())) }
+        Self {
+            shards: std::array::from_fn(|_| Mutex::new(crate::fastmap::Map::default())),
+            route: crate::fastmap::Router::default(),
+        }
     }
-}
-
-fn shard_of(key: &str) -> usize {
-    // FNV-1a: cheap and good enough to spread client ids over a few shards.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    usize::try_from(h % SHARDS as u64).unwrap_or(0)
 }
 
 impl Limiter {
@@ -71,7 +66,7 @@ impl Limiter {
     pub fn check(&self, key: &str, limit: RateLimit, now_ns: u64) -> Result<(), Limited> {
         let interval = (1e9 / limit.per_second).max(1.0) as u64;
         let tolerance = interval.saturating_mul(u64::from(limit.burst));
-        let Some(shard) = self.shards.get(shard_of(key)) else {
+        let Some(shard) = self.shards.get(self.route.shard(key, SHARDS)) else {
             return Ok(());
         };
         let mut map = match shard.lock() {

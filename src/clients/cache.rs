@@ -21,6 +21,7 @@ type Shard = Mutex<fastmap::Map<String, (Vec<u8>, Arc<Client>)>>;
 #[derive(Debug)]
 pub struct ClientCache {
     shards: Vec<Shard>,
+    route: fastmap::Router,
     per_shard: usize,
 }
 
@@ -30,20 +31,12 @@ impl Default for ClientCache {
     }
 }
 
-fn shard_of(key: &str) -> usize {
-    // FNV-1a over the key.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    usize::try_from(h % SHARDS as u64).unwrap_or(0)
-}
-
 impl ClientCache {
     /// A cache of at most about `capacity` records (0: every record is decoded).
     pub fn new(capacity: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(fastmap::Map::default())).collect(),
+            route: fastmap::Router::default(),
             per_shard: capacity.div_ceil(SHARDS),
         }
     }
@@ -52,7 +45,7 @@ impl ClientCache {
     /// what was decoded then, else a fresh decode (which replaces it).
     /// Shared, not copied (issue 13: a record's many strings were cloned on every request).
     pub fn decode(&self, key: &str, raw: &[u8]) -> Result<Arc<Client>, StoreError> {
-        let Some(shard) = self.shards.get(shard_of(key)).filter(|_| self.per_shard > 0) else {
+        let Some(shard) = self.shards.get(self.route.shard(key, SHARDS)).filter(|_| self.per_shard > 0) else {
             return store::decode(key, raw).map(Arc::new);
         };
         if let Some((bytes, client)) = shard.lock().unwrap_or_else(PoisonError::into_inner).get(key)

@@ -9,7 +9,6 @@
 //! sleeping.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -76,7 +75,7 @@ type Locked<'a> = [Option<MutexGuard<'a, Inner>>; SHARDS];
 pub struct MemoryStore {
     shards: [Mutex<Inner>; SHARDS],
     /// Picks a key's shard.
-    route: fastmap::Fast,
+    route: fastmap::Router,
     /// A manual clock and its reading at construction: time moved on it moves TTLs too.
     clock: Option<(Clock, i64)>,
 }
@@ -115,7 +114,7 @@ impl MemoryStore {
     }
 
     fn shard_of(&self, key: &str) -> usize {
-        usize::try_from(self.route.hash_one(key) % SHARDS as u64).unwrap_or(0)
+        self.route.shard(key, SHARDS)
     }
 
     fn lock(&self, shard: usize) -> Result<MutexGuard<'_, Inner>, StoreError> {
