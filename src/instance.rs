@@ -47,20 +47,25 @@ impl Instance {
     /// A new request id: a UUIDv7 (RFC 9562 s5.7) of `now_ms`, this instance's random id and a
     /// per-instance counter, so ids are time-ordered, never repeat within an instance, and
     /// differ between instances and restarts (42 random bits) without any coordination.
-    pub fn request_id(&self, now_ms: i64) -> String {
+    pub fn request_id(&self, now_ms: i64) -> [u8; 36] {
         let n = u128::from(self.counter.fetch_add(1, Ordering::Relaxed));
         let ms = u128::from(u64::try_from(now_ms).unwrap_or(0)) & 0xFFFF_FFFF_FFFF;
         let id = u128::from(self.id);
         let v = (ms << 80) | (0x7 << 76) | ((id >> 30) << 64) | (0b10 << 62) | ((id & 0x3FFF_FFFF) << 32) | n;
-        // 8-4-4-4-12 hex digits, written straight into one string (this runs per request).
+        // 8-4-4-4-12 hex digits, written in place: this runs per request, and the caller keeps
+        // the id inline rather than in a string of its own (issue 13).
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(36);
+        let mut out = [b'-'; 36];
+        let mut at = 0;
         for i in 0..32u32 {
             if matches!(i, 8 | 12 | 16 | 20) {
-                out.push('-');
+                at += 1;
             }
-            let nibble = (v >> (124 - 4 * i)) & 0xF;
-            out.push(char::from(HEX.get(usize::try_from(nibble).unwrap_or(0)).copied().unwrap_or(b'0')));
+            let nibble = usize::try_from((v >> (124 - 4 * i)) & 0xF).unwrap_or(0);
+            if let (Some(slot), Some(digit)) = (out.get_mut(at), HEX.get(nibble)) {
+                *slot = *digit;
+            }
+            at += 1;
         }
         out
     }
@@ -100,15 +105,16 @@ mod tests {
     fn request_ids_are_uuid_v7_unique_and_time_ordered() {
         let a = Instance::new();
         let b = Instance::new();
-        let x = a.request_id(1_700_000_000_123);
+        let text = |b: [u8; 36]| String::from_utf8(b.to_vec()).unwrap();
+        let x = text(a.request_id(1_700_000_000_123));
         assert_eq!(x.len(), 36);
         assert_eq!(x.as_bytes()[14], b'7', "version 7: {x}");
         assert!(matches!(x.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "RFC 9562 variant: {x}");
         assert!(x.starts_with("018bcfe5-687b-7"), "{x}");
-        let y = a.request_id(1_700_000_000_123);
+        let y = text(a.request_id(1_700_000_000_123));
         assert_ne!(x, y, "same millisecond, same instance");
         assert_ne!(a.request_id(5), b.request_id(5), "two instances");
-        assert!(a.request_id(1_700_000_000_124) > y, "time-ordered");
+        assert!(text(a.request_id(1_700_000_000_124)) > y, "time-ordered");
         assert_eq!(a.id().len(), 11);
     }
 

@@ -264,9 +264,10 @@ pub async fn serve(
     let audit = state.audit.clone();
     let closing = state.instance.draining_flag();
     let limits = conn::Limits::new(&state.config.server, tls.is_some());
+    let stamp = crate::http::context::Stamp::of(&state);
     let router = app(state);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    conn::serve(listener, router, acceptor, limits, closing, stop_accepting).await;
+    conn::serve(listener, router, stamp, acceptor, limits, closing, stop_accepting).await;
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(10), outbox).await.is_err() {
         tracing::warn!("shutdown: the logout outbox worker did not stop in time; its leases run out instead");

@@ -2,31 +2,9 @@
 //! route template (never the raw path), status, latency, client id when known and request id.
 //! Never a token, secret, code or cookie: only those fields are written.
 
-use std::sync::{Arc, Mutex};
-
 use axum::http::{HeaderMap, Method};
 
-/// Where the handling of a request notes the OAuth client it concerned (set from the audit
-/// event it records, see [`super::extract::Meta::apply`]); read by the access line.
-#[derive(Debug, Clone, Default)]
-pub struct AccessNote(Arc<Mutex<Option<String>>>);
-
-impl AccessNote {
-    /// Notes `client_id` (the first one noted wins; unsafe-looking ids are not kept).
-    pub fn client(&self, client_id: &str) {
-        if !super::request_id::sane(client_id) {
-            return;
-        }
-        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_none() {
-            *slot = Some(client_id.to_owned());
-        }
-    }
-
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
+use super::context::RequestCtx;
 
 /// The `client_id` query parameter (front-channel requests such as `/authorize` name their
 /// client there), when it is a sane id.
@@ -49,8 +27,8 @@ pub struct Line<'a> {
     pub latency: std::time::Duration,
     /// The response headers (for the request id).
     pub headers: &'a HeaderMap,
-    /// The client noted while handling it.
-    pub note: &'a AccessNote,
+    /// The request's record: the client noted while handling it.
+    pub ctx: &'a RequestCtx,
     /// The client named in the query string, when none was noted.
     pub query_client: Option<String>,
 }
@@ -62,7 +40,7 @@ pub fn log(l: &Line<'_>) {
         return;
     }
     let request_id = l.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let client_id = l.note.get().or_else(|| l.query_client.clone()).unwrap_or_default();
+    let client_id = l.ctx.client().or(l.query_client.as_deref()).unwrap_or_default();
     let latency_ms = u64::try_from(l.latency.as_micros()).unwrap_or(u64::MAX) as f64 / 1000.0;
     tracing::info!(
         target: crate::logging::ACCESS_TARGET,
@@ -107,9 +85,9 @@ mod tests {
         let s = crate::logging::subscriber(LogFormat::Json, false, filter, move || b.clone());
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", HeaderValue::from_static("req-42"));
-        let note = AccessNote::default();
-        note.client("demo-web");
-        note.client("second-does-not-replace");
+        let ctx = RequestCtx::new(crate::http::request_id::Id::new("req-42").unwrap(), None);
+        ctx.note_client("demo-web");
+        ctx.note_client("second-does-not-replace");
         tracing::subscriber::with_default(s, || {
             log(&Line {
                 method: &Method::POST,
@@ -117,7 +95,7 @@ mod tests {
                 status: 200,
                 latency: std::time::Duration::from_micros(1500),
                 headers: &headers,
-                note: &note,
+                ctx: &ctx,
                 query_client: None,
             });
         });

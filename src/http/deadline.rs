@@ -31,7 +31,7 @@ enum Fault {
 /// Runs the rest of the request (`work`, for `uri`) under the deadline, in `span`; `id` is the request's
 /// id, kept current on the work wherever it finishes and on the answers made here. Called by
 /// the one request middleware (`edge`).
-pub async fn run<F>(state: &AppState, id: String, span: tracing::Span, uri: Uri, work: F) -> Response
+pub async fn run<F>(state: &AppState, id: super::request_id::Id, span: tracing::Span, uri: Uri, work: F) -> Response
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
@@ -46,7 +46,7 @@ where
         }
     };
     let work = tracing::Instrument::instrument(work, span.clone());
-    let work = super::request_id::scope(id.clone(), super::pages::brand::scope(state.brand.clone(), work));
+    let work = super::request_id::scope(id, super::pages::brand::scope(state.brand.clone(), work));
     let fault = match within(limit, Box::pin(work)).await {
         Ok(resp) => return resp,
         Err(fault) => fault,

@@ -5,7 +5,7 @@
 //! - counts it by its matched route template (never the raw path, whose cardinality is
 //!   unbounded; `unmatched` for the 404 fallback), method and status, times it, and writes the
 //!   access line ([`super::access`]) when `logging.access` is on;
-//! - tags it with an id (see [`super::request_id`]), records it in a tracing span and makes it
+//! - takes its record ([`super::context`]: its id, see [`super::request_id`]), records it in a tracing span and makes it
 //!   the task's current id for the error mapping, and adds the security headers every response
 //!   should carry;
 //! - runs the handler under `server.request_deadline_ms` ([`super::deadline`]).
@@ -16,23 +16,28 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 
-use super::{AppState, access, deadline, extract, request_id};
+use super::context::{RequestCtx, Stamp};
+use super::{AppState, access, deadline};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The layer: wraps each route in an [`Edge`].
+/// The layer: wraps each route in an [`Edge`], with the body limit (`server.body_limit`, for
+/// axum's body extractors) inside it. One layer, so one boxed service a route: axum boxes each
+/// layer it applies to a route again, and every request went through one more boxed clone and
+/// route future for the body limit's own layer (issue 13).
 #[derive(Clone)]
 pub struct EdgeLayer(pub AppState);
 
 impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
+    type Service = Edge<<DefaultBodyLimit as Layer<S>>::Service>;
 
-    fn layer(&self, inner: S) -> Edge<S> {
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = DefaultBodyLimit::max(self.0.config.server.body_limit).layer(inner);
         Edge { state: self.0.clone(), inner }
     }
 }
@@ -49,9 +54,8 @@ struct Before {
     start: Instant,
     route: Option<MatchedPath>,
     method: Method,
-    note: access::AccessNote,
+    ctx: RequestCtx,
     query_client: Option<String>,
-    id: String,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -72,22 +76,28 @@ where
         let start = Instant::now();
         let route = req.extensions().get::<MatchedPath>().cloned();
         let method = req.method().clone();
-        let note = access::AccessNote::default();
         let query_client =
             if state.config.logging.access { access::client_from_query(req.uri().query()) } else { None };
-        req.extensions_mut().insert(note.clone());
-        let trust = state.config.server.trust_request_id;
-        let id = request_id::assign(req.headers().get(&X_REQUEST_ID), trust, &state.instance, state.clock.now_ms());
+        // Made by the connection's service (`server::conn`), with the peer's address; made here
+        // for a request that reached the router some other way.
+        let ctx = match req.extensions().get::<RequestCtx>() {
+            Some(ctx) => ctx.clone(),
+            None => {
+                let ctx = Stamp::of(state).begin(req.headers(), None);
+                req.extensions_mut().insert(ctx.clone());
+                ctx
+            }
+        };
+        let id = *ctx.id();
         let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
-        req.extensions_mut().insert(extract::RequestId(id.clone()));
         let uri = req.uri().clone();
         // The route's own call only makes its future; nothing of the handler runs before the
         // deadline, the span and the request's id are around it.
         let work = self.inner.call(req);
-        let before = Before { start, route, method, note, query_client, id };
+        let before = Before { start, route, method, ctx, query_client };
         let state = state.clone();
         Box::pin(async move {
-            let resp = deadline::run(&state, before.id.clone(), span, uri, work).await;
+            let resp = deadline::run(&state, id, span, uri, work).await;
             Ok(after(&state, before, resp))
         })
     }
@@ -95,9 +105,9 @@ where
 
 /// The answer's headers, the request's metrics and its access line.
 fn after(state: &AppState, before: Before, mut resp: Response) -> Response {
-    let Before { start, route, method, note, query_client, id } = before;
+    let Before { start, route, method, ctx, query_client } = before;
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(ctx.id().as_str()) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -114,7 +124,7 @@ fn after(state: &AppState, before: Before, mut resp: Response) -> Response {
             status,
             latency,
             headers: resp.headers(),
-            note: &note,
+            ctx: &ctx,
             query_client,
         });
     }

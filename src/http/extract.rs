@@ -152,38 +152,34 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     }
 }
 
-/// The id the request-id layer gave this request (echoed in `X-Request-Id`).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
 /// Who sent a request, for the audit log: its request id and the client's IP address (the
 /// socket peer, or the last `X-Forwarded-For` hop when a trusted TLS proxy is configured).
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
-    /// The request id.
-    pub request_id: Option<String>,
     /// The client address.
     pub ip: Option<String>,
-    /// Where the access line learns the request's client.
-    pub note: Option<super::access::AccessNote>,
+    /// The request's record ([`super::context`]): its id, and where the access line learns the
+    /// request's client.
+    pub ctx: Option<super::context::RequestCtx>,
 }
 
 impl Meta {
-    /// Reads the request id and address from request parts.
+    /// Reads the request's record and address from request parts.
     pub fn of(parts: &Parts, trust_proxy: bool) -> Self {
-        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let ctx = parts.extensions.get::<super::context::RequestCtx>().cloned();
         let forwarded = trust_proxy
             .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
             .flatten()
             .and_then(|v| v.rsplit(',').next())
             .map(|v| v.trim().to_owned())
             .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| crate::ip::text(c.0.ip()));
-        let note = parts.extensions.get::<super::access::AccessNote>().cloned();
-        Self { request_id, ip: forwarded.or(peer), note }
+        let peer = ctx.as_ref().and_then(super::context::RequestCtx::peer).map(|p| crate::ip::text(p.ip()));
+        Self { ip: forwarded.or(peer), ctx }
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> Option<&str> {
+        self.ctx.as_ref().map(|c| c.id().as_str())
     }
 }
 
@@ -193,14 +189,14 @@ impl Meta {
         if let Some(ip) = &self.ip {
             e = e.ip(ip);
         }
-        if let Some(id) = &self.request_id {
+        if let Some(id) = self.request_id() {
             e = e.request_id(id);
         }
         if let Some(app) = app_id {
             e = e.app(app);
         }
-        if let (Some(note), Some(client)) = (&self.note, &e.client_id) {
-            note.client(client);
+        if let (Some(ctx), Some(client)) = (&self.ctx, &e.client_id) {
+            ctx.note_client(client);
         }
         e
     }

@@ -6,6 +6,7 @@ pub mod account;
 pub mod act;
 pub mod admin;
 pub mod authorize;
+pub mod context;
 mod csrf;
 pub mod deadline;
 mod edge;
@@ -31,7 +32,6 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 
 use crate::audit::Audit;
 use crate::clock::Clock;
@@ -291,7 +291,6 @@ impl AppState {
 
 /// The whole router.
 pub fn app(state: AppState) -> Router {
-    let limit = state.config.server.body_limit;
     Router::new()
         .merge(oidc::routes())
         .merge(authorize::routes())
@@ -311,7 +310,6 @@ pub fn app(state: AppState) -> Router {
         .merge(account::routes())
         .merge(notices::routes())
         .fallback(notices::not_found)
-        .layer(DefaultBodyLimit::max(limit))
         .layer(edge::EdgeLayer(state.clone()))
         .with_state(state)
 }

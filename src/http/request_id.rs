@@ -3,6 +3,7 @@
 //! echoed in the `X-Request-Id` response header, kept in the tracing span and the audit log, and
 //! put in every error body by `error.rs` and `pages.rs`, which read it from the task-local here.
 
+use std::fmt;
 use std::future::Future;
 
 use axum::http::HeaderValue;
@@ -10,24 +11,72 @@ use axum::http::HeaderValue;
 use crate::instance::Instance;
 
 tokio::task_local! {
-    static CURRENT: String;
+    static CURRENT: Id;
 }
 
 /// Longest client-chosen id accepted.
 const MAX_LEN: usize = 64;
 
+/// A request id, held inline: 1 to 64 characters of `A-Z a-z 0-9 - _ . :` (see [`sane`]).
+/// Copied, never allocated (issue 13: a string per request, cloned into its extension, its
+/// task-local, its deadline and its audit metadata, cost five allocations a request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Id {
+    len: u8,
+    bytes: [u8; MAX_LEN],
+}
+
+impl Id {
+    /// `text` as an id, if it is a sane one.
+    pub fn new(text: &str) -> Option<Self> {
+        if !sane(text) {
+            return None;
+        }
+        let mut bytes = [0; MAX_LEN];
+        bytes.get_mut(..text.len())?.copy_from_slice(text.as_bytes());
+        Some(Self { len: u8::try_from(text.len()).ok()?, bytes })
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        // Only sane (ASCII) bytes are ever stored, so this never falls back.
+        self.bytes.get(..usize::from(self.len)).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
+    }
+
+    /// A UUID in its 36-character form, as [`Instance::request_id`] writes it.
+    fn uuid(text: [u8; 36]) -> Self {
+        let mut bytes = [0; MAX_LEN];
+        if let Some(head) = bytes.get_mut(..36) {
+            head.copy_from_slice(&text);
+        }
+        Self { len: 36, bytes }
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// The id of the request being handled on this task, if any.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT.try_with(|id| id.as_str().to_owned()).ok()
 }
 
 /// Runs `fut` (the rest of a request's handling) with `id` as its [`current`] id.
-pub async fn scope<F: Future>(id: String, fut: F) -> F::Output {
+pub async fn scope<F: Future>(id: Id, fut: F) -> F::Output {
     CURRENT.scope(id, fut).await
 }
 
 /// Runs `f` with `id` as its [`current`] id (an answer made outside the handler).
-pub fn sync_scope<R>(id: String, f: impl FnOnce() -> R) -> R {
+pub fn sync_scope<R>(id: Id, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(id, f)
 }
 
@@ -40,12 +89,12 @@ pub fn sane(v: &str) -> bool {
 
 /// The id of a request at `now_ms`: the `X-Request-Id` header's value when `trust` and it is
 /// sane, else a new one of `instance`.
-pub fn assign(header: Option<&HeaderValue>, trust: bool, instance: &Instance, now_ms: i64) -> String {
+pub fn assign(header: Option<&HeaderValue>, trust: bool, instance: &Instance, now_ms: i64) -> Id {
     header
         .filter(|_| trust)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| sane(v))
-        .map_or_else(|| instance.request_id(now_ms), str::to_owned)
+        .and_then(Id::new)
+        .unwrap_or_else(|| Id::uuid(instance.request_id(now_ms)))
 }
 
 #[cfg(test)]
@@ -56,20 +105,22 @@ mod tests {
     fn only_sane_ids_from_a_trusted_header_are_kept() {
         let i = Instance::new();
         let h = HeaderValue::from_static("edge-1.a_b:2");
-        assert_eq!(assign(Some(&h), true, &i, 0), "edge-1.a_b:2");
-        assert_ne!(assign(Some(&h), false, &i, 0), "edge-1.a_b:2");
+        assert_eq!(assign(Some(&h), true, &i, 0).as_str(), "edge-1.a_b:2");
+        assert_ne!(assign(Some(&h), false, &i, 0).as_str(), "edge-1.a_b:2");
         for bad in ["", "a b", "<x>", "a\"b", &"x".repeat(65)] {
             let h = HeaderValue::from_str(bad).unwrap();
             let got = assign(Some(&h), true, &i, 0);
-            assert!(got != bad && got.len() == 36, "{bad:?} -> {got}");
+            assert!(got.as_str() != bad && got.as_str().len() == 36, "{bad:?} -> {got}");
         }
-        assert_eq!(assign(None, true, &i, 0).len(), 36);
+        assert_eq!(assign(None, true, &i, 0).as_str().len(), 36);
+        let longest = "a".repeat(64);
+        assert_eq!(assign(Some(&HeaderValue::from_str(&longest).unwrap()), true, &i, 0).as_str(), longest);
     }
 
     #[tokio::test]
     async fn the_current_id_is_scoped_to_the_request() {
         assert_eq!(current(), None);
-        let inside = scope("r-1".to_owned(), async { current() }).await;
+        let inside = scope(Id::new("r-1").unwrap(), async { current() }).await;
         assert_eq!(inside.as_deref(), Some("r-1"));
         assert_eq!(current(), None);
     }

@@ -12,7 +12,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, StatusCode, Version, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -25,6 +24,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ServerConfig;
+use crate::http::context::Stamp;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -80,13 +80,14 @@ fn hsts(c: &ServerConfig, https: bool) -> Option<HeaderValue> {
 }
 
 /// Accepts connections on `listener` (through TLS when `tls` is set) and serves `router` on
-/// them until `shutdown` resolves; then closes the listener, lets in-flight requests finish (at
+/// them, each request with its record made by `stamp` ([`crate::http::context`]), until `shutdown` resolves; then closes the listener, lets in-flight requests finish (at
 /// most `limits.drain`), closes idle connections, and returns. While `closing` is set (the
 /// drain has begun, before `shutdown`), HTTP/1.1 responses carry `Connection: close`, so
 /// clients open new connections, which a balancer sends elsewhere, instead of reusing these.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    stamp: Stamp,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
     closing: Arc<AtomicBool>,
@@ -95,7 +96,8 @@ pub async fn serve(
     let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let spawner = Spawner { builder: Arc::new(builder(&limits)), limits, tls, router, closing, slots, stop: stop_rx };
+    let spawner =
+        Spawner { builder: Arc::new(builder(&limits)), limits, tls, router, stamp, closing, slots, stop: stop_rx };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -153,6 +155,7 @@ struct Spawner {
     limits: Arc<Limits>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
+    stamp: Stamp,
     closing: Arc<AtomicBool>,
     slots: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
@@ -176,6 +179,7 @@ impl Spawner {
         let tracker = Arc::new(Tracker::new());
         let service = Service {
             router: self.router.clone(),
+            stamp: self.stamp.clone(),
             peer,
             limits: limits.clone(),
             tracker,
@@ -307,12 +311,13 @@ impl Drop for InFlight {
     }
 }
 
-/// The per-connection service: tells the router the peer's address, bounds the time of the
-/// request body, tracks the request until its response is sent, adds HSTS, and closes
+/// The per-connection service: gives each request its record (id, the peer's address), bounds
+/// the time of the request body, tracks the request until its response is sent, adds HSTS, and closes
 /// HTTP/1.1 connections after their response once the drain has begun.
 #[derive(Clone)]
 struct Service {
     router: Router,
+    stamp: Stamp,
     peer: SocketAddr,
     limits: Arc<Limits>,
     tracker: Arc<Tracker>,
@@ -326,13 +331,12 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = self.tracker.start();
-        let (router, peer, limits, closing) =
-            (self.router.clone(), self.peer, self.limits.clone(), self.closing.clone());
+        let (router, limits, closing) = (self.router.clone(), self.limits.clone(), self.closing.clone());
         let http1 = req.version() <= Version::HTTP_11;
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(self.stamp.begin(&parts.headers, Some(self.peer)));
         Box::pin(async move {
             let late = Arc::new(AtomicBool::new(false));
-            let (mut parts, body) = req.into_parts();
-            parts.extensions.insert(ConnectInfo(peer));
             let body = Timed { inner: body, deadline: Instant::now() + limits.body, sleep: None, late: late.clone() };
             let resp = tower::ServiceExt::oneshot(router, Request::from_parts(parts, body)).await;
             let mut resp = match resp {

@@ -77,7 +77,7 @@ impl Caller {
     /// The application-lifecycle context of this call: acting as this caller, with its
     /// request id.
     pub fn apps_ctx<'a>(&'a self, state: &'a AppState) -> crate::apps::Ctx<'a> {
-        state.apps_ctx(&self.actor, self.meta.request_id.as_deref())
+        state.apps_ctx(&self.actor, self.meta.request_id())
     }
     /// Tells the audit record which application the call was about.
     pub fn about_app(&self, app_id: &str) {
@@ -247,7 +247,7 @@ async fn audit_calls(State(state): State<AppState>, mut req: Request, next: Next
     if let Some(ip) = &meta.ip {
         e = e.ip(ip);
     }
-    if let Some(id) = &meta.request_id {
+    if let Some(id) = meta.request_id() {
         e = e.request_id(id);
     }
     state.audit.record(e).await;
