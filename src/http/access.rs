@@ -85,7 +85,7 @@ mod tests {
         let s = crate::logging::subscriber(LogFormat::Json, false, filter, move || b.clone());
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", HeaderValue::from_static("req-42"));
-        let ctx = RequestCtx::new(crate::http::request_id::Id::new("req-42").unwrap(), None);
+        let ctx = RequestCtx::new(crate::http::request_id::Id::new("req-42").unwrap(), None, Arc::default());
         ctx.note_client("demo-web");
         ctx.note_client("second-does-not-replace");
         tracing::subscriber::with_default(s, || {

@@ -1,20 +1,50 @@
 //! What one request carries from its connection to its handler and back out to the edge: its
-//! id, the peer's address, and the OAuth client its handling concerned (for the access line).
-//! One shared record per request, made by the connection's service before the router runs
-//! (issue 13: it replaces three request extensions, the peer's address, the request id and the
-//! access note, whose fifth entry made every request's extension map grow once; and the id is
-//! inline instead of a string cloned four times).
+//! id, the peer's address, the platform's branding for its pages, and the OAuth client its
+//! handling concerned (for the access line). One shared record per request, made by the
+//! connection's service before the router runs, handed to the edge as a request extension and
+//! from there on the task's current record ([`current`]), wherever its work finishes.
+//!
+//! Issue 13: it replaces three request extensions (the peer's address, the request id, the
+//! access note), whose entries made every request's extension map grow once, and two
+//! task-locals (the request id, the branding), each a layer every poll of the request passed
+//! through; and the id is inline instead of a string cloned four times.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::http::{HeaderMap, HeaderName};
 
+use super::pages::brand::Brand;
 use super::request_id::{self, Id};
 use crate::clock::Clock;
 use crate::instance::Instance;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT: RequestCtx;
+}
+
+/// The record of the request being handled on this task, if any.
+pub fn current() -> Option<RequestCtx> {
+    CURRENT.try_with(RequestCtx::clone).ok()
+}
+
+/// Runs `fut` (the rest of a request's handling) with `ctx` as its [`current`] record.
+pub async fn scope<F: Future>(ctx: RequestCtx, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+/// Runs `f` with `ctx` as its [`current`] record (an answer made outside the handler).
+pub fn sync_scope<R>(ctx: RequestCtx, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(ctx, f)
+}
+
+/// Reads the current record's id, if there is one, without cloning the record.
+pub(super) fn with_current_id<R>(f: impl FnOnce(&Id) -> R) -> Option<R> {
+    CURRENT.try_with(|c| f(c.id())).ok()
+}
 
 /// One request's shared record (a request extension). Cheap to clone.
 #[derive(Debug, Clone)]
@@ -24,14 +54,15 @@ pub struct RequestCtx(Arc<Inner>);
 struct Inner {
     id: Id,
     peer: Option<SocketAddr>,
+    brand: Arc<Brand>,
     client: OnceLock<String>,
 }
 
 impl RequestCtx {
     /// The record of a request with `id` from `peer` (`None`: not known, as for a router
-    /// called without a connection).
-    pub fn new(id: Id, peer: Option<SocketAddr>) -> Self {
-        Self(Arc::new(Inner { id, peer, client: OnceLock::new() }))
+    /// called without a connection), whose pages show `brand`.
+    pub fn new(id: Id, peer: Option<SocketAddr>, brand: Arc<Brand>) -> Self {
+        Self(Arc::new(Inner { id, peer, brand, client: OnceLock::new() }))
     }
 
     /// The request's id.
@@ -42,6 +73,11 @@ impl RequestCtx {
     /// The socket peer's address.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.0.peer
+    }
+
+    /// The platform's branding for the request's pages.
+    pub fn brand(&self) -> &Arc<Brand> {
+        &self.0.brand
     }
 
     /// Notes the OAuth client the request concerned (set from the audit event it records, see
@@ -59,25 +95,32 @@ impl RequestCtx {
     }
 }
 
-/// What names requests: this instance (for fresh ids), the clock, and whether a proxy's
-/// `X-Request-Id` is trusted (`server.trust_request_id`). Held by the connection loop.
+/// What makes a request's record: this instance (for fresh ids), the clock, whether a proxy's
+/// `X-Request-Id` is trusted (`server.trust_request_id`), and the branding. Held by the
+/// connection loop.
 #[derive(Debug, Clone)]
 pub struct Stamp {
     instance: Arc<Instance>,
     clock: Clock,
     trust: bool,
+    brand: Arc<Brand>,
 }
 
 impl Stamp {
     /// The stamp of an instance's state.
     pub fn of(state: &super::AppState) -> Self {
-        Self { instance: state.instance.clone(), clock: state.clock.clone(), trust: state.config.server.trust_request_id }
+        Self {
+            instance: state.instance.clone(),
+            clock: state.clock.clone(),
+            trust: state.config.server.trust_request_id,
+            brand: state.brand.clone(),
+        }
     }
 
     /// The record of a new request with `headers` from `peer`.
     pub fn begin(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestCtx {
         let id = request_id::assign(headers.get(&X_REQUEST_ID), self.trust, &self.instance, self.clock.now_ms());
-        RequestCtx::new(id, peer)
+        RequestCtx::new(id, peer, self.brand.clone())
     }
 }
 
@@ -87,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_first_sane_client_noted_is_kept() {
-        let ctx = RequestCtx::new(Id::new("r-1").unwrap(), None);
+        let ctx = RequestCtx::new(Id::new("r-1").unwrap(), None, Arc::default());
         assert_eq!(ctx.client(), None);
         ctx.note_client("bad id");
         assert_eq!(ctx.client(), None, "an id unsafe to log as it is");
@@ -95,5 +138,14 @@ mod tests {
         ctx.clone().note_client("web-2");
         assert_eq!(ctx.client(), Some("web-1"), "shared by its clones, the first wins");
         assert_eq!(ctx.id().as_str(), "r-1");
+    }
+
+    #[tokio::test]
+    async fn the_current_record_is_scoped_to_the_request() {
+        assert!(current().is_none());
+        let ctx = RequestCtx::new(Id::new("r-2").unwrap(), None, Arc::default());
+        let inside = scope(ctx, async { current().map(|c| c.id().as_str().to_owned()) }).await;
+        assert_eq!(inside.as_deref(), Some("r-2"));
+        assert!(current().is_none());
     }
 }

@@ -15,6 +15,7 @@ use axum::http::Uri;
 use axum::response::Response;
 
 use super::AppState;
+use super::context::RequestCtx;
 
 /// A request's handling, boxed so that it can move to a task of its own mid-way.
 type Work<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -28,16 +29,16 @@ enum Fault {
     Late,
 }
 
-/// Runs the rest of the request (`work`, for `uri`) under the deadline, in `span`; `id` is the request's
-/// id, kept current on the work wherever it finishes and on the answers made here. Called by
-/// the one request middleware (`edge`).
-pub async fn run<F>(state: &AppState, id: super::request_id::Id, span: tracing::Span, uri: Uri, work: F) -> Response
+/// Runs the rest of the request (`work`, for `uri`) under the deadline, in `span`; `ctx` is the
+/// request's record, kept current on the work wherever it finishes and on the answers made
+/// here. Called by the one request middleware (`edge`).
+pub async fn run<F>(state: &AppState, ctx: RequestCtx, span: tracing::Span, uri: Uri, work: F) -> Response
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
     let limit = Duration::from_millis(state.config.server.request_deadline_ms);
-    // The work keeps the request's id and the branding (task-locals) even when it moves to a
-    // task of its own, so its errors still carry the id and its pages the platform's name. It
+    // The work keeps the request's record (a task-local) even when it moves to a task of its
+    // own, so its errors still carry the id and its pages the platform's name. It
     // is wrapped and boxed once: each layer around a large future copies it (issue 13).
     let work = async move {
         match work.await {
@@ -46,7 +47,7 @@ where
         }
     };
     let work = tracing::Instrument::instrument(work, span.clone());
-    let work = super::request_id::scope(id, super::pages::brand::scope(state.brand.clone(), work));
+    let work = super::context::scope(ctx.clone(), work);
     let fault = match within(limit, Box::pin(work)).await {
         Ok(resp) => return resp,
         Err(fault) => fault,
@@ -63,7 +64,7 @@ where
             super::error::deadline_exceeded
         }
     };
-    super::request_id::sync_scope(id, || super::pages::brand::sync_scope(state.brand.clone(), || answer(path)))
+    super::context::sync_scope(ctx, || answer(path))
 }
 
 /// Polls `work` in place until it ends or `limit` passes. Issue 13: no task per request (a

@@ -5,9 +5,9 @@
 //! - counts it by its matched route template (never the raw path, whose cardinality is
 //!   unbounded; `unmatched` for the 404 fallback), method and status, times it, and writes the
 //!   access line ([`super::access`]) when `logging.access` is on;
-//! - takes its record ([`super::context`]: its id, see [`super::request_id`]), records it in a tracing span and makes it
-//!   the task's current id for the error mapping, and adds the security headers every response
-//!   should carry;
+//! - takes its record ([`super::context`]: its id, see [`super::request_id`]), records the id
+//!   in a tracing span, makes the record the task's current one for the handler, the error
+//!   mapping and the pages, and adds the security headers every response should carry;
 //! - runs the handler under `server.request_deadline_ms` ([`super::deadline`]).
 
 use std::convert::Infallible;
@@ -79,25 +79,20 @@ where
         let query_client =
             if state.config.logging.access { access::client_from_query(req.uri().query()) } else { None };
         // Made by the connection's service (`server::conn`), with the peer's address; made here
-        // for a request that reached the router some other way.
-        let ctx = match req.extensions().get::<RequestCtx>() {
-            Some(ctx) => ctx.clone(),
-            None => {
-                let ctx = Stamp::of(state).begin(req.headers(), None);
-                req.extensions_mut().insert(ctx.clone());
-                ctx
-            }
-        };
-        let id = *ctx.id();
-        let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        // for a request that reached the router some other way. Taken out of the request: from
+        // here on it is the task's current record (`context::current`), and one extension fewer
+        // keeps the request's extension map from growing (issue 13).
+        let ctx =
+            req.extensions_mut().remove::<RequestCtx>().unwrap_or_else(|| Stamp::of(state).begin(req.headers(), None));
+        let span = tracing::info_span!("request", id = %ctx.id(), method = %req.method(), path = %req.uri().path());
         let uri = req.uri().clone();
         // The route's own call only makes its future; nothing of the handler runs before the
         // deadline, the span and the request's id are around it.
         let work = self.inner.call(req);
-        let before = Before { start, route, method, ctx, query_client };
+        let before = Before { start, route, method, ctx: ctx.clone(), query_client };
         let state = state.clone();
         Box::pin(async move {
-            let resp = deadline::run(&state, id, span, uri, work).await;
+            let resp = deadline::run(&state, ctx, span, uri, work).await;
             Ok(after(&state, before, resp))
         })
     }

@@ -164,9 +164,10 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// Reads the request's record and address from request parts.
+    /// The task's current request record ([`super::context::current`]) and the address from
+    /// request parts.
     pub fn of(parts: &Parts, trust_proxy: bool) -> Self {
-        let ctx = parts.extensions.get::<super::context::RequestCtx>().cloned();
+        let ctx = super::context::current();
         let forwarded = trust_proxy
             .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
             .flatten()

@@ -1,18 +1,14 @@
 //! Request ids: every request gets one (a fresh UUIDv7 from [`crate::instance::Instance`], or
 //! a sane `X-Request-Id` from the proxy when `server.trust_request_id` says it sets one). It is
 //! echoed in the `X-Request-Id` response header, kept in the tracing span and the audit log, and
-//! put in every error body by `error.rs` and `pages.rs`, which read it from the task-local here.
+//! put in every error body by `error.rs` and `pages.rs`, which read it from the task's current
+//! request record ([`super::context`]).
 
 use std::fmt;
-use std::future::Future;
 
 use axum::http::HeaderValue;
 
 use crate::instance::Instance;
-
-tokio::task_local! {
-    static CURRENT: Id;
-}
 
 /// Longest client-chosen id accepted.
 const MAX_LEN: usize = 64;
@@ -65,19 +61,10 @@ impl fmt::Debug for Id {
     }
 }
 
-/// The id of the request being handled on this task, if any.
+/// The id of the request being handled on this task, if any (the task's
+/// [`super::context::current`] record's).
 pub fn current() -> Option<String> {
-    CURRENT.try_with(|id| id.as_str().to_owned()).ok()
-}
-
-/// Runs `fut` (the rest of a request's handling) with `id` as its [`current`] id.
-pub async fn scope<F: Future>(id: Id, fut: F) -> F::Output {
-    CURRENT.scope(id, fut).await
-}
-
-/// Runs `f` with `id` as its [`current`] id (an answer made outside the handler).
-pub fn sync_scope<R>(id: Id, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(id, f)
+    super::context::with_current_id(|id| id.as_str().to_owned())
 }
 
 /// Whether a client-chosen id may be kept: 1 to 64 characters of `A-Z a-z 0-9 - _ . :` (safe in
@@ -115,13 +102,5 @@ mod tests {
         assert_eq!(assign(None, true, &i, 0).as_str().len(), 36);
         let longest = "a".repeat(64);
         assert_eq!(assign(Some(&HeaderValue::from_str(&longest).unwrap()), true, &i, 0).as_str(), longest);
-    }
-
-    #[tokio::test]
-    async fn the_current_id_is_scoped_to_the_request() {
-        assert_eq!(current(), None);
-        let inside = scope(Id::new("r-1").unwrap(), async { current() }).await;
-        assert_eq!(inside.as_deref(), Some("r-1"));
-        assert_eq!(current(), None);
     }
 }

@@ -1,16 +1,12 @@
 //! The platform's branding on every page (JM-5.6, SH-D): name, logo, footer, help / agreement /
-//! privacy links and the primary colour from `[branding]`. The request layer makes the
-//! instance's [`Brand`] the task's current one, so every page renders it without passing it on.
+//! privacy links and the primary colour from `[branding]`. Each request's record
+//! ([`crate::http::context`]) carries the instance's [`Brand`], so every page renders it without
+//! passing it on.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use super::{Locale, esc};
 use crate::config::BrandingConfig;
-
-tokio::task_local! {
-    static CURRENT: Arc<Brand>;
-}
 
 /// The branding as the pages use it (from validated configuration).
 #[derive(Debug, Clone)]
@@ -131,17 +127,7 @@ impl Brand {
 
 /// The branding of the request being handled on this task (the default outside a request).
 pub fn current() -> Arc<Brand> {
-    CURRENT.try_with(Arc::clone).unwrap_or_default()
-}
-
-/// Runs `fut` (the rest of a request's handling) with `brand` as its [`current`] branding.
-pub async fn scope<F: Future>(brand: Arc<Brand>, fut: F) -> F::Output {
-    CURRENT.scope(brand, fut).await
-}
-
-/// Runs `f` with `brand` as its [`current`] branding (an answer made outside the handler).
-pub fn sync_scope<R>(brand: Arc<Brand>, f: impl FnOnce() -> R) -> R {
-    CURRENT.sync_scope(brand, f)
+    crate::http::context::current().map(|c| c.brand().clone()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -175,7 +161,9 @@ mod tests {
     async fn the_current_brand_is_scoped_to_the_request() {
         assert!(current().name(Locale::ZhCn).is_empty());
         let b = Arc::new(Brand::new(&config("")));
-        let inside = scope(b, async { current().name(Locale::ZhCn).to_owned() }).await;
+        let id = crate::http::request_id::Id::new("r-1").unwrap();
+        let ctx = crate::http::context::RequestCtx::new(id, None, b);
+        let inside = crate::http::context::scope(ctx, async { current().name(Locale::ZhCn).to_owned() }).await;
         assert_eq!(inside, "统一身份认证平台");
     }
 }
