@@ -53,19 +53,19 @@ impl Instance {
         let id = u128::from(self.id);
         let v = (ms << 80) | (0x7 << 76) | ((id >> 30) << 64) | (0b10 << 62) | ((id & 0x3FFF_FFFF) << 32) | n;
         // 8-4-4-4-12 hex digits, written in place: this runs per request, and the caller keeps
-        // the id inline rather than in a string of its own (issue 13).
+        // the id inline rather than in a string of its own (issue 13). Each half is one u64,
+        // its digits taken from the bottom up.
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 36];
-        let mut at = 0;
-        for i in 0..32u32 {
-            if matches!(i, 8 | 12 | 16 | 20) {
-                at += 1;
+        let halves =
+            [(u64::try_from(v >> 64).unwrap_or(0), [0..8, 9..13, 14..18]), (v as u64, [19..23, 24..36, 36..36])];
+        for (mut half, groups) in halves {
+            for range in groups.into_iter().rev() {
+                for slot in out.get_mut(range).unwrap_or_default().iter_mut().rev() {
+                    *slot = HEX.get((half & 0xF) as usize).copied().unwrap_or(b'0');
+                    half >>= 4;
+                }
             }
-            let nibble = usize::try_from((v >> (124 - 4 * i)) & 0xF).unwrap_or(0);
-            if let (Some(slot), Some(digit)) = (out.get_mut(at), HEX.get(nibble)) {
-                *slot = *digit;
-            }
-            at += 1;
         }
         out
     }

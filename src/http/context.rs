@@ -31,9 +31,10 @@ pub fn current() -> Option<RequestCtx> {
     CURRENT.try_with(RequestCtx::clone).ok()
 }
 
-/// Runs `fut` (the rest of a request's handling) with `ctx` as its [`current`] record.
-pub async fn scope<F: Future>(ctx: RequestCtx, fut: F) -> F::Output {
-    CURRENT.scope(ctx, fut).await
+/// Runs `fut` (the rest of a request's handling) with `ctx` as its [`current`] record. Not an
+/// `async fn`, whose future would be one more layer around `fut`, moved with it.
+pub fn scope<F: Future>(ctx: RequestCtx, fut: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(ctx, fut)
 }
 
 /// Runs `f` with `ctx` as its [`current`] record (an answer made outside the handler).
@@ -119,7 +120,9 @@ impl Stamp {
 
     /// The record of a new request with `headers` from `peer`.
     pub fn begin(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestCtx {
-        let id = request_id::assign(headers.get(&X_REQUEST_ID), self.trust, &self.instance, self.clock.now_ms());
+        // The header is looked up only when it may be kept.
+        let header = if self.trust { headers.get(&X_REQUEST_ID) } else { None };
+        let id = request_id::assign(header, self.trust, &self.instance, self.clock.now_ms());
         RequestCtx::new(id, peer, self.brand.clone())
     }
 }

@@ -18,7 +18,7 @@ use super::AppState;
 use super::context::RequestCtx;
 
 /// A request's handling, boxed so that it can move to a task of its own mid-way.
-type Work<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub type Work<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// How a request's handling ended, when it did not answer in time.
 #[derive(Debug)]
@@ -29,26 +29,30 @@ enum Fault {
     Late,
 }
 
-/// Runs the rest of the request (`work`, for `uri`) under the deadline, in `span`; `ctx` is the
-/// request's record, kept current on the work wherever it finishes and on the answers made
-/// here. Called by the one request middleware (`edge`).
-pub async fn run<F>(state: &AppState, ctx: RequestCtx, span: tracing::Span, uri: Uri, work: F) -> Response
+/// A request's handling (`work`, the route's future) made ready to run under [`run`]: it keeps
+/// the request's record `ctx` current (a task-local) and stays in `span` even when it moves to
+/// a task of its own, so its errors still carry the id and its pages the platform's name. Boxed
+/// here, where the route's future is made, so that it is not copied again on its way (issue 13:
+/// each future it was wrapped in or moved into copied its few hundred bytes).
+pub fn prepare<F>(ctx: RequestCtx, span: tracing::Span, work: F) -> Work<Response>
 where
     F: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
-    let limit = Duration::from_millis(state.config.server.request_deadline_ms);
-    // The work keeps the request's record (a task-local) even when it moves to a task of its
-    // own, so its errors still carry the id and its pages the platform's name. It
-    // is wrapped and boxed once: each layer around a large future copies it (issue 13).
     let work = async move {
         match work.await {
             Ok(resp) => resp,
             Err(never) => match never {},
         }
     };
-    let work = tracing::Instrument::instrument(work, span.clone());
-    let work = super::context::scope(ctx.clone(), work);
-    let fault = match within(limit, Box::pin(work)).await {
+    Box::pin(super::context::scope(ctx, tracing::Instrument::instrument(work, span)))
+}
+
+/// Runs the rest of the request (`work`, for `uri`, from [`prepare`]) under the deadline;
+/// `span` and `ctx` are the request's, current on the answers made here. Called by the one
+/// request middleware (`edge`).
+pub async fn run(state: &AppState, ctx: RequestCtx, span: tracing::Span, uri: Uri, work: Work<Response>) -> Response {
+    let limit = Duration::from_millis(state.config.server.request_deadline_ms);
+    let fault = match within(limit, work).await {
         Ok(resp) => return resp,
         Err(fault) => fault,
     };

@@ -88,7 +88,7 @@ where
         let uri = req.uri().clone();
         // The route's own call only makes its future; nothing of the handler runs before the
         // deadline, the span and the request's id are around it.
-        let work = self.inner.call(req);
+        let work = deadline::prepare(ctx.clone(), span.clone(), self.inner.call(req));
         let before = Before { start, route, method, ctx: ctx.clone(), query_client };
         let state = state.clone();
         Box::pin(async move {
@@ -102,6 +102,7 @@ where
 fn after(state: &AppState, before: Before, mut resp: Response) -> Response {
     let Before { start, route, method, ctx, query_client } = before;
     let h = resp.headers_mut();
+    h.reserve(4);
     if let Ok(v) = HeaderValue::from_str(ctx.id().as_str()) {
         h.insert(X_REQUEST_ID.clone(), v);
     }
