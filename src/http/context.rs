@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::http::{HeaderMap, HeaderName};
@@ -57,13 +58,14 @@ struct Inner {
     peer: Option<SocketAddr>,
     brand: Arc<Brand>,
     client: OnceLock<String>,
+    late: AtomicBool,
 }
 
 impl RequestCtx {
     /// The record of a request with `id` from `peer` (`None`: not known, as for a router
     /// called without a connection), whose pages show `brand`.
     pub fn new(id: Id, peer: Option<SocketAddr>, brand: Arc<Brand>) -> Self {
-        Self(Arc::new(Inner { id, peer, brand, client: OnceLock::new() }))
+        Self(Arc::new(Inner { id, peer, brand, client: OnceLock::new(), late: AtomicBool::new(false) }))
     }
 
     /// The request's id.
@@ -93,6 +95,17 @@ impl RequestCtx {
     /// The client noted, if any.
     pub fn client(&self) -> Option<&str> {
         self.0.client.get().map(String::as_str)
+    }
+
+    /// Notes that the request's body did not arrive within `server.body_timeout` (set by the
+    /// connection's body timer, read when the answer is made).
+    pub fn body_late(&self) {
+        self.0.late.store(true, Ordering::Release);
+    }
+
+    /// Whether [`RequestCtx::body_late`] was noted.
+    pub fn is_body_late(&self) -> bool {
+        self.0.late.load(Ordering::Acquire)
     }
 }
 

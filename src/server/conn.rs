@@ -24,7 +24,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::ServerConfig;
-use crate::http::context::Stamp;
+use crate::http::context::{RequestCtx, Stamp};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -331,19 +331,21 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let guard = self.tracker.start();
-        let (router, limits, closing) = (self.router.clone(), self.limits.clone(), self.closing.clone());
+        let (limits, closing) = (self.limits.clone(), self.closing.clone());
         let http1 = req.version() <= Version::HTTP_11;
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(self.stamp.begin(&parts.headers, Some(self.peer)));
+        let ctx = self.stamp.begin(&parts.headers, Some(self.peer));
+        parts.extensions.insert(ctx.clone());
+        let body = Timed { inner: body, deadline: Instant::now() + limits.body, sleep: None, ctx: ctx.clone() };
+        // Routed here, so the future boxed below holds the request once instead of carrying it
+        // through two more futures (issue 13); nothing of the handler runs before it is polled.
+        let routed = tower::Service::call(&mut self.router.clone(), Request::from_parts(parts, body));
         Box::pin(async move {
-            let late = Arc::new(AtomicBool::new(false));
-            let body = Timed { inner: body, deadline: Instant::now() + limits.body, sleep: None, late: late.clone() };
-            let resp = tower::ServiceExt::oneshot(router, Request::from_parts(parts, body)).await;
-            let mut resp = match resp {
+            let mut resp = match routed.await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
-            if late.load(Ordering::Acquire) {
+            if ctx.is_body_late() {
                 resp = body_timeout(limits.body);
             }
             if let Some(v) = &limits.hsts {
@@ -379,12 +381,12 @@ fn body_timeout(limit: Duration) -> axum::response::Response {
 #[error("request body timeout")]
 struct BodyTimeout;
 
-/// A request body that fails once its deadline passes, and says so through `late`.
+/// A request body that fails once its deadline passes, and says so in the request's record.
 struct Timed {
     inner: Incoming,
     deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
-    late: Arc<AtomicBool>,
+    ctx: RequestCtx,
 }
 
 impl Body for Timed {
@@ -393,7 +395,7 @@ impl Body for Timed {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if this.late.load(Ordering::Acquire) {
+        if this.ctx.is_body_late() {
             return Poll::Ready(Some(Err(BodyTimeout.into())));
         }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
@@ -402,7 +404,7 @@ impl Body for Timed {
         let deadline = this.deadline;
         let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
-            this.late.store(true, Ordering::Release);
+            this.ctx.body_late();
             return Poll::Ready(Some(Err(BodyTimeout.into())));
         }
         Poll::Pending
