@@ -18,6 +18,34 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends `n` in decimal, as serde_json writes an integer (issue 13: `write!` went through the
+/// formatting machinery, about 500 instructions for each number of a token or an answer).
+pub fn push_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut v = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+}
+
+/// Appends `,"name":` and `n`, an integer member after the first.
+pub fn push_int_member(out: &mut Vec<u8>, name: &str, n: i64) {
+    push_key(out, name);
+    push_int(out, n);
+}
+
 /// Appends `,"name":`, the start of an object member after the first (`name` is one of ours and
 /// needs no escaping).
 pub fn push_key(out: &mut Vec<u8>, name: &str) {
@@ -106,6 +134,15 @@ mod tests {
             let mut out = Vec::new();
             push_value(&mut out, v);
             assert_eq!(String::from_utf8_lossy(&out), serde_json::to_string(v).expect("serializes"));
+        }
+    }
+
+    #[test]
+    fn push_int_writes_what_serde_json_writes() {
+        for n in [0, 1, 9, 10, 99, 100, -1, -10, 1_764_979_200, i64::MAX, i64::MIN, i64::MIN + 1] {
+            let mut out = Vec::new();
+            push_int(&mut out, n);
+            assert_eq!(out, serde_json::to_vec(&n).expect("serializes"), "{n}");
         }
     }
 

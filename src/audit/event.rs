@@ -246,12 +246,10 @@ impl Event {
     /// 13: the writer's serde_json pass scanned every byte for escapes). It cannot fail: a
     /// `Value` always has a JSON text.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::json::{push_member as field, push_str};
-        use std::io::Write as _;
+        use crate::json::{push_int_member, push_member as field, push_str};
         out.extend_from_slice(b"{\"id\":");
         push_str(out, &self.id);
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, ",\"time\":{}", self.time);
+        push_int_member(out, "time", self.time);
         field(out, "ts", &self.ts);
         field(out, "kind", self.kind.as_str());
         field(out, "actor", &self.actor);

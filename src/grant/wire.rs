@@ -5,10 +5,8 @@
 //! signature (issue 13). The bytes are those of `serde_json::to_vec` of the response (tested
 //! below; see [`crate::json`]).
 
-use std::io::Write as _;
-
 use super::TokenResponse;
-use crate::json::push_str;
+use crate::json::{push_int_member, push_str};
 
 impl TokenResponse {
     /// The s5.1 body, in the field order and bytes of the type's `Serialize`.
@@ -24,8 +22,8 @@ impl TokenResponse {
         }
         out.extend_from_slice(b",\"token_type\":");
         push_str(&mut out, self.token_type);
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, ",\"expires_in\":{},\"scope\":", self.expires_in);
+        push_int_member(&mut out, "expires_in", self.expires_in);
+        out.extend_from_slice(b",\"scope\":");
         push_str(&mut out, &self.scope);
         if let Some(t) = &self.refresh_token {
             out.extend_from_slice(b",\"refresh_token\":");

@@ -118,11 +118,13 @@ pub struct Form(pub Params);
 /// Whether the body is `application/x-www-form-urlencoded` (media type names are
 /// case-insensitive, RFC 9110 s8.3.1; parameters such as charset are ignored).
 pub fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let Some(v) = headers.get(header::CONTENT_TYPE) else { return false };
+    // The usual spelling, compared at once (issue 13: the general path cost 500 instructions).
+    if v.as_bytes() == FORM.as_bytes() {
+        return true;
+    }
+    v.to_str().ok().and_then(|v| v.split(';').next()).is_some_and(|m| m.trim().eq_ignore_ascii_case(FORM))
 }
 
 /// Reads a whole body, mapping "too large" to 413 with an OAuth-shaped error.
@@ -315,6 +317,22 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // RFC 9110 s8.3.1: the media type is case-insensitive; parameters do not change it.
+    #[test]
+    fn form_bodies_are_known_by_their_media_type() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            is_form(&h)
+        };
+        assert!(with("application/x-www-form-urlencoded"));
+        assert!(with("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
+        assert!(with(" application/x-www-form-urlencoded ;x=1"));
+        assert!(!with("application/json"));
+        assert!(!with("application/x-www-form-urlencodedx"));
+        assert!(!is_form(&HeaderMap::new()));
+    }
 
     #[test]
     fn repeated_parameters_are_refused() {

@@ -80,8 +80,9 @@ fn hsts(c: &ServerConfig, https: bool) -> Option<HeaderValue> {
 }
 
 /// Accepts connections on `listener` (through TLS when `tls` is set) and serves `router` on
-/// them, each request with its record made by `stamp` ([`crate::http::context`]), until `shutdown` resolves; then closes the listener, lets in-flight requests finish (at
-/// most `limits.drain`), closes idle connections, and returns. While `closing` is set (the
+/// them, each request with its record made by `stamp` ([`crate::http::context`]), until
+/// `shutdown` resolves; then closes the listener, lets in-flight requests finish (at most
+/// `limits.drain`), closes idle connections, and returns. While `closing` is set (the
 /// drain has begun, before `shutdown`), HTTP/1.1 responses carry `Connection: close`, so
 /// clients open new connections, which a balancer sends elsewhere, instead of reusing these.
 pub async fn serve(

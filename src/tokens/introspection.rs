@@ -65,9 +65,7 @@ impl Introspection {
     /// The response's JSON, in the field order and bytes of the derive, without serde_json's
     /// escape scan over the ids and scopes (issue 13; see [`crate::json`]).
     pub fn to_json(&self) -> Vec<u8> {
-        use std::io::Write as _;
-
-        use crate::json::{push_key as field, push_str};
+        use crate::json::{push_int_member, push_key as field, push_str};
 
         let mut out = Vec::with_capacity(384);
         out.extend_from_slice(if self.active { b"{\"active\":true" } else { b"{\"active\":false" });
@@ -82,10 +80,9 @@ impl Introspection {
                 push_str(&mut out, v);
             }
         }
-        // Writing to a Vec cannot fail.
         for (name, v) in [("exp", self.exp), ("iat", self.iat)] {
             if let Some(v) = v {
-                let _ = write!(out, ",\"{name}\":{v}");
+                push_int_member(&mut out, name, v);
             }
         }
         if let Some(sub) = &self.sub {
@@ -103,7 +100,7 @@ impl Introspection {
             }
         }
         if let Some(t) = self.auth_time {
-            let _ = write!(out, ",\"auth_time\":{t}");
+            push_int_member(&mut out, "auth_time", t);
         }
         if let Some(acr) = &self.acr {
             field(&mut out, "acr");

@@ -2,10 +2,8 @@
 //! `Serialize`, without serde_json's byte-at-a-time escape scan over the issuer, subject,
 //! scope and ids (issue 13; see [`crate::json`]). Signed by [`crate::keys::Keys::sign_json`].
 
-use std::io::Write as _;
-
 use super::AccessClaims;
-use crate::json::{push_member, push_str};
+use crate::json::{push_int_member, push_member, push_str};
 use crate::jwt::Audience;
 
 impl AccessClaims {
@@ -24,10 +22,10 @@ impl AccessClaims {
         push_str(&mut out, &self.scope);
         out.extend_from_slice(b",\"jti\":");
         push_str(&mut out, &self.jti);
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, ",\"iat\":{},\"exp\":{}", self.iat, self.exp);
+        push_int_member(&mut out, "iat", self.iat);
+        push_int_member(&mut out, "exp", self.exp);
         if let Some(t) = self.auth_time {
-            let _ = write!(out, ",\"auth_time\":{t}");
+            push_int_member(&mut out, "auth_time", t);
         }
         for (name, v) in [("acr", &self.acr), ("sid", &self.sid), ("gid", &self.gid)] {
             if let Some(v) = v {
