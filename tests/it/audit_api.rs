@@ -236,6 +236,20 @@ async fn downstream_events_are_ingested() {
     let r = post(body, forwarder.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["accepted"], 2);
+    // The route's own body limit (16 MiB) holds, not `server.body_limit` (64 KiB), which every
+    // route has around it: a batch larger than the server's limit is taken whole.
+    let big: String = (0..600)
+        .map(|i| {
+            json!({"id": format!("big-{i}"), "time": s.clock.now() - 5, "kind": "login_success",
+                   "actor": "user:u2", "subject": "u2", "outcome": "success", "origin": county})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    assert!(big.len() > 64 * 1024, "{}", big.len());
+    let r = post(big, forwarder.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["accepted"], 600);
     let p = problem(post(format!("{}\nnot json\n", line("c-3")), forwarder).await, StatusCode::BAD_REQUEST, "bad line")
         .await;
     assert!(p["detail"].as_str().unwrap().contains("line 2"), "{p}");
