@@ -18,6 +18,18 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// Appends `items` as a JSON array, each written by `each`.
+pub fn push_list<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut each: impl FnMut(&mut Vec<u8>, T)) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+    }
+    out.push(b']');
+}
+
 /// Appends `n` in decimal, as serde_json writes an integer (issue 13: `write!` went through the
 /// formatting machinery, about 500 instructions for each number of a token or an answer).
 pub fn push_int(out: &mut Vec<u8>, n: i64) {
@@ -74,16 +86,7 @@ pub fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
             let _ = serde_json::to_writer(&mut *out, n);
         }
         Value::String(s) => push_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                push_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => push_list(out, items, push_value),
         Value::Object(members) => {
             out.push(b'{');
             for (i, (k, item)) in members.iter().enumerate() {

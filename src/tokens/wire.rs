@@ -3,7 +3,7 @@
 //! scope and ids (issue 13; see [`crate::json`]). Signed by [`crate::keys::Keys::sign_json`].
 
 use super::AccessClaims;
-use crate::json::{push_int_member, push_member, push_str};
+use crate::json::{push_int_member, push_list, push_member, push_str};
 use crate::jwt::Audience;
 
 impl AccessClaims {
@@ -49,16 +49,7 @@ impl AccessClaims {
 pub(crate) fn push_audience(out: &mut Vec<u8>, aud: &Audience) {
     match aud {
         Audience::One(a) => push_str(out, a),
-        Audience::Many(list) => {
-            out.push(b'[');
-            for (i, a) in list.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                push_str(out, a);
-            }
-            out.push(b']');
-        }
+        Audience::Many(list) => push_list(out, list, |out, a| push_str(out, a)),
     }
 }
 
