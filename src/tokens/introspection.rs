@@ -111,7 +111,7 @@ impl Introspection {
             out.push(b',');
             push_str(&mut out, name);
             out.push(b':');
-            let _ = serde_json::to_writer(&mut out, v);
+            crate::json::push_value(&mut out, v);
         }
         out.push(b'}');
         out

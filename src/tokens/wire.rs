@@ -34,7 +34,7 @@ impl AccessClaims {
         }
         if let Some(act) = &self.act {
             out.extend_from_slice(b",\"act\":");
-            let _ = serde_json::to_writer(&mut out, act);
+            crate::json::push_value(&mut out, act);
         }
         if let Some(k) = self.user_type {
             out.extend_from_slice(b",\"user_type\":");
