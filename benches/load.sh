@@ -5,6 +5,11 @@
 # measured in the same run, so it holds across machines. Self-contained and bounded: builds what
 # it needs, starts and stops every process it starts, 127.0.0.1 only, DURATION s per row
 # (default 6; the whole run takes under 3 minutes). Writes benches/RESULTS.md.
+# BOLT=1 also measures deploy/bolt.sh's build (target/bolt/tongzheng, the same code laid out by
+# BOLT, which deploy/Containerfile ships) in the same run: it takes its turn in the alternating
+# client_credentials runs and serves the introspection, code and /healthz rows again. Building it
+# takes about 8 more minutes (a fat-LTO build of its own, then training); BOLT=reuse measures the
+# build already there.
 # wrk, not oha: code redemption needs a different single-use code in every request (wrk's Lua
 # `request()` does it; oha sends one fixed body), and wrk is one small Debian package.
 set -euo pipefail
@@ -23,6 +28,12 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 cargo build --release --locked -q --bin tongzheng
 CARGO_TARGET_DIR="$PWD/target/reference" cargo build --release --locked -q --example reference
 BIN="$PWD/target/release/tongzheng"
+BOLT_BIN="$PWD/target/bolt/tongzheng"
+case "${BOLT:-}" in
+  "") BOLT_BIN="" ;;
+  reuse) [ -x "$BOLT_BIN" ] || { echo "BOLT=reuse: no $BOLT_BIN (run deploy/bolt.sh)" >&2; exit 1; } ;;
+  *) bash deploy/bolt.sh >&2 ;;
+esac
 REF="$PWD/target/reference/release/examples/reference"
 # shellcheck source=benches/procs.sh
 . benches/procs.sh
@@ -32,7 +43,7 @@ start_tz() {
   local cores=$1 workers=$2; shift 2
   local port dir; port="$(free_port)"; dir="$(mktemp -d -p "$WORK")"
   (cd "$dir" && exec env TONGZHENG_SERVER__WORKERS="$workers" TONGZHENG_LOG=warn "${ON[@]}" "$@" \
-    taskset -c "$cores" "$BIN" serve --dev --listen "127.0.0.1:$port" >server.log 2>&1) &
+    taskset -c "$cores" "${TZ_BIN:-$BIN}" serve --dev --listen "127.0.0.1:$port" >server.log 2>&1) &
   TZ=$!; SRV=$TZ; PIDS+=("$TZ"); BASE="http://127.0.0.1:$port"
   ready "$BASE/readyz"
 }
@@ -106,8 +117,9 @@ admin() { curl -sf -H "Authorization: Bearer $ADMIN_AT" -H 'content-type: applic
 EXCH_SECRET="$(admin clients "{\"client_id\":\"exchanger\",\"grant_types\":[\"urn:ietf:params:oauth:grant-type:token-exchange\"],
   \"scope\":\"api.read\",\"token_exchange\":{\"issuers\":[\"$BASE\"],\"audiences\":[\"https://api.example.gov.cn\"]}}" | json '["client_secret"]')"
 post_lua "$WORK/exchange.lua" "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=$AT&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=https%3A%2F%2Fapi.example.gov.cn" "$(printf %s "exchanger:$EXCH_SECRET" | base64 -w0)"
-ES_SECRET="$(admin clients "{\"client_id\":\"bench-es256\",\"grant_types\":[\"authorization_code\"],\"scope\":\"openid\",
-  \"redirect_uris\":[\"$REDIRECT\"],\"id_token_signed_response_alg\":\"ES256\"}" | json '["client_secret"]')"
+es_client() { admin clients "{\"client_id\":\"bench-es256\",\"grant_types\":[\"authorization_code\"],\"scope\":\"openid\",
+  \"redirect_uris\":[\"$REDIRECT\"],\"id_token_signed_response_alg\":\"ES256\"}" | json '["client_secret"]'; }
+ES_SECRET="$(es_client)"
 
 # The headline pair, client_credentials against the reference: both servers up (the idle one
 # costs nothing), PAIRS alternating runs of each (default 5, DURATION/2 s each), the median
@@ -118,16 +130,24 @@ median_row() { # NAME RUN_NAMES...: the run with the median requests/s becomes N
   local pick; pick="$(for r in "$@"; do echo "$(rps "$r") $r"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}' | cut -d' ' -f2-)"
   R[$name]="${R[$pick]}"
 }
-TZ_PID=$SRV; CC_RUNS=(); REF_RUNS=()
+TZ_PID=$SRV; TZ_BASE=$BASE; CC_RUNS=(); REF_RUNS=(); BOLT_RUNS=()
+if [ -n "$BOLT_BIN" ]; then TZ_BIN=$BOLT_BIN start_tz 0 1; BOLT_PID=$SRV; BOLT_BASE=$BASE; BASE=$TZ_BASE; TZ=$TZ_PID; fi
 for i in $(seq "${PAIRS:-5}"); do
   SRV=$REF_PID; row "reference client_credentials #$i" "$REF_URL/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); REF_RUNS+=("reference client_credentials #$i")
   SRV=$TZ_PID; row "client_credentials #$i" "$BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); CC_RUNS+=("client_credentials #$i")
+  if [ -n "$BOLT_BIN" ]; then
+    SRV=$BOLT_PID; row "BOLT client_credentials #$i" "$BOLT_BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); BOLT_RUNS+=("BOLT client_credentials #$i")
+  fi
 done
+SRV=$TZ_PID
+if [ -n "$BOLT_BIN" ]; then stop "$BOLT_PID"; median_row "BOLT client_credentials" "${BOLT_RUNS[@]}"; fi
 stop "$REF_PID"
 median_row "reference client_credentials" "${REF_RUNS[@]}"
 median_row "client_credentials" "${CC_RUNS[@]}"
-CC_SPREAD="$(for r in "${CC_RUNS[@]}"; do rps "$r"; done | sort -n | paste -sd/ -)"
-REF_SPREAD="$(for r in "${REF_RUNS[@]}"; do rps "$r"; done | sort -n | paste -sd/ -)"
+spread() { for r in "$@"; do rps "$r"; done | sort -n | paste -sd/ -; }
+CC_SPREAD="$(spread "${CC_RUNS[@]}")"
+REF_SPREAD="$(spread "${REF_RUNS[@]}")"
+BOLT_SPREAD="$([ ${#BOLT_RUNS[@]} -eq 0 ] || spread "${BOLT_RUNS[@]}")"
 row "introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
 row "token exchange (RFC 8693)" "$BASE/token" "$WORK/exchange.lua"
 row "/healthz" "$BASE/healthz" "$WORK/health.lua" 3
@@ -191,6 +211,19 @@ row "client_credentials, Redis store" "$BASE/token" "$WORK/cc.lua"
 row "introspection (token seen before), Redis store" "$BASE/introspect" "$WORK/introspect.lua"
 stop "$TZ"
 stop "$REDIS"
+
+# --- The BOLT layout (BOLT=1), memory store, one core: the rows it is for, on a server of its own.
+if [ -n "$BOLT_BIN" ]; then
+  TZ_BIN=$BOLT_BIN start_tz 0 1
+  AT="$(token demo-web:demo-web-secret-0123456789abcdef)"
+  ADMIN_AT="$(token admin-cli:admin-cli-secret-0123456789abcdef)"
+  post_lua "$WORK/introspect.lua" "token=$AT" "$WEB_BASIC"
+  ES_SECRET="$(es_client)"
+  row "BOLT introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
+  row "BOLT /healthz" "$BASE/healthz" "$WORK/health.lua" 3
+  redeem "BOLT code redemption, ES256 ID token" bench-es256 "$(printf %s "bench-es256:$ES_SECRET" | base64 -w0)"
+  stop "$TZ"
+fi
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 ratio() { python3 -c "a,b=float('$1' or 0),float('$2' or 0); print(f'{a/b:.2f}' if b else 'n/a')"; }
@@ -227,8 +260,16 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
   rr "client_credentials, server on two cores" "client_credentials, server on two cores" "one core" "client_credentials" "(per-core figure)"
   rr "client_credentials, audit + rate limit on" "client_credentials" "both off" "client_credentials, audit + rate limit off" ">= 0.9 (issue 4)"
   rr "HTTP floor: /healthz" "/healthz" "reference /healthz" "reference /healthz" "(reported)"
+  if [ -n "$BOLT_BIN" ]; then
+    rr "BOLT layout: client_credentials" "BOLT client_credentials" "reference server" "reference client_credentials" ">= 0.9"
+    rr "BOLT layout: client_credentials, against the cargo build" "BOLT client_credentials" "cargo build" "client_credentials" "(the layout's gain)"
+    rw "BOLT layout: introspection, token seen before" "BOLT introspection (token seen before)" "raw ES256 verify" "$RAW_VERIFY" ">= 3"
+    rw "BOLT layout: code redemption, ES256 ID token (${CODES["BOLT code redemption, ES256 ID token"]:-0} codes)" "BOLT code redemption, ES256 ID token" "raw ES256 sign" "$RAW_SIGN" ">= 0.4"
+    rr "BOLT layout: HTTP floor: /healthz" "BOLT /healthz" "reference /healthz" "reference /healthz" "(reported)"
+  fi
   echo
-  echo "client_credentials runs (requests/s, sorted; the median is the row): tongzheng $CC_SPREAD, reference $REF_SPREAD."
+  echo "client_credentials runs (requests/s, sorted; the median is the row): tongzheng $CC_SPREAD, reference $REF_SPREAD${BOLT_SPREAD:+, BOLT layout $BOLT_SPREAD}."
+  [ -z "$BOLT_BIN" ] || echo "The BOLT layout's rows: deploy/bolt.sh's build of the same commit (target/bolt/tongzheng), what deploy/Containerfile ships."
   echo
   echo "Token endpoint p99 during the login storm: $(cut -d'|' -f3 <<<"${R["client_credentials during the login storm"]:-}") (target < 5 ms)."
   echo
@@ -238,7 +279,8 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
     "reference, two ES256 signatures" "reference /healthz" "client_credentials" "/healthz" "introspection (token seen before)" \
     "introspection (cache off: every token verified)" "token exchange (RFC 8693)" "code redemption, ES256 ID token" \
     "code redemption, RS256 ID token" "client_credentials during the login storm" "client_credentials, audit + rate limit off" \
-    "client_credentials, server on two cores" "client_credentials, Redis store" "introspection (token seen before), Redis store"; do
+    "client_credentials, server on two cores" "client_credentials, Redis store" "introspection (token seen before), Redis store" \
+    ${BOLT_BIN:+"BOLT client_credentials" "BOLT introspection (token seen before)" "BOLT /healthz" "BOLT code redemption, ES256 ID token"}; do
     IFS='|' read -r r p50 p99 bad c <<<"${R[$k]:-||||}"
     echo "| $k | $r | $p50 | $p99 | $bad | $c |"
   done

@@ -223,7 +223,7 @@ async fn the_binary_lists_applications() {
     admin(&s, &["app", "apply", "--file", file.to_str().unwrap()]).await;
     let base = s.base.clone();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
+        std::process::Command::new(crate::support::binary())
             .args(["admin", "app", "list"])
             .env("TONGZHENG_ADMIN_URL", base)
             .env("TONGZHENG_ADMIN_CLIENT_SECRET", ADMIN_SECRET)
@@ -253,7 +253,7 @@ async fn listen_flag_sets_the_dev_issuer() {
     )
     .unwrap();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
+    let mut child = tokio::process::Command::new(crate::support::binary())
         .args(["serve", "--dev", "--listen", &listen, "--config", file.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -174,7 +174,7 @@ async fn tongzheng_bin(shared: &SharedStore, args: &[&str]) -> (bool, String) {
         d = dir.display()
     );
     std::fs::write(&file, config).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
+    let out = tokio::process::Command::new(crate::support::binary())
         .args(args)
         .arg("--config")
         .arg(&file)

@@ -77,7 +77,7 @@ impl Instance {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = config_file(&dir, p);
         let listen = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tongzheng"));
+        let mut cmd = Command::new(super::binary());
         cmd.args(["serve", "--dev", "--listen", &listen, "--config", file.to_str().expect("utf-8 path")])
             .env("TONGZHENG_LOG", "warn")
             .stdin(Stdio::null())

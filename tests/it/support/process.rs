@@ -62,7 +62,7 @@ impl ServerProcess {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let err = out.try_clone().unwrap();
         let listen = format!("127.0.0.1:{port}");
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tongzheng"))
+        let child = tokio::process::Command::new(super::binary())
             .args(["serve", "--dev", "--listen", &listen, "--config", config.to_str().unwrap()])
             .env("TONGZHENG_LOG", "info")
             .stdin(Stdio::null())
