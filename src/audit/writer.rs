@@ -71,8 +71,11 @@ impl Writer {
         let mut last_sync = Instant::now();
         let mut dirty = false;
         let mut stopping = false;
+        // Kept across batches, as `pending` is: a batch's events are moved in once, not again
+        // each time the vector grows.
+        let mut msgs = Vec::new();
         loop {
-            let mut msgs = Vec::new();
+            msgs.clear();
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(m) => msgs.push(m),
@@ -102,7 +105,8 @@ impl Writer {
             }
             let mut acks = Vec::new();
             let mut shutdown = None;
-            for m in msgs {
+            pending.reserve(msgs.len());
+            for m in msgs.drain(..) {
                 sort(m, &mut pending, &mut acks, &mut shutdown);
             }
             if shutdown.is_some() {
@@ -215,23 +219,20 @@ impl Disk {
     /// Appends `events`, grouped by local day. Returns the events not written (in order) and
     /// the error that stopped the writing.
     fn write(&mut self, events: Vec<Event>, counters: &Counters) -> (Vec<Event>, Option<AuditError>) {
-        let mut days: BTreeMap<Date, Vec<Event>> = BTreeMap::new();
-        for e in events {
-            let date = self.layout.day_of(e.time).unwrap_or(time::macros::date!(1970 - 01 - 01));
-            days.entry(date).or_default().push(e);
-        }
         let mut rest = Vec::new();
         let mut error = None;
-        for (date, evs) in days {
+        for (date, mut evs) in self.by_day(events) {
             if error.is_some() {
                 rest.extend(evs);
                 continue;
             }
             let mut buf = Vec::with_capacity(evs.len() * 320);
-            let mut lines = Vec::with_capacity(evs.len());
+            // Where each event's line ends in `buf`; the events stay where they are (an event is
+            // a few hundred bytes, and a batch holds thousands: moving them is not free).
+            let mut ends = Vec::with_capacity(evs.len());
             // A batch's events are mostly of one second: its text is made once (issue 13).
             let mut stamp: Option<(i64, String)> = None;
-            for mut e in evs {
+            for e in &mut evs {
                 if e.ts.is_empty() {
                     e.ts = match &stamp {
                         Some((t, ts)) if *t == e.time => ts.clone(),
@@ -244,7 +245,7 @@ impl Disk {
                 }
                 e.write_json(&mut buf);
                 buf.push(b'\n');
-                lines.push((e, buf.len() as u64));
+                ends.push(buf.len() as u64);
             }
             let written = match self.append(date, &buf) {
                 Ok(()) => buf.len() as u64,
@@ -253,17 +254,29 @@ impl Disk {
                     written
                 }
             };
-            let mut done = 0;
-            for (e, end) in lines {
-                if end <= written {
-                    done += 1;
-                } else {
-                    rest.push(e);
-                }
-            }
-            Counters::add(&counters.written, done);
+            // The lines are in order: those written are a prefix.
+            let done = ends.iter().take_while(|end| **end <= written).count();
+            rest.extend(evs.drain(done..));
+            Counters::add(&counters.written, done as u64);
         }
         (rest, error)
+    }
+
+    /// `events` grouped by local day, in day order, each group in the batch's order. A batch is
+    /// nearly always of one day, and is then passed on as it is.
+    fn by_day(&self, events: Vec<Event>) -> Vec<(Date, Vec<Event>)> {
+        let day = |e: &Event| self.layout.day_of(e.time).unwrap_or(time::macros::date!(1970 - 01 - 01));
+        let Some(first) = events.first().map(day) else {
+            return Vec::new();
+        };
+        if events.iter().all(|e| day(e) == first) {
+            return vec![(first, events)];
+        }
+        let mut days: BTreeMap<Date, Vec<Event>> = BTreeMap::new();
+        for e in events {
+            days.entry(day(&e)).or_default().push(e);
+        }
+        days.into_iter().collect()
     }
 
     /// Appends whole lines to `date`'s file; on error, also how many bytes did get written.
@@ -355,4 +368,47 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
         }
     }
     Ok((f, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Kind, Outcome};
+
+    fn event(time: i64, subject: &str) -> Event {
+        let mut e = Event::new(Kind::LoginSuccess, Outcome::Success).subject(subject);
+        e.time = time;
+        e
+    }
+
+    fn subjects(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap().subject.unwrap())
+            .collect()
+    }
+
+    // AY-8.5.2.1: one batch across China midnight lands in both days' files, each in the batch's
+    // order; a batch of one day is written as it came.
+    #[test]
+    fn a_batch_across_midnight_is_split_by_day_in_order() {
+        let dir = std::env::temp_dir().join(format!("tz-audit-batch-{}", crate::crypto::random_token(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+        let layout = Arc::new(Layout { dir: dir.clone(), instance: "w".into(), offset });
+        let midnight = time::macros::datetime!(2024-03-01 00:00 +8).unix_timestamp();
+        let mut disk = Disk { layout: layout.clone(), open: BTreeMap::new(), uses: 0 };
+        let counters = Counters::default();
+        let batch =
+            vec![event(midnight - 2, "a"), event(midnight, "b"), event(midnight - 1, "c"), event(midnight + 1, "d")];
+        let (rest, error) = disk.write(batch, &counters);
+        assert!(rest.is_empty() && error.is_none());
+        let (rest, error) = disk.write(vec![event(midnight + 2, "e"), event(midnight + 3, "f")], &counters);
+        assert!(rest.is_empty() && error.is_none());
+        assert_eq!(subjects(&dir.join("audit-2024-02-29.w.jsonl")), ["a", "c"]);
+        assert_eq!(subjects(&dir.join("audit-2024-03-01.w.jsonl")), ["b", "d", "e", "f"]);
+        assert_eq!(counters.written.load(std::sync::atomic::Ordering::Relaxed), 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
