@@ -33,4 +33,8 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
   . "$HOME/.cargo/env"
 fi
 
-exec cargo test --locked "$@"
+# Every temporary file of the run (the servers' data, the redis-servers', the browsers' profiles)
+# goes under one directory, removed when the run ends; left in /tmp, a day of runs made 25,000.
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/tongzheng-tests.XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+TMPDIR="$scratch" cargo test --locked "$@"
