@@ -6,7 +6,7 @@
 # it needs, starts and stops every process it starts, 127.0.0.1 only, DURATION s per row
 # (default 6; the whole run takes under 3 minutes). Writes benches/RESULTS.md.
 # BOLT=1 also measures deploy/bolt.sh's build (target/bolt/tongzheng, the same code laid out by
-# BOLT, which deploy/Containerfile ships) in the same run: it takes its turn in the alternating
+# BOLT, which the image ships when built with LAYOUT=bolt) in the same run: it takes its turn in the alternating
 # client_credentials runs and serves the introspection, code and /healthz rows again. Building it
 # takes about 8 more minutes (a fat-LTO build of its own, then training); BOLT=reuse measures the
 # build already there.
@@ -269,7 +269,7 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
   fi
   echo
   echo "client_credentials runs (requests/s, sorted; the median is the row): tongzheng $CC_SPREAD, reference $REF_SPREAD${BOLT_SPREAD:+, BOLT layout $BOLT_SPREAD}."
-  [ -z "$BOLT_BIN" ] || echo "The BOLT layout's rows: deploy/bolt.sh's build of the same commit (target/bolt/tongzheng), what deploy/Containerfile ships."
+  [ -z "$BOLT_BIN" ] || echo "The BOLT layout's rows: deploy/bolt.sh's build of the same commit (target/bolt/tongzheng), what the image ships with LAYOUT=bolt."
   echo
   echo "Token endpoint p99 during the login storm: $(cut -d'|' -f3 <<<"${R["client_credentials during the login storm"]:-}") (target < 5 ms)."
   echo
