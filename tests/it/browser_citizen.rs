@@ -92,6 +92,9 @@ async fn shoot_all(browser: &mut Browser, s: &TestServer, pages: &[(&str, String
             browser.set_viewport(w, h).await;
             for (name, path) in pages {
                 browser.navigate(&s.url(path)).await;
+                // On a loaded machine Chromium can answer for the document before it has one
+                // (an empty source, seen in CI): wait until the page's root names a language.
+                browser.wait_for("html[lang]", Duration::from_secs(10)).await;
                 let source = browser.source().await;
                 assert!(source.contains(&format!("lang=\"{lang}\"")), "{name} {lang}: {source}");
                 let out = browser.execute(OVERFLOW).await;
