@@ -33,6 +33,9 @@ pub(crate) enum Msg {
 
 /// Most messages taken from the channel per batch.
 const MAX_BATCH: usize = 4096;
+/// Room for messages the writer keeps between batches (a batch at 20,000 events a second and the
+/// default window holds about a hundred).
+const KEPT_ROOM: usize = 512;
 /// Most files kept open at once (today's and yesterday's, typically).
 const MAX_OPEN: usize = 2;
 /// Longest wait between two attempts at a failing write.
@@ -109,6 +112,8 @@ impl Writer {
             for m in msgs.drain(..) {
                 sort(m, &mut pending, &mut acks, &mut shutdown);
             }
+            // A burst's room (up to MAX_BATCH messages of a few hundred bytes) is not kept.
+            msgs.shrink_to(KEPT_ROOM);
             if shutdown.is_some() {
                 // Refuse new events, then take everything already queued.
                 rx.close();
