@@ -5,11 +5,11 @@
 # measured in the same run, so it holds across machines. Self-contained and bounded: builds what
 # it needs, starts and stops every process it starts, 127.0.0.1 only, DURATION s per row
 # (default 6; the whole run takes under 3 minutes). Writes benches/RESULTS.md.
-# BOLT=1 also measures deploy/bolt.sh's build (target/bolt/tongzheng, the same code laid out by
-# BOLT, which the image ships when built with LAYOUT=bolt) in the same run: it takes its turn in the alternating
-# client_credentials runs and serves the introspection, code and /healthz rows again. Building it
-# takes about 8 more minutes (a fat-LTO build of its own, then training); BOLT=reuse measures the
-# build already there.
+# OPTIMIZED=1 also measures the build the image ships (deploy/build.sh: target/optimized/tongzheng,
+# the same code built with profile-guided optimization) in the same run: it takes its turn in the
+# alternating client_credentials runs and serves the introspection, code and /healthz rows again.
+# Building it takes about 13 more minutes (two fat-LTO builds and their training);
+# OPTIMIZED=reuse measures the build already there.
 # wrk, not oha: code redemption needs a different single-use code in every request (wrk's Lua
 # `request()` does it; oha sends one fixed body), and wrk is one small Debian package.
 set -euo pipefail
@@ -21,18 +21,18 @@ need wrk wrk
 need redis-server redis-server
 need taskset util-linux
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-# The server as it ships (`--bin tongzheng` alone). Built in the same command, the example would
+# The plain release build (`--bin tongzheng` alone). Built in the same command, the example would
 # add the dev-dependencies' features to the shared ones (tokio's test-util: a lock on every
-# clock read), so the measured binary would not be the shipped one, and the two builds would
+# clock read), so the measured binary would not be the one `cargo build --release` makes, and the two builds would
 # replace each other's crate on every run; the reference gets a target directory of its own.
 cargo build --release --locked -q --bin tongzheng
 CARGO_TARGET_DIR="$PWD/target/reference" cargo build --release --locked -q --example reference
 BIN="$PWD/target/release/tongzheng"
-BOLT_BIN="$PWD/target/bolt/tongzheng"
-case "${BOLT:-}" in
-  "") BOLT_BIN="" ;;
-  reuse) [ -x "$BOLT_BIN" ] || { echo "BOLT=reuse: no $BOLT_BIN (run deploy/bolt.sh)" >&2; exit 1; } ;;
-  *) bash deploy/bolt.sh >&2 ;;
+OPT_BIN="$PWD/target/optimized/tongzheng"
+case "${OPTIMIZED:-}" in
+  "") OPT_BIN="" ;;
+  reuse) [ -x "$OPT_BIN" ] || { echo "OPTIMIZED=reuse: no $OPT_BIN (run deploy/build.sh)" >&2; exit 1; } ;;
+  *) bash deploy/build.sh >&2 ;;
 esac
 REF="$PWD/target/reference/release/examples/reference"
 # shellcheck source=benches/procs.sh
@@ -130,24 +130,24 @@ median_row() { # NAME RUN_NAMES...: the run with the median requests/s becomes N
   local pick; pick="$(for r in "$@"; do echo "$(rps "$r") $r"; done | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}' | cut -d' ' -f2-)"
   R[$name]="${R[$pick]}"
 }
-TZ_PID=$SRV; TZ_BASE=$BASE; CC_RUNS=(); REF_RUNS=(); BOLT_RUNS=()
-if [ -n "$BOLT_BIN" ]; then TZ_BIN=$BOLT_BIN start_tz 0 1; BOLT_PID=$SRV; BOLT_BASE=$BASE; BASE=$TZ_BASE; TZ=$TZ_PID; fi
+TZ_PID=$SRV; TZ_BASE=$BASE; CC_RUNS=(); REF_RUNS=(); OPT_RUNS=()
+if [ -n "$OPT_BIN" ]; then TZ_BIN=$OPT_BIN start_tz 0 1; OPT_PID=$SRV; OPT_BASE=$BASE; BASE=$TZ_BASE; TZ=$TZ_PID; fi
 for i in $(seq "${PAIRS:-5}"); do
   SRV=$REF_PID; row "reference client_credentials #$i" "$REF_URL/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); REF_RUNS+=("reference client_credentials #$i")
   SRV=$TZ_PID; row "client_credentials #$i" "$BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); CC_RUNS+=("client_credentials #$i")
-  if [ -n "$BOLT_BIN" ]; then
-    SRV=$BOLT_PID; row "BOLT client_credentials #$i" "$BOLT_BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); BOLT_RUNS+=("BOLT client_credentials #$i")
+  if [ -n "$OPT_BIN" ]; then
+    SRV=$OPT_PID; row "shipped client_credentials #$i" "$OPT_BASE/token" "$WORK/cc.lua" $(( (DURATION + 1) / 2 )); OPT_RUNS+=("shipped client_credentials #$i")
   fi
 done
 SRV=$TZ_PID
-if [ -n "$BOLT_BIN" ]; then stop "$BOLT_PID"; median_row "BOLT client_credentials" "${BOLT_RUNS[@]}"; fi
+if [ -n "$OPT_BIN" ]; then stop "$OPT_PID"; median_row "shipped client_credentials" "${OPT_RUNS[@]}"; fi
 stop "$REF_PID"
 median_row "reference client_credentials" "${REF_RUNS[@]}"
 median_row "client_credentials" "${CC_RUNS[@]}"
 spread() { for r in "$@"; do rps "$r"; done | sort -n | paste -sd/ -; }
 CC_SPREAD="$(spread "${CC_RUNS[@]}")"
 REF_SPREAD="$(spread "${REF_RUNS[@]}")"
-BOLT_SPREAD="$([ ${#BOLT_RUNS[@]} -eq 0 ] || spread "${BOLT_RUNS[@]}")"
+OPT_SPREAD="$([ ${#OPT_RUNS[@]} -eq 0 ] || spread "${OPT_RUNS[@]}")"
 row "introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
 row "token exchange (RFC 8693)" "$BASE/token" "$WORK/exchange.lua"
 row "/healthz" "$BASE/healthz" "$WORK/health.lua" 3
@@ -212,16 +212,16 @@ row "introspection (token seen before), Redis store" "$BASE/introspect" "$WORK/i
 stop "$TZ"
 stop "$REDIS"
 
-# --- The BOLT layout (BOLT=1), memory store, one core: the rows it is for, on a server of its own.
-if [ -n "$BOLT_BIN" ]; then
-  TZ_BIN=$BOLT_BIN start_tz 0 1
+# --- The shipped build (OPTIMIZED=1), memory store, one core: the rows it is for, on a server of its own.
+if [ -n "$OPT_BIN" ]; then
+  TZ_BIN=$OPT_BIN start_tz 0 1
   AT="$(token demo-web:demo-web-secret-0123456789abcdef)"
   ADMIN_AT="$(token admin-cli:admin-cli-secret-0123456789abcdef)"
   post_lua "$WORK/introspect.lua" "token=$AT" "$WEB_BASIC"
   ES_SECRET="$(es_client)"
-  row "BOLT introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
-  row "BOLT /healthz" "$BASE/healthz" "$WORK/health.lua" 3
-  redeem "BOLT code redemption, ES256 ID token" bench-es256 "$(printf %s "bench-es256:$ES_SECRET" | base64 -w0)"
+  row "shipped introspection (token seen before)" "$BASE/introspect" "$WORK/introspect.lua"
+  row "shipped /healthz" "$BASE/healthz" "$WORK/health.lua" 3
+  redeem "shipped code redemption, ES256 ID token" bench-es256 "$(printf %s "bench-es256:$ES_SECRET" | base64 -w0)"
   stop "$TZ"
 fi
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -260,16 +260,16 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
   rr "client_credentials, server on two cores" "client_credentials, server on two cores" "one core" "client_credentials" "(per-core figure)"
   rr "client_credentials, audit + rate limit on" "client_credentials" "both off" "client_credentials, audit + rate limit off" ">= 0.9 (issue 4)"
   rr "HTTP floor: /healthz" "/healthz" "reference /healthz" "reference /healthz" "(reported)"
-  if [ -n "$BOLT_BIN" ]; then
-    rr "BOLT layout: client_credentials" "BOLT client_credentials" "reference server" "reference client_credentials" ">= 0.9"
-    rr "BOLT layout: client_credentials, against the cargo build" "BOLT client_credentials" "cargo build" "client_credentials" "(the layout's gain)"
-    rw "BOLT layout: introspection, token seen before" "BOLT introspection (token seen before)" "raw ES256 verify" "$RAW_VERIFY" ">= 3"
-    rw "BOLT layout: code redemption, ES256 ID token (${CODES["BOLT code redemption, ES256 ID token"]:-0} codes)" "BOLT code redemption, ES256 ID token" "raw ES256 sign" "$RAW_SIGN" ">= 0.4"
-    rr "BOLT layout: HTTP floor: /healthz" "BOLT /healthz" "reference /healthz" "reference /healthz" "(reported)"
+  if [ -n "$OPT_BIN" ]; then
+    rr "shipped build: client_credentials" "shipped client_credentials" "reference server" "reference client_credentials" ">= 0.9"
+    rr "shipped build: client_credentials, against the cargo build" "shipped client_credentials" "cargo build" "client_credentials" "(PGO's gain)"
+    rw "shipped build: introspection, token seen before" "shipped introspection (token seen before)" "raw ES256 verify" "$RAW_VERIFY" ">= 3"
+    rw "shipped build: code redemption, ES256 ID token (${CODES["shipped code redemption, ES256 ID token"]:-0} codes)" "shipped code redemption, ES256 ID token" "raw ES256 sign" "$RAW_SIGN" ">= 0.4"
+    rr "shipped build: HTTP floor: /healthz" "shipped /healthz" "reference /healthz" "reference /healthz" "(reported)"
   fi
   echo
-  echo "client_credentials runs (requests/s, sorted; the median is the row): tongzheng $CC_SPREAD, reference $REF_SPREAD${BOLT_SPREAD:+, BOLT layout $BOLT_SPREAD}."
-  [ -z "$BOLT_BIN" ] || echo "The BOLT layout's rows: deploy/bolt.sh's build of the same commit (target/bolt/tongzheng), what the image ships with LAYOUT=bolt."
+  echo "client_credentials runs (requests/s, sorted; the median is the row): tongzheng $CC_SPREAD, reference $REF_SPREAD${OPT_SPREAD:+, shipped build $OPT_SPREAD}."
+  [ -z "$OPT_BIN" ] || echo "The shipped build's rows: deploy/build.sh's build of the same commit (target/optimized/tongzheng: profile-guided from a run of the load rows), what the image ships; the other tongzheng rows are the plain cargo build."
   echo
   echo "Token endpoint p99 during the login storm: $(cut -d'|' -f3 <<<"${R["client_credentials during the login storm"]:-}") (target < 5 ms)."
   echo
@@ -280,7 +280,7 @@ rw() { line "$1" "$(rps "$2")" "$3" "$4" "$5" "$(cpu "$2")" "$4"; }
     "introspection (cache off: every token verified)" "token exchange (RFC 8693)" "code redemption, ES256 ID token" \
     "code redemption, RS256 ID token" "client_credentials during the login storm" "client_credentials, audit + rate limit off" \
     "client_credentials, server on two cores" "client_credentials, Redis store" "introspection (token seen before), Redis store" \
-    ${BOLT_BIN:+"BOLT client_credentials" "BOLT introspection (token seen before)" "BOLT /healthz" "BOLT code redemption, ES256 ID token"}; do
+    ${OPT_BIN:+"shipped client_credentials" "shipped introspection (token seen before)" "shipped /healthz" "shipped code redemption, ES256 ID token"}; do
     IFS='|' read -r r p50 p99 bad c <<<"${R[$k]:-||||}"
     echo "| $k | $r | $p50 | $p99 | $bad | $c |"
   done

@@ -101,6 +101,11 @@ fn container_file_is_multi_stage_non_root_and_locked() {
     assert!(froms[0].contains(&format!("rust:{rust_version}")), "build toolchain = rust-version {rust_version}");
     assert!(c.contains("cargo build --release --locked"));
     assert!(c.contains("target/release/tongzheng"));
+    // The default is the profile-guided build (issue 13), of the locked sources too.
+    assert!(c.contains("ARG BUILD=optimized") && c.contains("bash deploy/build.sh"), "the shipped build by default");
+    assert!(c.contains("target/optimized/tongzheng"));
+    let script = read("build.sh");
+    assert_eq!(script.matches("cargo build --release --locked").count(), 2, "both builds locked");
     let user = c.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("a USER line");
     assert!(!user.starts_with("root") && !user.starts_with("0"), "non-root: {user}");
     assert!(c.contains("COPY --from=build"));
