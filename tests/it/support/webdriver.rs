@@ -268,13 +268,15 @@ impl Browser {
     }
 
     /// Resizes the viewport (the page's `innerWidth` x `innerHeight`) to `width` x `height`
-    /// CSS pixels: sets the window, then corrects by what the window's frame takes.
+    /// CSS pixels: sets the window, waits until the page's size has settled, then corrects by
+    /// what the window's frame takes. (On a loaded machine the page can report its old size
+    /// for a moment after the window was set: correcting by that reading overshot, and the
+    /// viewport test failed in a full run with both cores busy.)
     pub async fn set_viewport(&self, width: u32, height: u32) {
         let mut rect = (width, height);
-        for _ in 0..3 {
+        for _ in 0..4 {
             self.post("/window/rect", json!({ "width": rect.0, "height": rect.1 })).await;
-            let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
-            let (w, h) = (v[0].as_u64().unwrap_or(0) as u32, v[1].as_u64().unwrap_or(0) as u32);
+            let (w, h) = self.settled_viewport().await;
             if (w, h) == (width, height) {
                 return;
             }
@@ -282,6 +284,24 @@ impl Browser {
         }
         let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
         panic!("viewport {width}x{height} not reached: {v}");
+    }
+
+    /// The page's `innerWidth` x `innerHeight` once two readings 100 ms apart agree (at most 2 s).
+    async fn settled_viewport(&self) -> (u32, u32) {
+        let read = || async {
+            let v = self.execute("return [window.innerWidth, window.innerHeight];").await;
+            (v[0].as_u64().unwrap_or(0) as u32, v[1].as_u64().unwrap_or(0) as u32)
+        };
+        let mut last = read().await;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = read().await;
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
     }
 
     /// Saves a PNG screenshot of the viewport to `path`.
