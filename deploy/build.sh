@@ -6,8 +6,8 @@
 # run, and the request's code ends up spread out (callgrind's cache model: 3,376
 # instruction-cache misses in a client_credentials request against the reference server's
 # 2,094). With the counts of a run, LLVM inlines along the hot paths, lays their blocks out in
-# the order they run and moves cold code aside: a median 1.15x the plain build's
-# client_credentials requests per core in seven alternating pairs (1.12-1.42; README, Performance).
+# the order they run and moves cold code aside: a median 1.19x the plain build's
+# client_credentials requests per core in six alternating runs (1.15-1.21; README, Performance).
 #   deploy/build.sh              build, train, rebuild, check: writes target/optimized/tongzheng
 #                                (stripped) and target/optimized/tongzheng.symbols (for perf)
 # Steps, each of which stops the script if it fails:
@@ -36,7 +36,8 @@ apt_install() {
     { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q --no-install-recommends "$@" >/dev/null; }
 }
 # llvm-profdata reads the raw counts rustc's LLVM writes: rustup's own copy matches it exactly;
-# Debian's LLVM 19 reads those of rustc 1.88-1.95 (LLVM 20-22, raw format version 10).
+# Debian's LLVM 19 read those of rustc 1.95 (LLVM 22) here. A newer raw format than it knows
+# fails the merge, and the script with it.
 debian_profdata() {
   local d
   for d in $(printf '%s\n' /usr/lib/llvm-*/bin | sort -t- -k2 -n -r); do
