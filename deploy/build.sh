@@ -94,7 +94,7 @@ echo "deploy/build.sh: profile-guided build"
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$OUT/tongzheng.profdata" CARGO_TARGET_DIR="$OUT/use" \
   cargo build --release --locked -q --bin tongzheng
 # The counts applied: most functions of the result carry the names the counting build gave them
-# (93 % when they match, none when the builds' settings differ).
+# (93 % here; with the two builds' settings apart, the profile's names matched 5 of 26,459).
 symbols() { nm --defined-only "$1" | awk '$3 ~ /^_ZN/ { print $3 }' | sort -u; }
 symbols "$OUT/gen/release/tongzheng" >"$TRAIN/gen.syms"
 symbols "$OUT/use/release/tongzheng" >"$TRAIN/use.syms"
